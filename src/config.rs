@@ -1,0 +1,132 @@
+//! Player configuration: the Rust-side mirror of `ApConfig` (SPEC U4).
+
+use std::sync::Arc;
+
+/// Sample format of the PCM the engine writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputFormat {
+    /// Signed 16-bit native-endian; converted with `x / 32768` (SPEC D3).
+    S16,
+    /// 32-bit float, nominal range [-1, 1].
+    F32,
+}
+
+impl InputFormat {
+    pub fn bytes_per_sample(self) -> usize {
+        match self {
+            InputFormat::S16 => 2,
+            InputFormat::F32 => 4,
+        }
+    }
+}
+
+/// Which rate the device stream is opened at (SPEC U4 `prefer_stream_rate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreferStreamRate {
+    /// Open at the content rate when the device accepts it (the server may resample).
+    Content,
+    /// Open at the device's native rate and resample in the library (SPEC A2).
+    Device,
+}
+
+/// Where resampling happens (SPEC U4 `resample_mode`, S3, U2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResampleMode {
+    /// In the audio callback, from a preallocated scratch buffer.
+    Callback,
+    /// Before the ring buffer, on the writing thread (U2).
+    Producer,
+    /// Never: the stream is opened at the content rate.
+    Off,
+}
+
+/// Severity of a deferred log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+}
+
+/// Receives formatted log lines on the player's service thread, never on the audio thread (C4).
+pub type LogSink = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Config {
+    pub input_format: InputFormat,
+    pub input_channels: u16,
+    pub input_rate: u32,
+    /// `None` = follow the system default output.
+    pub device_id: Option<String>,
+    /// End-to-end device buffer target; one callback period is half of it.
+    pub target_latency_ms: u32,
+    pub ring_capacity_ms: u32,
+    /// How long `write` may block for ring space; 0 = never block.
+    pub write_timeout_ms: u32,
+    pub prefer_stream_rate: PreferStreamRate,
+    pub resample_mode: ResampleMode,
+    pub log_sink: Option<LogSink>,
+    pub log_level: LogLevel,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            input_format: InputFormat::S16,
+            input_channels: 1,
+            input_rate: 22050,
+            device_id: None,
+            target_latency_ms: 20,
+            ring_capacity_ms: 2000,
+            write_timeout_ms: 1000,
+            prefer_stream_rate: PreferStreamRate::Device,
+            resample_mode: ResampleMode::Callback,
+            log_sink: None,
+            log_level: LogLevel::Info,
+        }
+    }
+}
+
+/// Largest channel count accepted on either side; bounds the resampler's per-frame state.
+pub const MAX_CHANNELS: usize = 32;
+pub const MIN_RATE: u32 = 1000;
+pub const MAX_RATE: u32 = 384_000;
+
+impl Config {
+    /// Checks every field; the message names the field so C callers get a useful last-error.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.input_channels == 0 || self.input_channels as usize > MAX_CHANNELS {
+            return Err(format!(
+                "input_channels {} out of range 1..={MAX_CHANNELS}",
+                self.input_channels
+            ));
+        }
+        if !(MIN_RATE..=MAX_RATE).contains(&self.input_rate) {
+            return Err(format!(
+                "input_rate {} out of range {MIN_RATE}..={MAX_RATE}",
+                self.input_rate
+            ));
+        }
+        if !(2..=1000).contains(&self.target_latency_ms) {
+            return Err(format!(
+                "target_latency_ms {} out of range 2..=1000",
+                self.target_latency_ms
+            ));
+        }
+        if !(10..=60_000).contains(&self.ring_capacity_ms) {
+            return Err(format!(
+                "ring_capacity_ms {} out of range 10..=60000",
+                self.ring_capacity_ms
+            ));
+        }
+        if self.resample_mode == ResampleMode::Producer {
+            return Err("resample_mode producer is not available yet; use callback or off".into());
+        }
+        Ok(())
+    }
+
+    pub fn frame_bytes(&self) -> usize {
+        self.input_format.bytes_per_sample() * self.input_channels as usize
+    }
+}

@@ -1,0 +1,200 @@
+//! Sample conversion and channel mapping (SPEC D2-D4). Everything here runs on the audio
+//! thread: no allocation, no panics on any input length (slices are zipped, never indexed
+//! past their end).
+
+use cpal::{FromSample, SampleFormat, I24, U24};
+
+const I16_SCALE: f32 = 32768.0;
+/// Largest float that maps to i16::MAX under D3: `1 - 1/32768`.
+const I16_MAX_F: f32 = 1.0 - 1.0 / 32768.0;
+
+/// D3: int16 -> float32 is `x / 32768`.
+#[inline(always)]
+pub fn s16_to_f32(x: i16) -> f32 {
+    x as f32 / I16_SCALE
+}
+
+/// D3: clip to `[-1, 1 - 1/32768]`, then multiply by 32768. NaN becomes 0 so it can never
+/// reach a device.
+#[inline(always)]
+pub fn f32_to_s16(x: f32) -> i16 {
+    let x = if x.is_nan() { 0.0 } else { x };
+    (x.clamp(-1.0, I16_MAX_F) * I16_SCALE) as i16
+}
+
+/// Makes a float sample safe for any device: NaN -> 0, +-Inf and overs clip to +-1.
+#[inline(always)]
+pub fn sanitize(x: f32) -> f32 {
+    if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(-1.0, 1.0)
+    }
+}
+
+/// Decodes native-endian input bytes into float32 samples (D2, D3). Returns samples written.
+pub fn decode_into(input_is_s16: bool, bytes: &[u8], out: &mut [f32]) -> usize {
+    if input_is_s16 {
+        let mut n = 0;
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            *o = s16_to_f32(i16::from_ne_bytes([b[0], b[1]]));
+            n += 1;
+        }
+        n
+    } else {
+        let mut n = 0;
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+            *o = sanitize(f32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+            n += 1;
+        }
+        n
+    }
+}
+
+/// D4 channel policy, applied to interleaved frames. `out` must already be zeroed: channels
+/// the policy leaves silent are not touched.
+/// - mono -> 2+: the mono channel goes to the first two outputs;
+/// - 2+ -> mono: `0.5 * (L + R)`;
+/// - otherwise: the first `min(N, M)` channels are copied.
+pub fn map_channels(input: &[f32], in_ch: usize, out: &mut [f32], out_ch: usize) {
+    if in_ch == 0 || out_ch == 0 {
+        return;
+    }
+    let frames = (input.len() / in_ch).min(out.len() / out_ch);
+    let (input, out) = (&input[..frames * in_ch], &mut out[..frames * out_ch]);
+    if in_ch == out_ch {
+        out.copy_from_slice(input);
+    } else if in_ch == 1 {
+        for (o, &x) in out.chunks_exact_mut(out_ch).zip(input) {
+            o[0] = x;
+            o[1] = x;
+        }
+    } else if out_ch == 1 {
+        for (o, i) in out.iter_mut().zip(input.chunks_exact(in_ch)) {
+            *o = 0.5 * (i[0] + i[1]);
+        }
+    } else {
+        let n = in_ch.min(out_ch);
+        for (o, i) in out.chunks_exact_mut(out_ch).zip(input.chunks_exact(in_ch)) {
+            o[..n].copy_from_slice(&i[..n]);
+        }
+    }
+}
+
+/// The last step of the callback (D2): float32 samples into the device's format, starting at
+/// sample `offset` of the device buffer. Returns false for formats no speech device uses
+/// (DSD); the caller counts that as a shape mismatch and the buffer stays silent.
+pub fn write_device(src: &[f32], data: &mut cpal::Data, offset: usize) -> bool {
+    fn put<T: cpal::SizedSample + FromSample<f32>>(
+        src: &[f32],
+        data: &mut cpal::Data,
+        offset: usize,
+    ) -> bool {
+        let Some(dst) = data.as_slice_mut::<T>() else {
+            return false;
+        };
+        let Some(dst) = dst.get_mut(offset..) else {
+            return false;
+        };
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = T::from_sample(sanitize(s));
+        }
+        true
+    }
+    match data.sample_format() {
+        SampleFormat::F32 => put::<f32>(src, data, offset),
+        SampleFormat::I16 => {
+            // D3's exact clipping rule, not cpal's generic conversion.
+            let Some(dst) = data.as_slice_mut::<i16>().and_then(|d| d.get_mut(offset..)) else {
+                return false;
+            };
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = f32_to_s16(s);
+            }
+            true
+        }
+        SampleFormat::I8 => put::<i8>(src, data, offset),
+        SampleFormat::I24 => put::<I24>(src, data, offset),
+        SampleFormat::I32 => put::<i32>(src, data, offset),
+        SampleFormat::I64 => put::<i64>(src, data, offset),
+        SampleFormat::U8 => put::<u8>(src, data, offset),
+        SampleFormat::U16 => put::<u16>(src, data, offset),
+        SampleFormat::U24 => put::<U24>(src, data, offset),
+        SampleFormat::U32 => put::<u32>(src, data, offset),
+        SampleFormat::U64 => put::<u64>(src, data, offset),
+        SampleFormat::F64 => put::<f64>(src, data, offset),
+        _ => false,
+    }
+}
+
+/// D1: the whole device buffer holds silence, whatever its format (unsigned formats are
+/// silent at mid-scale, not zero).
+pub fn fill_silence(data: &mut cpal::Data) {
+    fn fill<T: cpal::SizedSample>(data: &mut cpal::Data) {
+        if let Some(d) = data.as_slice_mut::<T>() {
+            d.fill(T::EQUILIBRIUM);
+        }
+    }
+    match data.sample_format() {
+        SampleFormat::U8 => fill::<u8>(data),
+        SampleFormat::U16 => fill::<u16>(data),
+        SampleFormat::U24 => fill::<U24>(data),
+        SampleFormat::U32 => fill::<u32>(data),
+        SampleFormat::U64 => fill::<u64>(data),
+        _ => data.bytes_mut().fill(0),
+    }
+}
+
+/// Whether the render path can write this device format.
+pub fn device_format_supported(f: SampleFormat) -> bool {
+    !f.is_dsd()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn d3_round_trip_is_lossless_for_every_int16() {
+        for v in i16::MIN..=i16::MAX {
+            assert_eq!(f32_to_s16(s16_to_f32(v)), v, "value {v}");
+        }
+    }
+
+    #[test]
+    fn d3_clips_and_sanitises() {
+        assert_eq!(f32_to_s16(1.0), i16::MAX);
+        assert_eq!(f32_to_s16(5.0), i16::MAX);
+        assert_eq!(f32_to_s16(-1.0), i16::MIN);
+        assert_eq!(f32_to_s16(-7.0), i16::MIN);
+        assert_eq!(f32_to_s16(f32::NAN), 0);
+        assert_eq!(f32_to_s16(f32::INFINITY), i16::MAX);
+    }
+
+    #[test]
+    fn d4_policies() {
+        let mono = [0.1, 0.2];
+        let mut st = [9.0f32; 4];
+        st.fill(0.0);
+        map_channels(&mono, 1, &mut st, 2);
+        assert_eq!(st, [0.1, 0.1, 0.2, 0.2]);
+
+        let stereo = [0.2, 0.4, -0.2, 0.6];
+        let mut m = [0.0f32; 2];
+        map_channels(&stereo, 2, &mut m, 1);
+        assert!((m[0] - 0.3).abs() < 1e-7 && (m[1] - 0.2).abs() < 1e-7);
+
+        let six: Vec<f32> = (0..6).map(|c| c as f32 / 10.0).collect();
+        let mut two = [0.0f32; 2];
+        map_channels(&six, 6, &mut two, 2);
+        assert_eq!(two, [0.0, 0.1]);
+
+        let mut six_out = [0.0f32; 6];
+        map_channels(&[0.5, -0.5], 2, &mut six_out, 6);
+        assert_eq!(six_out, [0.5, -0.5, 0.0, 0.0, 0.0, 0.0]);
+
+        let mut four = [0.0f32; 4];
+        map_channels(&[0.3], 1, &mut four, 4);
+        assert_eq!(four, [0.3, 0.3, 0.0, 0.0]);
+    }
+}

@@ -1,0 +1,160 @@
+//! Output devices: which host, which device, which stream configuration (SPEC V1, V2, A2).
+//! Everything here does I/O and runs with the stream-slot lock released (L2).
+
+use cpal::traits::{DeviceTrait, HostTrait};
+use cpal::{BufferSize, SampleFormat, StreamConfig, SupportedBufferSize};
+
+use crate::config::{Config, PreferStreamRate, ResampleMode};
+use crate::convert;
+
+/// Picks the system's audio host: PulseAudio (or pipewire-pulse) when a server is reachable,
+/// else cpal's default. ALSA's own stderr chatter is silenced first: a library must not
+/// write to its host process's stderr.
+pub fn system_host() -> Result<cpal::Host, String> {
+    #[cfg(target_os = "linux")]
+    {
+        if cpal::available_hosts().contains(&cpal::HostId::PulseAudio) {
+            if let Ok(h) = cpal::host_from_id(cpal::HostId::PulseAudio) {
+                return Ok(h);
+            }
+        }
+        quiet_alsa();
+    }
+    Ok(cpal::default_host())
+}
+
+#[cfg(target_os = "linux")]
+fn quiet_alsa() {
+    use std::os::raw::{c_char, c_int};
+    // ALSA declares the handler variadic; a non-variadic function that ignores its arguments
+    // is safe to call through it on the SysV and AAPCS64 ABIs (the alsa crate does the same).
+    unsafe extern "C" fn ignore(_: *const c_char, _: c_int, _: *const c_char, _: c_int, _: *const c_char) {}
+    extern "C" {
+        fn snd_lib_error_set_handler(
+            h: Option<unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char)>,
+        ) -> c_int;
+    }
+    // SAFETY: installs a process-wide handler that never touches its arguments; libasound is
+    // linked by cpal's ALSA host.
+    unsafe {
+        snd_lib_error_set_handler(Some(ignore));
+    }
+}
+
+/// What the library knows about one output device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// cpal's id string without the host prefix (`s48` for PulseAudio sink `s48`).
+    pub id: String,
+    pub name: String,
+    pub rate: u32,
+    pub channels: u16,
+    pub format: SampleFormat,
+}
+
+pub fn device_id_string(d: &cpal::Device) -> Option<String> {
+    d.id().ok().map(|id| id.id().to_string())
+}
+
+fn info_of(d: &cpal::Device) -> Result<DeviceInfo, String> {
+    let id = device_id_string(d).ok_or("device has no id")?;
+    let cfg = d
+        .default_output_config()
+        .map_err(|e| format!("device {id}: no output config: {e}"))?;
+    let name = d
+        .description()
+        .map(|x| x.name().to_string())
+        .unwrap_or_else(|_| id.clone());
+    Ok(DeviceInfo {
+        id,
+        name,
+        rate: cfg.sample_rate(),
+        channels: cfg.channels(),
+        format: cfg.sample_format(),
+    })
+}
+
+/// Matches `wanted` against a device id in either cpal form (`pulseaudio:s48`) or bare (`s48`).
+fn id_matches(d: &cpal::Device, wanted: &str) -> bool {
+    match d.id() {
+        Ok(id) => id.id() == wanted || id.to_string() == wanted,
+        Err(_) => false,
+    }
+}
+
+/// Finds the output device: the pinned one, else the system default.
+pub fn find_output(
+    host: &cpal::Host,
+    wanted: Option<&str>,
+) -> Result<(cpal::Device, DeviceInfo), String> {
+    let dev = match wanted {
+        Some(w) => host
+            .output_devices()
+            .map_err(|e| format!("cannot list output devices: {e}"))?
+            .find(|d| id_matches(d, w))
+            .ok_or_else(|| format!("output device '{w}' not found"))?,
+        None => host
+            .default_output_device()
+            .ok_or("no default output device")?,
+    };
+    let info = info_of(&dev)?;
+    Ok((dev, info))
+}
+
+/// Every output device the host lists.
+pub fn list_outputs(host: &cpal::Host) -> Result<Vec<DeviceInfo>, String> {
+    Ok(host
+        .output_devices()
+        .map_err(|e| format!("cannot list output devices: {e}"))?
+        .filter_map(|d| info_of(&d).ok())
+        .collect())
+}
+
+/// The stream the library opens on a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamPlan {
+    pub config: StreamConfig,
+    pub format: SampleFormat,
+}
+
+fn device_accepts_rate(dev: &cpal::Device, info: &DeviceInfo, rate: u32) -> bool {
+    dev.supported_output_configs().is_ok_and(|mut it| {
+        it.any(|r| {
+            r.channels() == info.channels
+                && r.min_sample_rate() <= rate
+                && rate <= r.max_sample_rate()
+        })
+    })
+}
+
+/// Chooses rate, channels, format and period for a device (A2, U4).
+pub fn plan_stream(dev: &cpal::Device, info: &DeviceInfo, cfg: &Config) -> StreamPlan {
+    let content = cfg.input_rate;
+    let wants_content = cfg.resample_mode == ResampleMode::Off
+        || cfg.prefer_stream_rate == PreferStreamRate::Content;
+    let rate = if wants_content && device_accepts_rate(dev, info, content) {
+        content
+    } else {
+        info.rate
+    };
+    let format = if convert::device_format_supported(info.format) {
+        info.format
+    } else {
+        SampleFormat::F32
+    };
+    // A PulseAudio stream double-buffers, so one callback period is half the latency target.
+    let mut period = (rate as u64 * cfg.target_latency_ms as u64 / 2000).max(16) as u32;
+    if let Ok(cfgs) = dev.default_output_config() {
+        if let SupportedBufferSize::Range { min, max } = cfgs.buffer_size() {
+            period = period.clamp(*min, (*max).max(*min));
+        }
+    }
+    StreamPlan {
+        config: StreamConfig {
+            channels: info.channels,
+            sample_rate: rate,
+            buffer_size: BufferSize::Fixed(period),
+        },
+        format,
+    }
+}

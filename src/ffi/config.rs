@@ -1,0 +1,197 @@
+//! `ApConfig`: creation settings (SPEC U4).
+
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_void};
+use std::sync::Arc;
+
+use super::status::ApStatus;
+use super::{ffi_guard, try_mut};
+use crate::config::{Config, InputFormat, LogLevel, PreferStreamRate, ResampleMode};
+
+/// Sample format of the PCM passed to `ap_write`.
+pub type ApFormat = i32;
+/// Signed 16-bit, native endian.
+pub const AP_FORMAT_S16: ApFormat = 1;
+/// 32-bit float, native endian, nominal range [-1, 1]; NaN is played as 0, overs are clipped.
+pub const AP_FORMAT_F32: ApFormat = 2;
+
+/// `prefer_stream_rate`: which rate the device stream runs at.
+pub type ApStreamRate = i32;
+/// Open at the content rate when the device accepts it.
+pub const AP_STREAM_RATE_CONTENT: ApStreamRate = 1;
+/// Open at the device's native rate; the library resamples (default).
+pub const AP_STREAM_RATE_DEVICE: ApStreamRate = 2;
+
+/// `resample_mode`: where resampling happens.
+pub type ApResampleMode = i32;
+/// In the audio callback, from preallocated scratch (default).
+pub const AP_RESAMPLE_CALLBACK: ApResampleMode = 1;
+/// Before the ring, on the writing thread (not available yet: `ap_create` rejects it).
+pub const AP_RESAMPLE_PRODUCER: ApResampleMode = 2;
+/// Never: the stream runs at the content rate.
+pub const AP_RESAMPLE_OFF: ApResampleMode = 3;
+
+/// Log severities, most severe first.
+pub type ApLogLevel = i32;
+pub const AP_LOG_ERROR: ApLogLevel = 1;
+pub const AP_LOG_WARN: ApLogLevel = 2;
+pub const AP_LOG_INFO: ApLogLevel = 3;
+pub const AP_LOG_DEBUG: ApLogLevel = 4;
+
+/// Receives log lines. Called on the player's service thread (or the thread calling
+/// `ap_create`), never on the audio thread. `message` is valid only during the call.
+pub type ApLogFn =
+    Option<unsafe extern "C" fn(user: *mut c_void, level: ApLogLevel, message: *const c_char)>;
+
+/// Settings for `ap_create`. Always initialise with `ap_config_init`, then change fields.
+#[repr(C)]
+pub struct ApConfig {
+    /// `sizeof(ApConfig)`, set by `ap_config_init`. Lets later versions append fields.
+    pub struct_size: u32,
+    /// `AP_FORMAT_S16` (default) or `AP_FORMAT_F32`.
+    pub input_format: ApFormat,
+    /// Interleaved channels in written PCM, 1..=32 (default 1).
+    pub input_channels: u32,
+    /// Content sample rate in Hz, 1000..=384000 (default 22050).
+    pub input_rate: u32,
+    /// Output device id (as listed by the host, e.g. a PulseAudio sink name); NULL follows
+    /// the system default (default). Copied during `ap_create`.
+    pub device_id: *const c_char,
+    /// Device buffer target in ms, 2..=1000 (default 20: 10 ms callbacks).
+    pub target_latency_ms: u32,
+    /// Queue capacity in ms of content, 10..=60000 (default 2000).
+    pub ring_capacity_ms: u32,
+    /// How long `ap_write` may block for space; 0 = never block (default 1000).
+    pub write_timeout_ms: u32,
+    /// `AP_STREAM_RATE_DEVICE` (default) or `AP_STREAM_RATE_CONTENT`.
+    pub prefer_stream_rate: ApStreamRate,
+    /// `AP_RESAMPLE_CALLBACK` (default), `AP_RESAMPLE_OFF`.
+    pub resample_mode: ApResampleMode,
+    /// Most verbose level delivered to `log_fn` (default `AP_LOG_INFO`).
+    pub log_level: ApLogLevel,
+    /// Log receiver, or NULL for none (default).
+    pub log_fn: ApLogFn,
+    /// Passed back to `log_fn`.
+    pub log_user: *mut c_void,
+}
+
+/// Fills `config` with defaults, including `struct_size`. Thread-safe (touches only `config`).
+///
+/// Returns `AP_ERR_NULL` if `config` is NULL.
+#[no_mangle]
+pub extern "C" fn ap_config_init(config: *mut ApConfig) -> ApStatus {
+    ffi_guard!({
+        let out = try_mut!(config);
+        let d = Config::default();
+        *out = ApConfig {
+            struct_size: std::mem::size_of::<ApConfig>() as u32,
+            input_format: AP_FORMAT_S16,
+            input_channels: d.input_channels as u32,
+            input_rate: d.input_rate,
+            device_id: std::ptr::null(),
+            target_latency_ms: d.target_latency_ms,
+            ring_capacity_ms: d.ring_capacity_ms,
+            write_timeout_ms: d.write_timeout_ms,
+            prefer_stream_rate: AP_STREAM_RATE_DEVICE,
+            resample_mode: AP_RESAMPLE_CALLBACK,
+            log_level: AP_LOG_INFO,
+            log_fn: None,
+            log_user: std::ptr::null_mut(),
+        };
+        ApStatus::AP_OK
+    })
+}
+
+/// Carries the C user pointer into the log closure.
+struct UserPtr(*mut c_void);
+// SAFETY: the pointer is only handed back to the caller's own log function, which the header
+// documents may run on the service thread.
+unsafe impl Send for UserPtr {}
+// SAFETY: as above; the library never dereferences it.
+unsafe impl Sync for UserPtr {}
+
+impl UserPtr {
+    // A method, so closures capture the whole Send wrapper rather than its raw field.
+    fn get(&self) -> *mut c_void {
+        self.0
+    }
+}
+
+fn level_from(v: ApLogLevel) -> Option<LogLevel> {
+    Some(match v {
+        AP_LOG_ERROR => LogLevel::Error,
+        AP_LOG_WARN => LogLevel::Warn,
+        AP_LOG_INFO => LogLevel::Info,
+        AP_LOG_DEBUG => LogLevel::Debug,
+        _ => return None,
+    })
+}
+
+/// Converts a checked `ApConfig` to the Rust config. The error names the bad field.
+pub(crate) fn to_config(c: &ApConfig) -> Result<Config, (ApStatus, String)> {
+    let invalid = |m: String| (ApStatus::AP_ERR_INVALID_ARG, m);
+    if c.struct_size as usize != std::mem::size_of::<ApConfig>() {
+        return Err((
+            ApStatus::AP_ERR_STRUCT_SIZE,
+            format!(
+                "ApConfig.struct_size is {}, this library's ApConfig is {} bytes (use ap_config_init)",
+                c.struct_size,
+                std::mem::size_of::<ApConfig>()
+            ),
+        ));
+    }
+    let input_format = match c.input_format {
+        AP_FORMAT_S16 => InputFormat::S16,
+        AP_FORMAT_F32 => InputFormat::F32,
+        v => return Err(invalid(format!("input_format {v} is not an AP_FORMAT_* value"))),
+    };
+    let prefer_stream_rate = match c.prefer_stream_rate {
+        AP_STREAM_RATE_CONTENT => PreferStreamRate::Content,
+        AP_STREAM_RATE_DEVICE => PreferStreamRate::Device,
+        v => return Err(invalid(format!("prefer_stream_rate {v} is not an AP_STREAM_RATE_* value"))),
+    };
+    let resample_mode = match c.resample_mode {
+        AP_RESAMPLE_CALLBACK => ResampleMode::Callback,
+        AP_RESAMPLE_PRODUCER => ResampleMode::Producer,
+        AP_RESAMPLE_OFF => ResampleMode::Off,
+        v => return Err(invalid(format!("resample_mode {v} is not an AP_RESAMPLE_* value"))),
+    };
+    let log_level = level_from(c.log_level)
+        .ok_or_else(|| invalid(format!("log_level {} is not an AP_LOG_* value", c.log_level)))?;
+    let device_id = if c.device_id.is_null() {
+        None
+    } else {
+        // SAFETY: non-null; the header requires a NUL-terminated string valid during the call.
+        let s = unsafe { CStr::from_ptr(c.device_id) };
+        Some(
+            s.to_str()
+                .map_err(|_| invalid("device_id is not valid UTF-8".into()))?
+                .to_string(),
+        )
+    };
+    let channels = u16::try_from(c.input_channels)
+        .map_err(|_| invalid(format!("input_channels {} out of range", c.input_channels)))?;
+    let log_sink: Option<crate::config::LogSink> = c.log_fn.map(|f| {
+        let user = UserPtr(c.log_user);
+        Arc::new(move |level: LogLevel, msg: &str| {
+            let text = std::ffi::CString::new(msg.replace('\0', " ")).unwrap_or_default();
+            // SAFETY: `f` is the caller's log function; the message outlives the call.
+            unsafe { f(user.get(), level as i32, text.as_ptr()) }
+        }) as crate::config::LogSink
+    });
+    let cfg = Config {
+        input_format,
+        input_channels: channels,
+        input_rate: c.input_rate,
+        device_id,
+        target_latency_ms: c.target_latency_ms,
+        ring_capacity_ms: c.ring_capacity_ms,
+        write_timeout_ms: c.write_timeout_ms,
+        prefer_stream_rate,
+        resample_mode,
+        log_sink,
+        log_level,
+    };
+    cfg.validate().map_err(invalid)?;
+    Ok(cfg)
+}

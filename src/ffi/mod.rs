@@ -1,0 +1,55 @@
+//! The C ABI (`include/audioplay.h`), one file per header section.
+//!
+//! Rules every entry point follows (rustls-ffi style):
+//! - runs inside [`ffi_guard!`]: a panic becomes `AP_ERR_PANIC`, never an unwind into C;
+//! - checks every pointer ([`try_ref!`], [`try_mut!`]) and every enum value before use;
+//! - writes its outputs only on success (`ap_write`'s partial count is a success);
+//! - records a per-handle error message, readable with `ap_last_error` (not thread-local:
+//!   Go and others move calls between OS threads).
+
+pub mod config;
+pub mod handle;
+pub mod metrics;
+pub mod player;
+pub mod status;
+pub mod version;
+
+/// Runs an entry point's body, turning a panic into `AP_ERR_PANIC`.
+macro_rules! ffi_guard {
+    ($body:block) => {{
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(
+            || -> $crate::ffi::status::ApStatus { $body },
+        )) {
+            Ok(status) => status,
+            Err(_) => $crate::ffi::status::ApStatus::AP_ERR_PANIC,
+        }
+    }};
+}
+
+/// `&T` from a C pointer, or return `AP_ERR_NULL`.
+macro_rules! try_ref {
+    ($ptr:expr) => {{
+        let p = $ptr;
+        if p.is_null() {
+            return $crate::ffi::status::ApStatus::AP_ERR_NULL;
+        }
+        // SAFETY: non-null, and the C caller promises it points to a valid, aligned object
+        // for the duration of the call (documented on every entry point).
+        unsafe { &*p }
+    }};
+}
+
+/// `&mut T` from a C pointer, or return `AP_ERR_NULL`.
+macro_rules! try_mut {
+    ($ptr:expr) => {{
+        let p = $ptr;
+        if p.is_null() {
+            return $crate::ffi::status::ApStatus::AP_ERR_NULL;
+        }
+        // SAFETY: non-null, and the C caller promises exclusive access to a valid, aligned
+        // object for the duration of the call (documented on every entry point).
+        unsafe { &mut *p }
+    }};
+}
+
+pub(crate) use {ffi_guard, try_mut, try_ref};

@@ -1,0 +1,163 @@
+//! Player lifecycle and audio: create, write, drain, destroy, last error.
+
+use std::os::raw::{c_char, c_void};
+use std::time::Duration;
+
+use super::config::{to_config, ApConfig};
+use super::handle::{self, ApPlayer};
+use super::status::ApStatus;
+use super::{ffi_guard, try_mut, try_ref};
+use crate::player::Player;
+
+/// Creates a player and opens its output stream. On success `*out_player` receives a handle
+/// to pass to every other call and to `ap_destroy`; on failure `*out_player` is untouched and
+/// the reason goes to the config's log function.
+///
+/// Errors: `AP_ERR_NULL`, `AP_ERR_STRUCT_SIZE`, `AP_ERR_INVALID_ARG` (a field is out of range),
+/// `AP_ERR_NO_DEVICE`, `AP_ERR_DEVICE`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn ap_create(config: *const ApConfig, out_player: *mut *mut ApPlayer) -> ApStatus {
+    ffi_guard!({
+        let c = try_ref!(config);
+        let out = try_mut!(out_player);
+        let cfg = match to_config(c) {
+            Ok(cfg) => cfg,
+            Err((status, msg)) => {
+                if let Some(f) = c.log_fn {
+                    let text = std::ffi::CString::new(msg).unwrap_or_default();
+                    // SAFETY: the caller's own log function, with a message valid for the call.
+                    unsafe { f(c.log_user, super::config::AP_LOG_ERROR, text.as_ptr()) };
+                }
+                return status;
+            }
+        };
+        match Player::new(cfg) {
+            Ok(p) => {
+                *out = handle::register(p);
+                ApStatus::AP_OK
+            }
+            Err(e) => ApStatus::from(&e),
+        }
+    })
+}
+
+/// Stops playback, joins every thread the player started and frees it. Audio still queued
+/// is discarded. NULL is a no-op (`AP_OK`); a handle that is not live gives
+/// `AP_ERR_BAD_HANDLE`. Calls blocked in other threads on this player return `AP_ERR_CLOSED`.
+/// Thread-safe, but the handle must not be used again afterwards.
+#[no_mangle]
+pub extern "C" fn ap_destroy(player: *mut ApPlayer) -> ApStatus {
+    ffi_guard!({
+        if player.is_null() {
+            return ApStatus::AP_OK;
+        }
+        handle::destroy(player)
+    })
+}
+
+/// Queues `frame_count` interleaved frames in the configured format and channel count.
+/// Blocks up to `write_timeout_ms` while the queue is full, then returns `AP_OK` with
+/// `*frames_written` set to what was queued (fewer than `frame_count` when the timeout
+/// passed). `frames` may be NULL only when `frame_count` is 0.
+///
+/// Errors: `AP_ERR_NULL`, `AP_ERR_BAD_HANDLE`, `AP_ERR_INVALID_ARG` (size overflow),
+/// `AP_ERR_CLOSED`. Thread-safe: concurrent writers are serialised.
+#[no_mangle]
+pub extern "C" fn ap_write(
+    player: *mut ApPlayer,
+    frames: *const c_void,
+    frame_count: usize,
+    frames_written: *mut usize,
+) -> ApStatus {
+    ffi_guard!({
+        let h = match handle::resolve(player) {
+            Ok(h) => h,
+            Err(s) => return s,
+        };
+        let out = try_mut!(frames_written);
+        if frame_count == 0 {
+            *out = 0;
+            return ApStatus::AP_OK;
+        }
+        if frames.is_null() {
+            h.set_error("ap_write: frames is NULL");
+            return ApStatus::AP_ERR_NULL;
+        }
+        let Some(len) = frame_count.checked_mul(h.player.frame_bytes()) else {
+            h.set_error(format!("ap_write: {frame_count} frames overflows the address space"));
+            return ApStatus::AP_ERR_INVALID_ARG;
+        };
+        if len > isize::MAX as usize {
+            h.set_error(format!("ap_write: {frame_count} frames is too large"));
+            return ApStatus::AP_ERR_INVALID_ARG;
+        }
+        // SAFETY: non-null; the caller promises `frame_count` frames of readable memory.
+        let bytes = unsafe { std::slice::from_raw_parts(frames.cast::<u8>(), len) };
+        match h.player.write_bytes(bytes) {
+            Ok(n) => {
+                *out = n;
+                ApStatus::AP_OK
+            }
+            Err(e) => {
+                h.set_error(format!("ap_write: {e}"));
+                ApStatus::from(&e)
+            }
+        }
+    })
+}
+
+/// Blocks until everything written so far has been played by the device (its latency
+/// included), or `timeout_ms` passes (`AP_ERR_TIMEOUT`). The queue running dry after a drain
+/// began is the end of speech, not an underrun; the next `ap_write` ends the drain state.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn ap_drain(player: *mut ApPlayer, timeout_ms: u32) -> ApStatus {
+    ffi_guard!({
+        let h = match handle::resolve(player) {
+            Ok(h) => h,
+            Err(s) => return s,
+        };
+        match h.player.drain(Duration::from_millis(timeout_ms as u64)) {
+            Ok(true) => ApStatus::AP_OK,
+            Ok(false) => {
+                h.set_error("ap_drain: timed out");
+                ApStatus::AP_ERR_TIMEOUT
+            }
+            Err(e) => {
+                h.set_error(format!("ap_drain: {e}"));
+                ApStatus::from(&e)
+            }
+        }
+    })
+}
+
+/// Copies the player's most recent error message (empty if none) into `buf` as a
+/// NUL-terminated string of at most `buf_len` bytes, truncating if needed. Per handle, not
+/// per thread. Returns `AP_ERR_BUFFER_TOO_SMALL` if `buf_len` is 0. Thread-safe.
+#[no_mangle]
+pub extern "C" fn ap_last_error(player: *const ApPlayer, buf: *mut c_char, buf_len: usize) -> ApStatus {
+    ffi_guard!({
+        let h = match handle::resolve(player) {
+            Ok(h) => h,
+            Err(s) => return s,
+        };
+        if buf.is_null() {
+            return ApStatus::AP_ERR_NULL;
+        }
+        if buf_len == 0 {
+            return ApStatus::AP_ERR_BUFFER_TOO_SMALL;
+        }
+        let msg = h.last_error();
+        let mut n = msg.len().min(buf_len - 1);
+        while !msg.is_char_boundary(n) {
+            n -= 1;
+        }
+        // SAFETY: `buf` is non-null and the caller promises `buf_len` writable bytes; we write
+        // n + 1 <= buf_len bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
+            *buf.add(n) = 0;
+        }
+        ApStatus::AP_OK
+    })
+}

@@ -1,0 +1,27 @@
+//! audioplay: glitch-free speech playback for TTS engines, with a C ABI.
+//!
+//! The Rust API ([`Player`]) is the safe core; [`ffi`] is the C ABI over it
+//! (`include/audioplay.h`). Requirement IDs in comments refer to the user's SPEC.md.
+
+pub mod config;
+pub mod convert;
+pub mod device;
+pub mod error;
+pub mod ffi;
+mod log;
+pub mod metrics;
+pub mod player;
+mod recreate;
+pub mod render;
+pub mod resample;
+mod service;
+pub mod virtual_device;
+
+pub use config::{Config, InputFormat, LogLevel, PreferStreamRate, ResampleMode};
+pub use error::Error;
+pub use player::{Metrics, Player, StreamState};
+
+/// The header cbindgen generates from this build's `src/ffi`; a test checks that the
+/// committed `include/audioplay.h` equals it.
+#[doc(hidden)]
+pub const GENERATED_HEADER: &str = include_str!(concat!(env!("OUT_DIR"), "/audioplay.h"));

@@ -1,0 +1,119 @@
+//! Counters and timing histograms filled by the audio callback without locks or allocation
+//! (SPEC C3, M1), read by the service thread and `ap_metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Sub-buckets per power of two: 8 gives ~9% resolution, plenty for p95 tripwires.
+const SUB: usize = 8;
+const OCTAVES: usize = 40;
+const BUCKETS: usize = OCTAVES * SUB;
+
+/// A log-linear histogram of nanosecond durations. `record` is one relaxed `fetch_add` plus
+/// one `fetch_max`: safe on the audio thread.
+pub struct Histogram {
+    buckets: Box<[AtomicU64]>,
+    max: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            max: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+fn bucket_of(v: u64) -> usize {
+    if v < SUB as u64 {
+        return v as usize;
+    }
+    let octave = 63 - v.leading_zeros() as usize; // >= 3
+    let shift = octave - 3;
+    let sub = ((v >> shift) as usize) & (SUB - 1);
+    ((octave - 2) * SUB + sub).min(BUCKETS - 1)
+}
+
+/// Upper bound of a bucket's values (what percentiles report: never optimistic).
+fn bucket_upper(b: usize) -> u64 {
+    if b < SUB {
+        return b as u64;
+    }
+    let octave = b / SUB + 2;
+    let sub = (b % SUB) as u64;
+    let shift = octave - 3;
+    ((SUB as u64 + sub + 1) << shift) - 1
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50_ns: u64,
+    pub p95_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+}
+
+impl Histogram {
+    #[inline]
+    pub fn record(&self, ns: u64) {
+        self.buckets[bucket_of(ns)].fetch_add(1, Relaxed);
+        self.max.fetch_max(ns, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    /// Percentiles over everything recorded. Off the audio thread only (it allocates nothing,
+    /// but walks every bucket).
+    pub fn percentiles(&self) -> Percentiles {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        let max = self.max.load(Relaxed);
+        let at = |q: f64| -> u64 {
+            if total == 0 {
+                return 0;
+            }
+            let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for (i, &c) in counts.iter().enumerate() {
+                seen += c;
+                if seen >= rank {
+                    return bucket_upper(i).min(max);
+                }
+            }
+            max
+        };
+        Percentiles {
+            count: total,
+            p50_ns: at(0.50),
+            p95_ns: at(0.95),
+            p99_ns: at(0.99),
+            max_ns: max,
+        }
+    }
+}
+
+/// Everything the callback counts (C3). Plain atomics: the callback never logs (C2), the
+/// service thread turns changes into log lines (C4).
+#[derive(Default)]
+pub struct Counters {
+    pub frames_written: AtomicU64,
+    /// Content frames taken from the ring by a callback.
+    pub frames_played: AtomicU64,
+    pub frames_dropped: AtomicU64,
+    pub device_frames: AtomicU64,
+    pub callbacks: AtomicU64,
+    pub underruns: AtomicU64,
+    pub generation_mismatches: AtomicU64,
+    pub shape_mismatches: AtomicU64,
+    pub callback_errors: AtomicU64,
+    pub resample_errors: AtomicU64,
+    /// Callbacks that found another callback rendering and stayed silent (C1 handoff).
+    pub render_contended: AtomicU64,
+    pub stream_errors: AtomicU64,
+    /// Latest device latency estimate from the stream timestamps, nanoseconds.
+    pub output_latency_ns: AtomicU64,
+    pub callback_time: Histogram,
+    pub resample_time: Histogram,
+}

@@ -1,0 +1,337 @@
+//! The player: a ring that outlives device streams, a stream slot replaced through the
+//! three-phase recreate, and a service thread that does everything the callback may not.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, InputFormat, LogLevel};
+use crate::device;
+use crate::error::Error;
+use crate::log::Logger;
+use crate::metrics::{Counters, Percentiles};
+use crate::recreate::{self, StreamSlot};
+use crate::render::{InputShape, OutputShape, RenderCore};
+use crate::service;
+
+/// Stream state published for lock-free readers (U3). Replaced whole on every recreate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamState {
+    pub generation: u64,
+    pub started: bool,
+    pub device_id: String,
+    pub device_name: String,
+    pub device_rate: u32,
+    pub stream_rate: u32,
+    pub content_rate: u32,
+    pub channels: u16,
+    pub format: Option<cpal::SampleFormat>,
+}
+
+/// A point-in-time view of everything the player counts (C3, M1).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Metrics {
+    pub frames_written: u64,
+    pub frames_played: u64,
+    pub frames_queued: u64,
+    pub frames_dropped: u64,
+    pub callbacks: u64,
+    pub underruns: u64,
+    pub generation_mismatches: u64,
+    pub shape_mismatches: u64,
+    pub callback_errors: u64,
+    pub resample_errors: u64,
+    pub render_contended: u64,
+    pub stream_errors: u64,
+    pub callback_time: Percentiles,
+    pub resample_time: Percentiles,
+    pub output_latency_ns: u64,
+    pub recreating: bool,
+    pub state: StreamState,
+}
+
+impl Metrics {
+    pub fn needs_resample(&self) -> bool {
+        self.state.stream_rate != 0 && self.state.stream_rate != self.state.content_rate
+    }
+}
+
+/// Wakes the service thread early (a stream error, shutdown).
+#[derive(Default)]
+pub struct Wake {
+    flag: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Wake {
+    pub fn notify(&self) {
+        *self.flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits until notified or `timeout`; returns whether it was notified.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let g = self.flag.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut g, _) = self
+            .cv
+            .wait_timeout_while(g, timeout, |f| !*f)
+            .unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *g, false)
+    }
+}
+
+pub struct Shared {
+    pub cfg: Config,
+    pub host: cpal::Host,
+    pub core: Arc<RenderCore>,
+    pub counters: Arc<Counters>,
+    slot: Mutex<StreamSlot>,
+    pub state: ArcSwap<StreamState>,
+    pub recreating: AtomicBool,
+    pub next_generation: AtomicU64,
+    producer: Mutex<rtrb::Producer<u8>>,
+    pub closing: AtomicBool,
+    pub wake: Arc<Wake>,
+    pub logger: Mutex<Logger>,
+    frame_bytes: usize,
+}
+
+impl Shared {
+    /// L1: the only way to the stream slot.
+    pub fn lock_slot(&self) -> MutexGuard<'_, StreamSlot> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn log(&self, level: LogLevel, msg: &str) {
+        self.logger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .log(level, msg);
+    }
+}
+
+pub struct Player {
+    shared: Arc<Shared>,
+    service: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// How often a blocked writer or a drain looks at the ring again. A 10 ms callback frees
+/// space in steps of ~10 ms, so 2 ms wakes add at most that much to a writer's latency.
+const POLL: Duration = Duration::from_millis(2);
+
+impl Player {
+    /// A player on the system's output (PulseAudio when reachable).
+    pub fn new(cfg: Config) -> Result<Player, Error> {
+        let host = device::system_host().map_err(Error::NoDevice)?;
+        Self::with_host(cfg, host)
+    }
+
+    /// A player on any cpal host: the system's, or a [`crate::virtual_device::VirtualHost`].
+    pub fn with_host(cfg: Config, host: cpal::Host) -> Result<Player, Error> {
+        cfg.validate().map_err(Error::InvalidArgument)?;
+        let frame_bytes = cfg.frame_bytes();
+        let ring_frames = (cfg.input_rate as u64 * cfg.ring_capacity_ms as u64 / 1000).max(1);
+        let (producer, consumer) = rtrb::RingBuffer::new(ring_frames as usize * frame_bytes);
+        let counters = Arc::new(Counters::default());
+        let input = InputShape {
+            s16: cfg.input_format == InputFormat::S16,
+            channels: cfg.input_channels as usize,
+            rate: cfg.input_rate,
+        };
+        let first_guess = OutputShape {
+            rate: cfg.input_rate,
+            channels: cfg.input_channels as usize,
+        };
+        let core = Arc::new(RenderCore::new(consumer, input, first_guess, counters.clone()));
+        let logger = Logger::new(cfg.log_sink.clone(), cfg.log_level);
+        let shared = Arc::new(Shared {
+            cfg,
+            host,
+            core,
+            counters,
+            slot: Mutex::new(StreamSlot::default()),
+            state: ArcSwap::from_pointee(StreamState::default()),
+            recreating: AtomicBool::new(false),
+            next_generation: AtomicU64::new(0),
+            producer: Mutex::new(producer),
+            closing: AtomicBool::new(false),
+            wake: Arc::new(Wake::default()),
+            logger: Mutex::new(logger),
+            frame_bytes,
+        });
+        recreate::recreate(&shared, "initial")?;
+        let svc = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("audioplay-service".into())
+            .spawn(move || service::run(svc))
+            .map_err(|e| Error::Device(format!("cannot start the service thread: {e}")))?;
+        Ok(Player {
+            shared,
+            service: Mutex::new(Some(handle)),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.cfg
+    }
+
+    pub fn frame_bytes(&self) -> usize {
+        self.shared.frame_bytes
+    }
+
+    /// Queues whole frames of native-endian PCM in the configured format. Blocks up to the
+    /// configured write timeout while the ring is full, then returns the frames it queued
+    /// (fewer than given when the timeout passed or the player closed).
+    pub fn write_bytes(&self, bytes: &[u8]) -> Result<usize, Error> {
+        let fb = self.shared.frame_bytes;
+        if bytes.len() % fb != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "{} bytes is not a whole number of {fb}-byte frames",
+                bytes.len()
+            )));
+        }
+        if self.shared.closing.load(Acquire) {
+            return Err(Error::Closed);
+        }
+        let timeout = Duration::from_millis(self.shared.cfg.write_timeout_ms as u64);
+        let deadline = Instant::now() + timeout;
+        let mut prod = self.shared.producer.lock().unwrap_or_else(|e| e.into_inner());
+        self.shared.core.set_draining(false);
+        let mut done = 0;
+        loop {
+            let n = (prod.slots() / fb * fb).min(bytes.len() - done);
+            if n > 0 {
+                // Counted before the commit so that, read played-then-written, played never
+                // exceeds written: queued = written - played - dropped is exact.
+                self.shared
+                    .counters
+                    .frames_written
+                    .fetch_add((n / fb) as u64, Release);
+                if let Ok(chunk) = prod.write_chunk_uninit(n) {
+                    chunk.fill_from_iter(bytes[done..done + n].iter().copied());
+                }
+                done += n;
+            }
+            if done == bytes.len() || self.shared.closing.load(Acquire) {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            std::thread::sleep(POLL.min(deadline - now));
+        }
+        Ok(done / fb)
+    }
+
+    /// Queues interleaved int16 frames (the player must be configured for S16).
+    pub fn write_i16(&self, samples: &[i16]) -> Result<usize, Error> {
+        if self.shared.cfg.input_format != InputFormat::S16 {
+            return Err(Error::InvalidArgument("player is not configured for s16".into()));
+        }
+        let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_ne_bytes()).collect();
+        self.write_bytes(&bytes)
+    }
+
+    /// Queues interleaved float32 frames (the player must be configured for F32).
+    pub fn write_f32(&self, samples: &[f32]) -> Result<usize, Error> {
+        if self.shared.cfg.input_format != InputFormat::F32 {
+            return Err(Error::InvalidArgument("player is not configured for f32".into()));
+        }
+        let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_ne_bytes()).collect();
+        self.write_bytes(&bytes)
+    }
+
+    /// Waits until everything written has been played by the device (its reported latency
+    /// included) or `timeout` passes. Returns whether it completed. While draining, the ring
+    /// running dry is the end of speech, not an underrun.
+    pub fn drain(&self, timeout: Duration) -> Result<bool, Error> {
+        if self.shared.closing.load(Acquire) {
+            return Err(Error::Closed);
+        }
+        let deadline = Instant::now() + timeout;
+        self.shared.core.set_draining(true);
+        let c = &self.shared.counters;
+        loop {
+            let played = c.frames_played.load(Acquire);
+            let written = c.frames_written.load(Acquire);
+            if played + c.frames_dropped.load(Acquire) >= written {
+                break;
+            }
+            if Instant::now() >= deadline || self.shared.closing.load(Acquire) {
+                return Ok(false);
+            }
+            std::thread::sleep(POLL);
+        }
+        // The last frames are in the device buffer: wait out its latency plus one period.
+        let st = self.shared.state.load();
+        let period = Duration::from_millis(self.shared.cfg.target_latency_ms as u64 / 2);
+        let tail = Duration::from_nanos(c.output_latency_ns.load(Relaxed)) + period;
+        let _ = st;
+        let now = Instant::now();
+        let until = (now + tail).min(deadline);
+        std::thread::sleep(until - now);
+        Ok(now + tail <= deadline)
+    }
+
+    /// Lock-free view of the current stream (U3).
+    pub fn snapshot(&self) -> Arc<StreamState> {
+        self.shared.state.load_full()
+    }
+
+    pub fn recreating(&self) -> bool {
+        self.shared.recreating.load(Acquire)
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let c = &*self.shared.counters;
+        let played = c.frames_played.load(Acquire);
+        let dropped = c.frames_dropped.load(Acquire);
+        let written = c.frames_written.load(Acquire);
+        Metrics {
+            frames_written: written,
+            frames_played: played,
+            frames_queued: written.saturating_sub(played + dropped),
+            frames_dropped: dropped,
+            callbacks: c.callbacks.load(Relaxed),
+            underruns: c.underruns.load(Relaxed),
+            generation_mismatches: c.generation_mismatches.load(Relaxed),
+            shape_mismatches: c.shape_mismatches.load(Relaxed),
+            callback_errors: c.callback_errors.load(Relaxed),
+            resample_errors: c.resample_errors.load(Relaxed),
+            render_contended: c.render_contended.load(Relaxed),
+            stream_errors: c.stream_errors.load(Relaxed),
+            callback_time: c.callback_time.percentiles(),
+            resample_time: c.resample_time.percentiles(),
+            output_latency_ns: c.output_latency_ns.load(Relaxed),
+            recreating: self.recreating(),
+            state: (*self.snapshot()).clone(),
+        }
+    }
+
+    /// Stops the service thread and the device stream. Idempotent; also run on drop. Queued
+    /// audio not yet played is counted as dropped.
+    pub fn close(&self) {
+        if self.shared.closing.swap(true, AcqRel) {
+            return;
+        }
+        self.shared.wake.notify();
+        if let Some(h) = self.service.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.join();
+        }
+        let old = self.shared.lock_slot().stream.take();
+        drop(old); // closes the stream with the slot lock released (L2)
+        let c = &self.shared.counters;
+        let left = self.shared.core.queued_frames();
+        c.frames_dropped.fetch_add(left, Release);
+    }
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

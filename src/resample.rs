@@ -1,0 +1,208 @@
+//! Linear resampling (SPEC S1, S2, U1).
+//!
+//! The streaming resampler keeps its phase as an exact integer fraction (`acc / out_rate`), so
+//! its output never drifts and does not depend on how input and output are cut into blocks:
+//! rendering in 1-frame or 4096-frame callbacks gives the same samples.
+
+use crate::config::MAX_CHANNELS;
+
+/// Stateful linear interpolator between `in_rate` and `out_rate` for interleaved frames.
+///
+/// Output frame `j` is taken at input position `j * in_rate / out_rate`, interpolated between
+/// the frame at the integer part (`prev`) and the next one.
+#[derive(Clone, Debug)]
+pub struct LinearResampler {
+    in_rate: u64,
+    out_rate: u64,
+    inv_out: f32,
+    channels: usize,
+    /// Phase numerator: the fractional input position is `acc / out_rate`.
+    acc: u64,
+    /// The input frame at the integer part of the position.
+    prev: [f32; MAX_CHANNELS],
+    /// `prev` holds a real frame.
+    primed: bool,
+    /// Input frames to discard before the next one becomes `prev` (downsampling can step past
+    /// the end of a block).
+    skip: u64,
+}
+
+impl LinearResampler {
+    pub fn new(in_rate: u32, out_rate: u32, channels: usize) -> Self {
+        let g = gcd(in_rate as u64, out_rate as u64).max(1);
+        let (in_rate, out_rate) = (in_rate as u64 / g, out_rate as u64 / g);
+        LinearResampler {
+            in_rate,
+            out_rate,
+            inv_out: 1.0 / out_rate as f32,
+            channels: channels.clamp(1, MAX_CHANNELS),
+            acc: 0,
+            prev: [0.0; MAX_CHANNELS],
+            primed: false,
+            skip: 0,
+        }
+    }
+
+    pub fn is_identity(&self) -> bool {
+        self.in_rate == self.out_rate
+    }
+
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Forget the stream position (after a flush): the next input frame starts a new signal.
+    pub fn reset(&mut self) {
+        self.acc = 0;
+        self.primed = false;
+        self.skip = 0;
+    }
+
+    /// Upper bound of input frames consumed while producing `out_frames` outputs.
+    pub fn max_input_for(&self, out_frames: usize) -> usize {
+        ((out_frames as u64 * self.in_rate).div_ceil(self.out_rate) + self.skip + 2) as usize
+    }
+
+    /// Resamples as much as possible. `input` and `output` are interleaved with `channels`
+    /// channels. Returns `(input frames consumed, output frames produced)`; consumed frames
+    /// are owned by the resampler from then on (the last one is kept as `prev`).
+    pub fn process(&mut self, input: &[f32], output: &mut [f32]) -> (usize, usize) {
+        let ch = self.channels;
+        let m = input.len() / ch;
+        let n = output.len() / ch;
+        let mut k = 0usize;
+
+        let s = (self.skip as usize).min(m);
+        k += s;
+        self.skip -= s as u64;
+        if !self.primed {
+            if k >= m {
+                return (k, 0);
+            }
+            self.prev[..ch].copy_from_slice(&input[k * ch..(k + 1) * ch]);
+            self.primed = true;
+            k += 1;
+        }
+
+        let mut j = 0usize;
+        while j < n {
+            let out = &mut output[j * ch..(j + 1) * ch];
+            if self.acc == 0 {
+                // On an input frame exactly: the next frame is not needed.
+                out.copy_from_slice(&self.prev[..ch]);
+            } else {
+                if k >= m {
+                    break;
+                }
+                let frac = self.acc as f32 * self.inv_out;
+                let next = &input[k * ch..(k + 1) * ch];
+                for ((o, &p), &x) in out.iter_mut().zip(&self.prev[..ch]).zip(next) {
+                    *o = p + (x - p) * frac;
+                }
+            }
+            j += 1;
+            self.acc += self.in_rate;
+            if self.acc >= self.out_rate {
+                let adv = self.acc / self.out_rate;
+                self.acc -= adv * self.out_rate;
+                // New prev is the frame `adv` steps on: input[k + adv - 1].
+                let idx = k + adv as usize - 1;
+                if idx < m {
+                    self.prev[..ch].copy_from_slice(&input[idx * ch..(idx + 1) * ch]);
+                    k = idx + 1;
+                } else {
+                    self.skip = (idx - m) as u64;
+                    self.primed = false;
+                    k = m;
+                    break;
+                }
+            }
+        }
+        (k, j)
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Whole-buffer linear resampling of mono float32 (S1, S2): the output is exactly
+/// `round(len * ratio)` long, never truncated, so repeated use does not drift.
+pub fn resample_linear(input: &[f32], ratio: f64) -> Vec<f32> {
+    if input.is_empty() || !ratio.is_finite() || ratio <= 0.0 {
+        return Vec::new();
+    }
+    let out_len = (input.len() as f64 * ratio).round();
+    if out_len <= 0.0 {
+        return Vec::new();
+    }
+    let out_len = out_len as usize;
+    let last = input.len() - 1;
+    (0..out_len)
+        .map(|j| {
+            let pos = j as f64 / ratio;
+            let i = (pos.floor() as usize).min(last);
+            let frac = (pos - i as f64) as f32;
+            let a = input[i];
+            let b = input[(i + 1).min(last)];
+            a + (b - a) * frac.min(1.0)
+        })
+        .collect()
+}
+
+/// S2: int16 input is brought to float32 first (D3).
+pub fn resample_linear_s16(input: &[i16], ratio: f64) -> Vec<f32> {
+    let f: Vec<f32> = input.iter().map(|&x| crate::convert::s16_to_f32(x)).collect();
+    resample_linear(&f, ratio)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_blocks(input: &[f32], ch: usize, r: &mut LinearResampler, block: usize) -> Vec<f32> {
+        let mut out = Vec::new();
+        let mut buf = vec![0.0f32; block * ch];
+        let mut pos = 0;
+        loop {
+            let (c, p) = r.process(&input[pos * ch..], &mut buf);
+            pos += c;
+            out.extend_from_slice(&buf[..p * ch]);
+            if p == 0 && c == 0 {
+                break;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn identity_is_exact_passthrough() {
+        let x: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.01).sin()).collect();
+        let mut r = LinearResampler::new(48000, 48000, 1);
+        assert_eq!(run_blocks(&x, 1, &mut r, 37), x);
+    }
+
+    #[test]
+    fn block_size_does_not_change_output_u1() {
+        let x: Vec<f32> = (0..22050).map(|i| (i as f32 * 0.0627).sin()).collect();
+        for (a, b) in [(22050, 48000), (48000, 16000), (44100, 48000), (24000, 44100)] {
+            let reference = run_blocks(&x, 1, &mut LinearResampler::new(a, b, 1), 100_000);
+            for block in [1, 7, 480, 4096] {
+                let got = run_blocks(&x, 1, &mut LinearResampler::new(a, b, 1), block);
+                assert_eq!(got, reference, "{a}->{b} block {block}");
+            }
+        }
+    }
+
+    #[test]
+    fn whole_buffer_length_is_rounded_s1_s2() {
+        assert!(resample_linear(&[], 2.0).is_empty());
+        assert!(resample_linear(&[0.5], 0.1).is_empty());
+        assert_eq!(resample_linear(&[0.0; 10], 1.55).len(), 16);
+        assert_eq!(resample_linear(&[0.0; 100], 48000.0 / 22050.0).len(), 218);
+        assert_eq!(resample_linear_s16(&[16384, -16384], 1.0), vec![0.5, -0.5]);
+    }
+}
