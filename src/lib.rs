@@ -16,6 +16,7 @@ pub mod render;
 pub mod resample;
 mod service;
 pub mod virtual_device;
+pub mod wav;
 
 pub use config::{Config, InputFormat, LogLevel, PreferStreamRate, ResampleMode};
 pub use error::Error;

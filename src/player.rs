@@ -245,6 +245,13 @@ impl Player {
         self.write_bytes(&bytes)
     }
 
+    /// Declares everything written so far the end of speech: the ring running dry from here
+    /// on is not an underrun, and the resampler completes its last frames. The next write
+    /// starts a new stream of speech. Returns at once.
+    pub fn mark_end(&self) {
+        self.shared.core.set_draining(true);
+    }
+
     /// Waits until everything written has been played by the device (its reported latency
     /// included) or `timeout` passes. Returns whether it completed. While draining, the ring
     /// running dry is the end of speech, not an underrun.
@@ -253,7 +260,7 @@ impl Player {
             return Err(Error::Closed);
         }
         let deadline = Instant::now() + timeout;
-        self.shared.core.set_draining(true);
+        self.mark_end();
         let c = &self.shared.counters;
         loop {
             let played = c.frames_played.load(Acquire);
@@ -267,10 +274,8 @@ impl Player {
             std::thread::sleep(POLL);
         }
         // The last frames are in the device buffer: wait out its latency plus one period.
-        let st = self.shared.state.load();
         let period = Duration::from_millis(self.shared.cfg.target_latency_ms as u64 / 2);
         let tail = Duration::from_nanos(c.output_latency_ns.load(Relaxed)) + period;
-        let _ = st;
         let now = Instant::now();
         let until = (now + tail).min(deadline);
         std::thread::sleep(until - now);

@@ -220,7 +220,7 @@ impl RenderCore {
             return;
         }
         let total = data.len() / out_ch;
-        let (done, consumed, resample_ns) = st.fill(data, total);
+        let (done, consumed, resample_ns) = st.fill(data, total, draining);
         c.frames_played.fetch_add(consumed as u64, Ordering::Relaxed);
         c.device_frames.fetch_add(total as u64, Ordering::Relaxed);
         // Underruns mean something: one per dry spell that interrupts playing audio, none for
@@ -241,8 +241,9 @@ impl RenderCore {
 
 impl RenderState {
     /// Fills up to `total` device frames. Returns (frames filled, content frames consumed,
-    /// nanoseconds spent resampling).
-    fn fill(&mut self, data: &mut cpal::Data, total: usize) -> (usize, usize, u64) {
+    /// nanoseconds spent resampling). When the ring runs dry at the declared end of speech
+    /// (`ending`), the resampler's tail is emitted so the output is `round(len * ratio)` (S1).
+    fn fill(&mut self, data: &mut cpal::Data, total: usize, ending: bool) -> (usize, usize, u64) {
         let fb = self.input.frame_bytes();
         let in_ch = self.input.channels;
         let out_ch = self.output.channels;
@@ -264,12 +265,15 @@ impl RenderState {
             convert::decode_into(self.input.s16, b, &mut self.xin[na..]);
 
             let t = Instant::now();
-            let (c, p) = self
+            let (c, mut p) = self
                 .resampler
                 .process(&self.xin[..m * in_ch], &mut self.yres[..n * in_ch]);
-            resample_ns += t.elapsed().as_nanos() as u64;
             chunk.commit(c * fb);
             consumed += c;
+            if p < n && ending && c == m {
+                p += self.resampler.finish(&mut self.yres[p * in_ch..n * in_ch]);
+            }
+            resample_ns += t.elapsed().as_nanos() as u64;
 
             let ymap = &mut self.ymap[..p * out_ch];
             ymap.fill(0.0);

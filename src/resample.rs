@@ -25,6 +25,10 @@ pub struct LinearResampler {
     /// Input frames to discard before the next one becomes `prev` (downsampling can step past
     /// the end of a block).
     skip: u64,
+    /// Frames in and out since the last reset, so the end of a stream can be made exactly
+    /// `round(len * ratio)` long (S1).
+    consumed: u64,
+    produced: u64,
 }
 
 impl LinearResampler {
@@ -40,6 +44,8 @@ impl LinearResampler {
             prev: [0.0; MAX_CHANNELS],
             primed: false,
             skip: 0,
+            consumed: 0,
+            produced: 0,
         }
     }
 
@@ -56,6 +62,31 @@ impl LinearResampler {
         self.acc = 0;
         self.primed = false;
         self.skip = 0;
+        self.consumed = 0;
+        self.produced = 0;
+    }
+
+    /// Output frames still owed for the input consumed so far, if the stream ends here:
+    /// `round(consumed * out / in) - produced` (S1: the end is rounded, never truncated).
+    pub fn tail_len(&self) -> usize {
+        let want = (2 * self.consumed * self.out_rate + self.in_rate) / (2 * self.in_rate);
+        want.saturating_sub(self.produced) as usize
+    }
+
+    /// Ends the stream: emits the owed tail (holding the last frame, at most about one input
+    /// frame's worth) and resets, so the next signal starts at phase zero. Returns frames
+    /// written; call again if `output` was too small (the reset waits for the whole tail).
+    pub fn finish(&mut self, output: &mut [f32]) -> usize {
+        let ch = self.channels;
+        let n = self.tail_len().min(output.len() / ch);
+        for o in output[..n * ch].chunks_exact_mut(ch) {
+            o.copy_from_slice(&self.prev[..ch]);
+        }
+        self.produced += n as u64;
+        if self.tail_len() == 0 {
+            self.reset();
+        }
+        n
     }
 
     /// Upper bound of input frames consumed while producing `out_frames` outputs.
@@ -118,6 +149,8 @@ impl LinearResampler {
                 }
             }
         }
+        self.produced += j as u64;
+        self.consumed += k as u64;
         (k, j)
     }
 }
@@ -194,6 +227,27 @@ mod tests {
                 let got = run_blocks(&x, 1, &mut LinearResampler::new(a, b, 1), block);
                 assert_eq!(got, reference, "{a}->{b} block {block}");
             }
+        }
+    }
+
+    #[test]
+    fn finished_stream_is_round_len_times_ratio_s1() {
+        for (a, b, len) in [(22050u32, 48000u32, 22050usize), (48000, 16000, 4801), (24000, 44100, 999), (16000, 16000, 10)] {
+            let x = vec![0.25f32; len];
+            let mut r = LinearResampler::new(a, b, 1);
+            let mut out = run_blocks(&x, 1, &mut r, 480);
+            let mut tail = [0.0f32; 8];
+            let t = r.finish(&mut tail);
+            out.extend_from_slice(&tail[..t]);
+            let want = (len as f64 * b as f64 / a as f64).round() as usize;
+            // Exact when upsampling; downsampling may already have emitted the sample at
+            // position len-1 before the end was known: at most one frame over.
+            let over = out.len() as i64 - want as i64;
+            assert!((0..=1).contains(&over), "{a}->{b} len {len}: {} vs {want}", out.len());
+            if b >= a {
+                assert_eq!(over, 0, "{a}->{b} len {len}");
+            }
+            assert!(out.iter().all(|&v| v == 0.25));
         }
     }
 

@@ -1,0 +1,244 @@
+//! applay: play speech or a test tone through audioplay from a terminal or a script.
+//!
+//!   espeak-ng --stdout "hello" | applay -
+//!   applay --tone 440 --seconds 2 --rate 22050 --format s16 --channels 1
+//!   applay --list
+//!
+//! Uses only the library's public API. Exits 0 after everything has been heard.
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use audioplay::{Config, InputFormat, Player, PreferStreamRate, ResampleMode};
+
+struct Args {
+    input: Option<String>,
+    tone: Option<f64>,
+    seconds: f64,
+    rate: u32,
+    channels: u16,
+    format: InputFormat,
+    device: Option<String>,
+    latency_ms: u32,
+    prefer: PreferStreamRate,
+    resample: ResampleMode,
+    list: bool,
+    json: bool,
+    quiet: bool,
+}
+
+const USAGE: &str = "usage: applay [options] [FILE|-]
+  FILE|-             WAV or raw PCM to play ('-' = stdin); WAV headers set the format
+  --tone HZ          play a sine tone instead of a file
+  --seconds S        tone length (default 2)
+  --rate HZ          raw/tone sample rate (default 22050)
+  --channels N       raw/tone channels (default 1)
+  --format s16|f32   raw/tone sample format (default s16)
+  --device ID        output device id (default: system default)
+  --latency MS       device latency target (default 20)
+  --prefer content|device   stream rate policy (default device)
+  --resample callback|off   resampling (default callback)
+  --list             list output devices
+  --json             print the final metrics as JSON
+  --quiet            no log lines on stderr";
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        input: None,
+        tone: None,
+        seconds: 2.0,
+        rate: 22050,
+        channels: 1,
+        format: InputFormat::S16,
+        device: None,
+        latency_ms: 20,
+        prefer: PreferStreamRate::Device,
+        resample: ResampleMode::Callback,
+        list: false,
+        json: false,
+        quiet: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--tone" => a.tone = Some(val("--tone")?.parse().map_err(|_| "--tone: not a number")?),
+            "--seconds" => a.seconds = val("--seconds")?.parse().map_err(|_| "--seconds: not a number")?,
+            "--rate" => a.rate = val("--rate")?.parse().map_err(|_| "--rate: not a number")?,
+            "--channels" => a.channels = val("--channels")?.parse().map_err(|_| "--channels: not a number")?,
+            "--format" => {
+                a.format = match val("--format")?.as_str() {
+                    "s16" => InputFormat::S16,
+                    "f32" => InputFormat::F32,
+                    f => return Err(format!("--format: '{f}' is not s16 or f32")),
+                }
+            }
+            "--device" => a.device = Some(val("--device")?),
+            "--latency" => a.latency_ms = val("--latency")?.parse().map_err(|_| "--latency: not a number")?,
+            "--prefer" => {
+                a.prefer = match val("--prefer")?.as_str() {
+                    "content" => PreferStreamRate::Content,
+                    "device" => PreferStreamRate::Device,
+                    p => return Err(format!("--prefer: '{p}' is not content or device")),
+                }
+            }
+            "--resample" => {
+                a.resample = match val("--resample")?.as_str() {
+                    "callback" => ResampleMode::Callback,
+                    "off" => ResampleMode::Off,
+                    p => return Err(format!("--resample: '{p}' is not callback or off")),
+                }
+            }
+            "--list" => a.list = true,
+            "--json" => a.json = true,
+            "--quiet" => a.quiet = true,
+            "-h" | "--help" => return Err(USAGE.into()),
+            s if s.starts_with("--") => return Err(format!("unknown option {s}\n{USAGE}")),
+            s => a.input = Some(s.to_string()),
+        }
+    }
+    if a.input.is_none() && a.tone.is_none() && !a.list {
+        return Err(format!("nothing to play\n{USAGE}"));
+    }
+    Ok(a)
+}
+
+fn tone_bytes(a: &Args, hz: f64) -> Vec<u8> {
+    let frames = (a.seconds * a.rate as f64).round() as usize;
+    let mut out = Vec::with_capacity(frames * a.channels as usize * 4);
+    for i in 0..frames {
+        let x = 0.5 * (2.0 * std::f64::consts::PI * hz * i as f64 / a.rate as f64).sin();
+        for _ in 0..a.channels {
+            match a.format {
+                InputFormat::S16 => out.extend_from_slice(&audioplay::convert::f32_to_s16(x as f32).to_ne_bytes()),
+                InputFormat::F32 => out.extend_from_slice(&(x as f32).to_ne_bytes()),
+            }
+        }
+    }
+    out
+}
+
+fn open_input(a: &mut Args) -> Result<Box<dyn Read>, String> {
+    let path = a.input.clone().unwrap_or_default();
+    let mut r: Box<dyn Read> = if path == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?)
+    };
+    let mut head = [0u8; 12];
+    let mut got = 0;
+    while got < 12 {
+        match r.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return Err(format!("cannot read {path}: {e}")),
+        }
+    }
+    if got == 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WAVE" {
+        let f = audioplay::wav::read_header_after_riff(&mut r)?;
+        a.rate = f.rate;
+        a.channels = f.channels;
+        a.format = if f.float { InputFormat::F32 } else { InputFormat::S16 };
+        Ok(r)
+    } else {
+        Ok(Box::new(std::io::Cursor::new(head[..got].to_vec()).chain(r)))
+    }
+}
+
+fn json(m: &audioplay::Metrics) -> String {
+    format!(
+        "{{\"frames_written\":{},\"frames_played\":{},\"frames_queued\":{},\"frames_dropped\":{},\"underruns\":{},\"generation_mismatches\":{},\"shape_mismatches\":{},\"callbacks\":{},\"stream_rate\":{},\"device_rate\":{},\"content_rate\":{},\"channels\":{},\"device\":\"{}\",\"callback_us_p50\":{:.2},\"callback_us_p99\":{:.2},\"callback_us_max\":{:.2},\"resample_us_p95\":{:.2},\"output_latency_ms\":{:.2}}}",
+        m.frames_written, m.frames_played, m.frames_queued, m.frames_dropped, m.underruns,
+        m.generation_mismatches, m.shape_mismatches, m.callbacks, m.state.stream_rate,
+        m.state.device_rate, m.state.content_rate, m.state.channels,
+        m.state.device_id.replace('"', "'"),
+        m.callback_time.p50_ns as f64 / 1e3, m.callback_time.p99_ns as f64 / 1e3,
+        m.callback_time.max_ns as f64 / 1e3, m.resample_time.p95_ns as f64 / 1e3,
+        m.output_latency_ns as f64 / 1e6,
+    )
+}
+
+fn run() -> Result<(), (u8, String)> {
+    let mut a = parse().map_err(|e| (2, e))?;
+    if a.list {
+        let host = audioplay::device::system_host().map_err(|e| (3, e))?;
+        for d in audioplay::device::list_outputs(&host).map_err(|e| (3, e))? {
+            println!("{}\t{} Hz\t{} ch\t{}", d.id, d.rate, d.channels, d.name);
+        }
+        return Ok(());
+    }
+    let mut reader = match a.tone {
+        Some(_) => None,
+        None => Some(open_input(&mut a).map_err(|e| (4, e))?),
+    };
+    let quiet = a.quiet;
+    let cfg = Config {
+        input_format: a.format,
+        input_channels: a.channels,
+        input_rate: a.rate,
+        device_id: a.device.clone(),
+        target_latency_ms: a.latency_ms,
+        prefer_stream_rate: a.prefer,
+        resample_mode: a.resample,
+        log_sink: Some(std::sync::Arc::new(move |lvl, msg: &str| {
+            if !quiet {
+                eprintln!("applay: [{lvl:?}] {msg}");
+            }
+        })),
+        ..Config::default()
+    };
+    let player = Player::new(cfg).map_err(|e| (3, e.to_string()))?;
+    let fb = player.frame_bytes();
+    let write_all = |bytes: &[u8]| -> Result<(), (u8, String)> {
+        let mut off = 0;
+        while off < bytes.len() {
+            let n = player.write_bytes(&bytes[off..]).map_err(|e| (5, e.to_string()))?;
+            off += n * fb;
+        }
+        Ok(())
+    };
+    match (a.tone, reader.as_mut()) {
+        (Some(hz), _) => write_all(&tone_bytes(&a, hz))?,
+        (None, Some(r)) => {
+            let mut buf = vec![0u8; fb * 1024];
+            let mut pending = Vec::new();
+            loop {
+                let n = r.read(&mut buf).map_err(|e| (4, format!("read error: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                pending.extend_from_slice(&buf[..n]);
+                let whole = pending.len() / fb * fb;
+                write_all(&pending[..whole])?;
+                pending.drain(..whole);
+            }
+        }
+        _ => unreachable!("parse() requires an input or a tone"),
+    }
+    let heard = player.drain(Duration::from_secs(60)).map_err(|e| (5, e.to_string()))?;
+    let m = player.metrics();
+    if a.json {
+        println!("{}", json(&m));
+    } else if !a.quiet {
+        eprintln!(
+            "applay: {} frames played on '{}' at {} Hz (content {} Hz), {} underruns, callback p99 {:.1} us",
+            m.frames_played, m.state.device_id, m.state.stream_rate, m.state.content_rate,
+            m.underruns, m.callback_time.p99_ns as f64 / 1e3
+        );
+    }
+    if !heard {
+        return Err((5, "timed out waiting for playback to finish".into()));
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, msg)) => {
+            eprintln!("applay: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Shared test support: a private headless PulseAudio server, recording what a sink played,
+//! and analysing it. Tests never change their own environment (cpal reads it when a host is
+//! created, and the test process is multi-threaded): whatever talks to the server runs as a
+//! child process with the server's environment.
+
+#![allow(dead_code)]
+
+pub mod analysis;
+pub mod pulse;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Real-audio tests share two cores; running them one at a time keeps a busy machine from
+/// turning into underruns the library did not cause.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads `"key":number` from the flat JSON object `applay --json` prints.
+pub fn json_num(json: &str, key: &str) -> f64 {
+    let pat = format!("\"{key}\":");
+    let i = json.find(&pat).unwrap_or_else(|| panic!("{key} missing in {json}")) + pat.len();
+    let rest = &json[i..];
+    let end = rest.find([',', '}']).unwrap();
+    rest[..end].trim_matches('"').parse().unwrap_or_else(|_| panic!("{key} not a number in {json}"))
+}
+
+pub fn json_str(json: &str, key: &str) -> String {
+    let pat = format!("\"{key}\":\"");
+    let i = json.find(&pat).unwrap_or_else(|| panic!("{key} missing in {json}")) + pat.len();
+    json[i..].split('"').next().unwrap().to_string()
+}

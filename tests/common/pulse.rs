@@ -1,0 +1,203 @@
+//! A private PulseAudio server with null sinks, as the test harness uses it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Sink {
+    pub name: &'static str,
+    pub rate: u32,
+    pub channels: u16,
+}
+
+pub const S48: Sink = Sink { name: "s48", rate: 48000, channels: 2 };
+pub const S44: Sink = Sink { name: "s44", rate: 44100, channels: 2 };
+pub const S16: Sink = Sink { name: "s16", rate: 16000, channels: 1 };
+
+pub struct PulseServer {
+    pub dir: PathBuf,
+    server: Child,
+    helpers: Vec<Child>,
+}
+
+fn unique_dir(tag: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "audioplay-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("home")).unwrap();
+    d
+}
+
+impl PulseServer {
+    /// Starts a server with these sinks; the first is the default. Each sink gets a
+    /// low-latency keep-alive stream, as real hardware would have (shared/NOTES.md: an idle
+    /// null sink otherwise stalls a new stream's first callbacks for about a second).
+    pub fn start(sinks: &[Sink]) -> PulseServer {
+        let dir = unique_dir("pulse");
+        let mut cmd = Command::new("pulseaudio");
+        cmd.args(["-n", "--daemonize=no", "--exit-idle-time=-1", "--disable-shm=yes", "--log-target=stderr"])
+            .arg("--load=module-native-protocol-unix");
+        for s in sinks {
+            cmd.arg(format!(
+                "--load=module-null-sink sink_name={} rate={} channels={}",
+                s.name, s.rate, s.channels
+            ));
+        }
+        let log = std::fs::File::create(dir.join("pulse.log")).unwrap();
+        let server = cmd
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("XDG_RUNTIME_DIR", &dir)
+            .env("HOME", dir.join("home"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("pulseaudio must be installed (scripts/test.sh installs it)");
+        let mut me = PulseServer { dir, server, helpers: Vec::new() };
+        let t0 = Instant::now();
+        while !me.pactl(&["info"]).status.success() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(15),
+                "pulseaudio did not come up: {}",
+                std::fs::read_to_string(me.dir.join("pulse.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(first) = sinks.first() {
+            me.set_default(first.name);
+        }
+        for s in sinks {
+            me.keep_alive(s);
+        }
+        me
+    }
+
+    /// The environment a client of this server needs.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("XDG_RUNTIME_DIR".into(), self.dir.display().to_string()),
+            ("HOME".into(), self.dir.join("home").display().to_string()),
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+        ]
+    }
+
+    /// A command that talks to this server, with a clean environment.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear().envs(self.env());
+        c
+    }
+
+    pub fn pactl(&self, args: &[&str]) -> Output {
+        self.command("pactl").args(args).output().expect("pactl")
+    }
+
+    pub fn set_default(&self, sink: &str) {
+        let o = self.pactl(&["set-default-sink", sink]);
+        assert!(o.status.success(), "set-default-sink {sink}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// Adds a null sink at run time; returns its module index.
+    pub fn add_sink(&mut self, s: &Sink) -> u32 {
+        let o = self.pactl(&[
+            "load-module",
+            "module-null-sink",
+            &format!("sink_name={}", s.name),
+            &format!("rate={}", s.rate),
+            &format!("channels={}", s.channels),
+        ]);
+        assert!(o.status.success(), "load-module: {}", String::from_utf8_lossy(&o.stderr));
+        self.keep_alive(s);
+        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+    }
+
+    /// At the sink's own rate and channels: a stream at another rate makes PulseAudio switch
+    /// an idle sink to that rate.
+    fn keep_alive(&mut self, s: &Sink) {
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        let c = self
+            .command("pacat")
+            .args([
+                &format!("--device={}", s.name),
+                "--latency-msec=5",
+                "--raw",
+                "--format=s16le",
+                &format!("--rate={}", s.rate),
+                &format!("--channels={}", s.channels),
+                "--client-name=keepalive",
+            ])
+            .stdin(zero)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pacat");
+        self.helpers.push(c);
+    }
+
+    /// Starts recording a sink's monitor as mono s16 at `rate`.
+    pub fn record(&self, sink: &str, rate: u32) -> Recording {
+        let path = self.dir.join(format!("rec-{sink}-{}.raw", self.helpers.len()));
+        let child = self
+            .command("parecord")
+            .args([
+                &format!("--device={sink}.monitor"),
+                &format!("--rate={rate}"),
+                "--channels=1",
+                "--format=s16le",
+                "--raw",
+                "--latency-msec=10",
+            ])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("parecord");
+        // Let the recorder connect before anything plays.
+        std::thread::sleep(Duration::from_millis(300));
+        Recording { child, path, rate }
+    }
+}
+
+impl Drop for PulseServer {
+    fn drop(&mut self) {
+        for h in &mut self.helpers {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+pub struct Recording {
+    child: Child,
+    path: PathBuf,
+    pub rate: u32,
+}
+
+impl Recording {
+    /// Stops recording and returns the samples as floats in [-1, 1).
+    pub fn stop(mut self) -> Vec<f32> {
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        read_raw_s16(&self.path)
+    }
+}
+
+pub fn read_raw_s16(path: &Path) -> Vec<f32> {
+    let b = std::fs::read(path).unwrap_or_default();
+    b.chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / 32768.0)
+        .collect()
+}

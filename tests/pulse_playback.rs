@@ -1,0 +1,91 @@
+//! Real audio: tones played through the library into a private PulseAudio server's null
+//! sinks, recorded from the sink monitors and analysed (issue 2 acceptance, SPEC A2, D4).
+
+mod common;
+
+use common::analysis::{sine_max_step, tone_stats};
+use common::pulse::{PulseServer, Sink, S16, S44, S48};
+use common::{json_num, json_str, serial};
+
+const SECONDS: f64 = 3.0;
+
+/// Plays a 440 Hz tone with `applay` on the default sink and checks what the sink played.
+fn tone_on(sink: Sink, rate: u32, format: &str, channels: u16) {
+    let _g = serial();
+    let server = PulseServer::start(&[sink, S44]);
+    let rec = server.record(sink.name, sink.rate);
+    let out = server
+        .command(env!("CARGO_BIN_EXE_applay"))
+        .args(["--tone", "440", "--seconds", &SECONDS.to_string(), "--json", "--quiet"])
+        .args(["--rate", &rate.to_string(), "--format", format, "--channels", &channels.to_string()])
+        .output()
+        .unwrap();
+    let heard = rec.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "applay failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let m = stdout.lines().last().unwrap_or_default();
+
+    // The library, not the server, adapted the content to the device (A2, prefer=device).
+    assert_eq!(json_str(m, "device"), sink.name, "{m}");
+    assert_eq!(json_num(m, "stream_rate") as u32, sink.rate, "{m}");
+    assert_eq!(json_num(m, "content_rate") as u32, rate, "{m}");
+    assert_eq!(json_num(m, "channels") as u16, sink.channels, "{m}");
+    assert_eq!(json_num(m, "underruns"), 0.0, "{m}");
+    let written = json_num(m, "frames_written");
+    assert_eq!(written, (SECONDS * rate as f64).round(), "{m}");
+    assert_eq!(json_num(m, "frames_played"), written, "{m}");
+
+    let s = tone_stats(&heard, sink.rate).expect("nothing was heard");
+    eprintln!("{} <- {rate} Hz {format} x{channels}: {s:?}", sink.name);
+    assert!((s.freq - 440.0).abs() <= 1.0, "pitch {:.2} Hz", s.freq);
+    assert!((s.duration - SECONDS).abs() <= SECONDS * 0.02, "duration {:.4} s", s.duration);
+    assert!(s.longest_gap < 0.002, "dropout of {:.1} ms", s.longest_gap * 1e3);
+    // Amplitude 0.5, mono content on both channels; a stereo monitor averages L and R.
+    let limit = sine_max_step(440.0, s.peak, sink.rate) * 1.2 + 2.0 / 32768.0;
+    assert!(s.max_step <= limit, "click: step {:.4} > {:.4}", s.max_step, limit);
+}
+
+#[test]
+fn s16_mono_22050_on_48k_stereo_sink() {
+    tone_on(S48, 22050, "s16", 1);
+}
+
+#[test]
+fn f32_stereo_24000_on_48k_stereo_sink() {
+    tone_on(S48, 24000, "f32", 2);
+}
+
+#[test]
+fn s16_mono_22050_on_16k_mono_sink() {
+    tone_on(S16, 22050, "s16", 1);
+}
+
+#[test]
+fn f32_stereo_24000_on_16k_mono_sink() {
+    tone_on(S16, 24000, "f32", 2);
+}
+
+#[test]
+fn lists_the_servers_sinks() {
+    let _g = serial();
+    let server = PulseServer::start(&[S48, S16]);
+    let out = server.command(env!("CARGO_BIN_EXE_applay")).arg("--list").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l.starts_with("s48\t48000 Hz\t2 ch")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("s16\t16000 Hz\t1 ch")), "{text}");
+}
+
+#[test]
+fn a_missing_device_is_a_clear_error() {
+    let _g = serial();
+    let server = PulseServer::start(&[S48]);
+    let out = server
+        .command(env!("CARGO_BIN_EXE_applay"))
+        .args(["--tone", "440", "--seconds", "0.1", "--device", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("output device 'nope' not found"), "{err}");
+}
