@@ -1,0 +1,120 @@
+//! SPEC C2/A5: the audio callback allocates and frees nothing — counted, not claimed. A
+//! counting global allocator counts every allocation, reallocation and free made while the
+//! device clock (this test's thread) is inside a callback, from the very first one.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost};
+use audioplay::{Config, InputFormat, Player};
+use cpal::SampleFormat;
+
+struct Counting;
+
+thread_local! {
+    // const-initialised and without destructors: using them never allocates. Per thread, so
+    // tests running in parallel do not see each other's events.
+    static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
+    static EVENTS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note() {
+    if IN_CALLBACK.with(|c| c.get()) {
+        EVENTS.with(|e| e.set(e.get() + 1));
+    }
+}
+
+fn events() -> u64 {
+    EVENTS.with(|e| e.get())
+}
+
+fn reset_events() {
+    EVENTS.with(|e| e.set(0));
+}
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        note();
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        note();
+        unsafe { System.alloc_zeroed(l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        note();
+        unsafe { System.realloc(p, l, n) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        note();
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `callbacks` device callbacks of `block` frames with resampling and channel mapping
+/// active, topping the ring up between callbacks (outside the counted region).
+fn run(device: VirtualDeviceSpec, input: InputFormat, in_ch: u16, in_rate: u32, block: usize, callbacks: usize) {
+    let (out_rate, out_ch, fmt) = (device.rate, device.channels as usize, device.format);
+    let h = VirtualHost::new(vec![device]);
+    let cfg = Config {
+        input_format: input,
+        input_channels: in_ch,
+        input_rate: in_rate,
+        write_timeout_ms: 0,
+        ..Config::default()
+    };
+    let p = Player::with_host(cfg, h.cpal_host()).unwrap();
+    let s = h.stream("v").unwrap();
+    let fb = p.frame_bytes();
+    let chunk = vec![0x11u8; fb * (block * in_rate as usize / out_rate as usize + 2)];
+    p.write_bytes(&vec![0x11u8; fb * in_rate as usize / 2]).unwrap();
+    let mut out = vec![0u64; block * out_ch * fmt.sample_size() / 8 + 1];
+    // SAFETY: a u64 buffer is aligned for every sample type; we view its first bytes.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), block * out_ch * fmt.sample_size()) };
+    reset_events();
+    for _ in 0..callbacks {
+        p.write_bytes(&chunk).unwrap();
+        IN_CALLBACK.with(|c| c.set(true));
+        let ok = s.render(block, bytes);
+        IN_CALLBACK.with(|c| c.set(false));
+        assert!(ok);
+    }
+    let m = p.metrics();
+    assert_eq!(m.callbacks as usize, callbacks);
+    assert_eq!(m.underruns, 0, "the ring was kept full");
+    assert!(m.frames_played > (callbacks * block) as u64 * in_rate as u64 / out_rate as u64 - 2);
+    assert_eq!(events(), 0, "allocations or frees on the audio thread");
+}
+
+#[test]
+fn no_allocation_resampling_mono_to_stereo_f32() {
+    let d = VirtualDeviceSpec { id: "v".into(), rate: 48000, channels: 2, format: SampleFormat::F32 };
+    run(d, InputFormat::S16, 1, 22050, 480, 10_000);
+}
+
+#[test]
+fn no_allocation_stereo_to_mono_i16_device_and_large_blocks() {
+    let d = VirtualDeviceSpec { id: "v".into(), rate: 16000, channels: 1, format: SampleFormat::I16 };
+    run(d, InputFormat::F32, 2, 24000, 4096, 2_000);
+}
+
+#[test]
+fn no_allocation_six_channel_i32_device() {
+    let d = VirtualDeviceSpec { id: "v".into(), rate: 44100, channels: 6, format: SampleFormat::I32 };
+    run(d, InputFormat::S16, 1, 22050, 441, 10_000);
+}
+
+#[test]
+fn the_counter_does_see_allocations() {
+    // Guards the guard: the same mechanism must count a real allocation.
+    reset_events();
+    IN_CALLBACK.with(|c| c.set(true));
+    let v = std::hint::black_box(vec![1u8; 64]);
+    drop(v);
+    IN_CALLBACK.with(|c| c.set(false));
+    assert_eq!(events(), 2);
+}
