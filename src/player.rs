@@ -184,7 +184,8 @@ impl Player {
 
     /// Queues whole frames of native-endian PCM in the configured format. Blocks up to the
     /// configured write timeout while the ring is full, then returns the frames it queued
-    /// (fewer than given when the timeout passed or the player closed).
+    /// (fewer than given when the timeout passed). `Error::Closed` if the player is closed
+    /// before or during the call.
     pub fn write_bytes(&self, bytes: &[u8]) -> Result<usize, Error> {
         let fb = self.shared.frame_bytes;
         if bytes.len() % fb != 0 {
@@ -215,8 +216,12 @@ impl Player {
                 }
                 done += n;
             }
-            if done == bytes.len() || self.shared.closing.load(Acquire) {
+            if done == bytes.len() {
                 break;
+            }
+            if self.shared.closing.load(Acquire) {
+                // What was queued is counted as dropped by close(); the caller learns why.
+                return Err(Error::Closed);
             }
             let now = Instant::now();
             if now >= deadline {

@@ -20,11 +20,9 @@ pub struct LinearResampler {
     acc: u64,
     /// The input frame at the integer part of the position.
     prev: [f32; MAX_CHANNELS],
-    /// `prev` holds a real frame.
-    primed: bool,
-    /// Input frames to discard before the next one becomes `prev` (downsampling can step past
-    /// the end of a block).
-    skip: u64,
+    /// Input frames to step over before the next output: the last one stepped onto becomes
+    /// `prev`. Stepping is lazy, so a frame counts as consumed only once an output needs it.
+    pending: u64,
     /// Frames in and out since the last reset, so the end of a stream can be made exactly
     /// `round(len * ratio)` long (S1).
     consumed: u64,
@@ -42,8 +40,7 @@ impl LinearResampler {
             channels: channels.clamp(1, MAX_CHANNELS),
             acc: 0,
             prev: [0.0; MAX_CHANNELS],
-            primed: false,
-            skip: 0,
+            pending: 1,
             consumed: 0,
             produced: 0,
         }
@@ -60,8 +57,7 @@ impl LinearResampler {
     /// Forget the stream position (after a flush): the next input frame starts a new signal.
     pub fn reset(&mut self) {
         self.acc = 0;
-        self.primed = false;
-        self.skip = 0;
+        self.pending = 1;
         self.consumed = 0;
         self.produced = 0;
     }
@@ -91,7 +87,7 @@ impl LinearResampler {
 
     /// Upper bound of input frames consumed while producing `out_frames` outputs.
     pub fn max_input_for(&self, out_frames: usize) -> usize {
-        ((out_frames as u64 * self.in_rate).div_ceil(self.out_rate) + self.skip + 2) as usize
+        ((out_frames as u64 * self.in_rate).div_ceil(self.out_rate) + self.pending + 2) as usize
     }
 
     /// Resamples as much as possible. `input` and `output` are interleaved with `channels`
@@ -102,21 +98,21 @@ impl LinearResampler {
         let m = input.len() / ch;
         let n = output.len() / ch;
         let mut k = 0usize;
-
-        let s = (self.skip as usize).min(m);
-        k += s;
-        self.skip -= s as u64;
-        if !self.primed {
-            if k >= m {
-                return (k, 0);
-            }
-            self.prev[..ch].copy_from_slice(&input[k * ch..(k + 1) * ch]);
-            self.primed = true;
-            k += 1;
-        }
-
         let mut j = 0usize;
         while j < n {
+            if self.pending > 0 {
+                let avail = (m - k) as u64;
+                if avail < self.pending {
+                    // Step over what there is; the rest of the step waits for more input.
+                    self.pending -= avail;
+                    k = m;
+                    break;
+                }
+                k += self.pending as usize - 1;
+                self.prev[..ch].copy_from_slice(&input[k * ch..(k + 1) * ch]);
+                k += 1;
+                self.pending = 0;
+            }
             let out = &mut output[j * ch..(j + 1) * ch];
             if self.acc == 0 {
                 // On an input frame exactly: the next frame is not needed.
@@ -133,21 +129,8 @@ impl LinearResampler {
             }
             j += 1;
             self.acc += self.in_rate;
-            if self.acc >= self.out_rate {
-                let adv = self.acc / self.out_rate;
-                self.acc -= adv * self.out_rate;
-                // New prev is the frame `adv` steps on: input[k + adv - 1].
-                let idx = k + adv as usize - 1;
-                if idx < m {
-                    self.prev[..ch].copy_from_slice(&input[idx * ch..(idx + 1) * ch]);
-                    k = idx + 1;
-                } else {
-                    self.skip = (idx - m) as u64;
-                    self.primed = false;
-                    k = m;
-                    break;
-                }
-            }
+            self.pending = self.acc / self.out_rate;
+            self.acc -= self.pending * self.out_rate;
         }
         self.produced += j as u64;
         self.consumed += k as u64;

@@ -38,7 +38,10 @@ fn live() -> std::sync::MutexGuard<'static, BTreeMap<usize, Arc<Handle>>> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub(crate) fn register(player: Player) -> *mut ApPlayer {
+/// Wraps a player in a C handle. Public (hidden) so Rust tests can drive the C ABI on a
+/// virtual-device player; C callers use `ap_create`.
+#[doc(hidden)]
+pub fn register(player: Player) -> *mut ApPlayer {
     let inner = Arc::new(Handle {
         player,
         last_error: Mutex::new(String::new()),
