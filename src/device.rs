@@ -28,10 +28,19 @@ fn quiet_alsa() {
     use std::os::raw::{c_char, c_int};
     // ALSA declares the handler variadic; a non-variadic function that ignores its arguments
     // is safe to call through it on the SysV and AAPCS64 ABIs (the alsa crate does the same).
-    unsafe extern "C" fn ignore(_: *const c_char, _: c_int, _: *const c_char, _: c_int, _: *const c_char) {}
+    unsafe extern "C" fn ignore(
+        _: *const c_char,
+        _: c_int,
+        _: *const c_char,
+        _: c_int,
+        _: *const c_char,
+    ) {
+    }
     extern "C" {
         fn snd_lib_error_set_handler(
-            h: Option<unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char)>,
+            h: Option<
+                unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char),
+            >,
         ) -> c_int;
     }
     // SAFETY: installs a process-wide handler that never touches its arguments; libasound is

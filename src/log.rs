@@ -30,7 +30,13 @@ impl Logger {
     }
 
     /// Logs at most once per `every` for the given key; returns whether it logged.
-    pub fn limited(&mut self, key: &'static str, every: Duration, level: LogLevel, msg: &str) -> bool {
+    pub fn limited(
+        &mut self,
+        key: &'static str,
+        every: Duration,
+        level: LogLevel,
+        msg: &str,
+    ) -> bool {
         let now = Instant::now();
         match self.last.get(key) {
             Some(t) if now.duration_since(*t) < every => false,

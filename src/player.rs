@@ -145,7 +145,12 @@ impl Player {
             rate: cfg.input_rate,
             channels: cfg.input_channels as usize,
         };
-        let core = Arc::new(RenderCore::new(consumer, input, first_guess, counters.clone()));
+        let core = Arc::new(RenderCore::new(
+            consumer,
+            input,
+            first_guess,
+            counters.clone(),
+        ));
         let logger = Logger::new(cfg.log_sink.clone(), cfg.log_level);
         let shared = Arc::new(Shared {
             cfg,
@@ -199,7 +204,11 @@ impl Player {
         }
         let timeout = Duration::from_millis(self.shared.cfg.write_timeout_ms as u64);
         let deadline = Instant::now() + timeout;
-        let mut prod = self.shared.producer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut prod = self
+            .shared
+            .producer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         self.shared.core.set_draining(false);
         let mut done = 0;
         loop {
@@ -235,7 +244,9 @@ impl Player {
     /// Queues interleaved int16 frames (the player must be configured for S16).
     pub fn write_i16(&self, samples: &[i16]) -> Result<usize, Error> {
         if self.shared.cfg.input_format != InputFormat::S16 {
-            return Err(Error::InvalidArgument("player is not configured for s16".into()));
+            return Err(Error::InvalidArgument(
+                "player is not configured for s16".into(),
+            ));
         }
         let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_ne_bytes()).collect();
         self.write_bytes(&bytes)
@@ -244,7 +255,9 @@ impl Player {
     /// Queues interleaved float32 frames (the player must be configured for F32).
     pub fn write_f32(&self, samples: &[f32]) -> Result<usize, Error> {
         if self.shared.cfg.input_format != InputFormat::F32 {
-            return Err(Error::InvalidArgument("player is not configured for f32".into()));
+            return Err(Error::InvalidArgument(
+                "player is not configured for f32".into(),
+            ));
         }
         let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_ne_bytes()).collect();
         self.write_bytes(&bytes)
@@ -329,7 +342,12 @@ impl Player {
             return;
         }
         self.shared.wake.notify();
-        if let Some(h) = self.service.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(h) = self
+            .service
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             let _ = h.join();
         }
         let old = self.shared.lock_slot().stream.take();

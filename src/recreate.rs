@@ -100,17 +100,30 @@ fn open(shared: &Shared, generation: u64) -> Result<Opened, Error> {
         let _ = e;
     };
     let build = |cfg: cpal::StreamConfig| {
-        dev.build_output_stream_raw(cfg, plan.format, data_cb.clone(), err_cb.clone(), Some(BUILD_TIMEOUT))
+        dev.build_output_stream_raw(
+            cfg,
+            plan.format,
+            data_cb.clone(),
+            err_cb.clone(),
+            Some(BUILD_TIMEOUT),
+        )
     };
-    let stream = match build(plan.config.clone()) {
+    let stream = match build(plan.config) {
         Ok(s) => s,
         // Some hosts reject a fixed period; their default is better than no sound.
-        Err(_) if plan.config.buffer_size != cpal::BufferSize::Default => build(cpal::StreamConfig {
-            buffer_size: cpal::BufferSize::Default,
-            ..plan.config.clone()
-        })
-        .map_err(|e| Error::Device(format!("cannot open a stream on '{}': {e}", info.id)))?,
-        Err(e) => return Err(Error::Device(format!("cannot open a stream on '{}': {e}", info.id))),
+        Err(_) if plan.config.buffer_size != cpal::BufferSize::Default => {
+            build(cpal::StreamConfig {
+                buffer_size: cpal::BufferSize::Default,
+                ..plan.config
+            })
+            .map_err(|e| Error::Device(format!("cannot open a stream on '{}': {e}", info.id)))?
+        }
+        Err(e) => {
+            return Err(Error::Device(format!(
+                "cannot open a stream on '{}': {e}",
+                info.id
+            )))
+        }
     };
     stream
         .play()
@@ -148,7 +161,10 @@ pub fn recreate(shared: &Shared, reason: &str) -> Result<(), Error> {
             Ok(())
         }
         Err(e) => {
-            shared.log(LogLevel::Error, &format!("stream open ({reason}) failed after {elapsed:.1} ms: {e}"));
+            shared.log(
+                LogLevel::Error,
+                &format!("stream open ({reason}) failed after {elapsed:.1} ms: {e}"),
+            );
             Err(e)
         }
     }

@@ -221,7 +221,8 @@ impl RenderCore {
         }
         let total = data.len() / out_ch;
         let (done, consumed, resample_ns) = st.fill(data, total, draining);
-        c.frames_played.fetch_add(consumed as u64, Ordering::Relaxed);
+        c.frames_played
+            .fetch_add(consumed as u64, Ordering::Relaxed);
         c.device_frames.fetch_add(total as u64, Ordering::Relaxed);
         // Underruns mean something: one per dry spell that interrupts playing audio, none for
         // silence while idle or once a drain has declared the end of speech.
@@ -254,9 +255,7 @@ impl RenderState {
         while done < total {
             let n = (total - done).min(CHUNK_FRAMES);
             let avail = self.consumer.slots() / fb;
-            let m = avail
-                .min(self.resampler.max_input_for(n))
-                .min(xin_frames);
+            let m = avail.min(self.resampler.max_input_for(n)).min(xin_frames);
             let Ok(chunk) = self.consumer.read_chunk(m * fb) else {
                 break;
             };

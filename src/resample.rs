@@ -171,7 +171,10 @@ pub fn resample_linear(input: &[f32], ratio: f64) -> Vec<f32> {
 
 /// S2: int16 input is brought to float32 first (D3).
 pub fn resample_linear_s16(input: &[i16], ratio: f64) -> Vec<f32> {
-    let f: Vec<f32> = input.iter().map(|&x| crate::convert::s16_to_f32(x)).collect();
+    let f: Vec<f32> = input
+        .iter()
+        .map(|&x| crate::convert::s16_to_f32(x))
+        .collect();
     resample_linear(&f, ratio)
 }
 
@@ -204,7 +207,12 @@ mod tests {
     #[test]
     fn block_size_does_not_change_output_u1() {
         let x: Vec<f32> = (0..22050).map(|i| (i as f32 * 0.0627).sin()).collect();
-        for (a, b) in [(22050, 48000), (48000, 16000), (44100, 48000), (24000, 44100)] {
+        for (a, b) in [
+            (22050, 48000),
+            (48000, 16000),
+            (44100, 48000),
+            (24000, 44100),
+        ] {
             let reference = run_blocks(&x, 1, &mut LinearResampler::new(a, b, 1), 100_000);
             for block in [1, 7, 480, 4096] {
                 let got = run_blocks(&x, 1, &mut LinearResampler::new(a, b, 1), block);
@@ -215,7 +223,12 @@ mod tests {
 
     #[test]
     fn finished_stream_is_round_len_times_ratio_s1() {
-        for (a, b, len) in [(22050u32, 48000u32, 22050usize), (48000, 16000, 4801), (24000, 44100, 999), (16000, 16000, 10)] {
+        for (a, b, len) in [
+            (22050u32, 48000u32, 22050usize),
+            (48000, 16000, 4801),
+            (24000, 44100, 999),
+            (16000, 16000, 10),
+        ] {
             let x = vec![0.25f32; len];
             let mut r = LinearResampler::new(a, b, 1);
             let mut out = run_blocks(&x, 1, &mut r, 480);
@@ -226,7 +239,11 @@ mod tests {
             // Exact when upsampling; downsampling may already have emitted the sample at
             // position len-1 before the end was known: at most one frame over.
             let over = out.len() as i64 - want as i64;
-            assert!((0..=1).contains(&over), "{a}->{b} len {len}: {} vs {want}", out.len());
+            assert!(
+                (0..=1).contains(&over),
+                "{a}->{b} len {len}: {} vs {want}",
+                out.len()
+            );
             if b >= a {
                 assert_eq!(over, 0, "{a}->{b} len {len}");
             }

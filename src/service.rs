@@ -43,9 +43,39 @@ fn report(shared: &Shared, seen: &mut Seen) {
             }
         }
     };
-    check(c.underruns.load(Relaxed), &mut seen.underruns, "underrun", LogLevel::Warn, "underrun(s): the ring ran dry while speech was playing");
-    check(c.stream_errors.load(Relaxed), &mut seen.stream_errors, "device", LogLevel::Warn, "device stream error(s)");
-    check(c.shape_mismatches.load(Relaxed), &mut seen.shape_mismatches, "shape", LogLevel::Error, "callback(s) with a buffer shape the stream was not opened with");
-    check(c.resample_errors.load(Relaxed), &mut seen.resample_errors, "resample", LogLevel::Error, "resample error(s)");
-    check(c.callback_errors.load(Relaxed), &mut seen.callback_errors, "callback", LogLevel::Error, "callback error(s)");
+    check(
+        c.underruns.load(Relaxed),
+        &mut seen.underruns,
+        "underrun",
+        LogLevel::Warn,
+        "underrun(s): the ring ran dry while speech was playing",
+    );
+    check(
+        c.stream_errors.load(Relaxed),
+        &mut seen.stream_errors,
+        "device",
+        LogLevel::Warn,
+        "device stream error(s)",
+    );
+    check(
+        c.shape_mismatches.load(Relaxed),
+        &mut seen.shape_mismatches,
+        "shape",
+        LogLevel::Error,
+        "callback(s) with a buffer shape the stream was not opened with",
+    );
+    check(
+        c.resample_errors.load(Relaxed),
+        &mut seen.resample_errors,
+        "resample",
+        LogLevel::Error,
+        "resample error(s)",
+    );
+    check(
+        c.callback_errors.load(Relaxed),
+        &mut seen.callback_errors,
+        "callback",
+        LogLevel::Error,
+        "callback error(s)",
+    );
 }

@@ -101,7 +101,13 @@ impl VirtualHost {
     }
 
     fn spec(&self, id: &str) -> Option<VirtualDeviceSpec> {
-        self.inner.devices.lock().unwrap().iter().find(|d| d.id == id).cloned()
+        self.inner
+            .devices
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|d| d.id == id)
+            .cloned()
     }
 }
 
@@ -161,7 +167,10 @@ impl VirtualStreamHandle {
         }
         // SAFETY: reinterpreting an f32 slice as bytes is always valid and aligned.
         let bytes = unsafe {
-            std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(out))
+            std::slice::from_raw_parts_mut(
+                out.as_mut_ptr().cast::<u8>(),
+                std::mem::size_of_val(out),
+            )
         };
         self.render(frames, bytes)
     }
@@ -204,10 +213,20 @@ impl HostTrait for VirtualHost {
     }
 
     fn devices(&self) -> Result<Self::Devices, Error> {
-        let ids: Vec<String> = self.inner.devices.lock().unwrap().iter().map(|d| d.id.clone()).collect();
+        let ids: Vec<String> = self
+            .inner
+            .devices
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|d| d.id.clone())
+            .collect();
         Ok(ids
             .into_iter()
-            .map(|id| VirtualDevice { host: self.clone(), id })
+            .map(|id| VirtualDevice {
+                host: self.clone(),
+                id,
+            })
             .collect::<Vec<_>>()
             .into_iter())
     }
@@ -219,19 +238,25 @@ impl HostTrait for VirtualHost {
     fn default_output_device(&self) -> Option<Self::Device> {
         let id = self.inner.default.lock().unwrap().clone()?;
         self.spec(&id)?;
-        Some(VirtualDevice { host: self.clone(), id })
+        Some(VirtualDevice {
+            host: self.clone(),
+            id,
+        })
     }
 }
 
 impl VirtualDevice {
     fn spec(&self) -> Result<VirtualDeviceSpec, Error> {
-        self.host
-            .spec(&self.id)
-            .ok_or_else(|| Error::with_message(ErrorKind::DeviceNotAvailable, "virtual device is gone"))
+        self.host.spec(&self.id).ok_or_else(|| {
+            Error::with_message(ErrorKind::DeviceNotAvailable, "virtual device is gone")
+        })
     }
 }
 
-const BUFFER_RANGE: SupportedBufferSize = SupportedBufferSize::Range { min: 1, max: 1 << 20 };
+const BUFFER_RANGE: SupportedBufferSize = SupportedBufferSize::Range {
+    min: 1,
+    max: 1 << 20,
+};
 
 impl DeviceTrait for VirtualDevice {
     type SupportedInputConfigs = std::vec::IntoIter<SupportedStreamConfigRange>;
@@ -239,9 +264,11 @@ impl DeviceTrait for VirtualDevice {
     type Stream = VirtualStream;
 
     fn description(&self) -> Result<DeviceDescription, Error> {
-        Ok(DeviceDescriptionBuilder::new(format!("Virtual {}", self.id))
-            .direction(DeviceDirection::Output)
-            .build())
+        Ok(
+            DeviceDescriptionBuilder::new(format!("Virtual {}", self.id))
+                .direction(DeviceDirection::Output)
+                .build(),
+        )
     }
 
     fn id(&self) -> Result<DeviceId, Error> {
@@ -254,7 +281,14 @@ impl DeviceTrait for VirtualDevice {
 
     fn supported_output_configs(&self) -> Result<Self::SupportedOutputConfigs, Error> {
         let s = self.spec()?;
-        Ok(vec![SupportedStreamConfigRange::new(s.channels, s.rate, s.rate, BUFFER_RANGE, s.format)].into_iter())
+        Ok(vec![SupportedStreamConfigRange::new(
+            s.channels,
+            s.rate,
+            s.rate,
+            BUFFER_RANGE,
+            s.format,
+        )]
+        .into_iter())
     }
 
     fn default_input_config(&self) -> Result<SupportedStreamConfig, Error> {
@@ -263,7 +297,12 @@ impl DeviceTrait for VirtualDevice {
 
     fn default_output_config(&self) -> Result<SupportedStreamConfig, Error> {
         let s = self.spec()?;
-        Ok(SupportedStreamConfig::new(s.channels, s.rate, BUFFER_RANGE, s.format))
+        Ok(SupportedStreamConfig::new(
+            s.channels,
+            s.rate,
+            BUFFER_RANGE,
+            s.format,
+        ))
     }
 
     fn build_input_stream_raw<D, E>(
@@ -295,10 +334,19 @@ impl DeviceTrait for VirtualDevice {
     {
         let s = self.spec()?;
         let fail = &self.host.inner.fail_opens;
-        if fail.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok() {
-            return Err(Error::with_message(ErrorKind::DeviceBusy, "injected open failure"));
+        if fail
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(Error::with_message(
+                ErrorKind::DeviceBusy,
+                "injected open failure",
+            ));
         }
-        if config.sample_rate != s.rate || config.channels != s.channels || sample_format != s.format {
+        if config.sample_rate != s.rate
+            || config.channels != s.channels
+            || sample_format != s.format
+        {
             return Err(Error::with_message(
                 ErrorKind::UnsupportedConfig,
                 format!(
@@ -316,7 +364,12 @@ impl DeviceTrait for VirtualDevice {
             playing: AtomicBool::new(false),
             frames: AtomicU64::new(0),
         });
-        self.host.inner.streams.lock().unwrap().push(Arc::downgrade(&core));
+        self.host
+            .inner
+            .streams
+            .lock()
+            .unwrap()
+            .push(Arc::downgrade(&core));
         Ok(VirtualStream { core })
     }
 }
@@ -338,7 +391,9 @@ impl StreamTrait for VirtualStream {
         Err(Error::new(ErrorKind::UnsupportedOperation))
     }
     fn now(&self) -> StreamInstant {
-        let t = Duration::from_nanos(self.core.frames.load(SeqCst) * 1_000_000_000 / self.core.rate as u64);
+        let t = Duration::from_nanos(
+            self.core.frames.load(SeqCst) * 1_000_000_000 / self.core.rate as u64,
+        );
         StreamInstant::new(t.as_secs(), t.subsec_nanos())
     }
 }

@@ -27,7 +27,8 @@ pub fn read_header_after_riff(r: &mut impl Read) -> Result<WavFormat, String> {
         let id = &h[0..4];
         let size = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
         if id == b"fmt " {
-            let b = read_exact_vec(r, size.min(1 << 16)).map_err(|e| format!("bad fmt chunk: {e}"))?;
+            let b =
+                read_exact_vec(r, size.min(1 << 16)).map_err(|e| format!("bad fmt chunk: {e}"))?;
             if b.len() < 16 {
                 return Err("fmt chunk too short".into());
             }
@@ -46,7 +47,12 @@ pub fn read_header_after_riff(r: &mut impl Read) -> Result<WavFormat, String> {
             if size % 2 == 1 {
                 let _ = read_exact_vec(r, 1);
             }
-            fmt = Some(WavFormat { channels, rate, bits, float });
+            fmt = Some(WavFormat {
+                channels,
+                rate,
+                bits,
+                float,
+            });
         } else if id == b"data" {
             return fmt.ok_or_else(|| "data chunk before fmt chunk".to_string());
         } else {
@@ -58,7 +64,12 @@ pub fn read_header_after_riff(r: &mut impl Read) -> Result<WavFormat, String> {
 }
 
 /// Writes a 16-bit PCM WAV file.
-pub fn write_s16(path: &std::path::Path, rate: u32, channels: u16, samples: &[i16]) -> std::io::Result<()> {
+pub fn write_s16(
+    path: &std::path::Path,
+    rate: u32,
+    channels: u16,
+    samples: &[i16],
+) -> std::io::Result<()> {
     let data_len = (samples.len() * 2) as u32;
     let mut out = Vec::with_capacity(44 + samples.len() * 2);
     out.extend_from_slice(b"RIFF");

@@ -57,7 +57,14 @@ static GLOBAL: Counting = Counting;
 
 /// Runs `callbacks` device callbacks of `block` frames with resampling and channel mapping
 /// active, topping the ring up between callbacks (outside the counted region).
-fn run(device: VirtualDeviceSpec, input: InputFormat, in_ch: u16, in_rate: u32, block: usize, callbacks: usize) {
+fn run(
+    device: VirtualDeviceSpec,
+    input: InputFormat,
+    in_ch: u16,
+    in_rate: u32,
+    block: usize,
+    callbacks: usize,
+) {
     let (out_rate, out_ch, fmt) = (device.rate, device.channels as usize, device.format);
     let h = VirtualHost::new(vec![device]);
     let cfg = Config {
@@ -71,10 +78,16 @@ fn run(device: VirtualDeviceSpec, input: InputFormat, in_ch: u16, in_rate: u32, 
     let s = h.stream("v").unwrap();
     let fb = p.frame_bytes();
     let chunk = vec![0x11u8; fb * (block * in_rate as usize / out_rate as usize + 2)];
-    p.write_bytes(&vec![0x11u8; fb * in_rate as usize / 2]).unwrap();
+    p.write_bytes(&vec![0x11u8; fb * in_rate as usize / 2])
+        .unwrap();
     let mut out = vec![0u64; block * out_ch * fmt.sample_size() / 8 + 1];
     // SAFETY: a u64 buffer is aligned for every sample type; we view its first bytes.
-    let bytes = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), block * out_ch * fmt.sample_size()) };
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut(
+            out.as_mut_ptr().cast::<u8>(),
+            block * out_ch * fmt.sample_size(),
+        )
+    };
     reset_events();
     for _ in 0..callbacks {
         p.write_bytes(&chunk).unwrap();
@@ -92,19 +105,34 @@ fn run(device: VirtualDeviceSpec, input: InputFormat, in_ch: u16, in_rate: u32, 
 
 #[test]
 fn no_allocation_resampling_mono_to_stereo_f32() {
-    let d = VirtualDeviceSpec { id: "v".into(), rate: 48000, channels: 2, format: SampleFormat::F32 };
+    let d = VirtualDeviceSpec {
+        id: "v".into(),
+        rate: 48000,
+        channels: 2,
+        format: SampleFormat::F32,
+    };
     run(d, InputFormat::S16, 1, 22050, 480, 10_000);
 }
 
 #[test]
 fn no_allocation_stereo_to_mono_i16_device_and_large_blocks() {
-    let d = VirtualDeviceSpec { id: "v".into(), rate: 16000, channels: 1, format: SampleFormat::I16 };
+    let d = VirtualDeviceSpec {
+        id: "v".into(),
+        rate: 16000,
+        channels: 1,
+        format: SampleFormat::I16,
+    };
     run(d, InputFormat::F32, 2, 24000, 4096, 2_000);
 }
 
 #[test]
 fn no_allocation_six_channel_i32_device() {
-    let d = VirtualDeviceSpec { id: "v".into(), rate: 44100, channels: 6, format: SampleFormat::I32 };
+    let d = VirtualDeviceSpec {
+        id: "v".into(),
+        rate: 44100,
+        channels: 6,
+        format: SampleFormat::I32,
+    };
     run(d, InputFormat::S16, 1, 22050, 441, 10_000);
 }
 

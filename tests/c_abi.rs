@@ -47,7 +47,9 @@ fn last_error(p: *const ApPlayer) -> String {
     let mut buf = [0 as c_char; 256];
     assert_eq!(ap_last_error(p, buf.as_mut_ptr(), buf.len()), AP_OK);
     // SAFETY: ap_last_error NUL-terminates within the buffer.
-    unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[test]
@@ -72,7 +74,11 @@ fn config_struct_size_and_enums_are_checked() {
     for size in [0u32, 4, std::mem::size_of::<ApConfig>() as u32 + 8] {
         let mut c = default_config();
         c.struct_size = size;
-        assert_eq!(ap_create(&c, &mut out), AP_ERR_STRUCT_SIZE, "struct_size {size}");
+        assert_eq!(
+            ap_create(&c, &mut out),
+            AP_ERR_STRUCT_SIZE,
+            "struct_size {size}"
+        );
     }
     type Mutate = fn(&mut ApConfig);
     let cases: [(Mutate, &str); 9] = [
@@ -84,13 +90,20 @@ fn config_struct_size_and_enums_are_checked() {
         (|c| c.input_channels = 1 << 20, "input_channels 1048576"),
         (|c| c.input_rate = 10, "input_rate 10"),
         (|c| c.target_latency_ms = 0, "target_latency_ms 0"),
-        (|c| c.ring_capacity_ms = u32::MAX, "ring_capacity_ms 4294967295"),
+        (
+            |c| c.ring_capacity_ms = u32::MAX,
+            "ring_capacity_ms 4294967295",
+        ),
     ];
     static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
     unsafe extern "C" fn log(_: *mut c_void, level: i32, msg: *const c_char) {
         assert_eq!(level, AP_LOG_ERROR);
         // SAFETY: the library passes a NUL-terminated message valid for this call.
-        LOG.lock().unwrap().push(unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned());
+        LOG.lock().unwrap().push(
+            unsafe { CStr::from_ptr(msg) }
+                .to_string_lossy()
+                .into_owned(),
+        );
     }
     for (mutate, what) in cases {
         let mut c = default_config();
@@ -103,7 +116,11 @@ fn config_struct_size_and_enums_are_checked() {
     let bad = [0xffu8, 0xfe, 0];
     let mut c = default_config();
     c.device_id = bad.as_ptr().cast();
-    assert_eq!(ap_create(&c, &mut out), AP_ERR_INVALID_ARG, "non-UTF-8 device id");
+    assert_eq!(
+        ap_create(&c, &mut out),
+        AP_ERR_INVALID_ARG,
+        "non-UTF-8 device id"
+    );
     assert!(out.is_null());
 }
 
@@ -112,34 +129,65 @@ fn forged_and_stale_handles_are_rejected_without_a_crash() {
     let _s = serial();
     let mut n = 0usize;
     let forged = 0x1000 as *mut ApPlayer;
-    assert_eq!(ap_write(forged, [0u8; 2].as_ptr().cast(), 1, &mut n), AP_ERR_BAD_HANDLE);
+    assert_eq!(
+        ap_write(forged, [0u8; 2].as_ptr().cast(), 1, &mut n),
+        AP_ERR_BAD_HANDLE
+    );
     assert_eq!(ap_destroy(forged), AP_ERR_BAD_HANDLE);
     let (p, _h) = virtual_handle(Config::default());
     assert_eq!(ap_destroy(p), AP_OK);
-    assert_eq!(ap_write(p, [0u8; 2].as_ptr().cast(), 1, &mut n), AP_ERR_BAD_HANDLE);
-    let mut m = ApMetrics { struct_size: std::mem::size_of::<ApMetrics>() as u32, ..Default::default() };
+    assert_eq!(
+        ap_write(p, [0u8; 2].as_ptr().cast(), 1, &mut n),
+        AP_ERR_BAD_HANDLE
+    );
+    let mut m = ApMetrics {
+        struct_size: std::mem::size_of::<ApMetrics>() as u32,
+        ..Default::default()
+    };
     assert_eq!(ap_metrics(p, &mut m), AP_ERR_BAD_HANDLE);
-    assert_eq!(ap_destroy(p), AP_ERR_BAD_HANDLE, "double destroy is detected");
+    assert_eq!(
+        ap_destroy(p),
+        AP_ERR_BAD_HANDLE,
+        "double destroy is detected"
+    );
 }
 
 #[test]
 fn write_metrics_and_last_error_on_a_live_handle() {
     let _s = serial();
-    let cfg = Config { input_rate: 48000, ring_capacity_ms: 100, write_timeout_ms: 0, ..Config::default() };
+    let cfg = Config {
+        input_rate: 48000,
+        ring_capacity_ms: 100,
+        write_timeout_ms: 0,
+        ..Config::default()
+    };
     let (p, h) = virtual_handle(cfg);
     let pcm = vec![100i16; 10_000];
     let mut n = 99usize;
     assert_eq!(ap_write(p, pcm.as_ptr().cast(), 0, &mut n), AP_OK);
     assert_eq!(n, 0);
     assert_eq!(ap_write(p, null(), 5, &mut n), AP_ERR_NULL);
-    assert!(last_error(p).contains("frames is NULL"), "{}", last_error(p));
+    assert!(
+        last_error(p).contains("frames is NULL"),
+        "{}",
+        last_error(p)
+    );
     assert_eq!(ap_write(p, pcm.as_ptr().cast(), 5, null_mut()), AP_ERR_NULL);
-    assert_eq!(ap_write(p, pcm.as_ptr().cast(), usize::MAX, &mut n), AP_ERR_INVALID_ARG);
+    assert_eq!(
+        ap_write(p, pcm.as_ptr().cast(), usize::MAX, &mut n),
+        AP_ERR_INVALID_ARG
+    );
     assert!(last_error(p).contains("overflows"), "{}", last_error(p));
     assert_eq!(ap_write(p, pcm.as_ptr().cast(), pcm.len(), &mut n), AP_OK);
-    assert_eq!(n, 4800, "partial write when the 100 ms ring is full (timeout 0)");
+    assert_eq!(
+        n, 4800,
+        "partial write when the 100 ms ring is full (timeout 0)"
+    );
 
-    let mut m = ApMetrics { struct_size: 8, ..Default::default() };
+    let mut m = ApMetrics {
+        struct_size: 8,
+        ..Default::default()
+    };
     assert_eq!(ap_metrics(p, &mut m), AP_ERR_STRUCT_SIZE);
     assert_eq!(m.frames_written, 0, "untouched on error");
     m.struct_size = std::mem::size_of::<ApMetrics>() as u32;
@@ -147,28 +195,59 @@ fn write_metrics_and_last_error_on_a_live_handle() {
     let mut buf = vec![0.0f32; 960];
     s.render_f32(480, &mut buf);
     assert_eq!(ap_metrics(p, &mut m), AP_OK);
-    assert_eq!((m.frames_written, m.frames_played, m.frames_queued), (4800, 480, 4320));
-    assert_eq!((m.stream_rate, m.device_rate, m.content_rate, m.output_channels), (48000, 48000, 48000, 2));
-    assert_eq!((m.needs_resample, m.recreating, m.stream_generation), (0, 0, 1));
+    assert_eq!(
+        (m.frames_written, m.frames_played, m.frames_queued),
+        (4800, 480, 4320)
+    );
+    assert_eq!(
+        (
+            m.stream_rate,
+            m.device_rate,
+            m.content_rate,
+            m.output_channels
+        ),
+        (48000, 48000, 48000, 2)
+    );
+    assert_eq!(
+        (m.needs_resample, m.recreating, m.stream_generation),
+        (0, 0, 1)
+    );
 
     let mut tiny = [0x7f as c_char; 4];
     assert_eq!(ap_last_error(p, tiny.as_mut_ptr(), 4), AP_OK);
     assert_eq!(tiny[3], 0, "truncated and terminated");
-    assert_eq!(ap_last_error(p, tiny.as_mut_ptr(), 0), AP_ERR_BUFFER_TOO_SMALL);
-    assert_eq!(ap_drain(p, 10), AP_ERR_TIMEOUT, "nothing renders: the drain times out");
+    assert_eq!(
+        ap_last_error(p, tiny.as_mut_ptr(), 0),
+        AP_ERR_BUFFER_TOO_SMALL
+    );
+    assert_eq!(
+        ap_drain(p, 10),
+        AP_ERR_TIMEOUT,
+        "nothing renders: the drain times out"
+    );
     assert_eq!(ap_destroy(p), AP_OK);
 }
 
 #[test]
 fn destroy_while_a_writer_is_blocked() {
     let _s = serial();
-    let cfg = Config { input_rate: 48000, ring_capacity_ms: 100, write_timeout_ms: 10_000, ..Config::default() };
+    let cfg = Config {
+        input_rate: 48000,
+        ring_capacity_ms: 100,
+        write_timeout_ms: 10_000,
+        ..Config::default()
+    };
     let (p, _h) = virtual_handle(cfg);
     let addr = p as usize;
     let writer = std::thread::spawn(move || {
         let pcm = vec![1i16; 20_000];
         let mut n = 0usize;
-        ap_write(addr as *mut ApPlayer, pcm.as_ptr().cast(), pcm.len(), &mut n)
+        ap_write(
+            addr as *mut ApPlayer,
+            pcm.as_ptr().cast(),
+            pcm.len(),
+            &mut n,
+        )
     });
     std::thread::sleep(std::time::Duration::from_millis(100));
     let t0 = std::time::Instant::now();
@@ -181,7 +260,9 @@ fn destroy_while_a_writer_is_blocked() {
 fn strerror_and_version() {
     for code in [0, -1, -2, -3, -4, -5, -6, -7, -8, -9, -10, 12345, i32::MIN] {
         // SAFETY: ap_strerror returns static NUL-terminated text.
-        let s = unsafe { CStr::from_ptr(ap_strerror(code)) }.to_str().unwrap();
+        let s = unsafe { CStr::from_ptr(ap_strerror(code)) }
+            .to_str()
+            .unwrap();
         assert!(!s.is_empty());
         if code == 12345 {
             assert_eq!(s, "unknown status code");
@@ -191,15 +272,26 @@ fn strerror_and_version() {
     let v = unsafe { CStr::from_ptr(ap_version()) }.to_str().unwrap();
     assert_eq!(v, env!("CARGO_PKG_VERSION"));
     let header = audioplay::GENERATED_HEADER;
-    assert!(header.contains(&format!("#define AP_VERSION_MAJOR {}", env!("CARGO_PKG_VERSION_MAJOR"))));
-    assert!(header.contains(&format!("#define AP_VERSION_MINOR {}", env!("CARGO_PKG_VERSION_MINOR"))));
-    assert!(header.contains(&format!("#define AP_VERSION_PATCH {}", env!("CARGO_PKG_VERSION_PATCH"))));
+    assert!(header.contains(&format!(
+        "#define AP_VERSION_MAJOR {}",
+        env!("CARGO_PKG_VERSION_MAJOR")
+    )));
+    assert!(header.contains(&format!(
+        "#define AP_VERSION_MINOR {}",
+        env!("CARGO_PKG_VERSION_MINOR")
+    )));
+    assert!(header.contains(&format!(
+        "#define AP_VERSION_PATCH {}",
+        env!("CARGO_PKG_VERSION_PATCH")
+    )));
     let _ = ApStatus::AP_OK;
 }
 
 #[test]
 fn committed_header_matches_the_generated_one() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/audioplay.h")).unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/audioplay.h"))
+            .unwrap();
     assert!(
         committed == audioplay::GENERATED_HEADER,
         "include/audioplay.h is stale: run scripts/regen-header.sh and commit it"
@@ -221,9 +313,14 @@ fn struct_layout_matches_what_a_c_compiler_sees() {
         callback_us_p50, callback_us_p95, callback_us_p99, callback_us_max, resample_us_p50,
         resample_us_p95, resample_us_p99, resample_us_max, output_latency_ms, stream_rate,
         device_rate, content_rate, device_format, needs_resample, recreating);
-    let mut c = String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"audioplay.h\"\nint main(void){\n");
+    let mut c = String::from(
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"audioplay.h\"\nint main(void){\n",
+    );
     let mut want = String::new();
-    for (ty, size, fields) in [("ApConfig", size_of::<ApConfig>(), &config), ("ApMetrics", size_of::<ApMetrics>(), &metrics)] {
+    for (ty, size, fields) in [
+        ("ApConfig", size_of::<ApConfig>(), &config),
+        ("ApMetrics", size_of::<ApMetrics>(), &metrics),
+    ] {
         c += &format!("printf(\"{ty} %zu\\n\", sizeof({ty}));\n");
         want += &format!("{ty} {size}\n");
         for (f, off) in fields.iter() {
@@ -242,7 +339,11 @@ fn struct_layout_matches_what_a_c_compiler_sees() {
         .arg(dir.join("layout.c"))
         .output()
         .expect("a C compiler (cc)");
-    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
     let got = Command::new(dir.join("layout")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&got.stdout), want);
     let _ = std::fs::remove_dir_all(dir);
@@ -252,13 +353,28 @@ fn struct_layout_matches_what_a_c_compiler_sees() {
 fn only_ap_symbols_are_exported() {
     // The test binary lives in target/<profile>/deps; the cdylib one level up.
     let exe = std::env::current_exe().unwrap();
-    let so = exe.parent().unwrap().parent().unwrap().join("libaudioplay.so");
+    let so = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("libaudioplay.so");
     assert!(so.exists(), "{} not built", so.display());
-    let out = Command::new("nm").args(["-D", "--defined-only"]).arg(&so).output().expect("nm (binutils)");
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&so)
+        .output()
+        .expect("nm (binutils)");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    let syms: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
-    assert!(syms.contains(&"ap_create") && syms.contains(&"ap_write"), "{syms:?}");
+    let syms: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert!(
+        syms.contains(&"ap_create") && syms.contains(&"ap_write"),
+        "{syms:?}"
+    );
     let foreign: Vec<_> = syms.iter().filter(|s| !s.starts_with("ap_")).collect();
     assert!(foreign.is_empty(), "exported non-ap_ symbols: {foreign:?}");
 }

@@ -16,7 +16,8 @@ fn callback(core: &RenderCore, generation: u64, buf: &mut [f32]) {
         playback: StreamInstant::new(0, 0),
     });
     // SAFETY: `buf` is a live, aligned f32 buffer of exactly `buf.len()` samples.
-    let mut data = unsafe { cpal::Data::from_parts(buf.as_mut_ptr().cast(), buf.len(), SampleFormat::F32) };
+    let mut data =
+        unsafe { cpal::Data::from_parts(buf.as_mut_ptr().cast(), buf.len(), SampleFormat::F32) };
     core.render(generation, &mut data, &info);
 }
 
@@ -30,10 +31,24 @@ fn two_generations_never_pop_the_ring_concurrently() {
         // so exact-once is checked through per-value counts below.
         ramp.extend_from_slice(&((i % 32767 + 1) as i16).to_ne_bytes());
     }
-    prod.write_chunk_uninit(ramp.len()).unwrap().fill_from_iter(ramp.iter().copied());
+    prod.write_chunk_uninit(ramp.len())
+        .unwrap()
+        .fill_from_iter(ramp.iter().copied());
     let counters = Arc::new(Counters::default());
-    let input = InputShape { s16: true, channels: 1, rate: 48000 };
-    let core = Arc::new(RenderCore::new(cons, input, OutputShape { rate: 48000, channels: 1 }, counters.clone()));
+    let input = InputShape {
+        s16: true,
+        channels: 1,
+        rate: 48000,
+    };
+    let core = Arc::new(RenderCore::new(
+        cons,
+        input,
+        OutputShape {
+            rate: 48000,
+            channels: 1,
+        },
+        counters.clone(),
+    ));
     core.publish_generation(1);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -45,7 +60,11 @@ fn two_generations_never_pop_the_ring_concurrently() {
             let mut buf = vec![0.0f32; 64];
             while !stop.load(SeqCst) {
                 callback(&core, generation, &mut buf);
-                heard.extend(buf.iter().filter(|&&v| v != 0.0).map(|&v| (v * 32768.0) as i32));
+                heard.extend(
+                    buf.iter()
+                        .filter(|&&v| v != 0.0)
+                        .map(|&v| (v * 32768.0) as i32),
+                );
             }
             heard
         })
@@ -61,8 +80,16 @@ fn two_generations_never_pop_the_ring_concurrently() {
     }
     stop.store(true, SeqCst);
     let (ha, hb) = (a.join().unwrap(), b.join().unwrap());
-    assert_eq!(counters.frames_played.load(SeqCst), N as u64, "everything was played");
-    assert_eq!(ha.len() + hb.len(), N, "every sample exactly once: no duplicate pop, no loss");
+    assert_eq!(
+        counters.frames_played.load(SeqCst),
+        N as u64,
+        "everything was played"
+    );
+    assert_eq!(
+        ha.len() + hb.len(),
+        N,
+        "every sample exactly once: no duplicate pop, no loss"
+    );
     let mut counts = vec![0usize; 32768];
     for v in ha.iter().chain(&hb) {
         counts[*v as usize] += 1;
@@ -72,6 +99,11 @@ fn two_generations_never_pop_the_ring_concurrently() {
         assert_eq!(c, want, "value {v}");
     }
     // Within each thread, samples are in ring order (a run never goes backwards mid-block).
-    assert!(ha.len() > 1000 && hb.len() > 1000, "both generations rendered: {} / {}", ha.len(), hb.len());
+    assert!(
+        ha.len() > 1000 && hb.len() > 1000,
+        "both generations rendered: {} / {}",
+        ha.len(),
+        hb.len()
+    );
     assert!(counters.generation_mismatches.load(SeqCst) > 0);
 }

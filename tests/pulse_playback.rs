@@ -16,13 +16,31 @@ fn tone_on(sink: Sink, rate: u32, format: &str, channels: u16) {
     let rec = server.record(sink.name, sink.rate);
     let out = server
         .command(env!("CARGO_BIN_EXE_applay"))
-        .args(["--tone", "440", "--seconds", &SECONDS.to_string(), "--json", "--quiet"])
-        .args(["--rate", &rate.to_string(), "--format", format, "--channels", &channels.to_string()])
+        .args([
+            "--tone",
+            "440",
+            "--seconds",
+            &SECONDS.to_string(),
+            "--json",
+            "--quiet",
+        ])
+        .args([
+            "--rate",
+            &rate.to_string(),
+            "--format",
+            format,
+            "--channels",
+            &channels.to_string(),
+        ])
         .output()
         .unwrap();
     let heard = rec.stop();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "applay failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "applay failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let m = stdout.lines().last().unwrap_or_default();
 
     // The library, not the server, adapted the content to the device (A2, prefer=device).
@@ -38,11 +56,24 @@ fn tone_on(sink: Sink, rate: u32, format: &str, channels: u16) {
     let s = tone_stats(&heard, sink.rate).expect("nothing was heard");
     eprintln!("{} <- {rate} Hz {format} x{channels}: {s:?}", sink.name);
     assert!((s.freq - 440.0).abs() <= 1.0, "pitch {:.2} Hz", s.freq);
-    assert!((s.duration - SECONDS).abs() <= SECONDS * 0.02, "duration {:.4} s", s.duration);
-    assert!(s.longest_gap < 0.002, "dropout of {:.1} ms", s.longest_gap * 1e3);
+    assert!(
+        (s.duration - SECONDS).abs() <= SECONDS * 0.02,
+        "duration {:.4} s",
+        s.duration
+    );
+    assert!(
+        s.longest_gap < 0.002,
+        "dropout of {:.1} ms",
+        s.longest_gap * 1e3
+    );
     // Amplitude 0.5, mono content on both channels; a stereo monitor averages L and R.
     let limit = sine_max_step(440.0, s.peak, sink.rate) * 1.2 + 2.0 / 32768.0;
-    assert!(s.max_step <= limit, "click: step {:.4} > {:.4}", s.max_step, limit);
+    assert!(
+        s.max_step <= limit,
+        "click: step {:.4} > {:.4}",
+        s.max_step,
+        limit
+    );
 }
 
 #[test]
@@ -69,11 +100,21 @@ fn f32_stereo_24000_on_16k_mono_sink() {
 fn lists_the_servers_sinks() {
     let _g = serial();
     let server = PulseServer::start(&[S48, S16]);
-    let out = server.command(env!("CARGO_BIN_EXE_applay")).arg("--list").output().unwrap();
+    let out = server
+        .command(env!("CARGO_BIN_EXE_applay"))
+        .arg("--list")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.lines().any(|l| l.starts_with("s48\t48000 Hz\t2 ch")), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("s16\t16000 Hz\t1 ch")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("s48\t48000 Hz\t2 ch")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("s16\t16000 Hz\t1 ch")),
+        "{text}"
+    );
 }
 
 #[test]

@@ -8,7 +8,12 @@ use audioplay::{Config, InputFormat, Player};
 use cpal::SampleFormat;
 
 fn host(rate: u32, channels: u16, format: SampleFormat) -> VirtualHost {
-    VirtualHost::new(vec![VirtualDeviceSpec { id: "v".into(), rate, channels, format }])
+    VirtualHost::new(vec![VirtualDeviceSpec {
+        id: "v".into(),
+        rate,
+        channels,
+        format,
+    }])
 }
 
 fn player(h: &VirtualHost, format: InputFormat, channels: u16, rate: u32, ring_ms: u32) -> Player {
@@ -48,14 +53,20 @@ fn d4_channel_policies_through_the_callback() {
         let h = host(48000, out_ch as u16, SampleFormat::F32);
         let p = player(&h, InputFormat::F32, in_ch as u16, 48000, 1000);
         let frames = 1000;
-        let input: Vec<f32> = (0..frames).flat_map(|f| (0..in_ch).map(move |c| value(f, c))).collect();
+        let input: Vec<f32> = (0..frames)
+            .flat_map(|f| (0..in_ch).map(move |c| value(f, c)))
+            .collect();
         assert_eq!(p.write_f32(&input).unwrap(), frames);
         let s = stream(&h);
         let got = render_f32(&s, frames, 480);
         for f in 0..frames {
             for c in 0..out_ch {
                 let want = if in_ch == 1 && out_ch >= 2 {
-                    if c < 2 { value(f, 0) } else { 0.0 }
+                    if c < 2 {
+                        value(f, 0)
+                    } else {
+                        0.0
+                    }
                 } else if in_ch >= 2 && out_ch == 1 {
                     0.5 * (value(f, 0) + value(f, 1))
                 } else if c < in_ch.min(out_ch) {
@@ -63,7 +74,11 @@ fn d4_channel_policies_through_the_callback() {
                 } else {
                     0.0
                 };
-                assert_eq!(got[f * out_ch + c], want, "{in_ch}->{out_ch} frame {f} ch {c}");
+                assert_eq!(
+                    got[f * out_ch + c],
+                    want,
+                    "{in_ch}->{out_ch} frame {f} ch {c}"
+                );
             }
         }
         assert_eq!(p.metrics().underruns, 0);
@@ -81,7 +96,8 @@ fn d3_s16_passes_through_to_an_i16_device_bit_exact() {
     for block in got.chunks_mut(512) {
         let n = block.len();
         // SAFETY: reinterpreting an i16 slice as bytes is always valid.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(block.as_mut_ptr().cast::<u8>(), n * 2) };
+        let bytes =
+            unsafe { std::slice::from_raw_parts_mut(block.as_mut_ptr().cast::<u8>(), n * 2) };
         assert!(s.render(n, bytes));
     }
     assert_eq!(got, all, "int16 -> float32 -> int16 must be lossless (D3)");
@@ -103,7 +119,10 @@ fn render_to_end(p: &Player, s: &VirtualStreamHandle, block: usize) -> Vec<f32> 
             silent_blocks += 1;
         }
     }
-    let last = out.iter().rposition(|&v| v != 0.0).map_or(0, |i| i / ch + 1);
+    let last = out
+        .iter()
+        .rposition(|&v| v != 0.0)
+        .map_or(0, |i| i / ch + 1);
     out.truncate(last * ch);
     out
 }
@@ -117,14 +136,24 @@ fn sixty_seconds_22050_to_48000_is_round_len_times_ratio_s1() {
     assert_eq!(p.write_f32(&vec![0.25f32; len]).unwrap(), len);
     let out = render_to_end(&p, &stream(&h), 480);
     let want = (len as f64 * 48000.0 / 22050.0).round() as i64;
-    assert!((out.len() as i64 - want).abs() <= 1, "{} frames, want {want}", out.len());
+    assert!(
+        (out.len() as i64 - want).abs() <= 1,
+        "{} frames, want {want}",
+        out.len()
+    );
     assert!(out.iter().all(|&v| v == 0.25));
-    assert_eq!(p.metrics().underruns, 0, "the end of speech is not an underrun");
+    assert_eq!(
+        p.metrics().underruns,
+        0,
+        "the end of speech is not an underrun"
+    );
 }
 
 #[test]
 fn block_size_does_not_change_the_resampled_signal_u1() {
-    let sine: Vec<f32> = (0..22050).map(|i| 0.5 * (i as f32 * 2.0 * std::f32::consts::PI * 440.0 / 22050.0).sin() + 0.01).collect();
+    let sine: Vec<f32> = (0..22050)
+        .map(|i| 0.5 * (i as f32 * 2.0 * std::f32::consts::PI * 440.0 / 22050.0).sin() + 0.01)
+        .collect();
     let mut reference: Option<Vec<f32>> = None;
     for block in [1usize, 7, 480, 4096] {
         let h = host(48000, 2, SampleFormat::F32);
@@ -148,7 +177,10 @@ fn devices_asking_for_more_than_the_scratch_get_every_frame() {
     p.write_i16(&ramp).unwrap();
     let s = stream(&h);
     let out = render_f32(&s, 16000, 16000);
-    assert!(out.iter().all(|&v| v != 0.0), "the 16000-frame callback was filled to the end");
+    assert!(
+        out.iter().all(|&v| v != 0.0),
+        "the 16000-frame callback was filled to the end"
+    );
     assert_eq!(p.metrics().underruns, 0);
 }
 
@@ -158,7 +190,10 @@ fn write_with_timeout_zero_returns_a_partial_count_at_once() {
     let p = player(&h, InputFormat::S16, 1, 48000, 100); // 4800 frames of room
     let t0 = std::time::Instant::now();
     let n = p.write_i16(&vec![1i16; 10_000]).unwrap();
-    assert!(t0.elapsed() < Duration::from_millis(50), "non-blocking write blocked");
+    assert!(
+        t0.elapsed() < Duration::from_millis(50),
+        "non-blocking write blocked"
+    );
     assert_eq!(n, 4800, "the ring holds 100 ms");
     assert_eq!(p.metrics().frames_queued, 4800);
 }
@@ -190,19 +225,30 @@ fn write_with_a_timeout_waits_for_space() {
     assert_eq!(writer.join().unwrap(), 20_000);
     let m = p.metrics();
     assert_eq!(m.frames_written, 20_000);
-    assert_eq!(m.frames_written, m.frames_played + m.frames_queued + m.frames_dropped);
+    assert_eq!(
+        m.frames_written,
+        m.frames_played + m.frames_queued + m.frames_dropped
+    );
 }
 
 #[test]
 fn a_write_that_times_out_returns_what_it_queued() {
     let h = host(48000, 2, SampleFormat::F32);
-    let cfg = Config { input_rate: 48000, ring_capacity_ms: 100, write_timeout_ms: 60, ..Config::default() };
+    let cfg = Config {
+        input_rate: 48000,
+        ring_capacity_ms: 100,
+        write_timeout_ms: 60,
+        ..Config::default()
+    };
     let p = Player::with_host(cfg, h.cpal_host()).unwrap();
     let t0 = std::time::Instant::now();
     let n = p.write_i16(&vec![1i16; 10_000]).unwrap();
     let waited = t0.elapsed();
     assert_eq!(n, 4800);
-    assert!(waited >= Duration::from_millis(60) && waited < Duration::from_millis(500), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(60) && waited < Duration::from_millis(500),
+        "{waited:?}"
+    );
 }
 
 #[test]
@@ -227,14 +273,26 @@ fn underruns_count_dry_spells_in_speech_not_idle_silence() {
     }
     assert_eq!(p.metrics().underruns, 1);
     let m = p.metrics();
-    assert_eq!((m.frames_written, m.frames_played, m.frames_queued), (1400, 1400, 0));
+    assert_eq!(
+        (m.frames_written, m.frames_played, m.frames_queued),
+        (1400, 1400, 0)
+    );
 }
 
 #[test]
 fn nan_and_infinite_input_never_reach_the_device() {
     let h = host(48000, 1, SampleFormat::F32);
     let p = player(&h, InputFormat::F32, 1, 48000, 1000);
-    p.write_f32(&[f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 3.0, -3.0, 1e-40, 0.5]).unwrap();
+    p.write_f32(&[
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        3.0,
+        -3.0,
+        1e-40,
+        0.5,
+    ])
+    .unwrap();
     let out = render_f32(&stream(&h), 7, 7);
     assert_eq!(out, vec![0.0, 1.0, -1.0, 1.0, -1.0, 1e-40, 0.5]);
 }
@@ -244,7 +302,16 @@ fn stream_state_is_published_for_lock_free_readers_u3() {
     let h = host(44100, 2, SampleFormat::I16);
     let p = player(&h, InputFormat::S16, 1, 22050, 1000);
     let st = p.snapshot();
-    assert_eq!((st.device_id.as_str(), st.stream_rate, st.device_rate, st.content_rate, st.channels), ("v", 44100, 44100, 22050, 2));
+    assert_eq!(
+        (
+            st.device_id.as_str(),
+            st.stream_rate,
+            st.device_rate,
+            st.content_rate,
+            st.channels
+        ),
+        ("v", 44100, 44100, 22050, 2)
+    );
     assert_eq!(st.generation, 1);
     assert!(st.started && !p.recreating());
     assert!(p.metrics().needs_resample());

@@ -64,9 +64,17 @@ fn parse() -> Result<Args, String> {
         let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "--tone" => a.tone = Some(val("--tone")?.parse().map_err(|_| "--tone: not a number")?),
-            "--seconds" => a.seconds = val("--seconds")?.parse().map_err(|_| "--seconds: not a number")?,
+            "--seconds" => {
+                a.seconds = val("--seconds")?
+                    .parse()
+                    .map_err(|_| "--seconds: not a number")?
+            }
             "--rate" => a.rate = val("--rate")?.parse().map_err(|_| "--rate: not a number")?,
-            "--channels" => a.channels = val("--channels")?.parse().map_err(|_| "--channels: not a number")?,
+            "--channels" => {
+                a.channels = val("--channels")?
+                    .parse()
+                    .map_err(|_| "--channels: not a number")?
+            }
             "--format" => {
                 a.format = match val("--format")?.as_str() {
                     "s16" => InputFormat::S16,
@@ -75,7 +83,11 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "--device" => a.device = Some(val("--device")?),
-            "--latency" => a.latency_ms = val("--latency")?.parse().map_err(|_| "--latency: not a number")?,
+            "--latency" => {
+                a.latency_ms = val("--latency")?
+                    .parse()
+                    .map_err(|_| "--latency: not a number")?
+            }
             "--prefer" => {
                 a.prefer = match val("--prefer")?.as_str() {
                     "content" => PreferStreamRate::Content,
@@ -111,7 +123,9 @@ fn tone_bytes(a: &Args, hz: f64) -> Vec<u8> {
         let x = 0.5 * (2.0 * std::f64::consts::PI * hz * i as f64 / a.rate as f64).sin();
         for _ in 0..a.channels {
             match a.format {
-                InputFormat::S16 => out.extend_from_slice(&audioplay::convert::f32_to_s16(x as f32).to_ne_bytes()),
+                InputFormat::S16 => {
+                    out.extend_from_slice(&audioplay::convert::f32_to_s16(x as f32).to_ne_bytes())
+                }
                 InputFormat::F32 => out.extend_from_slice(&(x as f32).to_ne_bytes()),
             }
         }
@@ -139,10 +153,16 @@ fn open_input(a: &mut Args) -> Result<Box<dyn Read>, String> {
         let f = audioplay::wav::read_header_after_riff(&mut r)?;
         a.rate = f.rate;
         a.channels = f.channels;
-        a.format = if f.float { InputFormat::F32 } else { InputFormat::S16 };
+        a.format = if f.float {
+            InputFormat::F32
+        } else {
+            InputFormat::S16
+        };
         Ok(r)
     } else {
-        Ok(Box::new(std::io::Cursor::new(head[..got].to_vec()).chain(r)))
+        Ok(Box::new(
+            std::io::Cursor::new(head[..got].to_vec()).chain(r),
+        ))
     }
 }
 
@@ -193,7 +213,9 @@ fn run() -> Result<(), (u8, String)> {
     let write_all = |bytes: &[u8]| -> Result<(), (u8, String)> {
         let mut off = 0;
         while off < bytes.len() {
-            let n = player.write_bytes(&bytes[off..]).map_err(|e| (5, e.to_string()))?;
+            let n = player
+                .write_bytes(&bytes[off..])
+                .map_err(|e| (5, e.to_string()))?;
             off += n * fb;
         }
         Ok(())
@@ -204,7 +226,9 @@ fn run() -> Result<(), (u8, String)> {
             let mut buf = vec![0u8; fb * 1024];
             let mut pending = Vec::new();
             loop {
-                let n = r.read(&mut buf).map_err(|e| (4, format!("read error: {e}")))?;
+                let n = r
+                    .read(&mut buf)
+                    .map_err(|e| (4, format!("read error: {e}")))?;
                 if n == 0 {
                     break;
                 }
@@ -216,7 +240,9 @@ fn run() -> Result<(), (u8, String)> {
         }
         _ => unreachable!("parse() requires an input or a tone"),
     }
-    let heard = player.drain(Duration::from_secs(60)).map_err(|e| (5, e.to_string()))?;
+    let heard = player
+        .drain(Duration::from_secs(60))
+        .map_err(|e| (5, e.to_string()))?;
     let m = player.metrics();
     if a.json {
         println!("{}", json(&m));

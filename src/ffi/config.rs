@@ -143,21 +143,37 @@ pub(crate) fn to_config(c: &ApConfig) -> Result<Config, (ApStatus, String)> {
     let input_format = match c.input_format {
         AP_FORMAT_S16 => InputFormat::S16,
         AP_FORMAT_F32 => InputFormat::F32,
-        v => return Err(invalid(format!("input_format {v} is not an AP_FORMAT_* value"))),
+        v => {
+            return Err(invalid(format!(
+                "input_format {v} is not an AP_FORMAT_* value"
+            )))
+        }
     };
     let prefer_stream_rate = match c.prefer_stream_rate {
         AP_STREAM_RATE_CONTENT => PreferStreamRate::Content,
         AP_STREAM_RATE_DEVICE => PreferStreamRate::Device,
-        v => return Err(invalid(format!("prefer_stream_rate {v} is not an AP_STREAM_RATE_* value"))),
+        v => {
+            return Err(invalid(format!(
+                "prefer_stream_rate {v} is not an AP_STREAM_RATE_* value"
+            )))
+        }
     };
     let resample_mode = match c.resample_mode {
         AP_RESAMPLE_CALLBACK => ResampleMode::Callback,
         AP_RESAMPLE_PRODUCER => ResampleMode::Producer,
         AP_RESAMPLE_OFF => ResampleMode::Off,
-        v => return Err(invalid(format!("resample_mode {v} is not an AP_RESAMPLE_* value"))),
+        v => {
+            return Err(invalid(format!(
+                "resample_mode {v} is not an AP_RESAMPLE_* value"
+            )))
+        }
     };
-    let log_level = level_from(c.log_level)
-        .ok_or_else(|| invalid(format!("log_level {} is not an AP_LOG_* value", c.log_level)))?;
+    let log_level = level_from(c.log_level).ok_or_else(|| {
+        invalid(format!(
+            "log_level {} is not an AP_LOG_* value",
+            c.log_level
+        ))
+    })?;
     let device_id = if c.device_id.is_null() {
         None
     } else {

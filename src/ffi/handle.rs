@@ -26,7 +26,10 @@ impl Handle {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = msg.into();
     }
     pub fn last_error(&self) -> String {
-        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

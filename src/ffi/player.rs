@@ -84,7 +84,9 @@ pub extern "C" fn ap_write(
             return ApStatus::AP_ERR_NULL;
         }
         let Some(len) = frame_count.checked_mul(h.player.frame_bytes()) else {
-            h.set_error(format!("ap_write: {frame_count} frames overflows the address space"));
+            h.set_error(format!(
+                "ap_write: {frame_count} frames overflows the address space"
+            ));
             return ApStatus::AP_ERR_INVALID_ARG;
         };
         if len > isize::MAX as usize {
@@ -135,7 +137,11 @@ pub extern "C" fn ap_drain(player: *mut ApPlayer, timeout_ms: u32) -> ApStatus {
 /// NUL-terminated string of at most `buf_len` bytes, truncating if needed. Per handle, not
 /// per thread. Returns `AP_ERR_BUFFER_TOO_SMALL` if `buf_len` is 0. Thread-safe.
 #[no_mangle]
-pub extern "C" fn ap_last_error(player: *const ApPlayer, buf: *mut c_char, buf_len: usize) -> ApStatus {
+pub extern "C" fn ap_last_error(
+    player: *const ApPlayer,
+    buf: *mut c_char,
+    buf_len: usize,
+) -> ApStatus {
     ffi_guard!({
         let h = match handle::resolve(player) {
             Ok(h) => h,

@@ -48,7 +48,10 @@ pub fn tone_stats(x: &[f32], rate: u32) -> Option<ToneStats> {
             run = 0;
         }
     }
-    let max_step = seg.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0f32, f32::max) as f64;
+    let max_step = seg
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .fold(0.0f32, f32::max) as f64;
     Some(ToneStats {
         duration: (last - first + 1) as f64 / rate as f64,
         onset: first as f64 / rate as f64,

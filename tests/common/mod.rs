@@ -20,14 +20,23 @@ pub fn serial() -> MutexGuard<'static, ()> {
 /// Reads `"key":number` from the flat JSON object `applay --json` prints.
 pub fn json_num(json: &str, key: &str) -> f64 {
     let pat = format!("\"{key}\":");
-    let i = json.find(&pat).unwrap_or_else(|| panic!("{key} missing in {json}")) + pat.len();
+    let i = json
+        .find(&pat)
+        .unwrap_or_else(|| panic!("{key} missing in {json}"))
+        + pat.len();
     let rest = &json[i..];
     let end = rest.find([',', '}']).unwrap();
-    rest[..end].trim_matches('"').parse().unwrap_or_else(|_| panic!("{key} not a number in {json}"))
+    rest[..end]
+        .trim_matches('"')
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} not a number in {json}"))
 }
 
 pub fn json_str(json: &str, key: &str) -> String {
     let pat = format!("\"{key}\":\"");
-    let i = json.find(&pat).unwrap_or_else(|| panic!("{key} missing in {json}")) + pat.len();
+    let i = json
+        .find(&pat)
+        .unwrap_or_else(|| panic!("{key} missing in {json}"))
+        + pat.len();
     json[i..].split('"').next().unwrap().to_string()
 }

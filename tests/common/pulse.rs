@@ -11,9 +11,21 @@ pub struct Sink {
     pub channels: u16,
 }
 
-pub const S48: Sink = Sink { name: "s48", rate: 48000, channels: 2 };
-pub const S44: Sink = Sink { name: "s44", rate: 44100, channels: 2 };
-pub const S16: Sink = Sink { name: "s16", rate: 16000, channels: 1 };
+pub const S48: Sink = Sink {
+    name: "s48",
+    rate: 48000,
+    channels: 2,
+};
+pub const S44: Sink = Sink {
+    name: "s44",
+    rate: 44100,
+    channels: 2,
+};
+pub const S16: Sink = Sink {
+    name: "s16",
+    rate: 16000,
+    channels: 1,
+};
 
 pub struct PulseServer {
     pub dir: PathBuf,
@@ -41,8 +53,14 @@ impl PulseServer {
     pub fn start(sinks: &[Sink]) -> PulseServer {
         let dir = unique_dir("pulse");
         let mut cmd = Command::new("pulseaudio");
-        cmd.args(["-n", "--daemonize=no", "--exit-idle-time=-1", "--disable-shm=yes", "--log-target=stderr"])
-            .arg("--load=module-native-protocol-unix");
+        cmd.args([
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--disable-shm=yes",
+            "--log-target=stderr",
+        ])
+        .arg("--load=module-native-protocol-unix");
         for s in sinks {
             cmd.arg(format!(
                 "--load=module-null-sink sink_name={} rate={} channels={}",
@@ -60,7 +78,11 @@ impl PulseServer {
             .stderr(log)
             .spawn()
             .expect("pulseaudio must be installed (scripts/test.sh installs it)");
-        let mut me = PulseServer { dir, server, helpers: Vec::new() };
+        let mut me = PulseServer {
+            dir,
+            server,
+            helpers: Vec::new(),
+        };
         let t0 = Instant::now();
         while !me.pactl(&["info"]).status.success() {
             assert!(
@@ -101,7 +123,11 @@ impl PulseServer {
 
     pub fn set_default(&self, sink: &str) {
         let o = self.pactl(&["set-default-sink", sink]);
-        assert!(o.status.success(), "set-default-sink {sink}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "set-default-sink {sink}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 
     /// Adds a null sink at run time; returns its module index.
@@ -113,7 +139,11 @@ impl PulseServer {
             &format!("rate={}", s.rate),
             &format!("channels={}", s.channels),
         ]);
-        assert!(o.status.success(), "load-module: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "load-module: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         self.keep_alive(s);
         String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
     }
@@ -143,7 +173,9 @@ impl PulseServer {
 
     /// Starts recording a sink's monitor as mono s16 at `rate`.
     pub fn record(&self, sink: &str, rate: u32) -> Recording {
-        let path = self.dir.join(format!("rec-{sink}-{}.raw", self.helpers.len()));
+        let path = self
+            .dir
+            .join(format!("rec-{sink}-{}.raw", self.helpers.len()));
         let child = self
             .command("parecord")
             .args([

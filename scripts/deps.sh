@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the system packages the build, tests and demo need, if any are missing.
+set -euo pipefail
+pkgs=(pulseaudio pulseaudio-utils espeak-ng libespeak-ng-dev libasound2-dev pkg-config cmake
+      build-essential binutils python3)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+fi
+if ! cargo fmt --version > /dev/null 2>&1 || ! cargo clippy --version > /dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi

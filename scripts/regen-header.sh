@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Regenerates include/audioplay.h from src/ffi with cbindgen (commit the result; a test fails
+# while the committed header differs from what the code generates).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+AUDIOPLAY_WRITE_HEADER=1 cargo build --lib
+git diff --stat -- include/audioplay.h

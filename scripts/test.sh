@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test:
+#   formatting and lints; the Rust unit and integration tests (virtual device, C ABI, and
+#   real audio through private PulseAudio servers); an install into a temporary prefix; the
+#   C examples built out of tree with find_package (shared and static) and pkg-config, run
+#   as ctests against a private PulseAudio server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+
+scripts/deps.sh
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+
+echo "== Rust tests"
+# Real-audio tests start their own servers; they must not inherit one from the caller.
+env -u PULSE_SERVER cargo test --locked --all-targets 2>&1 | tee "${TMPDIR:-/tmp}/audioplay-cargo-test.log"
+
+echo "== install and C examples"
+work="$(mktemp -d "${TMPDIR:-/tmp}/audioplay-test.XXXXXX")"
+source scripts/lib/pulse.sh
+trap 'pulse_stop; rm -rf "$work"' EXIT
+scripts/install.sh --prefix "$work/prefix"
+pulse_start "$work/pulse" s48:48000:2 s16:16000:1
+for mode in OFF ON; do
+  cmake -S examples-c -B "$work/examples-$mode" -DCMAKE_PREFIX_PATH="$work/prefix" \
+    -DAUDIOPLAY_STATIC=$mode > "$work/cmake-$mode.log" || { cat "$work/cmake-$mode.log"; exit 1; }
+  cmake --build "$work/examples-$mode" > "$work/build-$mode.log" || { cat "$work/build-$mode.log"; exit 1; }
+  (cd "$work/examples-$mode" && ctest --output-on-failure)
+done
+
+echo "== pkg-config"
+export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
+cc -Wall -Werror -o "$work/tone-pc" examples-c/tone.c $(pkg-config --cflags --libs audioplay) -lm \
+  -Wl,-rpath,"$work/prefix/lib"
+"$work/tone-pc" --seconds 0.5 > /dev/null
+static_libs="$(pkg-config --static --libs audioplay | sed "s|-laudioplay|$work/prefix/lib/libaudioplay.a|")"
+cc -Wall -Werror -o "$work/tone-pc-static" examples-c/tone.c $(pkg-config --cflags audioplay) $static_libs -lm
+if ldd "$work/tone-pc-static" | grep -q libaudioplay; then echo "static build links the shared library" >&2; exit 1; fi
+"$work/tone-pc-static" --seconds 0.5 > /dev/null
+echo "pkg-config builds (shared and static) played a tone"
+
+totals="$(grep -E '^test result: ' "${TMPDIR:-/tmp}/audioplay-cargo-test.log" \
+  | awk '{p += $4; f += $6} END {print p " passed, " f " failed"}')"
+echo "Rust tests: $totals; C: 8 ctests and 2 pkg-config builds passed"
