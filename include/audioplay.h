@@ -19,6 +19,24 @@
 #define AP_VERSION_STRING "0.1.0"
 
 
+// Size of the device id and name buffers in `ApMetrics` and `ApStreamState`.
+#define AP_DEVICE_ID_LEN 128
+
+// Why the stream was last (re)created (`ApMetrics.last_recreate_reason`).
+#define AP_REASON_NONE 0
+
+#define AP_REASON_INITIAL 1
+
+#define AP_REASON_DEVICE_CHANGED 2
+
+#define AP_REASON_STREAM_LOST 3
+
+#define AP_REASON_FORMAT_CHANGED 4
+
+#define AP_REASON_RETRY 5
+
+#define AP_REASON_REQUESTED 6
+
 // Every entry point returns one of these: `AP_OK` (0) or a negative error.
 enum ApStatus
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -104,6 +122,21 @@ typedef struct ApConfig {
   ApLogFn log_fn;
   // Passed back to `log_fn`.
   void *log_user;
+  // How often the output device is checked, ms, 10..=10000 (default 250).
+  uint32_t device_poll_ms;
+  // After a failed device query, wait this long before the next, ms (default 1000).
+  // Successful queries are acted on at once.
+  uint32_t device_query_cooldown_ms;
+  // Stream recreates allowed in any 60 s window, 1..=600 (default 30).
+  uint32_t max_recreate_per_minute;
+  // A new output device must stay the same this long before the stream moves, ms
+  // (default 60), so a flapping route causes one recreate.
+  uint32_t debounce_ms;
+  // Audio handed to a vanished device but not yet heard is replayed on the new one, up to
+  // this many ms (default 200; 0 = never).
+  uint32_t max_replay_ms;
+  // Recreates slower than this many ms are logged as warnings (default 500).
+  uint32_t recreate_warn_ms;
 } ApConfig;
 
 // Device sample formats reported in `ApMetrics.device_format`.
@@ -161,7 +194,47 @@ typedef struct ApMetrics {
   uint32_t needs_resample;
   // 1 while a stream recreate is in progress.
   uint32_t recreating;
+  // `AP_REASON_*` of the last stream (re)creation.
+  uint32_t last_recreate_reason;
+  // Content frames played again on a new device because the old one vanished before
+  // playing them (not part of the frame accounting identity).
+  uint64_t frames_replayed;
+  // Stream (re)creations, including the first and failed ones.
+  uint64_t recreates;
+  uint64_t recreate_failures;
+  // Recreates held back by `max_recreate_per_minute`.
+  uint64_t recreates_refused;
+  // Failed output-device queries (the last known device is used meanwhile).
+  uint64_t device_query_failures;
+  // Milliseconds from the last frame on the old device to the first on the new one at the
+  // last route change; -1 until one was measured.
+  double last_route_gap_ms;
+  // Recreate durations, milliseconds.
+  double recreate_ms_p50;
+  double recreate_ms_p95;
+  double recreate_ms_max;
+  // Current output device id and name, NUL-terminated (truncated to fit).
+  char device_id[AP_DEVICE_ID_LEN];
+  char device_name[AP_DEVICE_ID_LEN];
 } ApMetrics;
+
+// The current stream, read without taking any lock (SPEC U3). Set `struct_size` first.
+typedef struct ApStreamState {
+  uint32_t struct_size;
+  // 1 while a stream is installed and running.
+  uint32_t started;
+  // Generation of the installed stream.
+  uint64_t generation;
+  uint32_t stream_rate;
+  uint32_t device_rate;
+  uint32_t content_rate;
+  uint32_t output_channels;
+  // 1 while a recreate is in progress.
+  uint32_t recreating;
+  ApDeviceFormat device_format;
+  char device_id[AP_DEVICE_ID_LEN];
+  char device_name[AP_DEVICE_ID_LEN];
+} ApStreamState;
 
 // Signed 16-bit, native endian.
 #define AP_FORMAT_S16 1
@@ -221,6 +294,11 @@ ApStatus ap_config_init(struct ApConfig *config);
 // `sizeof(ApMetrics)` (`AP_ERR_STRUCT_SIZE` otherwise; `*out` is then untouched).
 // Lock-free with respect to the audio thread; thread-safe.
 ApStatus ap_metrics(struct ApPlayer *player, struct ApMetrics *out);
+
+// Fills `*out` with the current stream state without taking the stream lock or touching
+// the audio thread (SPEC U3): cheap enough to poll. `out->struct_size` must be
+// `sizeof(ApStreamState)`. Thread-safe.
+ApStatus ap_snapshot_state(struct ApPlayer *player, struct ApStreamState *out);
 
 // Creates a player and opens its output stream. On success `*out_player` receives a handle
 // to pass to every other call and to `ap_destroy`; on failure `*out_player` is untouched and

@@ -15,6 +15,8 @@ cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 
 echo "== Rust tests"
+# cargo test builds the rlib only; the export and C tests need the cdylib too.
+cargo build --locked --lib --bins
 # Real-audio tests start their own servers; they must not inherit one from the caller.
 env -u PULSE_SERVER cargo test --locked --all-targets 2>&1 | tee "${TMPDIR:-/tmp}/audioplay-cargo-test.log"
 

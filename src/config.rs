@@ -68,6 +68,19 @@ pub struct Config {
     pub resample_mode: ResampleMode,
     pub log_sink: Option<LogSink>,
     pub log_level: LogLevel,
+    /// How often the service thread checks the output device (V1).
+    pub device_poll_ms: u32,
+    /// After a failed device query, wait this long before the next (V2: failures only).
+    pub device_query_cooldown_ms: u32,
+    /// P1: recreates allowed in any 60 s window.
+    pub max_recreate_per_minute: u32,
+    /// A new target device must stay the same this long before a recreate (debounce).
+    pub debounce_ms: u32,
+    /// Audio already handed to a vanished device but not yet heard, replayed on the new one,
+    /// at most this much (0 = never replay).
+    pub max_replay_ms: u32,
+    /// P3: recreates slower than this are warned about.
+    pub recreate_warn_ms: u32,
 }
 
 impl Default for Config {
@@ -84,6 +97,12 @@ impl Default for Config {
             resample_mode: ResampleMode::Callback,
             log_sink: None,
             log_level: LogLevel::Info,
+            device_poll_ms: 250,
+            device_query_cooldown_ms: 1000,
+            max_recreate_per_minute: 30,
+            debounce_ms: 60,
+            max_replay_ms: 200,
+            recreate_warn_ms: 500,
         }
     }
 }
@@ -119,6 +138,29 @@ impl Config {
                 "ring_capacity_ms {} out of range 10..=60000",
                 self.ring_capacity_ms
             ));
+        }
+        let ranges = [
+            ("device_poll_ms", self.device_poll_ms, 10, 10_000),
+            (
+                "device_query_cooldown_ms",
+                self.device_query_cooldown_ms,
+                0,
+                60_000,
+            ),
+            (
+                "max_recreate_per_minute",
+                self.max_recreate_per_minute,
+                1,
+                600,
+            ),
+            ("debounce_ms", self.debounce_ms, 0, 5_000),
+            ("max_replay_ms", self.max_replay_ms, 0, 2_000),
+            ("recreate_warn_ms", self.recreate_warn_ms, 1, 60_000),
+        ];
+        for (name, v, lo, hi) in ranges {
+            if !(lo..=hi).contains(&v) {
+                return Err(format!("{name} {v} out of range {lo}..={hi}"));
+            }
         }
         if self.resample_mode == ResampleMode::Producer {
             return Err("resample_mode producer is not available yet; use callback or off".into());

@@ -110,6 +110,32 @@ pub fn find_output(
     Ok((dev, info))
 }
 
+/// The device the player should be on now: the pinned one while it is present, else the
+/// system default (the pinned one is taken back as soon as it reappears). I/O; no locks.
+pub fn query_target(host: &cpal::Host, pinned: Option<&str>) -> Result<DeviceInfo, String> {
+    if let Some(id) = pinned {
+        if let Ok((_, info)) = find_output(host, Some(id)) {
+            return Ok(info);
+        }
+    }
+    find_output(host, None).map(|(_, info)| info)
+}
+
+/// V1: whether the output must change, as a pure function of the published stream state and
+/// what the host reports. Reads `current` only to compare; returns
+/// `(changed, device_id, device_rate)`. A device that comes back at another rate or channel
+/// count is a change too.
+pub fn detect_change(
+    current: &crate::player::StreamState,
+    observed: &DeviceInfo,
+) -> (bool, String, u32) {
+    let changed = !current.started
+        || current.device_id != observed.id
+        || current.device_rate != observed.rate
+        || current.channels != observed.channels;
+    (changed, observed.id.clone(), observed.rate)
+}
+
 /// Every output device the host lists.
 pub fn list_outputs(host: &cpal::Host) -> Result<Vec<DeviceInfo>, String> {
     Ok(host

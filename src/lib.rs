@@ -11,7 +11,7 @@ pub mod ffi;
 mod log;
 pub mod metrics;
 pub mod player;
-mod recreate;
+pub mod recreate;
 pub mod render;
 pub mod resample;
 mod service;

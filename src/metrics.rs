@@ -102,6 +102,8 @@ pub struct Counters {
     /// Content frames taken from the ring by a callback.
     pub frames_played: AtomicU64,
     pub frames_dropped: AtomicU64,
+    /// Content frames played a second time after a device vanished before playing them.
+    pub frames_replayed: AtomicU64,
     pub device_frames: AtomicU64,
     pub callbacks: AtomicU64,
     pub underruns: AtomicU64,
@@ -116,4 +118,67 @@ pub struct Counters {
     pub output_latency_ns: AtomicU64,
     pub callback_time: Histogram,
     pub resample_time: Histogram,
+}
+
+/// Recreate and device-watch statistics (P1-P3, M2). Written by the service thread.
+pub struct DeviceStats {
+    pub recreates: AtomicU64,
+    pub recreate_failures: AtomicU64,
+    /// Recreates held back by `max_recreate_per_minute` (P1).
+    pub recreates_refused: AtomicU64,
+    pub device_query_failures: AtomicU64,
+    /// `recreate::Reason` as u32; 0 = none yet.
+    pub last_reason: std::sync::atomic::AtomicU32,
+    /// Last route-change gap in microseconds; `u64::MAX` = not measured yet.
+    pub last_gap_us: AtomicU64,
+    /// Recent recreate durations in ms (P3), newest last.
+    recreate_ms: std::sync::Mutex<std::collections::VecDeque<f64>>,
+}
+
+const RECREATE_HISTORY: usize = 256;
+
+impl Default for DeviceStats {
+    fn default() -> Self {
+        DeviceStats {
+            recreates: AtomicU64::new(0),
+            recreate_failures: AtomicU64::new(0),
+            recreates_refused: AtomicU64::new(0),
+            device_query_failures: AtomicU64::new(0),
+            last_reason: std::sync::atomic::AtomicU32::new(0),
+            last_gap_us: AtomicU64::new(u64::MAX),
+            recreate_ms: Default::default(),
+        }
+    }
+}
+
+impl DeviceStats {
+    pub fn record_recreate(&self, reason: crate::recreate::Reason, ms: f64, ok: bool) {
+        self.recreates.fetch_add(1, Relaxed);
+        if !ok {
+            self.recreate_failures.fetch_add(1, Relaxed);
+        }
+        self.last_reason.store(reason as u32, Relaxed);
+        let mut h = self.recreate_ms.lock().unwrap_or_else(|e| e.into_inner());
+        if h.len() == RECREATE_HISTORY {
+            h.pop_front();
+        }
+        h.push_back(ms);
+    }
+
+    /// (p50, p95, max) of recent recreate durations, ms.
+    pub fn recreate_ms(&self) -> (f64, f64, f64) {
+        let mut v: Vec<f64> = self
+            .recreate_ms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        if v.is_empty() {
+            return (0.0, 0.0, 0.0);
+        }
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
+        (at(0.5), at(0.95), *v.last().unwrap())
+    }
 }

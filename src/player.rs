@@ -12,8 +12,8 @@ use crate::config::{Config, InputFormat, LogLevel};
 use crate::device;
 use crate::error::Error;
 use crate::log::Logger;
-use crate::metrics::{Counters, Percentiles};
-use crate::recreate::{self, StreamSlot};
+use crate::metrics::{Counters, DeviceStats, Percentiles};
+use crate::recreate::{self, Reason, StreamSlot};
 use crate::render::{InputShape, OutputShape, RenderCore};
 use crate::service;
 
@@ -51,6 +51,16 @@ pub struct Metrics {
     pub output_latency_ns: u64,
     pub recreating: bool,
     pub state: StreamState,
+    pub frames_replayed: u64,
+    pub recreates: u64,
+    pub recreate_failures: u64,
+    pub recreates_refused: u64,
+    pub device_query_failures: u64,
+    pub last_recreate_reason: Option<Reason>,
+    /// Milliseconds from the last frame on the old device to the first on the new one.
+    pub last_route_gap_ms: Option<f64>,
+    /// Recreate duration (p50, p95, max), ms.
+    pub recreate_ms: (f64, f64, f64),
 }
 
 impl Metrics {
@@ -97,6 +107,9 @@ pub struct Shared {
     pub wake: Arc<Wake>,
     pub logger: Mutex<Logger>,
     frame_bytes: usize,
+    /// Set by a stream's error callback when its device is gone; the watcher acts at once.
+    pub stream_lost: Arc<AtomicBool>,
+    pub stats: DeviceStats,
 }
 
 impl Shared {
@@ -110,6 +123,20 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .log(level, msg);
+    }
+
+    /// Logs at most once per `every` for `key`; returns whether it logged.
+    pub fn log_limited(
+        &self,
+        key: &'static str,
+        every: Duration,
+        level: LogLevel,
+        msg: &str,
+    ) -> bool {
+        self.logger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .limited(key, every, level, msg)
     }
 }
 
@@ -145,11 +172,13 @@ impl Player {
             rate: cfg.input_rate,
             channels: cfg.input_channels as usize,
         };
+        let history = (cfg.input_rate as u64 * cfg.max_replay_ms as u64 / 1000) as usize;
         let core = Arc::new(RenderCore::new(
             consumer,
             input,
             first_guess,
             counters.clone(),
+            history,
         ));
         let logger = Logger::new(cfg.log_sink.clone(), cfg.log_level);
         let shared = Arc::new(Shared {
@@ -166,8 +195,17 @@ impl Player {
             wake: Arc::new(Wake::default()),
             logger: Mutex::new(logger),
             frame_bytes,
+            stream_lost: Arc::new(AtomicBool::new(false)),
+            stats: DeviceStats::default(),
         });
-        recreate::recreate(&shared, "initial")?;
+        // A pinned device must exist at creation (a typo is an error, not a silent fallback);
+        // later it may come and go.
+        let target = device::query_target(&shared.host, None)
+            .ok()
+            .map(|d| d.id)
+            .filter(|_| shared.cfg.device_id.is_none())
+            .or_else(|| shared.cfg.device_id.clone());
+        recreate::recreate(&shared, Reason::Initial, target)?;
         let svc = shared.clone();
         let handle = std::thread::Builder::new()
             .name("audioplay-service".into())
@@ -311,6 +349,7 @@ impl Player {
 
     pub fn metrics(&self) -> Metrics {
         let c = &*self.shared.counters;
+        let d = &self.shared.stats;
         let played = c.frames_played.load(Acquire);
         let dropped = c.frames_dropped.load(Acquire);
         let written = c.frames_written.load(Acquire);
@@ -332,6 +371,17 @@ impl Player {
             output_latency_ns: c.output_latency_ns.load(Relaxed),
             recreating: self.recreating(),
             state: (*self.snapshot()).clone(),
+            frames_replayed: c.frames_replayed.load(Relaxed),
+            recreates: d.recreates.load(Relaxed),
+            recreate_failures: d.recreate_failures.load(Relaxed),
+            recreates_refused: d.recreates_refused.load(Relaxed),
+            device_query_failures: d.device_query_failures.load(Relaxed),
+            last_recreate_reason: reason_from(d.last_reason.load(Relaxed)),
+            last_route_gap_ms: match d.last_gap_us.load(Relaxed) {
+                u64::MAX => None,
+                us => Some(us as f64 / 1000.0),
+            },
+            recreate_ms: d.recreate_ms(),
         }
     }
 
@@ -356,6 +406,18 @@ impl Player {
         let left = self.shared.core.queued_frames();
         c.frames_dropped.fetch_add(left, Release);
     }
+}
+
+fn reason_from(v: u32) -> Option<Reason> {
+    Some(match v {
+        1 => Reason::Initial,
+        2 => Reason::DeviceChanged,
+        3 => Reason::StreamLost,
+        4 => Reason::FormatChanged,
+        5 => Reason::Retry,
+        6 => Reason::Requested,
+        _ => return None,
+    })
 }
 
 impl Drop for Player {

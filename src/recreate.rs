@@ -1,24 +1,56 @@
-//! Opening and replacing the device stream in three phases (SPEC L1-L3, R1-R3, C1).
+//! Opening and replacing the device stream in three phases (SPEC L1-L3, R1-R3, C1, P2).
 //!
 //! The stream slot has one lock that guards only the slot (L1). Helpers that run "locked"
 //! take `&mut StreamSlot`, which can only be borrowed from the held guard: the compiler
-//! enforces L3. All I/O (closing, querying, opening) happens between the phases with the
-//! lock released (L2).
+//! enforces L3. All I/O (closing, querying, opening) happens in phase 2 with the lock
+//! released (L2), on a worker thread the caller waits for at most [`RECREATE_TIMEOUT`], so
+//! `recreating` can never stay set (P2): a stuck attempt is abandoned and its stream, if it
+//! ever appears, is dropped with a generation that is never published.
 
 use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, StreamTrait};
 
-use crate::config::LogLevel;
 use crate::device::{self, DeviceInfo, StreamPlan};
 use crate::error::Error;
 use crate::player::{Shared, StreamState};
 use crate::render::OutputShape;
 
-/// How long a stream build may take before it is abandoned (P2's 5 s budget).
-pub const BUILD_TIMEOUT: Duration = Duration::from_secs(5);
+/// P2: a recreate not finished within this is abandoned and `recreating` cleared.
+pub const RECREATE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a stream was (re)created; also `ApMetrics.last_recreate_reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Reason {
+    Initial = 1,
+    /// The system default output changed (or the pinned device left or came back).
+    DeviceChanged = 2,
+    /// The stream reported its device gone.
+    StreamLost = 3,
+    /// Same device, new native rate or channel count.
+    FormatChanged = 4,
+    /// No stream is running (an earlier attempt failed or timed out).
+    Retry = 5,
+    /// The application chose another device.
+    Requested = 6,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Initial => "initial",
+            Reason::DeviceChanged => "device changed",
+            Reason::StreamLost => "stream lost",
+            Reason::FormatChanged => "device format changed",
+            Reason::Retry => "retry",
+            Reason::Requested => "requested",
+        }
+    }
+}
 
 /// L1: the stream handle and what describes it, nothing else.
 #[derive(Default)]
@@ -39,8 +71,17 @@ pub struct Opened {
     plan: StreamPlan,
 }
 
+/// What a finished recreate reports to the service thread.
+pub struct Report {
+    pub elapsed: Duration,
+    /// When the old stream stopped (ns on the render core's clock), if there was one.
+    pub stopped_ns: Option<u64>,
+    /// Content frames scheduled for replay.
+    pub replayed: u64,
+}
+
 /// R1, with the lock held: empties the slot, marks `recreating`, and reserves the next
-/// generation. The returned stream is closed by the caller after unlocking.
+/// generation. The returned stream is closed by phase 2 with the lock released.
 pub fn begin(slot: &mut StreamSlot, shared: &Shared) -> (Option<cpal::Stream>, u64) {
     shared.recreating.store(true, Ordering::Release);
     let generation = shared.next_generation.fetch_add(1, Ordering::AcqRel) + 1;
@@ -48,7 +89,7 @@ pub fn begin(slot: &mut StreamSlot, shared: &Shared) -> (Option<cpal::Stream>, u
     (slot.stream.take(), generation)
 }
 
-/// R3, with the lock held: installs the running stream and publishes its generation.
+/// R3, with the lock held: installs the running stream and publishes its generation (C1).
 pub fn install(slot: &mut StreamSlot, shared: &Shared, generation: u64, o: Opened) {
     let rate = o.plan.config.sample_rate;
     slot.stream = Some(o.stream);
@@ -72,32 +113,49 @@ pub fn install(slot: &mut StreamSlot, shared: &Shared, generation: u64, o: Opene
     }));
 }
 
-/// R2, lock released: finds the device and builds and starts a stream whose callback
-/// captures `generation` (C1).
-fn open(shared: &Shared, generation: u64) -> Result<Opened, Error> {
-    let (dev, info) = device::find_output(&shared.host, shared.cfg.device_id.as_deref())
-        .map_err(Error::NoDevice)?;
+/// R3 when phase 2 failed or timed out: the slot stays empty, readers see no stream.
+fn mark_stopped(shared: &Shared) {
+    let mut st = (*shared.state.load_full()).clone();
+    st.started = false;
+    shared.state.store(Arc::new(st));
+}
+
+/// Part of R2, lock released: finds the device and builds and starts a stream whose
+/// callback captures `generation` (C1).
+fn open(shared: &Shared, generation: u64, target: Option<&str>) -> Result<Opened, Error> {
+    let (dev, info) = device::find_output(&shared.host, target).map_err(Error::NoDevice)?;
     let plan = device::plan_stream(&dev, &info, &shared.cfg);
-    shared.core.configure(OutputShape {
-        rate: plan.config.sample_rate,
-        channels: plan.config.channels as usize,
-    });
+    shared.core.configure(
+        OutputShape {
+            rate: plan.config.sample_rate,
+            channels: plan.config.channels as usize,
+        },
+        generation,
+    );
     let core = shared.core.clone();
     let err_core = shared.core.clone();
     let wake = shared.wake.clone();
+    let lost = shared.stream_lost.clone();
     let data_cb = move |data: &mut cpal::Data, info: &cpal::OutputCallbackInfo| {
         core.render(generation, data, info);
     };
     let err_cb = move |e: cpal::Error| {
         // Errors from a stream being closed are teardown noise, not device failures.
-        if err_core.current_generation() == generation {
-            err_core
-                .counters
-                .stream_errors
-                .fetch_add(1, Ordering::Relaxed);
-            wake.notify();
+        if err_core.current_generation() != generation {
+            return;
         }
-        let _ = e;
+        err_core
+            .counters
+            .stream_errors
+            .fetch_add(1, Ordering::Relaxed);
+        if matches!(
+            e.kind(),
+            cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::StreamInvalidated
+        ) {
+            lost.store(true, Ordering::Release);
+        }
+        // DeviceChanged is informational: the watcher verifies what the device really is.
+        wake.notify();
     };
     let build = |cfg: cpal::StreamConfig| {
         dev.build_output_stream_raw(
@@ -105,7 +163,7 @@ fn open(shared: &Shared, generation: u64) -> Result<Opened, Error> {
             plan.format,
             data_cb.clone(),
             err_cb.clone(),
-            Some(BUILD_TIMEOUT),
+            Some(RECREATE_TIMEOUT),
         )
     };
     let stream = match build(plan.config) {
@@ -131,39 +189,110 @@ fn open(shared: &Shared, generation: u64) -> Result<Opened, Error> {
     Ok(Opened { stream, info, plan })
 }
 
-/// Replaces the device stream (or opens the first one) through R1-R3.
-pub fn recreate(shared: &Shared, reason: &str) -> Result<(), Error> {
+type PhaseTwo = (Option<u64>, u64, Result<Opened, Error>);
+
+/// R2 on a worker thread: stop the old stream, schedule what it never played for replay,
+/// open the new one.
+fn phase_two(
+    shared: Arc<Shared>,
+    old: Option<cpal::Stream>,
+    generation: u64,
+    target: Option<String>,
+) -> PhaseTwo {
+    let mut stopped_ns = None;
+    let mut replayed = 0;
+    if let Some(old) = old {
+        drop(old);
+        let t = shared.core.now_ns();
+        stopped_ns = Some(t);
+        let unheard_ns = shared.core.unheard_ns(t) as u128;
+        let frames = unheard_ns * shared.cfg.input_rate as u128 / 1_000_000_000;
+        replayed = shared.core.rewind(frames as u64);
+    }
+    let opened = open(&shared, generation, target.as_deref());
+    (stopped_ns, replayed, opened)
+}
+
+/// Replaces the device stream (or opens the first one) through R1-R3, on `target` (a device
+/// id; None = system default).
+pub fn recreate(
+    shared: &Arc<Shared>,
+    reason: Reason,
+    target: Option<String>,
+) -> Result<Report, Error> {
     let t0 = Instant::now();
     let (old, generation) = {
         let mut slot = shared.lock_slot();
         begin(&mut slot, shared)
     };
-    drop(old); // R2: stop and close the old stream with the lock released.
-    let opened = open(shared, generation);
+    let (tx, rx) = mpsc::channel();
+    let worker_shared = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("audioplay-recreate".into())
+        .spawn(move || {
+            // If the caller gave up waiting, the send fails and the stream drops here.
+            let _ = tx.send(phase_two(worker_shared, old, generation, target));
+        });
+    let outcome = match spawned {
+        Ok(_) => rx.recv_timeout(RECREATE_TIMEOUT).map_err(|_| {
+            Error::Device(format!(
+                "recreate timed out after {} s and was abandoned",
+                RECREATE_TIMEOUT.as_secs()
+            ))
+        }),
+        Err(e) => Err(Error::Device(format!(
+            "cannot start a recreate worker: {e}"
+        ))),
+    };
     let mut slot = shared.lock_slot();
-    let result = match opened {
-        Ok(o) => {
+    let result = match outcome {
+        Ok((stopped_ns, replayed, Ok(o))) => {
             let msg = format!(
-                "stream open ({reason}): device '{}' at {} Hz ({} ch, {:?}), content {} Hz, generation {generation}",
-                o.info.id, o.plan.config.sample_rate, o.plan.config.channels, o.plan.format, shared.cfg.input_rate
+                "recreate ({}): device '{}' at {} Hz ({} ch, {:?}), content {} Hz, generation {generation}",
+                reason.as_str(),
+                o.info.id,
+                o.plan.config.sample_rate,
+                o.plan.config.channels,
+                o.plan.format,
+                shared.cfg.input_rate
             );
             install(&mut slot, shared, generation, o);
-            Ok(msg)
+            Ok((msg, stopped_ns, replayed))
         }
-        Err(e) => Err(e),
+        Ok((_, _, Err(e))) | Err(e) => {
+            mark_stopped(shared);
+            Err(e)
+        }
     };
     shared.recreating.store(false, Ordering::Release);
     drop(slot);
-    let elapsed = t0.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = t0.elapsed();
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    shared.stats.record_recreate(reason, ms, result.is_ok());
     match result {
-        Ok(msg) => {
-            shared.log(LogLevel::Info, &format!("{msg}, {elapsed:.1} ms"));
-            Ok(())
+        Ok((msg, stopped_ns, replayed)) => {
+            let level = if ms > shared.cfg.recreate_warn_ms as f64 {
+                crate::config::LogLevel::Warn
+            } else {
+                crate::config::LogLevel::Info
+            };
+            shared.log(
+                level,
+                &format!("{msg}, {ms:.1} ms, {replayed} frames replayed"),
+            );
+            Ok(Report {
+                elapsed,
+                stopped_ns,
+                replayed,
+            })
         }
         Err(e) => {
             shared.log(
-                LogLevel::Error,
-                &format!("stream open ({reason}) failed after {elapsed:.1} ms: {e}"),
+                crate::config::LogLevel::Error,
+                &format!(
+                    "recreate ({}) failed after {ms:.1} ms: {e}",
+                    reason.as_str()
+                ),
             );
             Err(e)
         }

@@ -1,15 +1,20 @@
-//! The player's service thread: turns counter changes into rate-limited log lines (C4, M2).
-//! Device watching and recreates join it in the device-change work.
+//! The player's service thread: watches the output device and recreates the stream when it
+//! changes (V1, V2, P1, debounce), and turns counter changes into rate-limited log lines
+//! (C4, M2). Everything the audio callback may not do happens here.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::LogLevel;
+use crate::device::{self, DeviceInfo};
 use crate::player::Shared;
+use crate::recreate::{self, Reason};
 
-const TICK: Duration = Duration::from_millis(100);
 const EVERY: Duration = Duration::from_secs(5);
+/// A route-change gap is measured only if the new device sounds within this long.
+const GAP_WINDOW_NS: u64 = 3_000_000_000;
 
 #[derive(Default)]
 struct Seen {
@@ -20,25 +25,164 @@ struct Seen {
     callback_errors: u64,
 }
 
+struct Watcher {
+    /// V2: the last device a query returned, used while queries fail.
+    last_good: Option<DeviceInfo>,
+    /// V2: cooldown applies only after a failed query.
+    cooldown_until: Option<Instant>,
+    /// Debounce: a changed target and when it was first seen.
+    pending: Option<(String, u32, u16, Instant)>,
+    /// P1: when recent recreates started.
+    recent: VecDeque<Instant>,
+    /// Route-change clock: when the old stream stopped (render-core ns).
+    gap_from: Option<u64>,
+}
+
 pub fn run(shared: Arc<Shared>) {
     let mut seen = Seen::default();
+    let mut w = Watcher {
+        last_good: None,
+        cooldown_until: None,
+        pending: None,
+        recent: VecDeque::new(),
+        gap_from: None,
+    };
+    let poll = Duration::from_millis(shared.cfg.device_poll_ms as u64);
     loop {
-        shared.wake.wait(TICK);
-        report(&shared, &mut seen);
+        let wait = match &w.pending {
+            Some((.., since)) => {
+                let debounce = Duration::from_millis(shared.cfg.debounce_ms as u64);
+                debounce
+                    .saturating_sub(since.elapsed())
+                    .max(Duration::from_millis(5))
+            }
+            None if w.gap_from.is_some() => Duration::from_millis(10),
+            None => poll,
+        };
+        let woke = shared.wake.wait(wait);
         if shared.closing.load(Relaxed) {
+            report(&shared, &mut seen);
             break;
+        }
+        w.watch(&shared, woke);
+        w.measure_gap(&shared);
+        report(&shared, &mut seen);
+    }
+}
+
+impl Watcher {
+    fn watch(&mut self, shared: &Arc<Shared>, woke: bool) {
+        let now = Instant::now();
+        let lost = shared.stream_lost.swap(false, AcqRel);
+        if !woke && !lost && self.cooldown_until.is_some_and(|t| now < t) {
+            return;
+        }
+        // The only I/O of detection; done with no lock held (L2).
+        let observed = match device::query_target(&shared.host, shared.cfg.device_id.as_deref()) {
+            Ok(info) => {
+                self.cooldown_until = None;
+                self.last_good = Some(info.clone());
+                info
+            }
+            Err(e) => {
+                shared.stats.device_query_failures.fetch_add(1, Relaxed);
+                let cooldown = Duration::from_millis(shared.cfg.device_query_cooldown_ms as u64);
+                self.cooldown_until = Some(now + cooldown);
+                shared.log_limited(
+                    "device-query",
+                    EVERY,
+                    LogLevel::Warn,
+                    &format!("device query failed: {e}; using the last known device"),
+                );
+                match &self.last_good {
+                    Some(c) => c.clone(),
+                    None => return,
+                }
+            }
+        };
+        let state = shared.state.load_full();
+        let (changed, id, rate) = device::detect_change(&state, &observed);
+        let reason = if lost {
+            Reason::StreamLost
+        } else if !changed {
+            self.pending = None;
+            return;
+        } else if !state.started {
+            Reason::Retry
+        } else if state.device_id == id {
+            Reason::FormatChanged
+        } else {
+            Reason::DeviceChanged
+        };
+        // Debounce a flapping route: act once the same target has held for debounce_ms.
+        // A lost stream or an empty slot is acted on at once.
+        if matches!(reason, Reason::DeviceChanged | Reason::FormatChanged) {
+            let debounce = Duration::from_millis(shared.cfg.debounce_ms as u64);
+            match &self.pending {
+                Some((pid, prate, pch, since))
+                    if *pid == id && *prate == rate && *pch == observed.channels =>
+                {
+                    if since.elapsed() < debounce {
+                        return;
+                    }
+                }
+                _ if !debounce.is_zero() => {
+                    self.pending = Some((id, rate, observed.channels, now));
+                    return;
+                }
+                _ => {}
+            }
+        }
+        self.pending = None;
+        // P1: at most max_recreate_per_minute in any 60 s window.
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.len() >= shared.cfg.max_recreate_per_minute as usize {
+            shared.stats.recreates_refused.fetch_add(1, Relaxed);
+            shared.log_limited("recreate-limit", EVERY, LogLevel::Warn, &format!(
+                "recreate ({}) held back: {} recreates in the last minute (max_recreate_per_minute)",
+                reason.as_str(), self.recent.len()
+            ));
+            return;
+        }
+        self.recent.push_back(now);
+        if let Ok(r) = recreate::recreate(shared, reason, Some(id)) {
+            if let Some(t) = r.stopped_ns {
+                shared.core.await_first_audio();
+                self.gap_from = Some(t);
+            }
+        }
+    }
+
+    /// Route-change gap (M2): from the old stream's stop to the new device's first sound.
+    fn measure_gap(&mut self, shared: &Shared) {
+        let Some(from) = self.gap_from else { return };
+        if let Some(first) = shared.core.first_audio_ns() {
+            let gap_us = first.saturating_sub(from) / 1000;
+            shared.stats.last_gap_us.store(gap_us, Relaxed);
+            shared.log(
+                LogLevel::Info,
+                &format!("route change gap {:.1} ms", gap_us as f64 / 1000.0),
+            );
+            self.gap_from = None;
+        } else if shared.core.now_ns().saturating_sub(from) > GAP_WINDOW_NS {
+            self.gap_from = None; // nothing was playing: there was no gap to hear
         }
     }
 }
 
 fn report(shared: &Shared, seen: &mut Seen) {
     let c = &*shared.counters;
-    let mut log = shared.logger.lock().unwrap_or_else(|e| e.into_inner());
-    let mut check = |now: u64, last: &mut u64, key: &'static str, level: LogLevel, what: &str| {
+    let check = |now: u64, last: &mut u64, key: &'static str, level: LogLevel, what: &str| {
         if now > *last {
             let msg = format!("{} {what} (total {now})", now - *last);
             // Only advance what was reported, so a suppressed line is summed into the next.
-            if log.limited(key, EVERY, level, &msg) {
+            if shared.log_limited(key, EVERY, level, &msg) {
                 *last = now;
             }
         }

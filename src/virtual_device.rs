@@ -37,6 +37,7 @@ struct StreamCore {
     callback: Mutex<OutputCallback>,
     playing: AtomicBool,
     frames: AtomicU64,
+    latency_ns: u64,
 }
 
 #[derive(Default)]
@@ -46,6 +47,14 @@ struct HostInner {
     streams: Mutex<Vec<Weak<StreamCore>>>,
     /// The next N stream opens fail (fault injection).
     fail_opens: AtomicU32,
+    /// The next N device queries (default device, device list) fail.
+    fail_queries: AtomicU32,
+    /// The next stream open blocks this long first (ms; fault injection).
+    hang_open_ms: AtomicU64,
+    /// Reported device latency: playback timestamp minus callback timestamp (ns).
+    latency_ns: AtomicU64,
+    /// Device queries answered (default device and device lists), for cooldown tests.
+    queries: AtomicU64,
 }
 
 /// The host. Cheap to clone; all clones share devices and streams.
@@ -82,6 +91,34 @@ impl VirtualHost {
 
     pub fn fail_next_opens(&self, n: u32) {
         self.inner.fail_opens.store(n, SeqCst);
+    }
+
+    /// The next `n` device queries fail (the default device is "not found", listing errors).
+    pub fn fail_next_queries(&self, n: u32) {
+        self.inner.fail_queries.store(n, SeqCst);
+    }
+
+    /// The next stream open blocks for `d` before it completes.
+    pub fn hang_next_open(&self, d: Duration) {
+        self.inner.hang_open_ms.store(d.as_millis() as u64, SeqCst);
+    }
+
+    /// The latency the device reports in its callbacks' timestamps.
+    pub fn set_latency(&self, d: Duration) {
+        self.inner.latency_ns.store(d.as_nanos() as u64, SeqCst);
+    }
+
+    /// Device queries answered or failed so far.
+    pub fn queries(&self) -> u64 {
+        self.inner.queries.load(SeqCst)
+    }
+
+    fn query_fails(&self) -> bool {
+        self.inner.queries.fetch_add(1, SeqCst);
+        self.inner
+            .fail_queries
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     /// Every live stream on a device, oldest first.
@@ -147,10 +184,10 @@ impl VirtualStreamHandle {
         }
         let done = c.frames.fetch_add(frames as u64, SeqCst);
         let t = Duration::from_nanos(done * 1_000_000_000 / c.rate as u64);
-        let now = StreamInstant::new(t.as_secs(), t.subsec_nanos());
+        let play = t + Duration::from_nanos(c.latency_ns);
         let info = OutputCallbackInfo::new(OutputStreamTimestamp {
-            callback: now,
-            playback: now,
+            callback: StreamInstant::new(t.as_secs(), t.subsec_nanos()),
+            playback: StreamInstant::new(play.as_secs(), play.subsec_nanos()),
         });
         // SAFETY: `out` is exactly `samples` samples of `format`, aligned for it (both checked
         // above), and outlives `data`.
@@ -213,6 +250,12 @@ impl HostTrait for VirtualHost {
     }
 
     fn devices(&self) -> Result<Self::Devices, Error> {
+        if self.query_fails() {
+            return Err(Error::with_message(
+                ErrorKind::DeviceNotAvailable,
+                "injected query failure",
+            ));
+        }
         let ids: Vec<String> = self
             .inner
             .devices
@@ -236,6 +279,9 @@ impl HostTrait for VirtualHost {
     }
 
     fn default_output_device(&self) -> Option<Self::Device> {
+        if self.query_fails() {
+            return None;
+        }
         let id = self.inner.default.lock().unwrap().clone()?;
         self.spec(&id)?;
         Some(VirtualDevice {
@@ -333,6 +379,10 @@ impl DeviceTrait for VirtualDevice {
         E: FnMut(Error) + Send + 'static,
     {
         let s = self.spec()?;
+        let hang = self.host.inner.hang_open_ms.swap(0, SeqCst);
+        if hang > 0 {
+            std::thread::sleep(Duration::from_millis(hang));
+        }
         let fail = &self.host.inner.fail_opens;
         if fail
             .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
@@ -363,6 +413,7 @@ impl DeviceTrait for VirtualDevice {
             callback: Mutex::new(Box::new(data_callback)),
             playing: AtomicBool::new(false),
             frames: AtomicU64::new(0),
+            latency_ns: self.host.inner.latency_ns.load(SeqCst),
         });
         self.host
             .inner

@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use audioplay::ffi::config::*;
 use audioplay::ffi::handle::{register, ApPlayer};
-use audioplay::ffi::metrics::{ap_metrics, ApMetrics};
+use audioplay::ffi::metrics::{ap_metrics, ap_snapshot_state, ApMetrics, ApStreamState};
 use audioplay::ffi::player::*;
 use audioplay::ffi::status::{ap_strerror, ApStatus, ApStatus::*};
 use audioplay::ffi::version::ap_version;
@@ -213,6 +213,28 @@ fn write_metrics_and_last_error_on_a_live_handle() {
         (0, 0, 1)
     );
 
+    assert!(
+        m.device_id.starts_with(&[b'v' as c_char, 0]),
+        "device id copied"
+    );
+    assert_eq!(m.last_recreate_reason, 1, "initial");
+    assert_eq!(m.last_route_gap_ms, -1.0);
+
+    // SAFETY: plain data; the fields are overwritten by ap_snapshot_state.
+    let mut st: ApStreamState = unsafe { std::mem::zeroed() };
+    assert_eq!(ap_snapshot_state(p, &mut st), AP_ERR_STRUCT_SIZE);
+    st.struct_size = std::mem::size_of::<ApStreamState>() as u32;
+    assert_eq!(ap_snapshot_state(p, &mut st), AP_OK);
+    assert_eq!(
+        (st.started, st.generation, st.stream_rate, st.recreating),
+        (1, 1, 48000, 0)
+    );
+    assert!(
+        st.device_name
+            .starts_with(&[b'V' as c_char, b'i' as c_char]),
+        "Virtual v"
+    );
+
     let mut tiny = [0x7f as c_char; 4];
     assert_eq!(ap_last_error(p, tiny.as_mut_ptr(), 4), AP_OK);
     assert_eq!(tiny[3], 0, "truncated and terminated");
@@ -306,13 +328,18 @@ fn struct_layout_matches_what_a_c_compiler_sees() {
     }
     let config = fields!(ApConfig: struct_size, input_format, input_channels, input_rate, device_id,
         target_latency_ms, ring_capacity_ms, write_timeout_ms, prefer_stream_rate, resample_mode,
-        log_level, log_fn, log_user);
+        log_level, log_fn, log_user, device_poll_ms, device_query_cooldown_ms,
+        max_recreate_per_minute, debounce_ms, max_replay_ms, recreate_warn_ms);
     let metrics = fields!(ApMetrics: struct_size, output_channels, frames_written, frames_played,
         frames_queued, frames_dropped, underruns, generation_mismatches, shape_mismatches,
         callback_errors, resample_errors, callbacks, stream_errors, stream_generation,
         callback_us_p50, callback_us_p95, callback_us_p99, callback_us_max, resample_us_p50,
         resample_us_p95, resample_us_p99, resample_us_max, output_latency_ms, stream_rate,
-        device_rate, content_rate, device_format, needs_resample, recreating);
+        device_rate, content_rate, device_format, needs_resample, recreating, last_recreate_reason,
+        frames_replayed, recreates, recreate_failures, recreates_refused, device_query_failures,
+        last_route_gap_ms, recreate_ms_p50, recreate_ms_p95, recreate_ms_max, device_id, device_name);
+    let state = fields!(ApStreamState: struct_size, started, generation, stream_rate, device_rate,
+        content_rate, output_channels, recreating, device_format, device_id, device_name);
     let mut c = String::from(
         "#include <stdio.h>\n#include <stddef.h>\n#include \"audioplay.h\"\nint main(void){\n",
     );

@@ -48,6 +48,7 @@ fn two_generations_never_pop_the_ring_concurrently() {
             channels: 1,
         },
         counters.clone(),
+        0,
     ));
     core.publish_generation(1);
 

@@ -73,6 +73,21 @@ pub struct ApConfig {
     pub log_fn: ApLogFn,
     /// Passed back to `log_fn`.
     pub log_user: *mut c_void,
+    /// How often the output device is checked, ms, 10..=10000 (default 250).
+    pub device_poll_ms: u32,
+    /// After a failed device query, wait this long before the next, ms (default 1000).
+    /// Successful queries are acted on at once.
+    pub device_query_cooldown_ms: u32,
+    /// Stream recreates allowed in any 60 s window, 1..=600 (default 30).
+    pub max_recreate_per_minute: u32,
+    /// A new output device must stay the same this long before the stream moves, ms
+    /// (default 60), so a flapping route causes one recreate.
+    pub debounce_ms: u32,
+    /// Audio handed to a vanished device but not yet heard is replayed on the new one, up to
+    /// this many ms (default 200; 0 = never).
+    pub max_replay_ms: u32,
+    /// Recreates slower than this many ms are logged as warnings (default 500).
+    pub recreate_warn_ms: u32,
 }
 
 /// Fills `config` with defaults, including `struct_size`. Thread-safe (touches only `config`).
@@ -97,6 +112,12 @@ pub extern "C" fn ap_config_init(config: *mut ApConfig) -> ApStatus {
             log_level: AP_LOG_INFO,
             log_fn: None,
             log_user: std::ptr::null_mut(),
+            device_poll_ms: d.device_poll_ms,
+            device_query_cooldown_ms: d.device_query_cooldown_ms,
+            max_recreate_per_minute: d.max_recreate_per_minute,
+            debounce_ms: d.debounce_ms,
+            max_replay_ms: d.max_replay_ms,
+            recreate_warn_ms: d.recreate_warn_ms,
         };
         ApStatus::AP_OK
     })
@@ -207,6 +228,12 @@ pub(crate) fn to_config(c: &ApConfig) -> Result<Config, (ApStatus, String)> {
         resample_mode,
         log_sink,
         log_level,
+        device_poll_ms: c.device_poll_ms,
+        device_query_cooldown_ms: c.device_query_cooldown_ms,
+        max_recreate_per_minute: c.max_recreate_per_minute,
+        debounce_ms: c.debounce_ms,
+        max_replay_ms: c.max_replay_ms,
+        recreate_warn_ms: c.recreate_warn_ms,
     };
     cfg.validate().map_err(invalid)?;
     Ok(cfg)

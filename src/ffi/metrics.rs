@@ -1,10 +1,43 @@
 //! `ApMetrics`: a polled snapshot of the player's counters (SPEC C3, M1).
 
+use std::os::raw::c_char;
+
 use super::handle::{self, ApPlayer};
 use super::status::ApStatus;
 use super::{ffi_guard, try_mut};
 use crate::metrics::Percentiles;
 use crate::player::Metrics;
+
+/// Size of the device id and name buffers in `ApMetrics` and `ApStreamState`.
+pub const AP_DEVICE_ID_LEN: usize = 128;
+
+/// Why the stream was last (re)created (`ApMetrics.last_recreate_reason`).
+pub const AP_REASON_NONE: u32 = 0;
+pub const AP_REASON_INITIAL: u32 = 1;
+pub const AP_REASON_DEVICE_CHANGED: u32 = 2;
+pub const AP_REASON_STREAM_LOST: u32 = 3;
+pub const AP_REASON_FORMAT_CHANGED: u32 = 4;
+pub const AP_REASON_RETRY: u32 = 5;
+pub const AP_REASON_REQUESTED: u32 = 6;
+
+/// Copies `s` into a fixed C buffer, truncated at a character boundary, NUL-terminated.
+pub(crate) fn copy_str(s: &str, out: &mut [c_char]) {
+    let mut n = s.len().min(out.len().saturating_sub(1));
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    for (o, b) in out.iter_mut().zip(s.as_bytes()[..n].iter()) {
+        *o = *b as c_char;
+    }
+    out[n..].fill(0);
+}
+
+impl Default for ApMetrics {
+    fn default() -> Self {
+        // SAFETY: every field is an integer, a float or an array of them: all-zero is valid.
+        unsafe { std::mem::zeroed() }
+    }
+}
 
 /// Device sample formats reported in `ApMetrics.device_format`.
 pub type ApDeviceFormat = i32;
@@ -20,7 +53,7 @@ pub const AP_DEVICE_FORMAT_OTHER: ApDeviceFormat = 7;
 /// Counters and timings. Set `struct_size = sizeof(ApMetrics)` before `ap_metrics`.
 /// Frame accounting: `frames_written = frames_played + frames_queued + frames_dropped`.
 #[repr(C)]
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct ApMetrics {
     pub struct_size: u32,
     /// Output channels of the device stream.
@@ -71,6 +104,28 @@ pub struct ApMetrics {
     pub needs_resample: u32,
     /// 1 while a stream recreate is in progress.
     pub recreating: u32,
+    /// `AP_REASON_*` of the last stream (re)creation.
+    pub last_recreate_reason: u32,
+    /// Content frames played again on a new device because the old one vanished before
+    /// playing them (not part of the frame accounting identity).
+    pub frames_replayed: u64,
+    /// Stream (re)creations, including the first and failed ones.
+    pub recreates: u64,
+    pub recreate_failures: u64,
+    /// Recreates held back by `max_recreate_per_minute`.
+    pub recreates_refused: u64,
+    /// Failed output-device queries (the last known device is used meanwhile).
+    pub device_query_failures: u64,
+    /// Milliseconds from the last frame on the old device to the first on the new one at the
+    /// last route change; -1 until one was measured.
+    pub last_route_gap_ms: f64,
+    /// Recreate durations, milliseconds.
+    pub recreate_ms_p50: f64,
+    pub recreate_ms_p95: f64,
+    pub recreate_ms_max: f64,
+    /// Current output device id and name, NUL-terminated (truncated to fit).
+    pub device_id: [c_char; AP_DEVICE_ID_LEN],
+    pub device_name: [c_char; AP_DEVICE_ID_LEN],
 }
 
 fn us(ns: u64) -> f64 {
@@ -94,7 +149,7 @@ fn format_code(f: Option<cpal::SampleFormat>) -> ApDeviceFormat {
 impl From<&Metrics> for ApMetrics {
     fn from(m: &Metrics) -> Self {
         let (c, r): (Percentiles, Percentiles) = (m.callback_time, m.resample_time);
-        ApMetrics {
+        let mut out = ApMetrics {
             struct_size: std::mem::size_of::<ApMetrics>() as u32,
             output_channels: m.state.channels as u32,
             frames_written: m.frames_written,
@@ -124,7 +179,22 @@ impl From<&Metrics> for ApMetrics {
             device_format: format_code(m.state.format),
             needs_resample: m.needs_resample() as u32,
             recreating: m.recreating as u32,
-        }
+            last_recreate_reason: m.last_recreate_reason.map_or(AP_REASON_NONE, |r| r as u32),
+            frames_replayed: m.frames_replayed,
+            recreates: m.recreates,
+            recreate_failures: m.recreate_failures,
+            recreates_refused: m.recreates_refused,
+            device_query_failures: m.device_query_failures,
+            last_route_gap_ms: m.last_route_gap_ms.unwrap_or(-1.0),
+            recreate_ms_p50: m.recreate_ms.0,
+            recreate_ms_p95: m.recreate_ms.1,
+            recreate_ms_max: m.recreate_ms.2,
+            device_id: [0; AP_DEVICE_ID_LEN],
+            device_name: [0; AP_DEVICE_ID_LEN],
+        };
+        copy_str(&m.state.device_id, &mut out.device_id);
+        copy_str(&m.state.device_name, &mut out.device_name);
+        out
     }
 }
 
@@ -148,6 +218,66 @@ pub extern "C" fn ap_metrics(player: *mut ApPlayer, out: *mut ApMetrics) -> ApSt
             return ApStatus::AP_ERR_STRUCT_SIZE;
         }
         *out = ApMetrics::from(&h.player.metrics());
+        ApStatus::AP_OK
+    })
+}
+
+/// The current stream, read without taking any lock (SPEC U3). Set `struct_size` first.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ApStreamState {
+    pub struct_size: u32,
+    /// 1 while a stream is installed and running.
+    pub started: u32,
+    /// Generation of the installed stream.
+    pub generation: u64,
+    pub stream_rate: u32,
+    pub device_rate: u32,
+    pub content_rate: u32,
+    pub output_channels: u32,
+    /// 1 while a recreate is in progress.
+    pub recreating: u32,
+    pub device_format: ApDeviceFormat,
+    pub device_id: [c_char; AP_DEVICE_ID_LEN],
+    pub device_name: [c_char; AP_DEVICE_ID_LEN],
+}
+
+/// Fills `*out` with the current stream state without taking the stream lock or touching
+/// the audio thread (SPEC U3): cheap enough to poll. `out->struct_size` must be
+/// `sizeof(ApStreamState)`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn ap_snapshot_state(player: *mut ApPlayer, out: *mut ApStreamState) -> ApStatus {
+    ffi_guard!({
+        let h = match handle::resolve(player) {
+            Ok(h) => h,
+            Err(s) => return s,
+        };
+        let out = try_mut!(out);
+        if out.struct_size as usize != std::mem::size_of::<ApStreamState>() {
+            h.set_error(format!(
+                "ap_snapshot_state: struct_size is {}, expected {}",
+                out.struct_size,
+                std::mem::size_of::<ApStreamState>()
+            ));
+            return ApStatus::AP_ERR_STRUCT_SIZE;
+        }
+        let st = h.player.snapshot();
+        let mut s = ApStreamState {
+            struct_size: std::mem::size_of::<ApStreamState>() as u32,
+            started: st.started as u32,
+            generation: st.generation,
+            stream_rate: st.stream_rate,
+            device_rate: st.device_rate,
+            content_rate: st.content_rate,
+            output_channels: st.channels as u32,
+            recreating: h.player.recreating() as u32,
+            device_format: format_code(st.format),
+            device_id: [0; AP_DEVICE_ID_LEN],
+            device_name: [0; AP_DEVICE_ID_LEN],
+        };
+        copy_str(&st.device_id, &mut s.device_id);
+        copy_str(&st.device_name, &mut s.device_name);
+        *out = s;
         ApStatus::AP_OK
     })
 }
