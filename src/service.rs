@@ -118,15 +118,17 @@ impl Watcher {
         // A lost stream or an empty slot is acted on at once.
         if matches!(reason, Reason::DeviceChanged | Reason::FormatChanged) {
             let debounce = Duration::from_millis(shared.cfg.debounce_ms as u64);
-            match &self.pending {
+            let held = match &self.pending {
                 Some((pid, prate, pch, since))
                     if *pid == id && *prate == rate && *pch == observed.channels =>
                 {
-                    if since.elapsed() < debounce {
-                        return;
-                    }
+                    Some(since.elapsed())
                 }
-                _ if !debounce.is_zero() => {
+                _ => None,
+            };
+            match held {
+                Some(t) if t < debounce => return,
+                None if !debounce.is_zero() => {
                     self.pending = Some((id, rate, observed.channels, now));
                     return;
                 }
