@@ -347,6 +347,7 @@ fn struct_layout_matches_what_a_c_compiler_sees() {
     for (ty, size, fields) in [
         ("ApConfig", size_of::<ApConfig>(), &config),
         ("ApMetrics", size_of::<ApMetrics>(), &metrics),
+        ("ApStreamState", size_of::<ApStreamState>(), &state),
     ] {
         c += &format!("printf(\"{ty} %zu\\n\", sizeof({ty}));\n");
         want += &format!("{ty} {size}\n");
