@@ -168,8 +168,15 @@ fn open(shared: &Shared, generation: u64, target: Option<&str>) -> Result<Opened
     };
     let stream = match build(plan.config) {
         Ok(s) => s,
-        // Some hosts reject a fixed period; their default is better than no sound.
-        Err(_) if plan.config.buffer_size != cpal::BufferSize::Default => {
+        // Some hosts reject a fixed period; their default is better than no sound. Other
+        // failures (busy, gone) are not about the period and are reported as they are.
+        Err(e)
+            if plan.config.buffer_size != cpal::BufferSize::Default
+                && matches!(
+                    e.kind(),
+                    cpal::ErrorKind::UnsupportedConfig | cpal::ErrorKind::InvalidInput
+                ) =>
+        {
             build(cpal::StreamConfig {
                 buffer_size: cpal::BufferSize::Default,
                 ..plan.config
