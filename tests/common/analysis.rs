@@ -6,7 +6,7 @@ pub struct ToneStats {
     pub duration: f64,
     /// Start of the sound in the recording, seconds.
     pub onset: f64,
-    /// Frequency from interpolated rising zero crossings, Hz.
+    /// Frequency from interpolated rising zero crossings, Hz: the median over 250 ms windows.
     pub freq: f64,
     /// Longest run of near-silence inside the sound, seconds (a dropout).
     pub longest_gap: f64,
@@ -31,11 +31,22 @@ pub fn tone_stats(x: &[f32], rate: u32) -> Option<ToneStats> {
             crossings.push((i - 1) as f64 + (a / (a - b)) as f64);
         }
     }
-    let freq = if crossings.len() >= 2 {
-        (crossings.len() - 1) as f64 * rate as f64 / (crossings.last().unwrap() - crossings[0])
-    } else {
-        0.0
-    };
+    // Median of the frequencies of 250 ms windows: one splice (a device switch) cannot pull
+    // it, while a wrong rate anywhere shifts every window.
+    let window = rate as f64 / 4.0;
+    let mut per_window = Vec::new();
+    let mut start = 0;
+    while start < crossings.len() {
+        let end = crossings[start..]
+            .iter()
+            .position(|&c| c - crossings[start] >= window)
+            .map(|i| start + i);
+        let Some(end) = end else { break };
+        per_window.push((end - start) as f64 * rate as f64 / (crossings[end] - crossings[start]));
+        start = end;
+    }
+    per_window.sort_by(f64::total_cmp);
+    let freq = per_window.get(per_window.len() / 2).copied().unwrap_or(0.0);
     // A dropout: a run where the signal stays well below its envelope for longer than a
     // sine ever does (a 440 Hz sine spends ~0.1 ms near zero per crossing).
     let quiet = (peak * 0.05) as f32;

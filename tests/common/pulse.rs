@@ -50,6 +50,12 @@ impl PulseServer {
     /// Starts a server with these sinks; the first is the default. Each sink gets a
     /// low-latency keep-alive stream, as real hardware would have (shared/NOTES.md: an idle
     /// null sink otherwise stalls a new stream's first callbacks for about a second).
+    ///
+    /// PulseAudio 16 moves every stream that was created on the then-default sink (or source)
+    /// when the default changes, whatever device the stream named. The harness's own streams
+    /// must stay where they are, so they are created while an unused sink, `harness_idle`, is
+    /// the default (it is unloaded afterwards, so the server can never fall back to it), and
+    /// the default source stays pinned to a null source no recorder uses.
     pub fn start(sinks: &[Sink]) -> PulseServer {
         let dir = unique_dir("pulse");
         let mut cmd = Command::new("pulseaudio");
@@ -60,7 +66,9 @@ impl PulseServer {
             "--disable-shm=yes",
             "--log-target=stderr",
         ])
-        .arg("--load=module-native-protocol-unix");
+        .arg("--load=module-native-protocol-unix")
+        .arg("--load=module-null-sink sink_name=harness_idle rate=48000 channels=1")
+        .arg("--load=module-null-source source_name=harness_source");
         for s in sinks {
             cmd.arg(format!(
                 "--load=module-null-sink sink_name={} rate={} channels={}",
@@ -92,13 +100,58 @@ impl PulseServer {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        if let Some(first) = sinks.first() {
-            me.set_default(first.name);
-        }
+        me.set_default("harness_idle");
+        let o = me.pactl(&["set-default-source", "harness_source"]);
+        assert!(
+            o.status.success(),
+            "set-default-source: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         for s in sinks {
             me.keep_alive(s);
         }
+        if let Some(first) = sinks.first() {
+            me.set_default(first.name);
+        }
+        me.unload_module(me.module_of("harness_idle"));
+        let names: Vec<&str> = sinks.iter().map(|s| s.name).collect();
+        me.wait_low_latency(&names);
         me
+    }
+
+    /// A new null sink starts with ~1.9 s of latency (its first idle block), which drains in
+    /// real time; only then does the keep-alive hold it at ~1 ms. A stream opened before that
+    /// stalls for the rest of the block. Waits until every named sink reports < 50 ms.
+    pub fn wait_low_latency(&self, sinks: &[&str]) {
+        let t0 = Instant::now();
+        loop {
+            let o = self.pactl(&["list", "sinks"]);
+            let text = String::from_utf8_lossy(&o.stdout);
+            let mut name = "";
+            let mut settled = 0;
+            for line in text.lines().map(str::trim) {
+                if let Some(n) = line.strip_prefix("Name: ") {
+                    name = n;
+                } else if let Some(l) = line.strip_prefix("Latency: ") {
+                    let usec: u64 = l
+                        .split_whitespace()
+                        .next()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(u64::MAX);
+                    if sinks.contains(&name) && usec < 50_000 {
+                        settled += 1;
+                    }
+                }
+            }
+            if settled == sinks.len() {
+                return;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(15),
+                "sinks {sinks:?} never reached low latency:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The environment a client of this server needs.
@@ -130,7 +183,31 @@ impl PulseServer {
         );
     }
 
-    /// Adds a null sink at run time; returns its module index.
+    /// The index of the module that created a sink (to unload it: an unplug).
+    pub fn module_of(&self, sink: &str) -> u32 {
+        let o = self.pactl(&["list", "short", "modules"]);
+        let text = String::from_utf8_lossy(&o.stdout);
+        text.lines()
+            .find(|l| {
+                l.contains("module-null-sink") && l.contains(&format!("sink_name={sink} "))
+                    || l.ends_with(&format!("sink_name={sink}"))
+            })
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no module for sink {sink} in:\n{text}"))
+    }
+
+    pub fn unload_module(&self, index: u32) {
+        let o = self.pactl(&["unload-module", &index.to_string()]);
+        assert!(
+            o.status.success(),
+            "unload-module {index}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// Adds a null sink at run time (not the default: its keep-alive must not follow the
+    /// default around); returns its module index.
     pub fn add_sink(&mut self, s: &Sink) -> u32 {
         let o = self.pactl(&[
             "load-module",
@@ -145,6 +222,7 @@ impl PulseServer {
             String::from_utf8_lossy(&o.stderr)
         );
         self.keep_alive(s);
+        self.wait_low_latency(&[s.name]);
         String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
     }
 
