@@ -368,3 +368,29 @@ fn audio_the_old_device_never_played_is_replayed_on_the_new_one() {
         "replayed frames are not counted as played twice"
     );
 }
+
+#[test]
+fn prefer_content_rate_uses_it_where_the_device_can_and_falls_back_where_not_a2() {
+    use audioplay::PreferStreamRate;
+    let h = VirtualHost::new(vec![dev("A", 48000, 2), dev("B", 22050, 2)]);
+    let c = Config {
+        input_rate: 22050,
+        prefer_stream_rate: PreferStreamRate::Content,
+        ..cfg()
+    };
+    let p = Player::with_host(c, h.cpal_host()).unwrap();
+    let m = p.metrics();
+    assert_eq!(
+        m.state.stream_rate, 48000,
+        "A runs only at 48 kHz: fall back and resample"
+    );
+    assert!(m.needs_resample());
+    h.set_default(Some("B"));
+    assert!(wait_until(Duration::from_secs(2), || on_device(&p, "B")));
+    let m = p.metrics();
+    assert_eq!(
+        m.state.stream_rate, 22050,
+        "B runs at the content rate: no resampling"
+    );
+    assert!(!m.needs_resample());
+}

@@ -72,11 +72,22 @@ fn two_generations_never_pop_the_ring_concurrently() {
     };
     let a = worker(1);
     let b = worker(2);
+    // Flip the current generation every >= 500 frames played: both generations must take
+    // turns (a free-running flipper can be starved on two cores), while the moment of each
+    // flip still lands anywhere relative to the callbacks in flight.
     let t0 = Instant::now();
     let mut g = 1;
-    while counters.frames_played.load(SeqCst) < N as u64 && t0.elapsed() < Duration::from_secs(60) {
-        g = 3 - g;
-        core.publish_generation(g);
+    let mut flipped_at = 0;
+    loop {
+        let played = counters.frames_played.load(SeqCst);
+        if played >= N as u64 || t0.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        if played >= flipped_at + 500 {
+            g = 3 - g;
+            core.publish_generation(g);
+            flipped_at = played;
+        }
         std::thread::yield_now();
     }
     stop.store(true, SeqCst);
