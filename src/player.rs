@@ -281,24 +281,28 @@ impl Player {
 
     /// Queues interleaved int16 frames (the player must be configured for S16).
     pub fn write_i16(&self, samples: &[i16]) -> Result<usize, Error> {
-        if self.shared.cfg.input_format != InputFormat::S16 {
-            return Err(Error::InvalidArgument(
-                "player is not configured for s16".into(),
-            ));
-        }
-        let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_ne_bytes()).collect();
-        self.write_bytes(&bytes)
+        self.write_typed(InputFormat::S16, samples, |s| s.to_ne_bytes())
     }
 
     /// Queues interleaved float32 frames (the player must be configured for F32).
     pub fn write_f32(&self, samples: &[f32]) -> Result<usize, Error> {
-        if self.shared.cfg.input_format != InputFormat::F32 {
-            return Err(Error::InvalidArgument(
-                "player is not configured for f32".into(),
-            ));
+        self.write_typed(InputFormat::F32, samples, |s| s.to_ne_bytes())
+    }
+
+    fn write_typed<T: Copy, const N: usize>(
+        &self,
+        format: InputFormat,
+        samples: &[T],
+        bytes: impl Fn(T) -> [u8; N],
+    ) -> Result<usize, Error> {
+        if self.shared.cfg.input_format != format {
+            return Err(Error::InvalidArgument(format!(
+                "player is configured for {:?}, not {format:?}",
+                self.shared.cfg.input_format
+            )));
         }
-        let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_ne_bytes()).collect();
-        self.write_bytes(&bytes)
+        let raw: Vec<u8> = samples.iter().flat_map(|&s| bytes(s)).collect();
+        self.write_bytes(&raw)
     }
 
     /// Declares everything written so far the end of speech: the ring running dry from here

@@ -25,6 +25,15 @@ impl Handle {
     pub fn set_error(&self, msg: impl Into<String>) {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = msg.into();
     }
+    /// Checks an output struct's `struct_size`, recording why it is wrong.
+    pub fn struct_size_is<T>(&self, got: u32, call: &str) -> bool {
+        let want = std::mem::size_of::<T>();
+        if got as usize != want {
+            self.set_error(format!("{call}: struct_size is {got}, expected {want}"));
+        }
+        got as usize == want
+    }
+
     pub fn last_error(&self) -> String {
         self.last_error
             .lock()

@@ -209,12 +209,7 @@ pub extern "C" fn ap_metrics(player: *mut ApPlayer, out: *mut ApMetrics) -> ApSt
             Err(s) => return s,
         };
         let out = try_mut!(out);
-        if out.struct_size as usize != std::mem::size_of::<ApMetrics>() {
-            h.set_error(format!(
-                "ap_metrics: struct_size is {}, expected {}",
-                out.struct_size,
-                std::mem::size_of::<ApMetrics>()
-            ));
+        if !h.struct_size_is::<ApMetrics>(out.struct_size, "ap_metrics") {
             return ApStatus::AP_ERR_STRUCT_SIZE;
         }
         *out = ApMetrics::from(&h.player.metrics());
@@ -253,12 +248,7 @@ pub extern "C" fn ap_snapshot_state(player: *mut ApPlayer, out: *mut ApStreamSta
             Err(s) => return s,
         };
         let out = try_mut!(out);
-        if out.struct_size as usize != std::mem::size_of::<ApStreamState>() {
-            h.set_error(format!(
-                "ap_snapshot_state: struct_size is {}, expected {}",
-                out.struct_size,
-                std::mem::size_of::<ApStreamState>()
-            ));
+        if !h.struct_size_is::<ApStreamState>(out.struct_size, "ap_snapshot_state") {
             return ApStatus::AP_ERR_STRUCT_SIZE;
         }
         let st = h.player.snapshot();
