@@ -19,6 +19,21 @@
 #define AP_VERSION_STRING "0.1.0"
 
 
+// Event kinds (`ApEvent.kind`).
+#define AP_EVENT_MARKER 1
+
+#define AP_EVENT_UTTERANCE_START 2
+
+#define AP_EVENT_UTTERANCE_END 3
+
+#define AP_EVENT_UNDERRUN_START 4
+
+#define AP_EVENT_UNDERRUN_END 5
+
+#define AP_EVENT_DEVICE_CHANGED 6
+
+#define AP_EVENT_FLUSHED 7
+
 // Size of the device id and name buffers in `ApMetrics` and `ApStreamState`.
 #define AP_DEVICE_ID_LEN 128
 
@@ -93,6 +108,25 @@ typedef int32_t ApLogLevel;
 // `ap_create`), never on the audio thread. `message` is valid only during the call.
 typedef void (*ApLogFn)(void *user, ApLogLevel level, const char *message);
 
+// Something that happened, delivered when the listener hears it.
+typedef struct ApEvent {
+  // `sizeof(ApEvent)`; set it before `ap_poll_event`.
+  uint32_t struct_size;
+  // `AP_EVENT_*`.
+  uint32_t kind;
+  // The marker id (`AP_EVENT_MARKER`), the new stream generation
+  // (`AP_EVENT_DEVICE_CHANGED`), else 0.
+  uint64_t id;
+  // The content frame it happened at (for `AP_EVENT_FLUSHED`: where the fade-out ended).
+  uint64_t frame;
+  // When it reached the listener, ms since the player was created.
+  double heard_ms;
+} ApEvent;
+
+// Receives events when they are heard, on the player's service thread. `event` is valid
+// only during the call.
+typedef void (*ApEventFn)(void *user, const struct ApEvent *event);
+
 // Settings for `ap_create`. Always initialise with `ap_config_init`, then change fields.
 typedef struct ApConfig {
   // `sizeof(ApConfig)`, set by `ap_config_init`. Lets later versions append fields.
@@ -137,7 +171,30 @@ typedef struct ApConfig {
   uint32_t max_replay_ms;
   // Recreates slower than this many ms are logged as warnings (default 500).
   uint32_t recreate_warn_ms;
+  // Pre-roll: an utterance starts playing once this many ms of it are queued or it has
+  // ended, so a slow engine's first chunks do not stutter (default 0 = at once).
+  uint32_t start_threshold_ms;
+  // Receives events (markers, utterance start/end, underruns, device changes, flushes)
+  // when they are heard, on the player's service thread; NULL for none (default). Events
+  // are also queued for `ap_poll_event` either way.
+  ApEventFn event_fn;
+  // Passed back to `event_fn`.
+  void *event_user;
 } ApConfig;
+
+// One output device as `ap_list_devices` reports it.
+typedef struct ApDeviceInfo {
+  // `sizeof(ApDeviceInfo)`, written by the library.
+  uint32_t struct_size;
+  // Native sample rate and channel count.
+  uint32_t rate;
+  uint32_t channels;
+  // 1 for the system default output.
+  uint32_t is_default;
+  // Pass to `ApConfig.device_id` or `ap_set_device`.
+  char id[AP_DEVICE_ID_LEN];
+  char name[AP_DEVICE_ID_LEN];
+} ApDeviceInfo;
 
 // Device sample formats reported in `ApMetrics.device_format`.
 typedef int32_t ApDeviceFormat;
@@ -289,6 +346,67 @@ extern "C" {
 //
 // Returns `AP_ERR_NULL` if `config` is NULL.
 ApStatus ap_config_init(struct ApConfig *config);
+
+// Marks the end of what was written so far as one utterance. Returns at once. The queue
+// running dry afterwards is the end of speech (no underrun); `AP_EVENT_UTTERANCE_END` fires
+// when its last frame is heard; the next `ap_write` starts a new utterance. Thread-safe.
+ApStatus ap_end_utterance(struct ApPlayer *player);
+
+// Places marker `id` at the current write position: `AP_EVENT_MARKER` with this id fires
+// when the device plays that frame (markers inside flushed audio never fire). Thread-safe;
+// call it from the writing thread to place it between two writes.
+ApStatus ap_mark(struct ApPlayer *player, uint64_t id);
+
+// Barge-in: drops everything queued; what is playing fades out over `fade_ms` (0 = cut,
+// at most 10000) on the audio thread, without a click. Returns at once; `*heard_frame`
+// (may be NULL) receives the content frame being heard when the flush was asked for, so
+// the engine knows which word was interrupted. `AP_EVENT_FLUSHED` reports where the fade
+// ended. A writer blocked in `ap_write` returns with what it queued. Thread-safe.
+ApStatus ap_flush(struct ApPlayer *player, uint32_t fade_ms, uint64_t *heard_frame);
+
+// Pauses playback with a `ramp_ms` fade (no click). While paused no underruns are counted
+// and the position holds; writes still queue. Thread-safe.
+ApStatus ap_pause(struct ApPlayer *player, uint32_t ramp_ms);
+
+// Resumes after `ap_pause`, fading in over `ramp_ms`. Thread-safe.
+ApStatus ap_resume(struct ApPlayer *player, uint32_t ramp_ms);
+
+// Sets the output gain (linear, 0..=4; 1 = unchanged), ramped over `ramp_ms` so it never
+// steps. `AP_ERR_INVALID_ARG` for NaN or out of range. Thread-safe.
+ApStatus ap_set_volume(struct ApPlayer *player, float gain, uint32_t ramp_ms);
+
+// Voice change, in band: audio written before this call plays in its old format, audio
+// written after it in `format`/`channels`/`rate` (what `ap_write` takes from now on). The
+// device stream is not recreated. Call it from the writing thread. Thread-safe.
+ApStatus ap_set_input_format(struct ApPlayer *player,
+                             ApFormat format,
+                             uint32_t channels,
+                             uint32_t rate);
+
+// Lists the system's output devices into `out[0..capacity]`; `*count` receives how many
+// there are (call with `capacity` 0 to size the array). Opens its own connection to the
+// audio system. Thread-safe.
+ApStatus ap_list_devices(struct ApDeviceInfo *out, size_t capacity, size_t *count);
+
+// Moves playback to device `id` (NULL = follow the system default) through the same
+// three-phase recreate as a device change: nothing queued is lost. Returns once the move is
+// requested (`AP_ERR_NO_DEVICE` if `id` is not present); `AP_EVENT_DEVICE_CHANGED` fires
+// when it is done. While the device is gone later, the player falls back to the default and
+// returns when it reappears. Thread-safe.
+ApStatus ap_set_device(struct ApPlayer *player, const char *id);
+
+// Takes the oldest delivered event, if any: `*n_events` is 1 and `*event` filled, or 0 and
+// `*event` untouched. For hosts that cannot take callbacks (Go, Node). `event->struct_size`
+// must be `sizeof(ApEvent)`. Thread-safe.
+ApStatus ap_poll_event(struct ApPlayer *player, struct ApEvent *event, size_t *n_events);
+
+// Where playback is, from atomics only (cheap): the content frame being heard now
+// (monotonic across device changes), frames queued, and the device latency in ms. Any
+// output pointer may be NULL. Thread-safe.
+ApStatus ap_position(struct ApPlayer *player,
+                     uint64_t *frames_heard,
+                     uint64_t *frames_queued,
+                     double *latency_ms);
 
 // Fills `*out` with a snapshot of the player's metrics. `out->struct_size` must be
 // `sizeof(ApMetrics)` (`AP_ERR_STRUCT_SIZE` otherwise; `*out` is then untouched).

@@ -81,6 +81,12 @@ pub struct Config {
     pub max_replay_ms: u32,
     /// P3: recreates slower than this are warned about.
     pub recreate_warn_ms: u32,
+    /// Pre-roll: an utterance starts playing once this much of it is queued, or it has
+    /// ended (0 = at once).
+    pub start_threshold_ms: u32,
+    /// Receives events (markers, utterance start/end, underruns, device changes, flushes)
+    /// on the service thread when they are heard; they are also queued for polling.
+    pub event_sink: Option<crate::events::EventSink>,
 }
 
 impl Default for Config {
@@ -103,6 +109,8 @@ impl Default for Config {
             debounce_ms: 60,
             max_replay_ms: 200,
             recreate_warn_ms: 500,
+            start_threshold_ms: 0,
+            event_sink: None,
         }
     }
 }
@@ -156,6 +164,7 @@ impl Config {
             ("debounce_ms", self.debounce_ms, 0, 5_000),
             ("max_replay_ms", self.max_replay_ms, 0, 2_000),
             ("recreate_warn_ms", self.recreate_warn_ms, 1, 60_000),
+            ("start_threshold_ms", self.start_threshold_ms, 0, 10_000),
         ];
         for (name, v, lo, hi) in ranges {
             if !(lo..=hi).contains(&v) {

@@ -3,11 +3,15 @@
 //! The Rust API ([`Player`]) is the safe core; [`ffi`] is the C ABI over it
 //! (`include/audioplay.h`). Requirement IDs in comments refer to the user's SPEC.md.
 
+pub mod command;
 pub mod config;
 pub mod convert;
 pub mod device;
 pub mod error;
+pub mod events;
 pub mod ffi;
+mod gain;
+mod history;
 mod log;
 pub mod metrics;
 pub mod player;
@@ -17,6 +21,7 @@ pub mod resample;
 mod service;
 pub mod virtual_device;
 pub mod wav;
+mod writer;
 
 pub use config::{Config, InputFormat, LogLevel, PreferStreamRate, ResampleMode};
 pub use error::Error;

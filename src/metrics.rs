@@ -104,6 +104,12 @@ pub struct Counters {
     pub frames_dropped: AtomicU64,
     /// Content frames played a second time after a device vanished before playing them.
     pub frames_replayed: AtomicU64,
+    /// Content frames discarded by a flush (barge-in).
+    pub frames_flushed: AtomicU64,
+    /// Markers inside flushed audio: they never fire.
+    pub markers_flushed: AtomicU64,
+    /// Events the callback could not queue (the service thread fell behind).
+    pub events_dropped: AtomicU64,
     pub device_frames: AtomicU64,
     pub callbacks: AtomicU64,
     pub underruns: AtomicU64,

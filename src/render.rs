@@ -1,23 +1,27 @@
 //! The audio callback (SPEC C1-C3, D1-D4, U1).
 //!
-//! One [`RenderCore`] per player holds the ring consumer, the resampler and preallocated
-//! scratch. It outlives device streams: every stream generation's callback renders from the
-//! same core, so queued audio carries over a recreate. A callback may touch the core only
-//! while it holds the `token` (a try-lock that never blocks: a loser outputs silence) *and*
-//! its captured generation is the current one, so two callbacks of different generations can
-//! never pop the ring at the same time.
+//! One [`RenderCore`] per player holds the ring consumer, the command consumer, the
+//! resampler, the gain ramps and preallocated scratch. It outlives device streams: every
+//! stream generation's callback renders from the same core, so queued audio carries over a
+//! recreate. A callback may touch the core only while it holds the `token` (a try-lock that
+//! never blocks: a loser outputs silence) *and* its captured generation is the current one,
+//! so two callbacks of different generations can never pop the ring at the same time.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::command::{Cmd, Event, EventKind};
+use crate::config::MAX_CHANNELS;
 use crate::convert;
+use crate::gain::{self, Ramp};
+use crate::history::History;
 use crate::metrics::Counters;
 use crate::resample::LinearResampler;
 
-/// Output frames rendered per inner step. Devices asking for more are served in several
-/// steps, never with silence (the scratch is sized for this, not for the device's request).
+/// Output frames rendered per inner step at most. Devices asking for more are served in
+/// several steps, never with silence.
 pub const CHUNK_FRAMES: usize = 1024;
 
 /// What the render path needs to know about the stream it feeds.
@@ -41,65 +45,71 @@ impl InputShape {
     }
 }
 
-/// The last content consumed, kept so audio a vanished device never played can be played
-/// again on the next one. A window onto the content stream: replay moves a cursor back into
-/// it; new frames are appended only when the cursor is at the head.
-struct History {
-    buf: Vec<u8>,
-    head: usize,
-    len: usize,
-    /// Bytes behind the head still to be replayed.
-    replay: usize,
+/// Decode scratch (input frames) for one chunk of output at these rates.
+pub fn scratch_frames(input: InputShape, output: OutputShape) -> usize {
+    let in_per_out = (input.rate as usize).div_ceil(output.rate.max(1) as usize);
+    CHUNK_FRAMES * in_per_out.max(1) + in_per_out + 4
 }
 
-impl History {
-    fn append(&mut self, mut a: &[u8], mut b: &[u8]) {
-        let cap = self.buf.len();
-        if cap == 0 {
-            return;
-        }
-        // Only the newest `cap` bytes can be kept.
-        let total = a.len() + b.len();
-        if total > cap {
-            let mut skip = total - cap;
-            let sa = skip.min(a.len());
-            a = &a[sa..];
-            skip -= sa;
-            b = &b[skip..];
-        }
-        for part in [a, b] {
-            let first = part.len().min(cap - self.head);
-            self.buf[self.head..self.head + first].copy_from_slice(&part[..first]);
-            self.buf[..part.len() - first].copy_from_slice(&part[first..]);
-            self.head = (self.head + part.len()) % cap;
-            self.len = (self.len + part.len()).min(cap);
-        }
-    }
+/// The ends of the lock-free queues the callback uses, created with the player.
+pub struct Queues {
+    pub audio: rtrb::Consumer<u8>,
+    pub commands: rtrb::Consumer<Cmd>,
+    pub events: rtrb::Producer<Event>,
+    /// Retired scratch goes back to the service thread to be freed there.
+    pub garbage: rtrb::Producer<Vec<f32>>,
+}
 
-    /// The bytes to replay next, as up to two slices, at most `max` bytes.
-    fn replay_slices(&self, max: usize) -> (&[u8], &[u8]) {
-        let cap = self.buf.len();
-        let n = self.replay.min(max);
-        let start = (self.head + cap - self.replay) % cap;
-        let first = n.min(cap - start);
-        (&self.buf[start..start + first], &self.buf[..n - first])
-    }
+/// Requests from other threads, read by the callback at its start (atomics only).
+#[derive(Default)]
+struct Controls {
+    flush_seq: AtomicU64,
+    flush_upto: AtomicU64,
+    flush_fade_ms: AtomicU32,
+    paused: AtomicBool,
+    pause_ramp_ms: AtomicU32,
+    volume_seq: AtomicU64,
+    volume_bits: AtomicU32,
+    volume_ramp_ms: AtomicU32,
+    /// Utterance ends written; the callback compares with those it consumed (pre-roll).
+    ends_written: AtomicU64,
 }
 
 struct RenderState {
-    consumer: rtrb::Consumer<u8>,
+    q: Queues,
     history: History,
     input: InputShape,
     output: OutputShape,
     resampler: LinearResampler,
-    /// Decoded input frames (input channels).
     xin: Vec<f32>,
-    /// Resampled frames (input channels).
     yres: Vec<f32>,
-    /// Channel-mapped frames (output channels).
     ymap: Vec<f32>,
+    /// Output frames one step can make without overrunning `xin`.
+    step_frames: usize,
+    /// Content frames taken out of the ring in any way (played or flushed): command positions
+    /// are in these units.
+    pos: u64,
+    in_utterance: bool,
+    waiting_preroll: bool,
+    preroll_frames: u64,
+    ends_seen: u64,
+    /// The resampler owes its tail (the utterance ended).
+    finishing: bool,
     /// A callback has been producing audio and has not run dry since.
     playing: bool,
+    underrun_open: bool,
+    volume: Ramp,
+    fade: Ramp,
+    flush_seen: u64,
+    volume_seen: u64,
+    paused: bool,
+    /// Discarding up to this position once the fade-out is done.
+    flushing: Option<u64>,
+    /// Where the last fade-out ended (reported with the Flushed event).
+    flush_stop: u64,
+    /// Timing of the current callback, for event times.
+    cb_ns: u64,
+    latency_ns: u64,
     /// Generation whose shape `configure` last applied; an abandoned (timed-out) recreate
     /// finishing late must not overwrite a newer one's shape.
     configured_for: u64,
@@ -112,8 +122,7 @@ pub struct RenderCore {
     /// arc-swap-published stream state, so the callback never touches arc-swap's per-thread
     /// debt list (its first use on a new thread allocates).
     current_generation: AtomicU64,
-    /// Set by drain: the ring running dry now is the end of speech, not an underrun.
-    draining: AtomicBool,
+    controls: Controls,
     pub counters: Arc<Counters>,
     /// Wall-clock origin for the timing atomics below.
     epoch: Instant,
@@ -123,6 +132,11 @@ pub struct RenderCore {
     last_audio_cb_ns: AtomicU64,
     last_audio_latency_ns: AtomicU64,
     last_audio_len_ns: AtomicU64,
+    /// Content position (`pos`) at the end of the last callback and the content rate then.
+    pos_published: AtomicU64,
+    content_rate: AtomicU32,
+    /// Heard position, kept monotonic for readers.
+    heard_max: AtomicU64,
     /// Set at a route change; the first callback that renders audio afterwards records when
     /// that audio reaches the listener (`first_audio_ns`, ns since `epoch`).
     await_first_audio: AtomicBool,
@@ -154,53 +168,76 @@ impl TokenGuard<'_> {
     }
 }
 
-fn scratch_frames(input: InputShape, output: OutputShape) -> usize {
-    let in_per_out = (input.rate as usize).div_ceil(output.rate.max(1) as usize);
-    CHUNK_FRAMES * in_per_out.max(1) + in_per_out + 4
+fn ms_to_frames(ms: u32, rate: u32) -> u32 {
+    (ms as u64 * rate as u64 / 1000) as u32
 }
 
 impl RenderCore {
-    /// `history_frames`: how much consumed content is kept for replay after a device loss.
+    /// `history_frames`: how much consumed content is kept for replay after a device loss;
+    /// `preroll_frames`: how much of an utterance is queued before it starts playing.
     pub fn new(
-        consumer: rtrb::Consumer<u8>,
+        q: Queues,
         input: InputShape,
         output: OutputShape,
         counters: Arc<Counters>,
         history_frames: usize,
+        preroll_frames: u64,
     ) -> Self {
         let n_in = scratch_frames(input, output);
+        let mut st = RenderState {
+            q,
+            history: History::new(history_frames * input.frame_bytes()),
+            input,
+            output,
+            resampler: LinearResampler::new(input.rate, output.rate, input.channels),
+            xin: vec![0.0; n_in * input.channels],
+            // Sized for any channel count: a voice change may bring more channels.
+            yres: vec![0.0; CHUNK_FRAMES * MAX_CHANNELS],
+            ymap: vec![0.0; CHUNK_FRAMES * output.channels],
+            step_frames: CHUNK_FRAMES,
+            pos: 0,
+            in_utterance: false,
+            waiting_preroll: false,
+            preroll_frames,
+            ends_seen: 0,
+            finishing: false,
+            playing: false,
+            underrun_open: false,
+            volume: Ramp::new(1.0),
+            fade: Ramp::new(1.0),
+            flush_seen: 0,
+            volume_seen: 0,
+            paused: false,
+            flushing: None,
+            flush_stop: 0,
+            cb_ns: 0,
+            latency_ns: 0,
+            configured_for: 0,
+        };
+        st.update_step_frames();
+        let controls = Controls::default();
+        controls
+            .volume_bits
+            .store(1.0f32.to_bits(), Ordering::Relaxed);
         RenderCore {
             token: AtomicBool::new(false),
-            state: UnsafeCell::new(RenderState {
-                consumer,
-                history: History {
-                    buf: vec![0; history_frames * input.frame_bytes()],
-                    head: 0,
-                    len: 0,
-                    replay: 0,
-                },
-                input,
-                output,
-                resampler: LinearResampler::new(input.rate, output.rate, input.channels),
-                xin: vec![0.0; n_in * input.channels],
-                yres: vec![0.0; CHUNK_FRAMES * input.channels],
-                ymap: vec![0.0; CHUNK_FRAMES * output.channels],
-                playing: false,
-                configured_for: 0,
-            }),
+            state: UnsafeCell::new(st),
             current_generation: AtomicU64::new(0),
-            draining: AtomicBool::new(false),
+            controls,
             counters,
             epoch: Instant::now(),
             last_audio_cb_ns: AtomicU64::new(0),
             last_audio_latency_ns: AtomicU64::new(0),
             last_audio_len_ns: AtomicU64::new(0),
+            pos_published: AtomicU64::new(0),
+            content_rate: AtomicU32::new(input.rate),
+            heard_max: AtomicU64::new(0),
             await_first_audio: AtomicBool::new(false),
             first_audio_ns: AtomicU64::new(0),
         }
     }
 
-    /// Nanoseconds since this core's epoch (the clock the timing atomics use).
+    /// Nanoseconds since this core's epoch (the clock the timing atomics and events use).
     pub fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
     }
@@ -216,6 +253,16 @@ impl RenderCore {
             + self.last_audio_latency_ns.load(Ordering::Relaxed)
             + self.last_audio_len_ns.load(Ordering::Relaxed);
         end.saturating_sub(at_ns)
+    }
+
+    /// The content frame the listener hears now (monotonic): frames handed to the device
+    /// minus what is still in its buffer.
+    pub fn heard_frames(&self) -> u64 {
+        let pos = self.pos_published.load(Ordering::Acquire);
+        let rate = self.content_rate.load(Ordering::Relaxed) as u128;
+        let unheard = (self.unheard_ns(self.now_ns()) as u128 * rate / 1_000_000_000) as u64;
+        let heard = pos.saturating_sub(unheard);
+        self.heard_max.fetch_max(heard, Ordering::AcqRel).max(heard)
     }
 
     /// Arms the route-change clock: the next callback that renders audio records when it
@@ -282,18 +329,13 @@ impl RenderCore {
         if st.output == output {
             return;
         }
-        let n_in = scratch_frames(st.input, output);
         if st.output.rate != output.rate {
             st.resampler = LinearResampler::new(st.input.rate, output.rate, st.input.channels);
         }
         st.output = output;
-        st.xin = vec![0.0; n_in * st.input.channels];
+        st.xin = vec![0.0; scratch_frames(st.input, output) * st.input.channels];
         st.ymap = vec![0.0; CHUNK_FRAMES * output.channels];
-    }
-
-    pub fn output_shape(&self) -> OutputShape {
-        let mut g = self.lock_blocking();
-        g.state().output
+        st.update_step_frames();
     }
 
     /// C1 phase 3: only callbacks that captured `generation` render from now on.
@@ -305,29 +347,52 @@ impl RenderCore {
         self.current_generation.load(Ordering::Acquire)
     }
 
-    pub fn set_draining(&self, on: bool) {
-        self.draining.store(on, Ordering::Release);
+    /// Barge-in: fade out over `fade_ms` from the next callback on, then discard everything
+    /// written before content position `upto`.
+    pub fn request_flush(&self, upto: u64, fade_ms: u32) {
+        let c = &self.controls;
+        c.flush_upto.store(upto, Ordering::Relaxed);
+        c.flush_fade_ms.store(fade_ms, Ordering::Relaxed);
+        c.flush_seq.fetch_add(1, Ordering::Release);
     }
 
-    /// Frames in the ring not yet taken by a callback.
-    pub fn queued_frames(&self) -> u64 {
-        let mut g = self.lock_blocking();
-        let st = g.state();
-        (st.consumer.slots() / st.input.frame_bytes()) as u64
+    pub fn set_paused(&self, paused: bool, ramp_ms: u32) {
+        self.controls
+            .pause_ramp_ms
+            .store(ramp_ms, Ordering::Relaxed);
+        self.controls.paused.store(paused, Ordering::Release);
+    }
+
+    pub fn set_volume(&self, gain: f32, ramp_ms: u32) {
+        let c = &self.controls;
+        c.volume_bits.store(gain.to_bits(), Ordering::Relaxed);
+        c.volume_ramp_ms.store(ramp_ms, Ordering::Relaxed);
+        c.volume_seq.fetch_add(1, Ordering::Release);
+    }
+
+    /// The writing side wrote an utterance end (lets a pre-rolling utterance start early).
+    pub fn note_utterance_end_written(&self) {
+        self.controls.ends_written.fetch_add(1, Ordering::Release);
+    }
+
+    /// Content position reached by the callbacks (played + flushed).
+    pub fn position(&self) -> u64 {
+        self.pos_published.load(Ordering::Acquire)
     }
 
     /// The callback body. Hard realtime: atomics, arithmetic and preallocated scratch only
-    /// (C2); every outcome is a counter (C3).
+    /// (C2); every outcome is a counter or a queued event (C3).
     pub fn render(&self, generation: u64, data: &mut cpal::Data, info: &cpal::OutputCallbackInfo) {
         let t0 = Instant::now();
         let c = &*self.counters;
         convert::fill_silence(data); // D1
         c.callbacks.fetch_add(1, Ordering::Relaxed);
         let ts = info.timestamp();
-        if let Some(lat) = ts.playback.checked_duration_since(ts.callback) {
-            c.output_latency_ns
-                .store(lat.as_nanos() as u64, Ordering::Relaxed);
-        }
+        let latency = ts
+            .playback
+            .checked_duration_since(ts.callback)
+            .map_or(0, |d| d.as_nanos() as u64);
+        c.output_latency_ns.store(latency, Ordering::Relaxed);
         if self.current_generation.load(Ordering::Acquire) != generation {
             c.generation_mismatches.fetch_add(1, Ordering::Relaxed);
             return;
@@ -341,7 +406,6 @@ impl RenderCore {
             c.generation_mismatches.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let draining = self.draining.load(Ordering::Acquire);
         let st = guard.state();
         let out_ch = st.output.channels;
         if out_ch == 0
@@ -352,113 +416,329 @@ impl RenderCore {
             return;
         }
         let total = data.len() / out_ch;
-        let (done, consumed, replayed, resample_ns) = st.fill(data, total, draining);
-        c.frames_played
-            .fetch_add(consumed as u64, Ordering::Relaxed);
-        c.frames_replayed
-            .fetch_add(replayed as u64, Ordering::Relaxed);
-        if done > 0 {
-            let now = t0.duration_since(self.epoch).as_nanos() as u64;
-            let latency = c.output_latency_ns.load(Ordering::Relaxed);
+        st.cb_ns = t0.duration_since(self.epoch).as_nanos() as u64;
+        st.latency_ns = latency;
+        st.read_controls(&self.controls);
+        let f = st.fill(data, total, &self.controls, c);
+        c.frames_played.fetch_add(f.consumed, Ordering::Relaxed);
+        c.frames_replayed.fetch_add(f.replayed, Ordering::Relaxed);
+        c.frames_flushed.fetch_add(f.flushed, Ordering::Relaxed);
+        c.device_frames.fetch_add(total as u64, Ordering::Relaxed);
+        self.pos_published.store(st.pos, Ordering::Release);
+        self.content_rate.store(st.input.rate, Ordering::Relaxed);
+        if f.done > 0 {
             let len = total as u64 * 1_000_000_000 / st.output.rate.max(1) as u64;
             self.last_audio_latency_ns.store(latency, Ordering::Relaxed);
             self.last_audio_len_ns.store(len, Ordering::Relaxed);
-            self.last_audio_cb_ns.store(now.max(1), Ordering::Release);
+            self.last_audio_cb_ns
+                .store(st.cb_ns.max(1), Ordering::Release);
             if self.await_first_audio.swap(false, Ordering::AcqRel) {
                 self.first_audio_ns
-                    .store((now + latency).max(1), Ordering::Release);
+                    .store((st.cb_ns + latency).max(1), Ordering::Release);
             }
         }
-        c.device_frames.fetch_add(total as u64, Ordering::Relaxed);
-        // Underruns mean something: one per dry spell that interrupts playing audio, none for
-        // silence while idle or once a drain has declared the end of speech.
-        if done < total {
-            if (st.playing || done > 0) && !draining {
-                c.underruns.fetch_add(1, Ordering::Relaxed);
-            }
-            st.playing = false;
-        } else {
-            st.playing = true;
-        }
+        st.account_underrun(f.done, total, f.held, c);
         drop(guard);
-        c.resample_time.record(resample_ns);
+        c.resample_time.record(f.resample_ns);
         c.callback_time.record(t0.elapsed().as_nanos() as u64);
     }
 }
 
+/// What one callback did.
+struct Filled {
+    done: usize,
+    consumed: u64,
+    replayed: u64,
+    flushed: u64,
+    resample_ns: u64,
+    /// Silence on purpose (paused, pre-rolling, flushing): not an underrun.
+    held: bool,
+}
+
 impl RenderState {
-    /// Fills up to `total` device frames. Returns (frames filled, content frames consumed
-    /// from the ring, content frames replayed from the history, nanoseconds spent
-    /// resampling). When the ring runs dry at the declared end of speech (`ending`), the
-    /// resampler's tail is emitted so the output is `round(len * ratio)` long (S1).
+    fn update_step_frames(&mut self) {
+        let xin_frames = (self.xin.len() / self.input.channels.max(1)) as u64;
+        let per = (self.input.rate as u64)
+            .div_ceil(self.output.rate.max(1) as u64)
+            .max(1);
+        self.step_frames =
+            ((xin_frames.saturating_sub(per + 4)) / per).clamp(1, CHUNK_FRAMES as u64) as usize;
+    }
+
+    /// When content at device offset `done` of this callback reaches the listener.
+    fn heard_at(&self, done: usize) -> u64 {
+        self.cb_ns + self.latency_ns + done as u64 * 1_000_000_000 / self.output.rate.max(1) as u64
+    }
+
+    fn emit(&mut self, kind: EventKind, id: u64, frame: u64, done: usize, c: &Counters) {
+        let e = Event {
+            kind,
+            id,
+            frame,
+            heard_ns: self.heard_at(done),
+        };
+        if self.q.events.push(e).is_err() {
+            c.events_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn read_controls(&mut self, ctl: &Controls) {
+        let rate = self.output.rate;
+        let vseq = ctl.volume_seq.load(Ordering::Acquire);
+        if vseq != self.volume_seen {
+            self.volume_seen = vseq;
+            let target = f32::from_bits(ctl.volume_bits.load(Ordering::Relaxed));
+            self.volume.to(
+                target,
+                ms_to_frames(ctl.volume_ramp_ms.load(Ordering::Relaxed), rate),
+            );
+        }
+        let paused = ctl.paused.load(Ordering::Acquire);
+        if paused != self.paused {
+            self.paused = paused;
+            let ramp = ms_to_frames(ctl.pause_ramp_ms.load(Ordering::Relaxed), rate);
+            if self.flushing.is_none() {
+                self.fade.to(if paused { 0.0 } else { 1.0 }, ramp);
+            }
+        }
+        let fseq = ctl.flush_seq.load(Ordering::Acquire);
+        if fseq != self.flush_seen {
+            self.flush_seen = fseq;
+            let upto = ctl.flush_upto.load(Ordering::Relaxed);
+            self.flushing = Some(self.flushing.map_or(upto, |u| u.max(upto)));
+            // Already silent (paused, idle) means nothing to fade.
+            let frames = if self.playing && self.fade.value > 0.0 {
+                ms_to_frames(ctl.flush_fade_ms.load(Ordering::Relaxed), rate)
+            } else {
+                0
+            };
+            self.fade.to(0.0, frames);
+        }
+    }
+
+    /// Applies every command due at the current position. Returns whether any was.
+    fn apply_due(&mut self, done: usize, c: &Counters) -> bool {
+        let mut any = false;
+        while let Ok(cmd) = self.q.commands.peek() {
+            if cmd.at() > self.pos {
+                break;
+            }
+            let Ok(cmd) = self.q.commands.pop() else {
+                break;
+            };
+            any = true;
+            let flushing = self.flushing.is_some();
+            match cmd {
+                Cmd::UtteranceStart { at } => {
+                    self.in_utterance = true;
+                    self.finishing = false;
+                    self.waiting_preroll = self.preroll_frames > 0 && !flushing;
+                    if !flushing {
+                        self.emit(EventKind::UtteranceStart, 0, at, done, c);
+                    }
+                }
+                Cmd::UtteranceEnd { at } => {
+                    self.ends_seen += 1;
+                    if self.in_utterance && !flushing {
+                        self.finishing = true;
+                        self.emit(EventKind::UtteranceEnd, 0, at, done, c);
+                    }
+                    self.in_utterance = false;
+                    self.waiting_preroll = false;
+                }
+                Cmd::Mark { at, id } => {
+                    if flushing {
+                        c.markers_flushed.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        self.emit(EventKind::Marker, id, at, done, c);
+                    }
+                }
+                Cmd::Format { shape, mut xin, .. } => {
+                    std::mem::swap(&mut self.xin, &mut xin);
+                    if let Err(rtrb::PushError::Full(old)) = self.q.garbage.push(xin) {
+                        // Never free on the audio thread: leak the old scratch instead.
+                        std::mem::forget(old);
+                        c.callback_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.input = shape;
+                    self.resampler =
+                        LinearResampler::new(shape.rate, self.output.rate, shape.channels);
+                    self.history.clear();
+                    self.update_step_frames();
+                }
+            }
+        }
+        any
+    }
+
+    fn next_cmd_at(&self) -> Option<u64> {
+        self.q.commands.peek().ok().map(Cmd::at)
+    }
+
+    /// Discards what a flush covers, once the fade-out has finished. Returns frames
+    /// discarded; leaves `flushing` set while frames it covers are still being committed.
+    fn discard(&mut self, upto: u64, done: usize, c: &Counters) -> u64 {
+        let mut flushed = 0;
+        loop {
+            self.apply_due(done, c);
+            if self.pos >= upto {
+                break;
+            }
+            let fb = self.input.frame_bytes();
+            let limit = self.next_cmd_at().map_or(upto, |a| a.min(upto)) - self.pos;
+            let n = (self.q.audio.slots() / fb).min(limit as usize);
+            if n == 0 {
+                return flushed;
+            }
+            if let Ok(chunk) = self.q.audio.read_chunk(n * fb) {
+                chunk.commit_all();
+            }
+            self.pos += n as u64;
+            flushed += n as u64;
+        }
+        self.flushing = None;
+        self.resampler.reset();
+        self.history.clear();
+        self.finishing = false;
+        self.in_utterance = false;
+        self.waiting_preroll = false;
+        self.fade.to(if self.paused { 0.0 } else { 1.0 }, 0);
+        let stop = self.flush_stop;
+        self.emit(EventKind::Flushed, 0, stop, done, c);
+        flushed
+    }
+
+    /// Fills up to `total` device frames from the replay window, then the ring, applying
+    /// commands at their positions and the gain ramps.
     fn fill(
         &mut self,
         data: &mut cpal::Data,
         total: usize,
-        ending: bool,
-    ) -> (usize, usize, usize, u64) {
-        let fb = self.input.frame_bytes();
-        let in_ch = self.input.channels;
-        let out_ch = self.output.channels;
-        let xin_frames = self.xin.len() / in_ch;
-        let mut done = 0;
-        let mut consumed = 0;
-        let mut replayed = 0;
-        let mut resample_ns = 0u64;
-        while done < total {
-            let n = (total - done).min(CHUNK_FRAMES);
-            let limit = self.resampler.max_input_for(n).min(xin_frames);
+        ctl: &Controls,
+        c: &Counters,
+    ) -> Filled {
+        let mut f = Filled {
+            done: 0,
+            consumed: 0,
+            replayed: 0,
+            flushed: 0,
+            resample_ns: 0,
+            held: false,
+        };
+        while f.done < total {
+            let progressed = self.apply_due(f.done, c);
+            if let Some(upto) = self.flushing {
+                if self.fade.value == 0.0 {
+                    f.flushed += self.discard(upto, f.done, c);
+                    if self.flushing.is_some() {
+                        f.held = true;
+                        break; // waiting for the flushed frames still being committed
+                    }
+                    continue;
+                }
+            }
+            if self.paused && self.fade.value == 0.0 {
+                f.held = true;
+                break;
+            }
+            if self.waiting_preroll {
+                let queued = (self.q.audio.slots() / self.input.frame_bytes()) as u64;
+                if queued >= self.preroll_frames
+                    || ctl.ends_written.load(Ordering::Acquire) > self.ends_seen
+                {
+                    self.waiting_preroll = false;
+                } else {
+                    f.held = true;
+                    break;
+                }
+            }
+            let in_ch = self.input.channels;
+            let out_ch = self.output.channels;
+            let fb = self.input.frame_bytes();
+            let n = (total - f.done).min(self.step_frames);
+            let limit = self.resampler.max_input_for(n).min(self.xin.len() / in_ch);
             let replaying = self.history.replay > 0;
-            // Decode up to `limit` frames from the replay window, else from the ring.
-            let (m, chunk) = if replaying {
+            let t = Instant::now();
+            let (c_used, p) = if self.finishing {
+                let p = self.resampler.finish(&mut self.yres[..n * in_ch]);
+                if p == 0 {
+                    self.finishing = false;
+                    continue;
+                }
+                (0, p)
+            } else if replaying {
                 let (a, b) = self.history.replay_slices(limit * fb);
                 let na = convert::decode_into(self.input.s16, a, &mut self.xin);
                 convert::decode_into(self.input.s16, b, &mut self.xin[na..]);
-                ((a.len() + b.len()) / fb, None)
+                let m = (a.len() + b.len()) / fb;
+                let (used, p) = self
+                    .resampler
+                    .process(&self.xin[..m * in_ch], &mut self.yres[..n * in_ch]);
+                self.history.replay -= used * fb;
+                f.replayed += used as u64;
+                (used, p)
             } else {
-                let m = (self.consumer.slots() / fb).min(limit);
-                let Ok(chunk) = self.consumer.read_chunk(m * fb) else {
+                let until_cmd = self.next_cmd_at().map_or(u64::MAX, |a| a - self.pos);
+                let m = (self.q.audio.slots() / fb)
+                    .min(limit)
+                    .min(until_cmd as usize);
+                let Ok(chunk) = self.q.audio.read_chunk(m * fb) else {
                     break;
                 };
                 let (a, b) = chunk.as_slices();
                 let na = convert::decode_into(self.input.s16, a, &mut self.xin);
                 convert::decode_into(self.input.s16, b, &mut self.xin[na..]);
-                (m, Some(chunk))
+                let (used, p) = self
+                    .resampler
+                    .process(&self.xin[..m * in_ch], &mut self.yres[..n * in_ch]);
+                let (a, b) = chunk.as_slices();
+                let bytes = used * fb;
+                let ua = bytes.min(a.len());
+                self.history.append(&a[..ua], &b[..bytes - ua]);
+                chunk.commit(bytes);
+                self.pos += used as u64;
+                f.consumed += used as u64;
+                (used, p)
             };
-
-            let t = Instant::now();
-            let (c, mut p) = self
-                .resampler
-                .process(&self.xin[..m * in_ch], &mut self.yres[..n * in_ch]);
-            match chunk {
-                Some(chunk) => {
-                    let (a, b) = chunk.as_slices();
-                    let used = c * fb;
-                    let ua = used.min(a.len());
-                    self.history.append(&a[..ua], &b[..used - ua]);
-                    chunk.commit(used);
-                    consumed += c;
-                }
-                None => {
-                    self.history.replay -= c * fb;
-                    replayed += c;
+            f.resample_ns += t.elapsed().as_nanos() as u64;
+            if p > 0 {
+                let ymap = &mut self.ymap[..p * out_ch];
+                ymap.fill(0.0);
+                convert::map_channels(&self.yres[..p * in_ch], in_ch, ymap, out_ch);
+                gain::apply(ymap, out_ch, &mut self.volume, &mut self.fade);
+                convert::write_device(ymap, data, f.done * out_ch);
+                f.done += p;
+                if self.flushing.is_some() {
+                    self.flush_stop = self.pos;
                 }
             }
-            let dry = p < n && c == m && !replaying;
-            if dry && ending {
-                p += self.resampler.finish(&mut self.yres[p * in_ch..n * in_ch]);
-            }
-            resample_ns += t.elapsed().as_nanos() as u64;
-
-            let ymap = &mut self.ymap[..p * out_ch];
-            ymap.fill(0.0);
-            convert::map_channels(&self.yres[..p * in_ch], in_ch, ymap, out_ch);
-            convert::write_device(ymap, data, done * out_ch);
-            done += p;
-            if p < n && !replaying {
-                break; // the ring ran dry
+            // Stop when nothing moved: the ring is dry (or the next command waits for frames
+            // that have not arrived).
+            if p == 0 && c_used == 0 && !progressed {
+                break;
             }
         }
-        (done, consumed, replayed, resample_ns)
+        f
+    }
+
+    /// Underruns mean something: one per dry spell inside an utterance, never for silence
+    /// while idle, paused, pre-rolling or flushing.
+    fn account_underrun(&mut self, done: usize, total: usize, held: bool, c: &Counters) {
+        if done < total && !held {
+            if self.in_utterance && (self.playing || done > 0) {
+                c.underruns.fetch_add(1, Ordering::Relaxed);
+                self.underrun_open = true;
+                let pos = self.pos;
+                self.emit(EventKind::UnderrunStart, 0, pos, done, c);
+            }
+            self.playing = false;
+        } else if done == total {
+            if self.underrun_open {
+                self.underrun_open = false;
+                let pos = self.pos;
+                self.emit(EventKind::UnderrunEnd, 0, pos, 0, c);
+            }
+            self.playing = true;
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::command::{Event, EventKind};
 use crate::config::LogLevel;
 use crate::device::{self, DeviceInfo};
 use crate::player::Shared;
@@ -59,6 +60,10 @@ pub fn run(shared: Arc<Shared>) {
             None if w.gap_from.is_some() => Duration::from_millis(10),
             None => poll,
         };
+        let wait = match deliver(&shared) {
+            Some(due) => wait.min(due),
+            None => wait,
+        };
         let woke = shared.wake.wait(wait);
         if shared.closing.load(Relaxed) {
             report(&shared, &mut seen);
@@ -74,11 +79,12 @@ impl Watcher {
     fn watch(&mut self, shared: &Arc<Shared>, woke: bool) {
         let now = Instant::now();
         let lost = shared.stream_lost.swap(false, AcqRel);
+        let requested = shared.device_request.swap(false, AcqRel);
         if !woke && !lost && self.cooldown_until.is_some_and(|t| now < t) {
             return;
         }
         // The only I/O of detection; done with no lock held (L2).
-        let observed = match device::query_target(&shared.host, shared.cfg.device_id.as_deref()) {
+        let observed = match device::query_target(&shared.host, shared.pinned().as_deref()) {
             Ok(info) => {
                 self.cooldown_until = None;
                 self.last_good = Some(info.clone());
@@ -104,6 +110,8 @@ impl Watcher {
         let (changed, id, rate) = device::detect_change(&state, &observed);
         let reason = if lost {
             Reason::StreamLost
+        } else if requested && changed {
+            Reason::Requested
         } else if !changed {
             self.pending = None;
             return;
@@ -158,6 +166,12 @@ impl Watcher {
                 shared.core.await_first_audio();
                 self.gap_from = Some(t);
             }
+            shared.delivery.deliver(Event {
+                kind: EventKind::DeviceChanged,
+                id: shared.state.load().generation,
+                frame: shared.core.position(),
+                heard_ns: shared.core.now_ns(),
+            });
         }
     }
 
@@ -175,6 +189,36 @@ impl Watcher {
         } else if shared.core.now_ns().saturating_sub(from) > GAP_WINDOW_NS {
             self.gap_from = None; // nothing was playing: there was no gap to hear
         }
+    }
+}
+
+/// Takes what the callback queued: frees retired scratch here (never on the audio thread)
+/// and delivers the events that have been heard. Returns how long until the next one is.
+fn deliver(shared: &Shared) -> Option<Duration> {
+    {
+        let mut q = shared
+            .from_callback
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        while let Ok(e) = q.0.pop() {
+            shared.delivery.push_pending(e);
+        }
+        while let Ok(buf) = q.1.pop() {
+            drop(buf);
+        }
+    }
+    let now = shared.core.now_ns();
+    let next = shared
+        .delivery
+        .deliver_due(now)
+        .map(|t| Duration::from_nanos(t.saturating_sub(now)));
+    // While audio is in flight, events may arrive at any moment: look again soon.
+    let busy = shared.core.position() < shared.counters.frames_written.load(Relaxed)
+        || shared.core.unheard_ns(now) > 0;
+    match (next, busy) {
+        (Some(n), _) => Some(n.clamp(Duration::from_millis(1), Duration::from_millis(5))),
+        (None, true) => Some(Duration::from_millis(5)),
+        (None, false) => None,
     }
 }
 

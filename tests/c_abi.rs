@@ -8,6 +8,8 @@ use std::ptr::{null, null_mut};
 use std::sync::{Mutex, MutexGuard};
 
 use audioplay::ffi::config::*;
+use audioplay::ffi::devices::ApDeviceInfo;
+use audioplay::ffi::events::ApEvent;
 use audioplay::ffi::handle::{register, ApPlayer};
 use audioplay::ffi::metrics::{ap_metrics, ap_snapshot_state, ApMetrics, ApStreamState};
 use audioplay::ffi::player::*;
@@ -329,7 +331,10 @@ fn struct_layout_matches_what_a_c_compiler_sees() {
     let config = fields!(ApConfig: struct_size, input_format, input_channels, input_rate, device_id,
         target_latency_ms, ring_capacity_ms, write_timeout_ms, prefer_stream_rate, resample_mode,
         log_level, log_fn, log_user, device_poll_ms, device_query_cooldown_ms,
-        max_recreate_per_minute, debounce_ms, max_replay_ms, recreate_warn_ms);
+        max_recreate_per_minute, debounce_ms, max_replay_ms, recreate_warn_ms, start_threshold_ms,
+        event_fn, event_user);
+    let event = fields!(ApEvent: struct_size, kind, id, frame, heard_ms);
+    let device = fields!(ApDeviceInfo: struct_size, rate, channels, is_default, id, name);
     let metrics = fields!(ApMetrics: struct_size, output_channels, frames_written, frames_played,
         frames_queued, frames_dropped, underruns, generation_mismatches, shape_mismatches,
         callback_errors, resample_errors, callbacks, stream_errors, stream_generation,
@@ -348,6 +353,8 @@ fn struct_layout_matches_what_a_c_compiler_sees() {
         ("ApConfig", size_of::<ApConfig>(), &config),
         ("ApMetrics", size_of::<ApMetrics>(), &metrics),
         ("ApStreamState", size_of::<ApStreamState>(), &state),
+        ("ApEvent", size_of::<ApEvent>(), &event),
+        ("ApDeviceInfo", size_of::<ApDeviceInfo>(), &device),
     ] {
         c += &format!("printf(\"{ty} %zu\\n\", sizeof({ty}));\n");
         want += &format!("{ty} {size}\n");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audioplay::metrics::Counters;
-use audioplay::render::{InputShape, OutputShape, RenderCore};
+use audioplay::render::{InputShape, OutputShape, Queues, RenderCore};
 use cpal::{OutputCallbackInfo, OutputStreamTimestamp, SampleFormat, StreamInstant};
 
 fn callback(core: &RenderCore, generation: u64, buf: &mut [f32]) {
@@ -40,14 +40,23 @@ fn two_generations_never_pop_the_ring_concurrently() {
         channels: 1,
         rate: 48000,
     };
+    let (_cmd_tx, commands) = rtrb::RingBuffer::new(16);
+    let (events, _ev_rx) = rtrb::RingBuffer::new(16);
+    let (garbage, _garbage_rx) = rtrb::RingBuffer::new(16);
     let core = Arc::new(RenderCore::new(
-        cons,
+        Queues {
+            audio: cons,
+            commands,
+            events,
+            garbage,
+        },
         input,
         OutputShape {
             rate: 48000,
             channels: 1,
         },
         counters.clone(),
+        0,
         0,
     ));
     core.publish_generation(1);

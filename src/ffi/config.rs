@@ -43,6 +43,11 @@ pub const AP_LOG_DEBUG: ApLogLevel = 4;
 pub type ApLogFn =
     Option<unsafe extern "C" fn(user: *mut c_void, level: ApLogLevel, message: *const c_char)>;
 
+/// Receives events when they are heard, on the player's service thread. `event` is valid
+/// only during the call.
+pub type ApEventFn =
+    Option<unsafe extern "C" fn(user: *mut c_void, event: *const super::events::ApEvent)>;
+
 /// Settings for `ap_create`. Always initialise with `ap_config_init`, then change fields.
 #[repr(C)]
 pub struct ApConfig {
@@ -88,6 +93,15 @@ pub struct ApConfig {
     pub max_replay_ms: u32,
     /// Recreates slower than this many ms are logged as warnings (default 500).
     pub recreate_warn_ms: u32,
+    /// Pre-roll: an utterance starts playing once this many ms of it are queued or it has
+    /// ended, so a slow engine's first chunks do not stutter (default 0 = at once).
+    pub start_threshold_ms: u32,
+    /// Receives events (markers, utterance start/end, underruns, device changes, flushes)
+    /// when they are heard, on the player's service thread; NULL for none (default). Events
+    /// are also queued for `ap_poll_event` either way.
+    pub event_fn: ApEventFn,
+    /// Passed back to `event_fn`.
+    pub event_user: *mut c_void,
 }
 
 /// Fills `config` with defaults, including `struct_size`. Thread-safe (touches only `config`).
@@ -118,6 +132,9 @@ pub extern "C" fn ap_config_init(config: *mut ApConfig) -> ApStatus {
             debounce_ms: d.debounce_ms,
             max_replay_ms: d.max_replay_ms,
             recreate_warn_ms: d.recreate_warn_ms,
+            start_threshold_ms: d.start_threshold_ms,
+            event_fn: None,
+            event_user: std::ptr::null_mut(),
         };
         ApStatus::AP_OK
     })
@@ -234,6 +251,15 @@ pub(crate) fn to_config(c: &ApConfig) -> Result<Config, (ApStatus, String)> {
         debounce_ms: c.debounce_ms,
         max_replay_ms: c.max_replay_ms,
         recreate_warn_ms: c.recreate_warn_ms,
+        start_threshold_ms: c.start_threshold_ms,
+        event_sink: c.event_fn.map(|f| {
+            let user = UserPtr(c.event_user);
+            Arc::new(move |e: &crate::command::Event| {
+                let ev = super::events::ApEvent::from(e);
+                // SAFETY: `f` is the caller's event function; `ev` outlives the call.
+                unsafe { f(user.get(), &ev) }
+            }) as crate::events::EventSink
+        }),
     };
     cfg.validate().map_err(invalid)?;
     Ok(cfg)

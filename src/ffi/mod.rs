@@ -12,6 +12,9 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub mod config;
+pub mod control;
+pub mod devices;
+pub mod events;
 pub mod handle;
 pub mod metrics;
 pub mod player;

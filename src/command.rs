@@ -1,0 +1,62 @@
+//! What travels beside the audio: commands from the writing side to the audio callback,
+//! tagged with the content frame they apply at, and events from the callback to the service
+//! thread, stamped with when they are heard.
+
+use crate::render::InputShape;
+
+/// In-band commands. Each applies when the callback has consumed exactly `at` content frames
+/// (everything written before the command), so they stay in step with the audio.
+pub enum Cmd {
+    UtteranceStart {
+        at: u64,
+    },
+    UtteranceEnd {
+        at: u64,
+    },
+    Mark {
+        at: u64,
+        id: u64,
+    },
+    /// Frames from `at` on are in `shape`. `xin` is decode scratch sized for it, allocated
+    /// on the writing thread; the callback swaps it in and hands the old one back.
+    Format {
+        at: u64,
+        shape: InputShape,
+        xin: Vec<f32>,
+    },
+}
+
+impl Cmd {
+    pub fn at(&self) -> u64 {
+        match self {
+            Cmd::UtteranceStart { at }
+            | Cmd::UtteranceEnd { at }
+            | Cmd::Mark { at, .. }
+            | Cmd::Format { at, .. } => *at,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum EventKind {
+    Marker = 1,
+    UtteranceStart = 2,
+    UtteranceEnd = 3,
+    UnderrunStart = 4,
+    UnderrunEnd = 5,
+    DeviceChanged = 6,
+    Flushed = 7,
+}
+
+/// Something that happened, reported when the listener hears it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    /// The marker id (markers), the stream generation (device changes), else 0.
+    pub id: u64,
+    /// The content frame it happened at.
+    pub frame: u64,
+    /// When it reaches the listener, ns on the render core's clock.
+    pub heard_ns: u64,
+}

@@ -1,0 +1,78 @@
+//! Event delivery on the service thread: events from the callback wait until the listener
+//! hears them, then go to the event callback and the pollable queue (for hosts that cannot
+//! take callbacks: Go, Node).
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+
+use crate::command::Event;
+
+/// Receives events on the service thread.
+pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Events kept for `poll` at most; older ones are dropped (and counted) past this.
+const POLL_CAPACITY: usize = 4096;
+
+pub struct Delivery {
+    /// From the callback, not yet due.
+    pending: Mutex<VecDeque<Event>>,
+    /// Due, waiting for `poll`.
+    ready: Mutex<VecDeque<Event>>,
+    sink: Option<EventSink>,
+    pub dropped: std::sync::atomic::AtomicU64,
+}
+
+impl Delivery {
+    pub fn new(sink: Option<EventSink>) -> Self {
+        Delivery {
+            pending: Mutex::default(),
+            ready: Mutex::default(),
+            sink,
+            dropped: Default::default(),
+        }
+    }
+
+    pub fn push_pending(&self, e: Event) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(e);
+    }
+
+    /// Delivers everything heard by `now_ns`; returns when the next pending event is due.
+    pub fn deliver_due(&self, now_ns: u64) -> Option<u64> {
+        loop {
+            let e = {
+                let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                match p.front() {
+                    Some(e) if e.heard_ns <= now_ns => p.pop_front(),
+                    Some(e) => return Some(e.heard_ns),
+                    None => return None,
+                }
+            };
+            let e = e?;
+            self.deliver(e);
+        }
+    }
+
+    /// Hands an event to the sink and the poll queue now.
+    pub fn deliver(&self, e: Event) {
+        if let Some(s) = &self.sink {
+            s(&e);
+        }
+        let mut r = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+        if r.len() == POLL_CAPACITY {
+            r.pop_front();
+            self.dropped.fetch_add(1, Relaxed);
+        }
+        r.push_back(e);
+    }
+
+    pub fn poll(&self) -> Option<Event> {
+        self.ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+}

@@ -1,0 +1,124 @@
+//! Speech control: utterances, markers, barge-in, pause, volume, voice changes.
+
+use super::config::{ApFormat, AP_FORMAT_F32, AP_FORMAT_S16};
+use super::ffi_guard;
+use super::handle::{self, ApPlayer, Handle};
+use super::status::ApStatus;
+use crate::config::InputFormat;
+use crate::error::Error;
+
+/// Runs `f` on a resolved handle, recording its error as the last error.
+fn with_player(
+    player: *mut ApPlayer,
+    call: &str,
+    f: impl FnOnce(&Handle) -> Result<(), Error>,
+) -> ApStatus {
+    let h = match handle::resolve(player) {
+        Ok(h) => h,
+        Err(s) => return s,
+    };
+    match f(&h) {
+        Ok(()) => ApStatus::AP_OK,
+        Err(e) => {
+            h.set_error(format!("{call}: {e}"));
+            ApStatus::from(&e)
+        }
+    }
+}
+
+/// Marks the end of what was written so far as one utterance. Returns at once. The queue
+/// running dry afterwards is the end of speech (no underrun); `AP_EVENT_UTTERANCE_END` fires
+/// when its last frame is heard; the next `ap_write` starts a new utterance. Thread-safe.
+#[no_mangle]
+pub extern "C" fn ap_end_utterance(player: *mut ApPlayer) -> ApStatus {
+    ffi_guard!({ with_player(player, "ap_end_utterance", |h| h.player.end_utterance()) })
+}
+
+/// Places marker `id` at the current write position: `AP_EVENT_MARKER` with this id fires
+/// when the device plays that frame (markers inside flushed audio never fire). Thread-safe;
+/// call it from the writing thread to place it between two writes.
+#[no_mangle]
+pub extern "C" fn ap_mark(player: *mut ApPlayer, id: u64) -> ApStatus {
+    ffi_guard!({ with_player(player, "ap_mark", |h| h.player.mark(id)) })
+}
+
+/// Barge-in: drops everything queued; what is playing fades out over `fade_ms` (0 = cut,
+/// at most 10000) on the audio thread, without a click. Returns at once; `*heard_frame`
+/// (may be NULL) receives the content frame being heard when the flush was asked for, so
+/// the engine knows which word was interrupted. `AP_EVENT_FLUSHED` reports where the fade
+/// ended. A writer blocked in `ap_write` returns with what it queued. Thread-safe.
+#[no_mangle]
+pub extern "C" fn ap_flush(player: *mut ApPlayer, fade_ms: u32, heard_frame: *mut u64) -> ApStatus {
+    ffi_guard!({
+        with_player(player, "ap_flush", |h| {
+            let heard = h.player.flush(fade_ms)?;
+            // SAFETY: NULL (skipped) or, per the contract, a writable u64.
+            if let Some(p) = unsafe { heard_frame.as_mut() } {
+                *p = heard;
+            }
+            Ok(())
+        })
+    })
+}
+
+/// Pauses playback with a `ramp_ms` fade (no click). While paused no underruns are counted
+/// and the position holds; writes still queue. Thread-safe.
+#[no_mangle]
+pub extern "C" fn ap_pause(player: *mut ApPlayer, ramp_ms: u32) -> ApStatus {
+    ffi_guard!({
+        with_player(player, "ap_pause", |h| {
+            h.player.pause(ramp_ms);
+            Ok(())
+        })
+    })
+}
+
+/// Resumes after `ap_pause`, fading in over `ramp_ms`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn ap_resume(player: *mut ApPlayer, ramp_ms: u32) -> ApStatus {
+    ffi_guard!({
+        with_player(player, "ap_resume", |h| {
+            h.player.resume(ramp_ms);
+            Ok(())
+        })
+    })
+}
+
+/// Sets the output gain (linear, 0..=4; 1 = unchanged), ramped over `ramp_ms` so it never
+/// steps. `AP_ERR_INVALID_ARG` for NaN or out of range. Thread-safe.
+#[no_mangle]
+pub extern "C" fn ap_set_volume(player: *mut ApPlayer, gain: f32, ramp_ms: u32) -> ApStatus {
+    ffi_guard!({
+        with_player(player, "ap_set_volume", |h| {
+            h.player.set_volume(gain, ramp_ms)
+        })
+    })
+}
+
+/// Voice change, in band: audio written before this call plays in its old format, audio
+/// written after it in `format`/`channels`/`rate` (what `ap_write` takes from now on). The
+/// device stream is not recreated. Call it from the writing thread. Thread-safe.
+#[no_mangle]
+pub extern "C" fn ap_set_input_format(
+    player: *mut ApPlayer,
+    format: ApFormat,
+    channels: u32,
+    rate: u32,
+) -> ApStatus {
+    ffi_guard!({
+        with_player(player, "ap_set_input_format", |h| {
+            let f = match format {
+                AP_FORMAT_S16 => InputFormat::S16,
+                AP_FORMAT_F32 => InputFormat::F32,
+                v => {
+                    return Err(Error::InvalidArgument(format!(
+                        "format {v} is not an AP_FORMAT_* value"
+                    )))
+                }
+            };
+            let ch = u16::try_from(channels)
+                .map_err(|_| Error::InvalidArgument(format!("channels {channels} out of range")))?;
+            h.player.set_input_format(f, ch, rate)
+        })
+    })
+}
