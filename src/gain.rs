@@ -7,6 +7,8 @@ pub struct Ramp {
     pub value: f32,
     target: f32,
     step: f32,
+    /// Steps left; counted, so a ramp lands on its target exactly.
+    left: u32,
 }
 
 impl Ramp {
@@ -15,32 +17,45 @@ impl Ramp {
             value,
             target: value,
             step: 0.0,
+            left: 0,
         }
     }
 
     /// Heads for `target`, arriving after `frames` frames (0 = at once).
     pub fn to(&mut self, target: f32, frames: u32) {
         self.target = target;
-        if frames == 0 {
+        if frames == 0 || self.value == target {
             self.value = target;
-            self.step = 0.0;
+            self.left = 0;
         } else {
             self.step = (target - self.value) / frames as f32;
+            self.left = frames;
         }
     }
 
     pub fn settled(&self) -> bool {
-        self.value == self.target
+        self.left == 0
+    }
+
+    /// Frames until the ramp lands (0 when settled).
+    pub fn frames_left(&self) -> usize {
+        self.left as usize
+    }
+
+    /// Heading for silence (a pause or flush fade in progress).
+    pub fn fading_out(&self) -> bool {
+        self.left > 0 && self.target == 0.0
     }
 
     #[inline]
     fn advance(&mut self) {
-        if self.value != self.target {
-            let next = self.value + self.step;
-            let passed = (self.step > 0.0 && next >= self.target)
-                || (self.step < 0.0 && next <= self.target)
-                || self.step == 0.0;
-            self.value = if passed { self.target } else { next };
+        if self.left > 0 {
+            self.left -= 1;
+            self.value = if self.left == 0 {
+                self.target
+            } else {
+                self.value + self.step
+            };
         }
     }
 }
@@ -70,6 +85,7 @@ mod tests {
         let mut v = Ramp::new(1.0);
         let mut f = Ramp::new(1.0);
         f.to(0.0, 4);
+        assert_eq!(f.frames_left(), 4);
         let mut x = vec![1.0f32; 6];
         apply(&mut x, 1, &mut v, &mut f);
         assert_eq!(x, vec![1.0, 0.75, 0.5, 0.25, 0.0, 0.0]);

@@ -655,7 +655,12 @@ impl RenderState {
             let in_ch = self.input.channels;
             let out_ch = self.output.channels;
             let fb = self.input.frame_bytes();
-            let n = (total - f.done).min(self.step_frames);
+            let mut n = (total - f.done).min(self.step_frames);
+            if self.fade.fading_out() {
+                // End the chunk exactly where the fade lands: content after it must not be
+                // consumed at zero gain (a pause would lose it; a flush would misreport).
+                n = n.min(self.fade.frames_left());
+            }
             let limit = self.resampler.max_input_for(n).min(self.xin.len() / in_ch);
             let replaying = self.history.replay > 0;
             let t = Instant::now();

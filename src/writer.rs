@@ -64,15 +64,7 @@ impl Writer {
         if bytes.is_empty() {
             return Ok(0);
         }
-        if !self.in_utterance {
-            self.command(
-                shared,
-                Cmd::UtteranceStart {
-                    at: Self::at(shared),
-                },
-            )?;
-            self.in_utterance = true;
-        }
+        self.begin_utterance(shared)?;
         let epoch = shared.flush_epoch.load(Acquire);
         let deadline = Instant::now() + timeout;
         let mut done = 0;
@@ -124,14 +116,21 @@ impl Writer {
         Ok(())
     }
 
+    /// A marker placed before an utterance's first write opens that utterance, so its
+    /// event follows the utterance start.
     pub fn mark(&mut self, shared: &Shared, id: u64) -> Result<(), Error> {
-        self.command(
-            shared,
-            Cmd::Mark {
-                at: Self::at(shared),
-                id,
-            },
-        )
+        self.begin_utterance(shared)?;
+        let at = Self::at(shared);
+        self.command(shared, Cmd::Mark { at, id })
+    }
+
+    fn begin_utterance(&mut self, shared: &Shared) -> Result<(), Error> {
+        if !self.in_utterance {
+            let at = Self::at(shared);
+            self.command(shared, Cmd::UtteranceStart { at })?;
+            self.in_utterance = true;
+        }
+        Ok(())
     }
 
     /// A voice change, in band: what was written before plays in the old format.

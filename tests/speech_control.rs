@@ -1,0 +1,362 @@
+//! TTS control on the virtual device, sample-exact (issue 4): markers and utterance events,
+//! barge-in with a click-free fade, pause and volume ramps, pre-roll, in-band voice changes,
+//! device choice, and the whole flow driven through the event queue alone (Go-style).
+
+use std::time::{Duration, Instant};
+
+use audioplay::command::{Event, EventKind};
+use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost, VirtualStreamHandle};
+use audioplay::{Config, InputFormat, Metrics, Player};
+use cpal::SampleFormat;
+
+const RATE: u32 = 48000;
+
+fn host() -> VirtualHost {
+    VirtualHost::new(vec![
+        VirtualDeviceSpec {
+            id: "v".into(),
+            rate: RATE,
+            channels: 1,
+            format: SampleFormat::F32,
+        },
+        VirtualDeviceSpec {
+            id: "w".into(),
+            rate: RATE,
+            channels: 2,
+            format: SampleFormat::F32,
+        },
+    ])
+}
+
+fn player(h: &VirtualHost, tweak: impl FnOnce(&mut Config)) -> Player {
+    let mut c = Config {
+        input_format: InputFormat::F32,
+        input_channels: 1,
+        input_rate: RATE,
+        write_timeout_ms: 0,
+        device_poll_ms: 10,
+        debounce_ms: 0,
+        max_replay_ms: 0,
+        ..Config::default()
+    };
+    tweak(&mut c);
+    Player::with_host(c, h.cpal_host()).unwrap()
+}
+
+fn sine(freq: f64, rate: u32, frames: usize, amp: f32) -> Vec<f32> {
+    (0..frames)
+        .map(|i| amp * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin() as f32)
+        .collect()
+}
+
+fn render(s: &VirtualStreamHandle, frames: usize) -> Vec<f32> {
+    let ch = s.channels() as usize;
+    let mut out = vec![0.0f32; frames * ch];
+    for block in out.chunks_mut(480 * ch) {
+        assert!(s.render_f32(block.len() / ch, block));
+    }
+    out.iter().step_by(ch).copied().collect()
+}
+
+fn max_step(x: &[f32]) -> f32 {
+    x.windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Polls events until `pred` holds for the list, or 2 s pass.
+fn events_until(p: &Player, mut pred: impl FnMut(&[Event]) -> bool) -> Vec<Event> {
+    let mut got = Vec::new();
+    let t0 = Instant::now();
+    while !pred(&got) && t0.elapsed() < Duration::from_secs(2) {
+        match p.poll_event() {
+            Some(e) => got.push(e),
+            None => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    got
+}
+
+fn accounting(m: &Metrics) {
+    assert_eq!(
+        m.frames_written,
+        m.frames_played + m.frames_queued + m.frames_flushed + m.frames_dropped,
+        "{m:?}"
+    );
+}
+
+#[test]
+fn markers_and_utterance_events_fire_in_order_at_their_frames_go_style() {
+    let h = host();
+    let p = player(&h, |_| {});
+    let s = h.stream("v").unwrap();
+    let tone = sine(440.0, RATE, 4800, 0.5);
+    for k in 0..10u64 {
+        p.mark(100 + k).unwrap();
+        p.write_f32(&tone[..480]).unwrap(); // 10 ms between markers
+    }
+    p.end_utterance().unwrap();
+    render(&s, 9600);
+    let ev = events_until(&p, |e| e.iter().any(|e| e.kind == EventKind::UtteranceEnd));
+    let kinds: Vec<EventKind> = ev.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.first(), Some(&EventKind::UtteranceStart), "{ev:?}");
+    assert_eq!(kinds.last(), Some(&EventKind::UtteranceEnd), "{ev:?}");
+    let marks: Vec<&Event> = ev.iter().filter(|e| e.kind == EventKind::Marker).collect();
+    assert_eq!(marks.len(), 10);
+    for (k, m) in marks.iter().enumerate() {
+        assert_eq!(
+            (m.id, m.frame),
+            (100 + k as u64, 480 * k as u64),
+            "marker {k}"
+        );
+    }
+    for w in ev.windows(2) {
+        assert!(w[1].heard_ns >= w[0].heard_ns, "events in time order");
+    }
+    // (Heard times against real playback are checked on PulseAudio: this device renders
+    // faster than real time.)
+    assert_eq!(
+        p.metrics().underruns,
+        0,
+        "the end of the utterance is not an underrun"
+    );
+}
+
+#[test]
+fn barge_in_fades_out_without_a_click_and_accounts_every_frame() {
+    let h = host();
+    let p = player(&h, |_| {});
+    let s = h.stream("v").unwrap();
+    let tone = sine(440.0, RATE, RATE as usize, 0.5);
+    p.write_f32(&tone).unwrap();
+    p.mark(7).unwrap();
+    p.write_f32(&tone[..4800]).unwrap();
+    let before = render(&s, 4800);
+    let heard = p.flush(10).unwrap();
+    assert!(heard <= 4800, "heard frame {heard}");
+    let after = render(&s, 4800);
+    let fade = 480; // 10 ms at 48 kHz
+    assert!(
+        after[fade..].iter().all(|&v| v == 0.0),
+        "silent after the fade"
+    );
+    assert!(
+        after[..fade - 1].iter().any(|&v| v.abs() > 0.1),
+        "the fade plays out the tone"
+    );
+    let mut joined = before.clone();
+    joined.extend_from_slice(&after[..fade + 10]);
+    let tone_step = max_step(&tone);
+    assert!(
+        max_step(&joined) <= tone_step * 1.001,
+        "no click: {} > {tone_step}",
+        max_step(&joined)
+    );
+    let ev = events_until(&p, |e| e.iter().any(|e| e.kind == EventKind::Flushed));
+    let f = ev.iter().find(|e| e.kind == EventKind::Flushed).unwrap();
+    assert_eq!(
+        f.frame,
+        4800 + fade as u64,
+        "the fade ended {fade} frames on"
+    );
+    assert!(
+        !ev.iter().any(|e| e.kind == EventKind::Marker),
+        "markers in flushed audio never fire"
+    );
+    let m = p.metrics();
+    accounting(&m);
+    assert_eq!(m.frames_flushed, 48000 + 4800 - 4800 - fade as u64);
+    assert_eq!((m.frames_queued, m.markers_flushed, m.underruns), (0, 1, 0));
+    // The next utterance plays normally.
+    p.write_f32(&tone[..960]).unwrap();
+    let next = render(&s, 960);
+    assert_eq!(&next[..], &tone[..960]);
+}
+
+#[test]
+fn flush_releases_a_blocked_writer() {
+    let h = host();
+    let p = std::sync::Arc::new(player(&h, |c| {
+        c.ring_capacity_ms = 100;
+        c.write_timeout_ms = 10_000;
+    }));
+    let w = {
+        let p = p.clone();
+        std::thread::spawn(move || p.write_f32(&vec![0.1; 20_000]).unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = Instant::now();
+    p.flush(0).unwrap();
+    let queued = w.join().unwrap();
+    assert_eq!(queued, 4800, "returned with what it queued");
+    assert!(t0.elapsed() < Duration::from_millis(100));
+}
+
+#[test]
+fn pause_fades_holds_position_and_counts_no_underrun() {
+    let h = host();
+    let p = player(&h, |_| {});
+    let s = h.stream("v").unwrap();
+    let tone = sine(440.0, RATE, RATE as usize, 0.5);
+    p.write_f32(&tone).unwrap();
+    let a = render(&s, 4800);
+    p.pause(5);
+    let b = render(&s, 960);
+    let pos = p.metrics().frames_played;
+    let c = render(&s, 48000); // a second paused
+    assert!(c.iter().all(|&v| v == 0.0));
+    assert_eq!(
+        p.metrics().frames_played,
+        pos,
+        "position frozen while paused"
+    );
+    p.resume(5);
+    let d = render(&s, 4800);
+    let mut all = a.clone();
+    all.extend(&b);
+    all.extend(&d);
+    assert!(
+        max_step(&all) <= max_step(&tone) * 1.001,
+        "no click at pause or resume"
+    );
+    assert!(b[240..].iter().all(|&v| v == 0.0), "faded out within 5 ms");
+    assert_eq!(p.metrics().underruns, 0);
+    // The content continues where it paused: nothing skipped.
+    assert_eq!(p.metrics().frames_played, pos + 4800);
+}
+
+#[test]
+fn volume_ramps_without_a_step() {
+    let h = host();
+    let p = player(&h, |_| {});
+    let s = h.stream("v").unwrap();
+    let dc = vec![0.5f32; 9600];
+    p.write_f32(&dc).unwrap();
+    render(&s, 480);
+    p.set_volume(0.25, 10).unwrap();
+    let out = render(&s, 960);
+    assert!(
+        (out[0] - 0.5).abs() < 1e-3 && (out[959] - 0.125).abs() < 1e-6,
+        "{} {}",
+        out[0],
+        out[959]
+    );
+    let step = max_step(&out);
+    assert!(
+        step <= 0.375 / 480.0 * 1.01,
+        "steps of at most 1/480 of the change: {step}"
+    );
+    assert!(p.set_volume(f32::NAN, 0).is_err() && p.set_volume(5.0, 0).is_err());
+}
+
+#[test]
+fn pre_roll_holds_an_utterance_until_enough_is_queued() {
+    let h = host();
+    let p = player(&h, |c| c.start_threshold_ms = 100);
+    let s = h.stream("v").unwrap();
+    p.write_f32(&vec![0.5; 2400]).unwrap(); // 50 ms: below the threshold
+    assert!(render(&s, 960).iter().all(|&v| v == 0.0), "held");
+    p.write_f32(&vec![0.5; 2400]).unwrap(); // now 100 ms
+    assert!(render(&s, 960).iter().all(|&v| v == 0.5), "playing");
+    assert_eq!(
+        p.metrics().underruns,
+        0,
+        "pre-roll silence is not an underrun"
+    );
+    // A short utterance that ends below the threshold still plays.
+    render(&s, 4800);
+    p.write_f32(&vec![0.25; 480]).unwrap();
+    p.end_utterance().unwrap();
+    assert!(render(&s, 480).iter().all(|&v| v == 0.25));
+}
+
+#[test]
+fn voice_changes_in_band_play_each_part_at_its_rate_without_a_recreate() {
+    let h = host();
+    let p = player(&h, |c| {
+        c.input_format = InputFormat::S16;
+        c.input_rate = 22050;
+        // Bytes sized for s16 mono; the f32 stereo part takes 4x the bytes per frame.
+        c.ring_capacity_ms = 10_000;
+    });
+    let s = h.stream("v").unwrap();
+    let s16 = |x: &[f32]| {
+        x.iter()
+            .map(|&v| (v * 32767.0) as i16)
+            .collect::<Vec<i16>>()
+    };
+    p.write_i16(&s16(&sine(440.0, 22050, 22050, 0.5))).unwrap();
+    p.set_input_format(InputFormat::F32, 2, 24000).unwrap();
+    let st: Vec<f32> = sine(660.0, 24000, 24000, 0.5)
+        .iter()
+        .flat_map(|&v| [v, v])
+        .collect();
+    p.write_f32(&st).unwrap();
+    p.set_input_format(InputFormat::S16, 1, 16000).unwrap();
+    p.write_i16(&s16(&sine(880.0, 16000, 16000, 0.5))).unwrap();
+    p.end_utterance().unwrap();
+    let out = render(&s, 3 * 48000 + 4800);
+    let freq = |x: &[f32]| {
+        let z: Vec<usize> = (1..x.len())
+            .filter(|&i| x[i - 1] < 0.0 && x[i] >= 0.0)
+            .collect();
+        (z.len() - 1) as f64 * RATE as f64 / (z[z.len() - 1] - z[0]) as f64
+    };
+    for (k, want) in [440.0, 660.0, 880.0].iter().enumerate() {
+        let part = &out[k * 48000 + 2400..(k + 1) * 48000 - 2400];
+        let f = freq(part);
+        assert!((f - want).abs() < 1.0, "part {k}: {f} Hz, want {want}");
+    }
+    let heard = out.iter().rposition(|&v| v != 0.0).unwrap() + 1;
+    assert!(
+        (heard as i64 - 3 * 48000).abs() <= 3,
+        "{heard} frames for 3 s"
+    );
+    let m = p.metrics();
+    assert_eq!(m.recreates, 1, "no recreate");
+    assert_eq!(m.frames_written, 22050 + 24000 + 16000);
+    accounting(&m);
+}
+
+#[test]
+fn set_device_moves_playback_and_reports_it() {
+    let h = host();
+    let p = player(&h, |_| {});
+    p.write_f32(&vec![0.5; 9600]).unwrap();
+    render(&h.stream("v").unwrap(), 480);
+    p.set_device(Some("w")).unwrap();
+    let ev = events_until(&p, |e| e.iter().any(|e| e.kind == EventKind::DeviceChanged));
+    assert!(
+        ev.iter()
+            .any(|e| e.kind == EventKind::DeviceChanged && e.id == 2),
+        "{ev:?}"
+    );
+    assert_eq!(p.snapshot().device_id, "w");
+    assert!(
+        render(&h.stream("w").unwrap(), 480)
+            .iter()
+            .all(|&v| v == 0.5),
+        "queued audio continues"
+    );
+    assert!(matches!(
+        p.set_device(Some("nope")),
+        Err(audioplay::Error::NoDevice(_))
+    ));
+    assert_eq!(
+        p.metrics().last_recreate_reason,
+        Some(audioplay::recreate::Reason::Requested)
+    );
+}
+
+#[test]
+fn drain_honours_its_timeout() {
+    let h = host();
+    let p = player(&h, |_| {});
+    p.write_f32(&vec![0.5; 4800]).unwrap();
+    let t0 = Instant::now();
+    assert!(
+        !p.drain(Duration::from_millis(50)).unwrap(),
+        "nothing renders: it cannot finish"
+    );
+    assert!(t0.elapsed() < Duration::from_millis(200));
+}
