@@ -262,7 +262,7 @@ impl PulseServer {
                 "--channels=1",
                 "--format=s16le",
                 "--raw",
-                "--latency-msec=10",
+                "--latency-msec=100",
             ])
             .arg(&path)
             .stdout(Stdio::null())
