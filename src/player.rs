@@ -376,10 +376,12 @@ impl Player {
     /// Pauses with a `ramp_ms` fade; no underruns are counted and the position holds.
     pub fn pause(&self, ramp_ms: u32) {
         self.shared.core.set_paused(true, ramp_ms.min(10_000));
+        self.shared.wake.notify();
     }
 
     pub fn resume(&self, ramp_ms: u32) {
         self.shared.core.set_paused(false, ramp_ms.min(10_000));
+        self.shared.wake.notify();
     }
 
     /// Sets the output gain (0..=4, linear), ramped over `ramp_ms` so it never clicks.

@@ -129,6 +129,9 @@ impl Writer {
             let at = Self::at(shared);
             self.command(shared, Cmd::UtteranceStart { at })?;
             self.in_utterance = true;
+            // The service thread may be in its long device-poll sleep, and the callback
+            // cannot wake it: events from this utterance must be delivered on time.
+            shared.wake.notify();
         }
         Ok(())
     }

@@ -1,0 +1,449 @@
+//! TTS control on real audio (issue 4 acceptance): barge-in, drain, markers, pause, voice
+//! changes and an event-queue-only flow, on a private PulseAudio server. Each scenario runs
+//! in a child process (this binary, re-executed with the server's environment from birth)
+//! that reports its own timings as JSON; the parent records the sink and checks what was
+//! heard against them.
+
+mod common;
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use audioplay::command::{Event, EventKind};
+use audioplay::{Config, InputFormat, Player};
+use common::analysis::{sine_max_step, tone_stats};
+use common::pulse::{PulseServer, S48};
+use common::{json_num, serial};
+
+/// Runs `scenario` in a child process while recording s48; returns (child JSON, samples).
+fn run(scenario: &str) -> (String, Vec<f32>) {
+    let _g = serial();
+    let server = PulseServer::start(&[S48]);
+    let rec = server.record("s48", 48000);
+    let out = server
+        .command(std::env::current_exe().unwrap())
+        .args([
+            "scenario_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("AUDIOPLAY_SCENARIO", scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let heard = rec.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{scenario} child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // libtest may print "test scenario_child ... " before the output on the same line.
+    let json = stdout
+        .lines()
+        .find_map(|l| l.split_once("RESULT ").map(|(_, j)| j.to_string()))
+        .expect("no RESULT line");
+    eprintln!("{scenario}: {json}");
+    (json, heard)
+}
+
+/// Runs of |x| < 1% of full scale, in seconds, in order: the silences in a recording.
+fn silences(x: &[f32], rate: u32, min_s: f64) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, v) in x.iter().enumerate() {
+        match (v.abs() < 0.01, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                if (i - s) as f64 / rate as f64 >= min_s {
+                    out.push((s as f64 / rate as f64, i as f64 / rate as f64));
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn barge_in_reaches_silence_within_fade_plus_a_period_without_a_click() {
+    let (j, heard) = run("flush");
+    let s = tone_stats(&heard, 48000).expect("nothing heard");
+    // The tone was heard from its start until the flush took effect, then faded. Audio
+    // already handed to the device (its reported latency) cannot be recalled through cpal,
+    // so silence comes at most fade + one period + that latency after the call (+5 ms for
+    // the event clock the child measures from).
+    let flush_after = json_num(&j, "flush_after_start_ms") / 1000.0;
+    let latency = json_num(&j, "output_latency_ms") / 1000.0;
+    let (fade, period) = (0.010, 0.010);
+    let late = s.duration - flush_after;
+    eprintln!(
+        "heard {:.4} s, flush asked at {:.4} s: silent {:.1} ms after (device latency {:.1} ms)",
+        s.duration,
+        flush_after,
+        late * 1e3,
+        latency * 1e3
+    );
+    assert!(
+        latency > 0.0 && latency < 0.030,
+        "reported latency {latency}"
+    );
+    assert!(
+        late <= fade + period + latency + 0.005,
+        "silence {:.1} ms after the flush",
+        late * 1e3
+    );
+    assert!(
+        late >= 0.0,
+        "audio stopped before the flush: {:.1} ms",
+        late * 1e3
+    );
+    let limit = sine_max_step(440.0, s.peak, 48000) * 1.2 + 2.0 / 32768.0;
+    assert!(
+        s.max_step <= limit,
+        "click: step {:.4} > {:.4}",
+        s.max_step,
+        limit
+    );
+    assert_eq!(json_num(&j, "writer_returned_ms") < 100.0, true, "{j}");
+    assert!(json_num(&j, "frames_flushed") > 0.0);
+    assert_eq!(json_num(&j, "accounting_ok"), 1.0, "{j}");
+    assert_eq!(json_num(&j, "underruns"), 0.0, "{j}");
+}
+
+#[test]
+fn drain_returns_when_the_last_frame_is_heard() {
+    let (j, heard) = run("drain");
+    let s = tone_stats(&heard, 48000).expect("nothing heard");
+    let returned = json_num(&j, "drain_after_start_ms") / 1000.0;
+    eprintln!(
+        "heard {:.4} s; drain returned {:.4} s after the first frame was heard",
+        s.duration, returned
+    );
+    assert!(
+        (returned - s.duration).abs() <= 0.030,
+        "drain returned {:.1} ms off the end",
+        (returned - s.duration) * 1e3
+    );
+    assert!((s.duration - 2.0).abs() < 0.02);
+    assert_eq!(json_num(&j, "timeout_honoured"), 1.0, "{j}");
+}
+
+#[test]
+fn markers_fire_in_order_within_20_ms_of_when_they_are_heard() {
+    let (j, heard) = run("markers");
+    let s = tone_stats(&heard, 48000).expect("nothing heard");
+    assert!((s.duration - 5.0).abs() < 0.05, "{}", s.duration);
+    assert_eq!(json_num(&j, "markers"), 50.0, "{j}");
+    assert_eq!(json_num(&j, "in_order"), 1.0, "{j}");
+    let worst = json_num(&j, "worst_error_ms");
+    assert!(
+        worst <= 20.0,
+        "a marker fired {worst} ms off its frame's playback"
+    );
+}
+
+#[test]
+fn pause_holds_without_underrun_or_click_and_volume_ramps() {
+    let (j, heard) = run("pause");
+    let s = tone_stats(&heard, 48000).expect("nothing heard");
+    let gaps = silences(&heard, 48000, 0.5);
+    let (at, _) = heard
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| (i, (w[1] - w[0]).abs()))
+        .fold((0, 0.0f32), |a, b| if b.1 > a.1 { b } else { a });
+    eprintln!(
+        "{s:?} silences {gaps:?}; largest step at {:.4} s: {:?}",
+        at as f64 / 48000.0,
+        &heard[at.saturating_sub(3)..at + 4]
+    );
+    assert_eq!(
+        gaps.iter()
+            .filter(|g| g.0 > s.onset && g.1 < s.onset + s.duration)
+            .count(),
+        1,
+        "one pause: {gaps:?}"
+    );
+    let pause = gaps.iter().find(|g| g.0 > s.onset).unwrap();
+    assert!(
+        (pause.1 - pause.0 - 1.0).abs() < 0.05,
+        "paused {:.3} s",
+        pause.1 - pause.0
+    );
+    let limit = sine_max_step(440.0, s.peak, 48000) * 1.2 + 2.0 / 32768.0;
+    assert!(
+        s.max_step <= limit,
+        "click: step {:.4} > {:.4}",
+        s.max_step,
+        limit
+    );
+    assert_eq!(json_num(&j, "underruns"), 0.0, "{j}");
+    assert_eq!(json_num(&j, "position_frozen"), 1.0, "{j}");
+    // 1 s before + 3 s after the pause = 4 s of content, all heard.
+    assert!(
+        (s.duration - pause.1 + pause.0 - 4.0).abs() < 0.05,
+        "{}",
+        s.duration
+    );
+}
+
+#[test]
+fn voice_changes_play_each_part_at_its_pitch_without_a_recreate() {
+    let (j, heard) = run("voice");
+    let s = tone_stats(&heard, 48000).expect("nothing heard");
+    assert!((s.duration - 3.0).abs() < 0.03, "{}", s.duration);
+    let start = (s.onset * 48000.0) as usize;
+    for (k, want) in [440.0, 660.0, 880.0].iter().enumerate() {
+        let part = &heard[start + k * 48000 + 4800..start + (k + 1) * 48000 - 4800];
+        let f = tone_stats(part, 48000).unwrap().freq;
+        assert!((f - want).abs() <= 1.0, "part {k}: {f:.2} Hz, want {want}");
+    }
+    assert_eq!(json_num(&j, "recreates"), 1.0, "{j}");
+}
+
+#[test]
+fn event_queue_only_flow_go_style() {
+    let (j, heard) = run("poll");
+    assert!(tone_stats(&heard, 48000).is_some());
+    assert_eq!(json_num(&j, "ok"), 1.0, "{j}");
+}
+
+fn tone(freq: f64, rate: u32, frames: usize) -> Vec<f32> {
+    (0..frames)
+        .map(|i| 0.5 * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin() as f32)
+        .collect()
+}
+
+/// Events with the wall time the sink delivered them.
+type Log = Arc<Mutex<Vec<(Event, Instant)>>>;
+
+fn player_with_log(tweak: impl FnOnce(&mut Config)) -> (Arc<Player>, Log) {
+    let log: Log = Arc::default();
+    let l = log.clone();
+    let mut cfg = Config {
+        input_format: InputFormat::F32,
+        input_rate: 24000,
+        write_timeout_ms: 10_000,
+        event_sink: Some(Arc::new(move |e: &Event| {
+            l.lock().unwrap().push((*e, Instant::now()))
+        })),
+        ..Config::default()
+    };
+    tweak(&mut cfg);
+    (Arc::new(Player::new(cfg).expect("player")), log)
+}
+
+fn wait_event(log: &Log, kind: EventKind) -> Instant {
+    let t0 = Instant::now();
+    loop {
+        if let Some((_, t)) = log.lock().unwrap().iter().find(|(e, _)| e.kind == kind) {
+            return *t;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no {kind:?} event");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn accounting_ok(p: &Player) -> u32 {
+    let m = p.metrics();
+    (m.frames_written == m.frames_played + m.frames_queued + m.frames_flushed + m.frames_dropped)
+        as u32
+}
+
+/// The scenarios, run by the tests above in a child process.
+#[test]
+#[ignore = "run by the tests in this file in a child process"]
+fn scenario_child() {
+    let scenario = std::env::var("AUDIOPLAY_SCENARIO").expect("run by the pulse_speech tests");
+    let result = match scenario.as_str() {
+        "flush" => {
+            let (p, log) = player_with_log(|_| {});
+            let w = {
+                let p = p.clone();
+                // 5 s into a 2 s ring: this writer blocks for space.
+                std::thread::spawn(move || {
+                    let n = p.write_f32(&tone(440.0, 24000, 5 * 24000)).unwrap();
+                    (n, Instant::now())
+                })
+            };
+            let start = wait_event(&log, EventKind::UtteranceStart);
+            std::thread::sleep(Duration::from_millis(1000));
+            let t = Instant::now();
+            p.flush(10).unwrap();
+            let (_, returned) = w.join().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            let m = p.metrics();
+            format!(
+                "{{\"flush_after_start_ms\":{:.2},\"writer_returned_ms\":{:.2},\"frames_flushed\":{},\"underruns\":{},\"accounting_ok\":{},\"output_latency_ms\":{:.2}}}",
+                (t - start).as_secs_f64() * 1e3,
+                returned.saturating_duration_since(t).as_secs_f64() * 1e3,
+                m.frames_flushed,
+                m.underruns,
+                accounting_ok(&p),
+                m.output_latency_ns as f64 / 1e6
+            )
+        }
+        "drain" => {
+            let (p, log) = player_with_log(|_| {});
+            p.write_f32(&tone(440.0, 24000, 2 * 24000)).unwrap();
+            let t = Instant::now();
+            assert!(
+                !p.drain(Duration::from_millis(100)).unwrap(),
+                "a 100 ms drain of 2 s must time out"
+            );
+            let timeout_ok = t.elapsed() < Duration::from_millis(150);
+            assert!(p.drain(Duration::from_secs(10)).unwrap());
+            let done = Instant::now();
+            let start = wait_event(&log, EventKind::UtteranceStart);
+            format!(
+                "{{\"drain_after_start_ms\":{:.2},\"timeout_honoured\":{}}}",
+                (done - start).as_secs_f64() * 1e3,
+                timeout_ok as u32
+            )
+        }
+        "markers" => {
+            let (p, log) = player_with_log(|_| {});
+            let t = tone(440.0, 24000, 5 * 24000);
+            for (k, chunk) in t.chunks(2400).enumerate() {
+                p.mark(k as u64).unwrap();
+                p.write_f32(chunk).unwrap();
+            }
+            assert!(p.drain(Duration::from_secs(10)).unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+            let log = log.lock().unwrap();
+            let start = log
+                .iter()
+                .find(|(e, _)| e.kind == EventKind::UtteranceStart)
+                .unwrap()
+                .1;
+            let marks: Vec<&(Event, Instant)> = log
+                .iter()
+                .filter(|(e, _)| e.kind == EventKind::Marker)
+                .collect();
+            let in_order = marks.iter().enumerate().all(|(k, (e, _))| e.id == k as u64);
+            // Marker k's frame is heard k * 100 ms after the first frame.
+            let worst = marks
+                .iter()
+                .map(|(e, t)| ((*t - start).as_secs_f64() - e.id as f64 * 0.1).abs() * 1e3)
+                .fold(0.0, f64::max);
+            format!(
+                "{{\"markers\":{},\"in_order\":{},\"worst_error_ms\":{worst:.2}}}",
+                marks.len(),
+                in_order as u32
+            )
+        }
+        "pause" => {
+            let (p, log) = player_with_log(|_| {});
+            let w = {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    p.write_f32(&tone(440.0, 24000, 4 * 24000)).unwrap();
+                    p.end_utterance().unwrap(); // the engine has written it all
+                })
+            };
+            wait_event(&log, EventKind::UtteranceStart);
+            std::thread::sleep(Duration::from_millis(1000));
+            p.pause(10);
+            std::thread::sleep(Duration::from_millis(200));
+            let a = p.metrics().frames_played;
+            std::thread::sleep(Duration::from_millis(600));
+            let b = p.metrics().frames_played;
+            std::thread::sleep(Duration::from_millis(200));
+            p.resume(10);
+            // A volume ramp mid-tone: must not step.
+            std::thread::sleep(Duration::from_millis(500));
+            p.set_volume(0.5, 50).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            p.set_volume(1.0, 50).unwrap();
+            w.join().unwrap();
+            assert!(p.drain(Duration::from_secs(10)).unwrap());
+            format!(
+                "{{\"underruns\":{},\"position_frozen\":{}}}",
+                p.metrics().underruns,
+                (a == b) as u32
+            )
+        }
+        "voice" => {
+            let (p, _) = player_with_log(|c| {
+                c.input_format = InputFormat::S16;
+                c.input_rate = 22050;
+                c.start_threshold_ms = 200;
+            });
+            let s16 = |x: Vec<f32>| {
+                x.iter()
+                    .map(|&v| (v * 32767.0) as i16)
+                    .collect::<Vec<i16>>()
+            };
+            p.write_i16(&s16(tone(440.0, 22050, 22050))).unwrap();
+            p.set_input_format(InputFormat::F32, 2, 24000).unwrap();
+            p.write_f32(
+                &tone(660.0, 24000, 24000)
+                    .iter()
+                    .flat_map(|&v| [v, v])
+                    .collect::<Vec<f32>>(),
+            )
+            .unwrap();
+            p.set_input_format(InputFormat::S16, 1, 16000).unwrap();
+            p.write_i16(&s16(tone(880.0, 16000, 16000))).unwrap();
+            assert!(p.drain(Duration::from_secs(10)).unwrap());
+            format!(
+                "{{\"recreates\":{},\"underruns\":{}}}",
+                p.metrics().recreates,
+                p.metrics().underruns
+            )
+        }
+        "poll" => {
+            // Go-style: no callbacks at all, only the event queue.
+            let p = Player::new(Config {
+                input_format: InputFormat::F32,
+                input_rate: 24000,
+                ..Config::default()
+            })
+            .unwrap();
+            let t = tone(440.0, 24000, 24000);
+            p.mark(1).unwrap();
+            p.write_f32(&t[..12000]).unwrap();
+            p.mark(2).unwrap();
+            p.write_f32(&t[12000..]).unwrap();
+            p.end_utterance().unwrap();
+            let mut seen = Vec::new();
+            let t0 = Instant::now();
+            while !seen.contains(&EventKind::UtteranceEnd) && t0.elapsed() < Duration::from_secs(5)
+            {
+                match p.poll_event() {
+                    Some(e) => seen.push(e.kind),
+                    None => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            let want = [
+                EventKind::UtteranceStart,
+                EventKind::Marker,
+                EventKind::Marker,
+                EventKind::UtteranceEnd,
+            ];
+            p.write_f32(&t).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            p.flush(5).unwrap();
+            let t1 = Instant::now();
+            let mut flushed = false;
+            while !flushed && t1.elapsed() < Duration::from_secs(2) {
+                match p.poll_event() {
+                    Some(e) => flushed = e.kind == EventKind::Flushed,
+                    None => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            format!(
+                "{{\"ok\":{},\"events\":\"{seen:?}\"}}",
+                (seen == want && flushed) as u32
+            )
+        }
+        s => panic!("unknown scenario {s}"),
+    };
+    println!("RESULT {result}");
+}
