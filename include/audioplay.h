@@ -200,7 +200,8 @@ typedef struct ApDeviceInfo {
 typedef int32_t ApDeviceFormat;
 
 // Counters and timings. Set `struct_size = sizeof(ApMetrics)` before `ap_metrics`.
-// Frame accounting: `frames_written = frames_played + frames_queued + frames_dropped`.
+// Frame accounting: `frames_written = frames_played + frames_queued + frames_flushed +
+// frames_dropped`.
 typedef struct ApMetrics {
   uint32_t struct_size;
   // Output channels of the device stream.
@@ -273,6 +274,14 @@ typedef struct ApMetrics {
   // Current output device id and name, NUL-terminated (truncated to fit).
   char device_id[AP_DEVICE_ID_LEN];
   char device_name[AP_DEVICE_ID_LEN];
+  // Content frames discarded by `ap_flush`.
+  uint64_t frames_flushed;
+  // The content frame the listener hears now (monotonic, across device changes).
+  uint64_t frames_heard;
+  // Markers inside flushed audio (they never fire).
+  uint64_t markers_flushed;
+  // Events lost because nobody polled them (the queue keeps the newest 4096).
+  uint64_t events_dropped;
 } ApMetrics;
 
 // The current stream, read without taking any lock (SPEC U3). Set `struct_size` first.

@@ -723,6 +723,9 @@ impl RenderState {
                 break;
             }
         }
+        // Commands due exactly where this callback ended (an utterance end, a marker) are
+        // heard now, not one period later.
+        self.apply_due(f.done, c);
         f
     }
 

@@ -281,6 +281,104 @@ fn destroy_while_a_writer_is_blocked() {
 }
 
 #[test]
+fn speech_control_entry_points_check_their_arguments() {
+    use audioplay::ffi::control::*;
+    use audioplay::ffi::devices::*;
+    use audioplay::ffi::events::*;
+    let _s = serial();
+    let forged = 0x1000 as *mut ApPlayer;
+    for bad in [null_mut(), forged] {
+        let want = if bad.is_null() {
+            AP_ERR_NULL
+        } else {
+            AP_ERR_BAD_HANDLE
+        };
+        assert_eq!(ap_end_utterance(bad), want);
+        assert_eq!(ap_mark(bad, 1), want);
+        assert_eq!(ap_flush(bad, 5, null_mut()), want);
+        assert_eq!(ap_pause(bad, 5), want);
+        assert_eq!(ap_resume(bad, 5), want);
+        assert_eq!(ap_set_volume(bad, 0.5, 5), want);
+        assert_eq!(ap_set_input_format(bad, AP_FORMAT_S16, 1, 16000), want);
+        assert_eq!(ap_set_device(bad, null()), want);
+        assert_eq!(ap_position(bad, null_mut(), null_mut(), null_mut()), want);
+        let mut e = ApEvent {
+            struct_size: std::mem::size_of::<ApEvent>() as u32,
+            ..Default::default()
+        };
+        let mut n = 0usize;
+        assert_eq!(ap_poll_event(bad, &mut e, &mut n), want);
+    }
+    let (p, h) = virtual_handle(Config {
+        input_rate: 48000,
+        ..Config::default()
+    });
+    assert_eq!(ap_set_volume(p, f32::NAN, 0), AP_ERR_INVALID_ARG);
+    assert!(last_error(p).contains("volume"), "{}", last_error(p));
+    assert_eq!(ap_set_volume(p, 5.0, 0), AP_ERR_INVALID_ARG);
+    assert_eq!(ap_set_input_format(p, 7, 1, 16000), AP_ERR_INVALID_ARG);
+    assert_eq!(
+        ap_set_input_format(p, AP_FORMAT_F32, 0, 16000),
+        AP_ERR_INVALID_ARG
+    );
+    assert_eq!(
+        ap_set_input_format(p, AP_FORMAT_F32, 1, 5),
+        AP_ERR_INVALID_ARG
+    );
+    let bad_utf8 = [0xffu8, 0];
+    assert_eq!(
+        ap_set_device(p, bad_utf8.as_ptr().cast()),
+        AP_ERR_INVALID_ARG
+    );
+    let nope = c"nope";
+    assert_eq!(ap_set_device(p, nope.as_ptr()), AP_ERR_NO_DEVICE);
+    let mut e = ApEvent::default();
+    let mut n = 7usize;
+    assert_eq!(ap_poll_event(p, &mut e, &mut n), AP_ERR_STRUCT_SIZE);
+    assert_eq!(ap_poll_event(p, &mut e, null_mut()), AP_ERR_NULL);
+    e.struct_size = std::mem::size_of::<ApEvent>() as u32;
+    // A full flow through the C ABI: mark, write, end, render, poll.
+    assert_eq!(ap_mark(p, 42), AP_OK);
+    let pcm = vec![1000i16; 4800];
+    let mut w = 0usize;
+    assert_eq!(ap_write(p, pcm.as_ptr().cast(), pcm.len(), &mut w), AP_OK);
+    assert_eq!(ap_end_utterance(p), AP_OK);
+    let mut buf = vec![0.0f32; 9600];
+    h.stream("v").unwrap().render_f32(4800, &mut buf);
+    let mut kinds = Vec::new();
+    let t0 = std::time::Instant::now();
+    while kinds.len() < 3 && t0.elapsed() < std::time::Duration::from_secs(2) {
+        assert_eq!(ap_poll_event(p, &mut e, &mut n), AP_OK);
+        if n == 1 {
+            kinds.push((e.kind, e.id, e.frame));
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    assert_eq!(
+        kinds,
+        vec![
+            (AP_EVENT_UTTERANCE_START, 0, 0),
+            (AP_EVENT_MARKER, 42, 0),
+            (AP_EVENT_UTTERANCE_END, 0, 4800)
+        ]
+    );
+    let (mut heard, mut queued, mut lat) = (0u64, 9u64, -1.0f64);
+    assert_eq!(ap_position(p, &mut heard, &mut queued, &mut lat), AP_OK);
+    assert_eq!((heard, queued, lat), (4800, 0, 0.0));
+    let mut at = u64::MAX;
+    assert_eq!(ap_flush(p, 0, &mut at), AP_OK);
+    assert_eq!(at, 4800);
+    assert_eq!(ap_pause(p, 5), AP_OK);
+    assert_eq!(ap_resume(p, 5), AP_OK);
+    assert_eq!(ap_set_input_format(p, AP_FORMAT_F32, 2, 24000), AP_OK);
+    let mut count = 0usize;
+    assert_eq!(ap_list_devices(null_mut(), 3, &mut count), AP_ERR_NULL);
+    assert_eq!(ap_list_devices(null_mut(), 0, null_mut()), AP_ERR_NULL);
+    assert_eq!(ap_destroy(p), AP_OK);
+}
+
+#[test]
 fn strerror_and_version() {
     for code in [0, -1, -2, -3, -4, -5, -6, -7, -8, -9, -10, 12345, i32::MIN] {
         // SAFETY: ap_strerror returns static NUL-terminated text.
@@ -342,7 +440,8 @@ fn struct_layout_matches_what_a_c_compiler_sees() {
         resample_us_p95, resample_us_p99, resample_us_max, output_latency_ms, stream_rate,
         device_rate, content_rate, device_format, needs_resample, recreating, last_recreate_reason,
         frames_replayed, recreates, recreate_failures, recreates_refused, device_query_failures,
-        last_route_gap_ms, recreate_ms_p50, recreate_ms_p95, recreate_ms_max, device_id, device_name);
+        last_route_gap_ms, recreate_ms_p50, recreate_ms_p95, recreate_ms_max, device_id, device_name,
+        frames_flushed, frames_heard, markers_flushed, events_dropped);
     let state = fields!(ApStreamState: struct_size, started, generation, stream_rate, device_rate,
         content_rate, output_channels, recreating, device_format, device_id, device_name);
     let mut c = String::from(

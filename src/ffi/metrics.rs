@@ -51,7 +51,8 @@ pub const AP_DEVICE_FORMAT_F64: ApDeviceFormat = 6;
 pub const AP_DEVICE_FORMAT_OTHER: ApDeviceFormat = 7;
 
 /// Counters and timings. Set `struct_size = sizeof(ApMetrics)` before `ap_metrics`.
-/// Frame accounting: `frames_written = frames_played + frames_queued + frames_dropped`.
+/// Frame accounting: `frames_written = frames_played + frames_queued + frames_flushed +
+/// frames_dropped`.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ApMetrics {
@@ -126,6 +127,14 @@ pub struct ApMetrics {
     /// Current output device id and name, NUL-terminated (truncated to fit).
     pub device_id: [c_char; AP_DEVICE_ID_LEN],
     pub device_name: [c_char; AP_DEVICE_ID_LEN],
+    /// Content frames discarded by `ap_flush`.
+    pub frames_flushed: u64,
+    /// The content frame the listener hears now (monotonic, across device changes).
+    pub frames_heard: u64,
+    /// Markers inside flushed audio (they never fire).
+    pub markers_flushed: u64,
+    /// Events lost because nobody polled them (the queue keeps the newest 4096).
+    pub events_dropped: u64,
 }
 
 fn us(ns: u64) -> f64 {
@@ -191,6 +200,10 @@ impl From<&Metrics> for ApMetrics {
             recreate_ms_max: m.recreate_ms.2,
             device_id: [0; AP_DEVICE_ID_LEN],
             device_name: [0; AP_DEVICE_ID_LEN],
+            frames_flushed: m.frames_flushed,
+            frames_heard: m.frames_heard,
+            markers_flushed: m.markers_flushed,
+            events_dropped: m.events_dropped,
         };
         copy_str(&m.state.device_id, &mut out.device_id);
         copy_str(&m.state.device_name, &mut out.device_name);
