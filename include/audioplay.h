@@ -174,6 +174,9 @@ typedef struct ApConfig {
   // Pre-roll: an utterance starts playing once this many ms of it are queued or it has
   // ended, so a slow engine's first chunks do not stutter (default 0 = at once).
   uint32_t start_threshold_ms;
+  // After this many ms with nothing queued or playing, the device stream is paused to save
+  // power; the next `ap_write` resumes it (default 0 = never).
+  uint32_t idle_suspend_ms;
   // Receives events (markers, utterance start/end, underruns, device changes, flushes)
   // when they are heard, on the player's service thread; NULL for none (default). Events
   // are also queued for `ap_poll_event` either way.
@@ -282,6 +285,10 @@ typedef struct ApMetrics {
   uint64_t markers_flushed;
   // Events lost because nobody polled them (the queue keeps the newest 4096).
   uint64_t events_dropped;
+  // Write to first audio heard at the last wake from idle suspend, ms; -1 if none yet.
+  double last_wake_ms;
+  // 1 while the device stream is paused for idleness (`idle_suspend_ms`).
+  uint32_t suspended;
 } ApMetrics;
 
 // The current stream, read without taking any lock (SPEC U3). Set `struct_size` first.

@@ -84,6 +84,9 @@ pub struct Config {
     /// Pre-roll: an utterance starts playing once this much of it is queued, or it has
     /// ended (0 = at once).
     pub start_threshold_ms: u32,
+    /// After this long with nothing queued or playing, the device stream is paused to save
+    /// power; the next write resumes it (0 = never).
+    pub idle_suspend_ms: u32,
     /// Receives events (markers, utterance start/end, underruns, device changes, flushes)
     /// on the service thread when they are heard; they are also queued for polling.
     pub event_sink: Option<crate::events::EventSink>,
@@ -110,6 +113,7 @@ impl Default for Config {
             max_replay_ms: 200,
             recreate_warn_ms: 500,
             start_threshold_ms: 0,
+            idle_suspend_ms: 0,
             event_sink: None,
         }
     }
@@ -165,6 +169,7 @@ impl Config {
             ("max_replay_ms", self.max_replay_ms, 0, 2_000),
             ("recreate_warn_ms", self.recreate_warn_ms, 1, 60_000),
             ("start_threshold_ms", self.start_threshold_ms, 0, 10_000),
+            ("idle_suspend_ms", self.idle_suspend_ms, 0, 3_600_000),
         ];
         for (name, v, lo, hi) in ranges {
             if !(lo..=hi).contains(&v) {

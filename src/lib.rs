@@ -12,6 +12,7 @@ pub mod events;
 pub mod ffi;
 mod gain;
 mod history;
+mod idle;
 mod log;
 pub mod metrics;
 pub mod player;

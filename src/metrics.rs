@@ -137,6 +137,8 @@ pub struct DeviceStats {
     pub last_reason: std::sync::atomic::AtomicU32,
     /// Last route-change gap in microseconds; `u64::MAX` = not measured yet.
     pub last_gap_us: AtomicU64,
+    /// Last write-to-first-audio after an idle suspend, microseconds; `u64::MAX` = none.
+    pub last_wake_us: AtomicU64,
     /// Recent recreate durations in ms (P3), newest last.
     recreate_ms: std::sync::Mutex<std::collections::VecDeque<f64>>,
 }
@@ -152,6 +154,7 @@ impl Default for DeviceStats {
             device_query_failures: AtomicU64::new(0),
             last_reason: std::sync::atomic::AtomicU32::new(0),
             last_gap_us: AtomicU64::new(u64::MAX),
+            last_wake_us: AtomicU64::new(u64::MAX),
             recreate_ms: Default::default(),
         }
     }

@@ -53,6 +53,10 @@ pub struct Metrics {
     pub resample_time: Percentiles,
     pub output_latency_ns: u64,
     pub recreating: bool,
+    /// The device stream is paused for idleness.
+    pub suspended: bool,
+    /// Write to first audio heard at the last wake from idle, ms.
+    pub last_wake_ms: Option<f64>,
     pub state: StreamState,
     pub frames_replayed: u64,
     /// Content frames discarded by flushes.
@@ -126,6 +130,9 @@ pub struct Shared {
     pub stream_lost: Arc<AtomicBool>,
     /// `set_device` asked for a move.
     pub device_request: AtomicBool,
+    /// The device stream is paused for idleness; a write asks for it back.
+    pub suspended: AtomicBool,
+    pub resume_request: AtomicBool,
     pub stats: DeviceStats,
 }
 
@@ -245,6 +252,8 @@ impl Player {
             logger: Mutex::new(logger),
             stream_lost: Arc::new(AtomicBool::new(false)),
             device_request: AtomicBool::new(false),
+            suspended: AtomicBool::new(false),
+            resume_request: AtomicBool::new(false),
             stats: DeviceStats::default(),
         });
         // A pinned device must exist at creation (a typo is an error, not a silent fallback);
@@ -282,6 +291,9 @@ impl Player {
     pub fn write_bytes(&self, bytes: &[u8]) -> Result<usize, Error> {
         if self.shared.closing.load(Acquire) {
             return Err(Error::Closed);
+        }
+        if self.shared.suspended.load(Acquire) && !self.shared.resume_request.swap(true, AcqRel) {
+            self.shared.wake.notify();
         }
         let timeout = Duration::from_millis(self.shared.cfg.write_timeout_ms as u64);
         self.shared.writer().write(&self.shared, bytes, timeout)
@@ -479,6 +491,11 @@ impl Player {
             resample_time: c.resample_time.percentiles(),
             output_latency_ns: c.output_latency_ns.load(Relaxed),
             recreating: self.recreating(),
+            suspended: self.shared.suspended.load(Relaxed),
+            last_wake_ms: match d.last_wake_us.load(Relaxed) {
+                u64::MAX => None,
+                us => Some(us as f64 / 1000.0),
+            },
             state: (*self.snapshot()).clone(),
             frames_replayed: c.frames_replayed.load(Relaxed),
             frames_flushed: flushed,

@@ -49,6 +49,7 @@ pub fn run(shared: Arc<Shared>) {
         gap_from: None,
     };
     let poll = Duration::from_millis(shared.cfg.device_poll_ms as u64);
+    let mut idle = crate::idle::Idle::default();
     loop {
         let wait = match &w.pending {
             Some((.., since)) => {
@@ -64,11 +65,13 @@ pub fn run(shared: Arc<Shared>) {
             Some(due) => wait.min(due),
             None => wait,
         };
+        let wait = idle.next_wait(&shared).map_or(wait, |w| wait.min(w));
         let woke = shared.wake.wait(wait);
         if shared.closing.load(Relaxed) {
             report(&shared, &mut seen);
             break;
         }
+        idle.tick(&shared);
         w.watch(&shared, woke);
         w.measure_gap(&shared);
         report(&shared, &mut seen);
@@ -162,6 +165,10 @@ impl Watcher {
         }
         self.recent.push_back(now);
         if let Ok(r) = recreate::recreate(shared, reason, Some(id)) {
+            // A new stream runs: it is not suspended, whatever the old one was.
+            shared
+                .suspended
+                .store(false, std::sync::atomic::Ordering::Release);
             if let Some(t) = r.stopped_ns {
                 shared.core.await_first_audio();
                 self.gap_from = Some(t);

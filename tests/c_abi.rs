@@ -430,7 +430,7 @@ fn struct_layout_matches_what_a_c_compiler_sees() {
         target_latency_ms, ring_capacity_ms, write_timeout_ms, prefer_stream_rate, resample_mode,
         log_level, log_fn, log_user, device_poll_ms, device_query_cooldown_ms,
         max_recreate_per_minute, debounce_ms, max_replay_ms, recreate_warn_ms, start_threshold_ms,
-        event_fn, event_user);
+        idle_suspend_ms, event_fn, event_user);
     let event = fields!(ApEvent: struct_size, kind, id, frame, heard_ms);
     let device = fields!(ApDeviceInfo: struct_size, rate, channels, is_default, id, name);
     let metrics = fields!(ApMetrics: struct_size, output_channels, frames_written, frames_played,
@@ -441,7 +441,7 @@ fn struct_layout_matches_what_a_c_compiler_sees() {
         device_rate, content_rate, device_format, needs_resample, recreating, last_recreate_reason,
         frames_replayed, recreates, recreate_failures, recreates_refused, device_query_failures,
         last_route_gap_ms, recreate_ms_p50, recreate_ms_p95, recreate_ms_max, device_id, device_name,
-        frames_flushed, frames_heard, markers_flushed, events_dropped);
+        frames_flushed, frames_heard, markers_flushed, events_dropped, last_wake_ms, suspended);
     let state = fields!(ApStreamState: struct_size, started, generation, stream_rate, device_rate,
         content_rate, output_channels, recreating, device_format, device_id, device_name);
     let mut c = String::from(

@@ -208,6 +208,17 @@ fn voice_changes_play_each_part_at_its_pitch_without_a_recreate() {
 }
 
 #[test]
+fn idle_suspend_engages_and_the_next_utterance_is_heard_within_100_ms() {
+    let (j, heard) = run("idle");
+    assert!(tone_stats(&heard, 48000).is_some());
+    assert_eq!(json_num(&j, "suspended"), 1.0, "{j}");
+    let wake = json_num(&j, "write_to_heard_ms");
+    assert!(wake <= 100.0, "first audio {wake} ms after the write");
+    let reported = json_num(&j, "last_wake_ms");
+    assert!(reported > 0.0 && reported <= 100.0, "{j}");
+}
+
+#[test]
 fn event_queue_only_flow_go_style() {
     let (j, heard) = run("poll");
     assert!(tone_stats(&heard, 48000).is_some());
@@ -396,6 +407,26 @@ fn scenario_child() {
                 "{{\"recreates\":{},\"underruns\":{}}}",
                 p.metrics().recreates,
                 p.metrics().underruns
+            )
+        }
+        "idle" => {
+            let (p, log) = player_with_log(|c| c.idle_suspend_ms = 200);
+            p.write_f32(&tone(440.0, 24000, 12000)).unwrap();
+            assert!(p.drain(Duration::from_secs(5)).unwrap());
+            std::thread::sleep(Duration::from_millis(800));
+            let suspended = p.metrics().suspended;
+            log.lock().unwrap().clear();
+            let t = Instant::now();
+            p.write_f32(&tone(440.0, 24000, 12000)).unwrap();
+            p.end_utterance().unwrap();
+            let heard = wait_event(&log, EventKind::UtteranceStart);
+            assert!(p.drain(Duration::from_secs(5)).unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+            format!(
+                "{{\"suspended\":{},\"write_to_heard_ms\":{:.2},\"last_wake_ms\":{:.2}}}",
+                suspended as u32,
+                (heard - t).as_secs_f64() * 1e3,
+                p.metrics().last_wake_ms.unwrap_or(-1.0)
             )
         }
         "poll" => {

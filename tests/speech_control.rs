@@ -360,3 +360,47 @@ fn drain_honours_its_timeout() {
     );
     assert!(t0.elapsed() < Duration::from_millis(200));
 }
+
+#[test]
+fn idle_suspend_pauses_the_stream_and_a_write_resumes_it() {
+    let h = host();
+    let p = player(&h, |c| c.idle_suspend_ms = 100);
+    let s = h.stream("v").unwrap();
+    p.write_f32(&vec![0.5; 480]).unwrap();
+    p.end_utterance().unwrap();
+    render(&s, 960);
+    let t0 = Instant::now();
+    while s.is_playing() && t0.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let slept = t0.elapsed();
+    assert!(!s.is_playing() && p.metrics().suspended, "suspended");
+    assert!(
+        slept >= Duration::from_millis(80) && slept < Duration::from_millis(400),
+        "{slept:?}"
+    );
+    p.write_f32(&vec![0.25; 480]).unwrap();
+    let t1 = Instant::now();
+    while !s.is_playing() && t1.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        t1.elapsed() < Duration::from_millis(50),
+        "resumed in {:?}",
+        t1.elapsed()
+    );
+    assert!(
+        render(&s, 480).iter().all(|&v| v == 0.25),
+        "the new utterance plays"
+    );
+    let t2 = Instant::now();
+    while p.metrics().last_wake_ms.is_none() && t2.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        p.metrics().last_wake_ms.is_some_and(|ms| ms < 100.0),
+        "{:?}",
+        p.metrics().last_wake_ms
+    );
+    assert!(!p.metrics().suspended);
+}

@@ -96,6 +96,9 @@ pub struct ApConfig {
     /// Pre-roll: an utterance starts playing once this many ms of it are queued or it has
     /// ended, so a slow engine's first chunks do not stutter (default 0 = at once).
     pub start_threshold_ms: u32,
+    /// After this many ms with nothing queued or playing, the device stream is paused to save
+    /// power; the next `ap_write` resumes it (default 0 = never).
+    pub idle_suspend_ms: u32,
     /// Receives events (markers, utterance start/end, underruns, device changes, flushes)
     /// when they are heard, on the player's service thread; NULL for none (default). Events
     /// are also queued for `ap_poll_event` either way.
@@ -133,6 +136,7 @@ pub extern "C" fn ap_config_init(config: *mut ApConfig) -> ApStatus {
             max_replay_ms: d.max_replay_ms,
             recreate_warn_ms: d.recreate_warn_ms,
             start_threshold_ms: d.start_threshold_ms,
+            idle_suspend_ms: d.idle_suspend_ms,
             event_fn: None,
             event_user: std::ptr::null_mut(),
         };
@@ -252,6 +256,7 @@ pub(crate) fn to_config(c: &ApConfig) -> Result<Config, (ApStatus, String)> {
         max_replay_ms: c.max_replay_ms,
         recreate_warn_ms: c.recreate_warn_ms,
         start_threshold_ms: c.start_threshold_ms,
+        idle_suspend_ms: c.idle_suspend_ms,
         event_sink: c.event_fn.map(|f| {
             let user = UserPtr(c.event_user);
             Arc::new(move |e: &crate::command::Event| {

@@ -135,6 +135,10 @@ pub struct ApMetrics {
     pub markers_flushed: u64,
     /// Events lost because nobody polled them (the queue keeps the newest 4096).
     pub events_dropped: u64,
+    /// Write to first audio heard at the last wake from idle suspend, ms; -1 if none yet.
+    pub last_wake_ms: f64,
+    /// 1 while the device stream is paused for idleness (`idle_suspend_ms`).
+    pub suspended: u32,
 }
 
 fn us(ns: u64) -> f64 {
@@ -204,6 +208,8 @@ impl From<&Metrics> for ApMetrics {
             frames_heard: m.frames_heard,
             markers_flushed: m.markers_flushed,
             events_dropped: m.events_dropped,
+            last_wake_ms: m.last_wake_ms.unwrap_or(-1.0),
+            suspended: m.suspended as u32,
         };
         copy_str(&m.state.device_id, &mut out.device_id);
         copy_str(&m.state.device_name, &mut out.device_name);
