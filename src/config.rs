@@ -176,9 +176,6 @@ impl Config {
                 return Err(format!("{name} {v} out of range {lo}..={hi}"));
             }
         }
-        if self.resample_mode == ResampleMode::Producer {
-            return Err("resample_mode producer is not available yet; use callback or off".into());
-        }
         Ok(())
     }
 

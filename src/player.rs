@@ -194,7 +194,12 @@ impl Player {
         let ring_frames = (cfg.input_rate as u64 * cfg.ring_capacity_ms as u64 / 1000).max(1);
         // Exactly the configured duration of the configured format. After a voice change to
         // wider frames the same bytes hold proportionally less time.
-        let ring_bytes = ring_frames as usize * frame_bytes;
+        let mut ring_bytes = ring_frames as usize * frame_bytes;
+        if cfg.resample_mode == crate::config::ResampleMode::Producer {
+            // The ring carries float32 at the stream rate: size it for up to 96 kHz.
+            ring_bytes = ring_bytes
+                .max(cfg.ring_capacity_ms as usize * 96 * 4 * cfg.input_channels as usize);
+        }
         let (ring, audio) = rtrb::RingBuffer::new(ring_bytes);
         let (cmd_tx, commands) = rtrb::RingBuffer::new(4096);
         let (events, ev_rx) = rtrb::RingBuffer::new(8192);
@@ -224,11 +229,15 @@ impl Player {
             history,
             preroll,
         ));
+        let producer = (cfg.resample_mode == crate::config::ResampleMode::Producer)
+            .then(crate::writer::ProducerResampler::new);
         let writer = Writer {
             ring,
             commands: cmd_tx,
             shape: input,
+            ring_shape: input,
             in_utterance: false,
+            producer,
         };
         let logger = Logger::new(cfg.log_sink.clone(), cfg.log_level);
         let cfg_sink = cfg.event_sink.clone();

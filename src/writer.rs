@@ -8,13 +8,73 @@ use crate::command::Cmd;
 use crate::error::Error;
 use crate::player::Shared;
 use crate::render::{scratch_frames, InputShape};
+use crate::resample::LinearResampler;
 
 pub struct Writer {
     pub ring: rtrb::Producer<u8>,
     pub commands: rtrb::Producer<Cmd>,
-    /// Format of what is written from now on (voice changes move it).
+    /// Format the application writes from now on (voice changes move it).
     pub shape: InputShape,
+    /// Format of what goes into the ring: `shape`, or float32 at the stream rate when the
+    /// writer resamples (U2).
+    pub ring_shape: InputShape,
     pub in_utterance: bool,
+    /// Set when `resample_mode` is producer.
+    pub producer: Option<ProducerResampler>,
+}
+
+/// U2: resampling before the ring, on the writing thread, so the callback only copies.
+pub struct ProducerResampler {
+    resampler: LinearResampler,
+    /// (content rate, stream rate, channels) the resampler is set up for.
+    key: (u32, u32, usize),
+    decoded: Vec<f32>,
+    out: Vec<f32>,
+    bytes: Vec<u8>,
+}
+
+impl ProducerResampler {
+    pub fn new() -> Self {
+        ProducerResampler {
+            resampler: LinearResampler::new(1, 1, 1),
+            key: (0, 0, 0),
+            decoded: Vec::new(),
+            out: Vec::new(),
+            bytes: Vec::new(),
+        }
+    }
+
+    /// Resamples `input` (whole frames of `shape`) into float32 bytes in `self.bytes`.
+    fn run(&mut self, shape: InputShape, input: &[u8]) -> usize {
+        let ch = shape.channels;
+        let frames = input.len() / shape.frame_bytes();
+        self.decoded.resize(frames * ch, 0.0);
+        crate::convert::decode_into(shape.s16, input, &mut self.decoded);
+        let cap = self.resampler.max_input_for(0) + frames * 8 + 8;
+        self.out.resize(cap * ch, 0.0);
+        let (_, produced) = self.resampler.process(&self.decoded, &mut self.out);
+        self.fill_bytes(produced * ch)
+    }
+
+    /// Ends the stream: the resampler's tail (S1), as float32 bytes in `self.bytes`.
+    fn finish(&mut self, ch: usize) -> usize {
+        self.out.resize(8 * ch, 0.0);
+        let n = self.resampler.finish(&mut self.out);
+        self.fill_bytes(n * ch)
+    }
+
+    fn fill_bytes(&mut self, samples: usize) -> usize {
+        self.bytes.clear();
+        self.bytes
+            .extend(self.out[..samples].iter().flat_map(|v| v.to_ne_bytes()));
+        samples
+    }
+}
+
+impl Default for ProducerResampler {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// How often a blocked writer or a drain looks again. A 10 ms callback frees space in steps
@@ -65,8 +125,88 @@ impl Writer {
             return Ok(0);
         }
         self.begin_utterance(shared)?;
-        let epoch = shared.flush_epoch.load(Acquire);
         let deadline = Instant::now() + timeout;
+        if self.producer.is_none() {
+            return Ok(self.put(shared, bytes, deadline)? / fb);
+        }
+        // U2: resample a slice at a time, sized to what the ring can take now, so a timeout
+        // never leaves resampled audio with nowhere to go.
+        self.follow_stream_rate(shared, deadline)?;
+        let ratio = self.ring_shape.rate as f64 / self.shape.rate as f64;
+        let out_fb = self.ring_shape.frame_bytes();
+        let epoch = shared.flush_epoch.load(Acquire);
+        let mut done = 0;
+        while done < bytes.len() {
+            let room = self.ring.slots() / out_fb;
+            let fit = ((room.saturating_sub(4)) as f64 / ratio).floor() as usize;
+            let take = fit.min((bytes.len() - done) / fb);
+            if take > 0 {
+                let pr = self.producer.as_mut().expect("producer mode");
+                pr.run(self.shape, &bytes[done..done + take * fb]);
+                let out = std::mem::take(&mut pr.bytes);
+                self.put(shared, &out, deadline)?;
+                if let Some(pr) = self.producer.as_mut() {
+                    pr.bytes = out;
+                }
+                done += take * fb;
+                continue;
+            }
+            if shared.closing.load(Acquire) {
+                return Err(Error::Closed);
+            }
+            let now = Instant::now();
+            if now >= deadline || shared.flush_epoch.load(Acquire) != epoch {
+                break;
+            }
+            std::thread::sleep(POLL.min(deadline - now));
+        }
+        Ok(done / fb)
+    }
+
+    /// Producer mode: the ring carries float32 at the stream rate; follow it when a device
+    /// change moved it (what is already queued keeps its rate and the callback adapts it).
+    fn follow_stream_rate(&mut self, shared: &Shared, deadline: Instant) -> Result<(), Error> {
+        let rate = match shared.state.load().stream_rate {
+            0 => self.shape.rate,
+            r => r,
+        };
+        let want = InputShape {
+            s16: false,
+            channels: self.shape.channels,
+            rate,
+        };
+        let key = (self.shape.rate, rate, self.shape.channels);
+        if want == self.ring_shape && self.producer.as_ref().is_some_and(|p| p.key == key) {
+            return Ok(());
+        }
+        self.finish_producer(shared, deadline)?;
+        if want != self.ring_shape {
+            self.push_format(shared, want)?;
+        }
+        if let Some(pr) = self.producer.as_mut() {
+            pr.resampler = LinearResampler::new(key.0, key.1, key.2);
+            pr.key = key;
+        }
+        Ok(())
+    }
+
+    /// Writes the producer resampler's tail into the ring (end of a stream of speech).
+    fn finish_producer(&mut self, shared: &Shared, deadline: Instant) -> Result<(), Error> {
+        let ch = self.ring_shape.channels;
+        let Some(pr) = self.producer.as_mut() else {
+            return Ok(());
+        };
+        if pr.finish(ch) > 0 {
+            let out = std::mem::take(&mut pr.bytes);
+            self.put(shared, &out, deadline)?;
+        }
+        Ok(())
+    }
+
+    /// Queues ring-format bytes, blocking up to `deadline` for space. Returns bytes queued.
+    fn put(&mut self, shared: &Shared, bytes: &[u8], deadline: Instant) -> Result<usize, Error> {
+        let fb = self.ring_shape.frame_bytes();
+        let epoch = shared.flush_epoch.load(Acquire);
         let mut done = 0;
         loop {
             let n = (self.ring.slots() / fb * fb).min(bytes.len() - done);
@@ -99,11 +239,12 @@ impl Writer {
             }
             std::thread::sleep(POLL.min(deadline - now));
         }
-        Ok(done / fb)
+        Ok(done)
     }
 
     pub fn end_utterance(&mut self, shared: &Shared) -> Result<(), Error> {
         if self.in_utterance {
+            self.finish_producer(shared, Instant::now() + Duration::from_secs(1))?;
             self.command(
                 shared,
                 Cmd::UtteranceEnd {
@@ -141,6 +282,32 @@ impl Writer {
         if shape == self.shape {
             return Ok(());
         }
+        if self.producer.is_some() {
+            // The ring stays float32 at the stream rate; only the resampler's input changes.
+            self.finish_producer(shared, Instant::now() + Duration::from_secs(1))?;
+            self.shape = shape;
+            let want = InputShape {
+                s16: false,
+                channels: shape.channels,
+                rate: self.ring_shape.rate,
+            };
+            if want != self.ring_shape {
+                self.push_format(shared, want)?;
+            }
+            if let Some(pr) = self.producer.as_mut() {
+                let key = (shape.rate, self.ring_shape.rate, shape.channels);
+                pr.resampler = LinearResampler::new(key.0, key.1, key.2);
+                pr.key = key;
+            }
+            return Ok(());
+        }
+        self.push_format(shared, shape)?;
+        self.shape = shape;
+        Ok(())
+    }
+
+    /// Announces, in band, the format of the ring's bytes from here on.
+    fn push_format(&mut self, shared: &Shared, shape: InputShape) -> Result<(), Error> {
         // Decode scratch for the new format, allocated here, not on the audio thread.
         let out = shared.state.load().stream_rate.max(8000);
         let output = crate::render::OutputShape {
@@ -148,15 +315,9 @@ impl Writer {
             channels: 1,
         };
         let xin = vec![0.0; scratch_frames(shape, output) * shape.channels];
-        self.command(
-            shared,
-            Cmd::Format {
-                at: Self::at(shared),
-                shape,
-                xin,
-            },
-        )?;
-        self.shape = shape;
+        let at = Self::at(shared);
+        self.command(shared, Cmd::Format { at, shape, xin })?;
+        self.ring_shape = shape;
         Ok(())
     }
 
@@ -164,6 +325,9 @@ impl Writer {
     /// position the flush covers.
     pub fn cut(&mut self, shared: &Shared) -> u64 {
         self.in_utterance = false;
+        if let Some(pr) = self.producer.as_mut() {
+            pr.resampler.reset();
+        }
         Self::at(shared)
     }
 }

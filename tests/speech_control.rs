@@ -404,3 +404,46 @@ fn idle_suspend_pauses_the_stream_and_a_write_resumes_it() {
     );
     assert!(!p.metrics().suspended);
 }
+
+#[test]
+fn producer_side_resampling_gives_the_callback_ready_frames_u2() {
+    use audioplay::ResampleMode;
+    let content: Vec<i16> = sine(440.0, 22050, 22050, 0.5)
+        .iter()
+        .map(|&v| (v * 32767.0) as i16)
+        .collect();
+    let mut outs = Vec::new();
+    for mode in [ResampleMode::Callback, ResampleMode::Producer] {
+        let h = VirtualHost::new(vec![VirtualDeviceSpec {
+            id: "v".into(),
+            rate: RATE,
+            channels: 2,
+            format: SampleFormat::F32,
+        }]);
+        let p = player(&h, |c| {
+            c.input_format = InputFormat::S16;
+            c.input_rate = 22050;
+            c.resample_mode = mode;
+        });
+        assert_eq!(
+            p.write_i16(&content).unwrap(),
+            22050,
+            "{mode:?} reports content frames"
+        );
+        p.end_utterance().unwrap();
+        let out = render(&h.stream("v").unwrap(), 48000 + 960);
+        let m = p.metrics();
+        accounting(&m);
+        assert_eq!(m.underruns, 0);
+        if mode == ResampleMode::Producer {
+            // The ring held stream-rate frames: the callback resampled nothing.
+            assert_eq!(m.frames_written, 48000, "{m:?}");
+            assert!(m.resample_time.max_ns < 200_000, "{:?}", m.resample_time);
+        }
+        outs.push(out);
+    }
+    assert!(
+        outs[0] == outs[1],
+        "producer-side output equals callback-side output"
+    );
+}
