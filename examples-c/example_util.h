@@ -9,13 +9,13 @@
 #include "audioplay.h"
 
 /* Prints the library's log lines on stderr (they arrive on the service thread). */
-static void example_log(void *user, ApLogLevel level, const char *message) {
+static inline void example_log(void *user, ApLogLevel level, const char *message) {
     (void)user;
     static const char *names[] = {"?", "error", "warn", "info", "debug"};
     fprintf(stderr, "audioplay[%s]: %s\n", (level >= 1 && level <= 4) ? names[level] : "?", message);
 }
 
-static int example_fail(ApPlayer *player, const char *what, ApStatus status) {
+static inline int example_fail(ApPlayer *player, const char *what, ApStatus status) {
     char detail[256] = "";
     if (player) ap_last_error(player, detail, sizeof detail);
     fprintf(stderr, "%s failed: %s (%d)%s%s\n", what, ap_strerror(status), (int)status,
@@ -23,15 +23,16 @@ static int example_fail(ApPlayer *player, const char *what, ApStatus status) {
     return 1;
 }
 
-static int example_print_metrics(ApPlayer *player) {
+static inline int example_print_metrics(ApPlayer *player) {
     ApMetrics m;
     memset(&m, 0, sizeof m);
     m.struct_size = sizeof m;
     ApStatus st = ap_metrics(player, &m);
     if (st != AP_OK) return example_fail(player, "ap_metrics", st);
-    printf("frames written %llu, played %llu, queued %llu, dropped %llu\n",
+    printf("frames written %llu, played %llu, queued %llu, flushed %llu, dropped %llu\n",
            (unsigned long long)m.frames_written, (unsigned long long)m.frames_played,
-           (unsigned long long)m.frames_queued, (unsigned long long)m.frames_dropped);
+           (unsigned long long)m.frames_queued, (unsigned long long)m.frames_flushed,
+           (unsigned long long)m.frames_dropped);
     printf("underruns %llu, generation mismatches %llu, shape mismatches %llu\n",
            (unsigned long long)m.underruns, (unsigned long long)m.generation_mismatches,
            (unsigned long long)m.shape_mismatches);
@@ -44,7 +45,7 @@ static int example_print_metrics(ApPlayer *player) {
 }
 
 /* Returns the value after flag `name` at argv[*i], advancing *i, or exits with usage. */
-static const char *example_arg(int argc, char **argv, int *i, const char *usage) {
+static inline const char *example_arg(int argc, char **argv, int *i, const char *usage) {
     if (*i + 1 >= argc) {
         fprintf(stderr, "%s needs a value\n%s", argv[*i], usage);
         exit(2);
