@@ -32,7 +32,7 @@ fi
 install -d "$prefix/lib" "$prefix/include" "$prefix/bin" "$prefix/lib/cmake/AudioPlay" "$prefix/lib/pkgconfig"
 install -m 0755 target/release/libaudioplay.so "$prefix/lib/"
 install -m 0644 target/release/libaudioplay.a "$prefix/lib/"
-install -m 0644 include/audioplay.h "$prefix/include/"
+install -m 0644 include/audioplay.h include/audioplay.hpp "$prefix/include/"
 install -m 0755 target/release/applay "$prefix/bin/"
 
 subst() {

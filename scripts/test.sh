@@ -46,4 +46,4 @@ echo "pkg-config builds (shared and static) played a tone"
 
 totals="$(grep -E '^test result: ' "${TMPDIR:-/tmp}/audioplay-cargo-test.log" \
   | awk '{p += $4; f += $6} END {print p " passed, " f " failed"}')"
-echo "Rust tests: $totals; C: 10 ctests and 2 pkg-config builds passed"
+echo "Rust tests: $totals; C: 12 ctests and 2 pkg-config builds passed"
