@@ -9,6 +9,14 @@ fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=AUDIOPLAY_WRITE_HEADER");
+    // The shared library's SONAME carries the major version: an incompatible release is a
+    // new file, old programs keep the one they linked.
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!(
+            "cargo:rustc-cdylib-link-arg=-Wl,-soname,libaudioplay.so.{}",
+            env::var("CARGO_PKG_VERSION_MAJOR").unwrap()
+        );
+    }
     let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let mut config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml");
     config.after_includes = Some(format!(

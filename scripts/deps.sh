@@ -13,6 +13,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
 fi
+# The Python binding's tests.
+if ! python3 -c "import pytest, numpy" > /dev/null 2>&1; then
+  python3 -m pip install -q --disable-pip-version-check pytest numpy
+fi
 if ! cargo fmt --version > /dev/null 2>&1 || ! cargo clippy --version > /dev/null 2>&1; then
   rustup component add rustfmt clippy
 fi

@@ -30,7 +30,10 @@ if [ -z "$static_libs" ]; then
 fi
 
 install -d "$prefix/lib" "$prefix/include" "$prefix/bin" "$prefix/lib/cmake/AudioPlay" "$prefix/lib/pkgconfig"
-install -m 0755 target/release/libaudioplay.so "$prefix/lib/"
+# Real file with the full version, SONAME link (libaudioplay.so.MAJOR) and dev link.
+install -m 0755 target/release/libaudioplay.so "$prefix/lib/libaudioplay.so.$version"
+ln -sf "libaudioplay.so.$version" "$prefix/lib/libaudioplay.so.${version%%.*}"
+ln -sf "libaudioplay.so.${version%%.*}" "$prefix/lib/libaudioplay.so"
 install -m 0644 target/release/libaudioplay.a "$prefix/lib/"
 install -m 0644 include/audioplay.h include/audioplay.hpp "$prefix/include/"
 install -m 0755 target/release/applay "$prefix/bin/"

@@ -25,6 +25,9 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/audioplay-test.XXXXXX")"
 source scripts/lib/pulse.sh
 trap 'pulse_stop; rm -rf "$work"' EXIT
 scripts/install.sh --prefix "$work/prefix"
+readelf -d "$work/prefix/lib/libaudioplay.so" | grep -q 'SONAME.*\[libaudioplay\.so\.0\]' \
+  || { echo "installed library lacks SONAME libaudioplay.so.0" >&2; exit 1; }
+test -L "$work/prefix/lib/libaudioplay.so.0" && test -L "$work/prefix/lib/libaudioplay.so"
 pulse_start "$work/pulse" s48:48000:2 s16:16000:1
 for mode in OFF ON; do
   cmake -S examples-c -B "$work/examples-$mode" -DCMAKE_PREFIX_PATH="$work/prefix" \
@@ -32,6 +35,9 @@ for mode in OFF ON; do
   cmake --build "$work/examples-$mode" > "$work/build-$mode.log" || { cat "$work/build-$mode.log"; exit 1; }
   (cd "$work/examples-$mode" && ctest --output-on-failure)
 done
+
+echo "== Python binding"
+(cd bindings/python && AUDIOPLAY_LIB="$work/prefix/lib/libaudioplay.so" PYTHONPATH=. python3 -m pytest -q tests)
 
 echo "== pkg-config"
 export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
@@ -46,4 +52,4 @@ echo "pkg-config builds (shared and static) played a tone"
 
 totals="$(grep -E '^test result: ' "${TMPDIR:-/tmp}/audioplay-cargo-test.log" \
   | awk '{p += $4; f += $6} END {print p " passed, " f " failed"}')"
-echo "Rust tests: $totals; C: 12 ctests and 2 pkg-config builds passed"
+echo "Rust tests: $totals; C: 12 ctests and 2 pkg-config builds passed; Python binding passed"
