@@ -2,7 +2,8 @@
 # Installs the system packages the build, tests and demo need, if any are missing.
 set -euo pipefail
 pkgs=(pulseaudio pulseaudio-utils espeak-ng libespeak-ng-dev libasound2-dev pkg-config cmake
-      build-essential binutils python3)
+      build-essential binutils python3 golang-go)
+command -v node > /dev/null 2>&1 || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -43,6 +43,11 @@ echo "== Node binding"
 (cd bindings/node && npm install --no-audit --no-fund --no-package-lock --silent \
   && AUDIOPLAY_LIB="$work/prefix/lib/libaudioplay.so" node --test test/)
 
+echo "== Go binding"
+(cd bindings/go && test -z "$(gofmt -l .)" \
+  && PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" LD_LIBRARY_PATH="$work/prefix/lib" \
+     GOFLAGS=-mod=mod GOCACHE="$work/gocache" go test -count=1 ./...)
+
 echo "== pkg-config"
 export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
 cc -Wall -Werror -o "$work/tone-pc" examples-c/tone.c $(pkg-config --cflags --libs audioplay) -lm \
@@ -56,4 +61,4 @@ echo "pkg-config builds (shared and static) played a tone"
 
 totals="$(grep -E '^test result: ' "${TMPDIR:-/tmp}/audioplay-cargo-test.log" \
   | awk '{p += $4; f += $6} END {print p " passed, " f " failed"}')"
-echo "Rust tests: $totals; C: 12 ctests and 2 pkg-config builds passed; Python and Node bindings passed"
+echo "Rust tests: $totals; C: 12 ctests and 2 pkg-config builds passed; Python, Node and Go bindings passed"

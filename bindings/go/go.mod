@@ -1,0 +1,3 @@
+module audioplay
+
+go 1.19
