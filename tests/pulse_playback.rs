@@ -130,3 +130,36 @@ fn a_missing_device_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("output device 'nope' not found"), "{err}");
 }
+
+#[test]
+fn espeak_ng_piped_into_applay_plays() {
+    let _g = serial();
+    let server = PulseServer::start(&[S48]);
+    let rec = server.record("s48", 48000);
+    let out = server
+        .command("sh")
+        .arg("-c")
+        .arg(format!(
+            "espeak-ng --stdout 'Hello from a pipe.' | '{}' --json --quiet -",
+            env!("CARGO_BIN_EXE_applay")
+        ))
+        .output()
+        .unwrap();
+    let heard = rec.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = stdout.lines().last().unwrap_or_default();
+    assert_eq!(
+        json_num(m, "content_rate"),
+        22050.0,
+        "the WAV header set the format: {m}"
+    );
+    assert!(json_num(m, "frames_played") > 10000.0, "{m}");
+    assert_eq!(json_num(m, "underruns"), 0.0, "{m}");
+    let loud = heard.iter().filter(|v| v.abs() > 0.05).count();
+    assert!(loud > 4800, "speech was heard ({loud} loud samples)");
+}

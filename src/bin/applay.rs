@@ -26,6 +26,11 @@ struct Args {
     list: bool,
     json: bool,
     quiet: bool,
+    /// Render into this WAV through the whole pipeline instead of a device.
+    virtual_out: Option<String>,
+    virtual_rate: u32,
+    virtual_channels: u16,
+    fast: bool,
 }
 
 const USAGE: &str = "usage: applay [options] [FILE|-]
@@ -40,6 +45,9 @@ const USAGE: &str = "usage: applay [options] [FILE|-]
   --prefer content|device   stream rate policy (default device)
   --resample callback|off   resampling (default callback)
   --list             list output devices
+  --virtual OUT.wav  render through the whole pipeline into a WAV instead of a device
+  --virtual-rate HZ, --virtual-channels N   the virtual device's format (48000, 2)
+  --fast             with --virtual: render as fast as possible, not in real time
   --json             print the final metrics as JSON
   --quiet            no log lines on stderr";
 
@@ -58,6 +66,10 @@ fn parse() -> Result<Args, String> {
         list: false,
         json: false,
         quiet: false,
+        virtual_out: None,
+        virtual_rate: 48000,
+        virtual_channels: 2,
+        fast: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -103,6 +115,18 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "--list" => a.list = true,
+            "--virtual" => a.virtual_out = Some(val("--virtual")?),
+            "--virtual-rate" => {
+                a.virtual_rate = val("--virtual-rate")?
+                    .parse()
+                    .map_err(|_| "--virtual-rate: not a number")?
+            }
+            "--virtual-channels" => {
+                a.virtual_channels = val("--virtual-channels")?
+                    .parse()
+                    .map_err(|_| "--virtual-channels: not a number")?
+            }
+            "--fast" => a.fast = true,
             "--json" => a.json = true,
             "--quiet" => a.quiet = true,
             "-h" | "--help" => return Err(USAGE.into()),
@@ -210,7 +234,32 @@ fn run() -> Result<(), (u8, String)> {
         })),
         ..Config::default()
     };
-    let player = Player::new(cfg).map_err(|e| (3, e.to_string()))?;
+    let virt = a.virtual_out.as_ref().map(|_| {
+        audioplay::virtual_device::VirtualHost::new(vec![
+            audioplay::virtual_device::VirtualDeviceSpec {
+                id: "virtual".into(),
+                rate: a.virtual_rate,
+                channels: a.virtual_channels,
+                format: cpal::SampleFormat::F32,
+            },
+        ])
+    });
+    let player = std::sync::Arc::new(
+        match &virt {
+            Some(h) => Player::with_host(cfg, h.cpal_host()),
+            None => Player::new(cfg),
+        }
+        .map_err(|e| (3, e.to_string()))?,
+    );
+    let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renderer = virt.as_ref().map(|h| {
+        let stream = h
+            .stream("virtual")
+            .expect("the player opened the virtual stream");
+        spawn_renderer(stream, player.clone(), ended.clone(), a.fast)
+    });
+    let status = (!a.quiet && !a.json && virt.is_none() && is_terminal())
+        .then(|| spawn_status(player.clone(), ended.clone()));
     let fb = player.frame_bytes();
     let write_all = |bytes: &[u8]| -> Result<(), (u8, String)> {
         let mut off = 0;
@@ -242,10 +291,38 @@ fn run() -> Result<(), (u8, String)> {
         }
         _ => unreachable!("parse() requires an input or a tone"),
     }
+    player.end_utterance().map_err(|e| (5, e.to_string()))?;
+    ended.store(true, std::sync::atomic::Ordering::SeqCst);
     let heard = player
-        .drain(Duration::from_secs(60))
+        .drain(Duration::from_secs(3600))
         .map_err(|e| (5, e.to_string()))?;
     let m = player.metrics();
+    if let Some(t) = status {
+        let _ = t.join();
+        eprintln!();
+    }
+    if let (Some(r), Some(path)) = (renderer, a.virtual_out.as_ref()) {
+        let samples = r
+            .join()
+            .map_err(|_| (5, "the virtual renderer failed".to_string()))?;
+        let s16: Vec<i16> = samples
+            .iter()
+            .map(|&v| audioplay::convert::f32_to_s16(v))
+            .collect();
+        audioplay::wav::write_s16(
+            std::path::Path::new(path),
+            a.virtual_rate,
+            a.virtual_channels,
+            &s16,
+        )
+        .map_err(|e| (4, format!("cannot write {path}: {e}")))?;
+        if !a.quiet {
+            eprintln!(
+                "applay: wrote {} frames to {path}",
+                s16.len() / a.virtual_channels as usize
+            );
+        }
+    }
     if a.json {
         println!("{}", json(&m));
     } else if !a.quiet {
@@ -259,6 +336,89 @@ fn run() -> Result<(), (u8, String)> {
         return Err((5, "timed out waiting for playback to finish".into()));
     }
     Ok(())
+}
+
+fn is_terminal() -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(2) == 1 }
+}
+
+/// Plays the device clock for `--virtual`: renders 10 ms blocks, in real time or as fast as
+/// the queue allows, until everything written has been rendered. Returns the samples.
+fn spawn_renderer(
+    stream: audioplay::virtual_device::VirtualStreamHandle,
+    player: std::sync::Arc<Player>,
+    ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fast: bool,
+) -> std::thread::JoinHandle<Vec<f32>> {
+    std::thread::spawn(move || {
+        let ch = stream.channels() as usize;
+        let block = stream.rate() as usize / 100;
+        let mut buf = vec![0.0f32; block * ch];
+        let mut out = Vec::new();
+        // Nothing is rendered before the first write, so the file starts with the content.
+        while player.metrics().frames_written == 0
+            && !ended.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        loop {
+            let done = ended.load(std::sync::atomic::Ordering::SeqCst);
+            let (_, queued, _) = player.position();
+            if done && queued == 0 {
+                // One more block carries the resampler's tail.
+                if stream.render_f32(block, &mut buf) {
+                    out.extend_from_slice(&buf);
+                }
+                break;
+            }
+            if fast {
+                // Only render what is there: a renderer outrunning the writer would insert
+                // underrun silence the input never had.
+                if !done && (queued as usize) < block * 2 {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if stream.render_f32(block, &mut buf) {
+                out.extend_from_slice(&buf);
+            }
+        }
+        // The content resampled is exactly round(frames * out / in) long (S1); what the last
+        // block rendered past that is the device's silence.
+        let m = player.metrics();
+        let want = (m.frames_written as u128 * stream.rate() as u128 * 2
+            + m.state.content_rate as u128)
+            / (2 * m.state.content_rate.max(1) as u128);
+        out.truncate((want as usize * ch).min(out.len()));
+        out
+    })
+}
+
+/// The live status line on a terminal: position, queue, underruns, device, callback p95.
+fn spawn_status(
+    player: std::sync::Arc<Player>,
+    ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || loop {
+        let m = player.metrics();
+        let rate = m.state.content_rate.max(1) as f64;
+        eprint!(
+            "\r{:7.2} s heard | {:6.2} s queued | {} underruns | {} @ {} Hz | callback p95 {:.1} us   ",
+            m.frames_heard as f64 / rate,
+            m.frames_queued as f64 / rate,
+            m.underruns,
+            m.state.device_id,
+            m.state.stream_rate,
+            m.callback_time.p95_ns as f64 / 1e3
+        );
+        if ended.load(std::sync::atomic::Ordering::SeqCst) && m.frames_queued == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    })
 }
 
 fn main() -> ExitCode {
