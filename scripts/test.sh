@@ -14,6 +14,8 @@ echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 
+scripts/check-swift.sh
+
 echo "== Rust tests"
 # cargo test builds the rlib only; the export and C tests need the cdylib too.
 cargo build --locked --lib --bins
