@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AUDIOPLAY_WRITE_HEADER=1 cargo build --lib
-git diff --stat -- include/audioplay.h
+python3 scripts/gen-api-doc.py
+git diff --stat -- include/audioplay.h docs/API.md

@@ -15,6 +15,7 @@ cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 
 scripts/check-swift.sh
+python3 scripts/gen-api-doc.py --check
 
 echo "== Rust tests"
 # cargo test builds the rlib only; the export and C tests need the cdylib too.
