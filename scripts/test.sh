@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
+# The harness points HOME at the server's directory; keep the toolchain where it is.
+export RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
 
 scripts/deps.sh
 
@@ -64,4 +66,4 @@ echo "pkg-config builds (shared and static) played a tone"
 
 totals="$(grep -E '^test result: ' "${TMPDIR:-/tmp}/audioplay-cargo-test.log" \
   | awk '{p += $4; f += $6} END {print p " passed, " f " failed"}')"
-echo "Rust tests: $totals; C: 12 ctests and 2 pkg-config builds passed; Python, Node and Go bindings passed"
+echo "Rust tests: $totals; C: 14 ctests and 2 pkg-config builds passed; Python, Node and Go bindings passed; reliability passed"
