@@ -64,6 +64,10 @@ if ldd "$work/tone-pc-static" | grep -q libaudioplay; then echo "static build li
 "$work/tone-pc-static" --seconds 0.5 > /dev/null
 echo "pkg-config builds (shared and static) played a tone"
 
+echo "== reliability (memcheck, sanitizers, short soak)"
+scripts/reliability.sh > "$work/reliability.log" 2>&1 || { cat "$work/reliability.log"; exit 1; }
+grep -E '^\| |SOAK' "$work/reliability.log"
+
 totals="$(grep -E '^test result: ' "${TMPDIR:-/tmp}/audioplay-cargo-test.log" \
   | awk '{p += $4; f += $6} END {print p " passed, " f " failed"}')"
 echo "Rust tests: $totals; C: 14 ctests and 2 pkg-config builds passed; Python, Node and Go bindings passed; reliability passed"

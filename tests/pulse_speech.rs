@@ -75,12 +75,12 @@ fn barge_in_reaches_silence_within_fade_plus_a_period_without_a_click() {
     let (j, heard) = run("flush");
     let s = tone_stats(&heard, 48000).expect("nothing heard");
     // The tone was heard from its start until the flush took effect, then faded. Audio
-    // already handed to the device (its reported latency) cannot be recalled through cpal,
-    // so silence comes at most fade + one period + that latency after the call (+5 ms for
-    // the event clock the child measures from).
+    // already handed to the device cannot be recalled through cpal, so silence comes at most
+    // fade + one period (until the next callback) + the device's buffer after the call
+    // (+5 ms for the event clock the child measures from).
     let flush_after = json_num(&j, "flush_after_start_ms") / 1000.0;
     let latency = json_num(&j, "output_latency_ms") / 1000.0;
-    let (fade, period) = (0.010, 0.010);
+    let (fade, period) = (0.010f64, 0.010f64);
     let late = s.duration - flush_after;
     eprintln!(
         "heard {:.4} s, flush asked at {:.4} s: silent {:.1} ms after (device latency {:.1} ms)",
@@ -93,8 +93,11 @@ fn barge_in_reaches_silence_within_fade_plus_a_period_without_a_click() {
         latency > 0.0 && latency < 0.030,
         "reported latency {latency}"
     );
+    // What the device holds is up to one period here (20 ms target, double-buffered); the
+    // reported latency is an instantaneous estimate that swings between polls.
+    let device_buffer = period.max(latency);
     assert!(
-        late <= fade + period + latency + 0.005,
+        late <= fade + period + device_buffer + 0.005,
         "silence {:.1} ms after the flush",
         late * 1e3
     );
