@@ -81,7 +81,7 @@ pub fn run(shared: Arc<Shared>) {
 impl Watcher {
     fn watch(&mut self, shared: &Arc<Shared>, woke: bool) {
         let now = Instant::now();
-        let lost = shared.stream_lost.swap(false, AcqRel);
+        let lost = shared.stream_lost.swap(false, AcqRel) && !still_running(shared);
         let requested = shared.device_request.swap(false, AcqRel);
         if !woke && !lost && self.cooldown_until.is_some_and(|t| now < t) {
             return;
@@ -197,6 +197,28 @@ impl Watcher {
             self.gap_from = None; // nothing was playing: there was no gap to hear
         }
     }
+}
+
+/// A stream error (a failed latency poll under load, say) is not proof the stream died:
+/// it is lost only if its callbacks stopped. Waits about three periods to see.
+fn still_running(shared: &Shared) -> bool {
+    if shared.suspended.load(Relaxed) {
+        return false;
+    }
+    let before = shared.counters.callbacks.load(Relaxed);
+    std::thread::sleep(Duration::from_millis(
+        shared.cfg.target_latency_ms.max(10) as u64 * 3 / 2,
+    ));
+    let running = shared.counters.callbacks.load(Relaxed) > before;
+    if running {
+        shared.log_limited(
+            "stream-error",
+            EVERY,
+            LogLevel::Warn,
+            "the stream reported an error but its callbacks keep running: not recreating it",
+        );
+    }
+    running
 }
 
 /// Takes what the callback queued: frees retired scratch here (never on the audio thread)

@@ -16,14 +16,7 @@ fn tone_on(sink: Sink, rate: u32, format: &str, channels: u16) {
     let rec = server.record(sink.name, sink.rate);
     let out = server
         .command(env!("CARGO_BIN_EXE_applay"))
-        .args([
-            "--tone",
-            "440",
-            "--seconds",
-            &SECONDS.to_string(),
-            "--json",
-            "--quiet",
-        ])
+        .args(["--tone", "440", "--seconds", &SECONDS.to_string(), "--json"])
         .args([
             "--rate",
             &rate.to_string(),
@@ -54,16 +47,19 @@ fn tone_on(sink: Sink, rate: u32, format: &str, channels: u16) {
     assert_eq!(json_num(m, "frames_played"), written, "{m}");
 
     let s = tone_stats(&heard, sink.rate).expect("nothing was heard");
+    // On any failure below, show what the library logged (recreates, stream errors).
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    let m = &format!("{m}\n{log}");
     eprintln!("{} <- {rate} Hz {format} x{channels}: {s:?}", sink.name);
     assert!((s.freq - 440.0).abs() <= 1.0, "pitch {:.2} Hz", s.freq);
     assert!(
         (s.duration - SECONDS).abs() <= SECONDS * 0.02,
-        "duration {:.4} s",
+        "duration {:.4} s\n{m}",
         s.duration
     );
     assert!(
         s.longest_gap < 0.002,
-        "dropout of {:.1} ms",
+        "dropout of {:.1} ms\n{m}",
         s.longest_gap * 1e3
     );
     // Amplitude 0.5, mono content on both channels; a stereo monitor averages L and R.
