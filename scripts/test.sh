@@ -70,4 +70,5 @@ grep -E '^\| |SOAK' "$work/reliability.log"
 
 totals="$(grep -E '^test result: ' "${TMPDIR:-/tmp}/audioplay-cargo-test.log" \
   | awk '{p += $4; f += $6} END {print p " passed, " f " failed"}')"
-echo "Rust tests: $totals; C: 14 ctests and 2 pkg-config builds passed; Python, Node and Go bindings passed; reliability passed"
+echo "Also passed: 14 ctests, 2 pkg-config builds, Python, Node and Go bindings, reliability"
+echo "Tests: $totals"
