@@ -125,6 +125,8 @@ pub struct Shared {
     pub pinned: Mutex<Option<String>>,
     pub closing: AtomicBool,
     pub wake: Arc<Wake>,
+    /// Wakes the event thread (an utterance starting, shutdown).
+    pub event_wake: Wake,
     pub logger: Mutex<Logger>,
     /// Set by a stream's error callback when its device is gone; the watcher acts at once.
     pub stream_lost: Arc<AtomicBool>,
@@ -178,6 +180,7 @@ impl Shared {
 pub struct Player {
     shared: Arc<Shared>,
     service: Mutex<Option<JoinHandle<()>>>,
+    events: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Player {
@@ -237,6 +240,7 @@ impl Player {
             shape: input,
             ring_shape: input,
             in_utterance: false,
+            fresh_utterance: false,
             producer,
         };
         let logger = Logger::new(cfg.log_sink.clone(), cfg.log_level);
@@ -258,6 +262,7 @@ impl Player {
             pinned: Mutex::new(pinned),
             closing: AtomicBool::new(false),
             wake: Arc::new(Wake::default()),
+            event_wake: Wake::default(),
             logger: Mutex::new(logger),
             stream_lost: Arc::new(AtomicBool::new(false)),
             device_request: AtomicBool::new(false),
@@ -277,9 +282,15 @@ impl Player {
             .name("audioplay-service".into())
             .spawn(move || service::run(svc))
             .map_err(|e| Error::Device(format!("cannot start the service thread: {e}")))?;
+        let ev = shared.clone();
+        let events = std::thread::Builder::new()
+            .name("audioplay-events".into())
+            .spawn(move || service::run_events(ev))
+            .map_err(|e| Error::Device(format!("cannot start the event thread: {e}")))?;
         Ok(Player {
             shared,
             service: Mutex::new(Some(handle)),
+            events: Mutex::new(Some(events)),
         })
     }
 
@@ -532,13 +543,11 @@ impl Player {
             return;
         }
         self.shared.wake.notify();
-        if let Some(h) = self
-            .service
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            let _ = h.join();
+        self.shared.event_wake.notify();
+        for t in [&self.service, &self.events] {
+            if let Some(h) = t.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = h.join();
+            }
         }
         let old = self.shared.lock_slot().stream.take();
         drop(old); // closes the stream with the slot lock released (L2)

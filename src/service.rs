@@ -61,10 +61,6 @@ pub fn run(shared: Arc<Shared>) {
             None if w.gap_from.is_some() => Duration::from_millis(10),
             None => poll,
         };
-        let wait = match deliver(&shared) {
-            Some(due) => wait.min(due),
-            None => wait,
-        };
         let wait = idle.next_wait(&shared).map_or(wait, |w| wait.min(w));
         let woke = shared.wake.wait(wait);
         if shared.closing.load(Relaxed) {
@@ -223,7 +219,7 @@ fn still_running(shared: &Shared) -> bool {
 
 /// Takes what the callback queued: frees retired scratch here (never on the audio thread)
 /// and delivers the events that have been heard. Returns how long until the next one is.
-fn deliver(shared: &Shared) -> Option<Duration> {
+pub fn deliver(shared: &Shared) -> Option<Duration> {
     {
         let mut q = shared
             .from_callback
@@ -297,4 +293,17 @@ fn report(shared: &Shared, seen: &mut Seen) {
         LogLevel::Error,
         "callback error(s)",
     );
+}
+
+/// The event thread: delivers events at the moment they are heard. Separate from the service
+/// thread, whose device queries (blocking server round trips) would otherwise delay them.
+pub fn run_events(shared: Arc<Shared>) {
+    loop {
+        let wait = deliver(&shared).unwrap_or(Duration::from_millis(50));
+        shared.event_wake.wait(wait);
+        if shared.closing.load(Relaxed) {
+            deliver(&shared);
+            break;
+        }
+    }
 }

@@ -19,6 +19,9 @@ pub struct Writer {
     /// writer resamples (U2).
     pub ring_shape: InputShape,
     pub in_utterance: bool,
+    /// An utterance started and none of its audio has been queued yet: the event thread is
+    /// woken once some is (it idles while nothing is in flight).
+    pub fresh_utterance: bool,
     /// Set when `resample_mode` is producer.
     pub producer: Option<ProducerResampler>,
 }
@@ -221,6 +224,11 @@ impl Writer {
                     chunk.fill_from_iter(bytes[done..done + n].iter().copied());
                 }
                 done += n;
+                if self.fresh_utterance {
+                    // The first audio of an utterance is queued: its events are coming.
+                    self.fresh_utterance = false;
+                    shared.event_wake.notify();
+                }
             }
             if done == bytes.len() {
                 break;
@@ -273,6 +281,7 @@ impl Writer {
             // The service thread may be in its long device-poll sleep, and the callback
             // cannot wake it: events from this utterance must be delivered on time.
             shared.wake.notify();
+            self.fresh_utterance = true;
         }
         Ok(())
     }
