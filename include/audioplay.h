@@ -123,7 +123,7 @@ typedef struct ApEvent {
   double heard_ms;
 } ApEvent;
 
-// Receives events when they are heard, on the player's service thread. `event` is valid
+// Receives events when they are heard, on the player's event thread. `event` is valid
 // only during the call.
 typedef void (*ApEventFn)(void *user, const struct ApEvent *event);
 
@@ -178,7 +178,7 @@ typedef struct ApConfig {
   // power; the next `ap_write` resumes it (default 0 = never).
   uint32_t idle_suspend_ms;
   // Receives events (markers, utterance start/end, underruns, device changes, flushes)
-  // when they are heard, on the player's service thread; NULL for none (default). Events
+  // when they are heard, on the player's event thread; NULL for none (default). Events
   // are also queued for `ap_poll_event` either way.
   ApEventFn event_fn;
   // Passed back to `event_fn`.

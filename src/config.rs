@@ -88,7 +88,7 @@ pub struct Config {
     /// power; the next write resumes it (0 = never).
     pub idle_suspend_ms: u32,
     /// Receives events (markers, utterance start/end, underruns, device changes, flushes)
-    /// on the service thread when they are heard; they are also queued for polling.
+    /// on the player's event thread when they are heard; they are also queued for polling.
     pub event_sink: Option<crate::events::EventSink>,
 }
 

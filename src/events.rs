@@ -1,4 +1,4 @@
-//! Event delivery on the service thread: events from the callback wait until the listener
+//! Event delivery on the player's event thread: events from the callback wait until the listener
 //! hears them, then go to the event callback and the pollable queue (for hosts that cannot
 //! take callbacks: Go, Node).
 
@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::command::Event;
 
-/// Receives events on the service thread.
+/// Receives events on the player's event thread.
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// Events kept for `poll` at most; older ones are dropped (and counted) past this.

@@ -43,7 +43,7 @@ pub const AP_LOG_DEBUG: ApLogLevel = 4;
 pub type ApLogFn =
     Option<unsafe extern "C" fn(user: *mut c_void, level: ApLogLevel, message: *const c_char)>;
 
-/// Receives events when they are heard, on the player's service thread. `event` is valid
+/// Receives events when they are heard, on the player's event thread. `event` is valid
 /// only during the call.
 pub type ApEventFn =
     Option<unsafe extern "C" fn(user: *mut c_void, event: *const super::events::ApEvent)>;
@@ -100,7 +100,7 @@ pub struct ApConfig {
     /// power; the next `ap_write` resumes it (default 0 = never).
     pub idle_suspend_ms: u32,
     /// Receives events (markers, utterance start/end, underruns, device changes, flushes)
-    /// when they are heard, on the player's service thread; NULL for none (default). Events
+    /// when they are heard, on the player's event thread; NULL for none (default). Events
     /// are also queued for `ap_poll_event` either way.
     pub event_fn: ApEventFn,
     /// Passed back to `event_fn`.
@@ -147,7 +147,7 @@ pub extern "C" fn ap_config_init(config: *mut ApConfig) -> ApStatus {
 /// Carries the C user pointer into the log closure.
 struct UserPtr(*mut c_void);
 // SAFETY: the pointer is only handed back to the caller's own log function, which the header
-// documents may run on the service thread.
+// documents may run on the player's service and event threads.
 unsafe impl Send for UserPtr {}
 // SAFETY: as above; the library never dereferences it.
 unsafe impl Sync for UserPtr {}
