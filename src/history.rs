@@ -1,9 +1,8 @@
 //! A window onto the content already consumed, so audio a vanished device never played can
 //! be played again on the next one (issue 3, "nothing lost").
 
-/// The last content consumed, kept so audio a vanished device never played can be played
-/// again on the next one. A window onto the content stream: replay moves a cursor back into
-/// it; new frames are appended only when the cursor is at the head.
+/// A window onto the content stream: replay moves a cursor back into it; new frames are
+/// appended only when the cursor is at the head.
 pub struct History {
     buf: Vec<u8>,
     head: usize,

@@ -294,10 +294,6 @@ impl Player {
         })
     }
 
-    pub fn config(&self) -> &Config {
-        &self.shared.cfg
-    }
-
     /// Bytes per frame of what `write_bytes` takes now (voice changes move it).
     pub fn frame_bytes(&self) -> usize {
         self.shared.writer().shape.frame_bytes()
@@ -351,11 +347,6 @@ impl Player {
     /// write starts a new utterance. Returns at once.
     pub fn end_utterance(&self) -> Result<(), Error> {
         self.shared.writer().end_utterance(&self.shared)
-    }
-
-    /// Same as [`Player::end_utterance`], ignoring errors (kept for the tests' brevity).
-    pub fn mark_end(&self) {
-        let _ = self.end_utterance();
     }
 
     /// Places a marker at the current write position; an event with `id` fires when the

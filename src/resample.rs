@@ -46,14 +46,6 @@ impl LinearResampler {
         }
     }
 
-    pub fn is_identity(&self) -> bool {
-        self.in_rate == self.out_rate
-    }
-
-    pub fn channels(&self) -> usize {
-        self.channels
-    }
-
     /// Forget the stream position (after a flush): the next input frame starts a new signal.
     pub fn reset(&mut self) {
         self.acc = 0;

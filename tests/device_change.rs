@@ -89,7 +89,7 @@ fn follows_the_default_device_and_loses_nothing() {
     assert!(wait_until(Duration::from_secs(2), || on_device(&p, "B")));
     assert!(h.stream("A").is_none(), "the old stream was closed");
     let b = h.stream("B").unwrap();
-    p.mark_end(); // the ring running dry at the end is the end of speech, not an underrun
+    p.end_utterance().unwrap(); // the ring running dry at the end is the end of speech, not an underrun
     while p.metrics().frames_queued > 0 {
         heard.extend(render(&b, 1));
     }

@@ -106,7 +106,7 @@ fn d3_s16_passes_through_to_an_i16_device_bit_exact() {
 /// Renders everything queued after marking the end of speech; returns the frames rendered
 /// before the output went silent for good.
 fn render_to_end(p: &Player, s: &VirtualStreamHandle, block: usize) -> Vec<f32> {
-    p.mark_end();
+    p.end_utterance().unwrap();
     let ch = s.channels() as usize;
     let mut out = Vec::new();
     let mut buf = vec![0.0f32; block * ch];
@@ -267,7 +267,7 @@ fn underruns_count_dry_spells_in_speech_not_idle_silence() {
     s.render_f32(480, &mut buf); // still dry: the same spell
     assert_eq!(p.metrics().underruns, 1);
     p.write_f32(&vec![0.5; 700]).unwrap();
-    p.mark_end();
+    p.end_utterance().unwrap();
     for _ in 0..4 {
         s.render_f32(480, &mut buf); // dry after the declared end: not an underrun
     }
