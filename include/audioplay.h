@@ -289,6 +289,9 @@ typedef struct ApMetrics {
   double last_wake_ms;
   // 1 while the device stream is paused for idleness (`idle_suspend_ms`).
   uint32_t suspended;
+  // Callbacks that came after the device had played everything written before them: the
+  // audio thread was starved of CPU and the device ran dry (`underruns` counts a dry queue).
+  uint64_t late_callbacks;
 } ApMetrics;
 
 // The current stream, read without taking any lock (SPEC U3). Set `struct_size` first.
@@ -373,22 +376,25 @@ ApStatus ap_end_utterance(struct ApPlayer *player);
 // call it from the writing thread to place it between two writes.
 ApStatus ap_mark(struct ApPlayer *player, uint64_t id);
 
-// Barge-in: drops everything queued; what is playing fades out over `fade_ms` (0 = cut,
-// at most 10000) on the audio thread, without a click. Returns at once; `*heard_frame`
+// Barge-in: drops everything queued; what is playing fades out over `fade_ms` (0 = cut;
+// larger values are clamped to 10000) on the audio thread, without a click. Returns at once; `*heard_frame`
 // (may be NULL) receives the content frame being heard when the flush was asked for, so
 // the engine knows which word was interrupted. `AP_EVENT_FLUSHED` reports where the fade
 // ended. A writer blocked in `ap_write` returns with what it queued. Thread-safe.
-ApStatus ap_flush(struct ApPlayer *player, uint32_t fade_ms, uint64_t *heard_frame);
+ApStatus ap_flush(struct ApPlayer *player,
+                  uint32_t fade_ms,
+                  uint64_t *heard_frame);
 
-// Pauses playback with a `ramp_ms` fade (no click). While paused no underruns are counted
+// Pauses playback with a `ramp_ms` fade (no click; clamped to 10000). While paused no underruns are counted
 // and the position holds; writes still queue. Thread-safe.
-ApStatus ap_pause(struct ApPlayer *player, uint32_t ramp_ms);
+ApStatus ap_pause(struct ApPlayer *player,
+                  uint32_t ramp_ms);
 
-// Resumes after `ap_pause`, fading in over `ramp_ms`. Thread-safe.
+// Resumes after `ap_pause`, fading in over `ramp_ms` (clamped to 10000). Thread-safe.
 ApStatus ap_resume(struct ApPlayer *player, uint32_t ramp_ms);
 
-// Sets the output gain (linear, 0..=4; 1 = unchanged), ramped over `ramp_ms` so it never
-// steps. `AP_ERR_INVALID_ARG` for NaN or out of range. Thread-safe.
+// Sets the output gain (linear, 0..=4; 1 = unchanged), ramped over `ramp_ms` (clamped to
+// 10000) so it never steps. `AP_ERR_INVALID_ARG` for NaN or out of range. Thread-safe.
 ApStatus ap_set_volume(struct ApPlayer *player, float gain, uint32_t ramp_ms);
 
 // Voice change, in band: audio written before this call plays in its old format, audio

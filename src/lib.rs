@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod ffi;
 mod gain;
+mod handoff;
 mod history;
 mod idle;
 mod log;
@@ -23,6 +24,12 @@ mod service;
 pub mod virtual_device;
 pub mod wav;
 mod writer;
+
+/// The atomics `handoff` is written against; `tests/loom_handoff.rs` swaps in loom's.
+mod sync {
+    pub use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    pub use std::thread::yield_now;
+}
 
 pub use config::{Config, InputFormat, LogLevel, PreferStreamRate, ResampleMode};
 pub use error::Error;

@@ -113,6 +113,9 @@ pub struct Counters {
     pub device_frames: AtomicU64,
     pub callbacks: AtomicU64,
     pub underruns: AtomicU64,
+    /// Callbacks that came after the device had played everything written before them: the
+    /// audio thread was starved and the device ran dry (not a ring underrun).
+    pub late_callbacks: AtomicU64,
     pub generation_mismatches: AtomicU64,
     pub shape_mismatches: AtomicU64,
     pub callback_errors: AtomicU64,

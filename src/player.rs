@@ -43,6 +43,8 @@ pub struct Metrics {
     pub frames_dropped: u64,
     pub callbacks: u64,
     pub underruns: u64,
+    /// Callbacks that came too late to keep the device fed (starved audio thread).
+    pub late_callbacks: u64,
     pub generation_mismatches: u64,
     pub shape_mismatches: u64,
     pub callback_errors: u64,
@@ -492,6 +494,7 @@ impl Player {
             frames_dropped: dropped,
             callbacks: c.callbacks.load(Relaxed),
             underruns: c.underruns.load(Relaxed),
+            late_callbacks: c.late_callbacks.load(Relaxed),
             generation_mismatches: c.generation_mismatches.load(Relaxed),
             shape_mismatches: c.shape_mismatches.load(Relaxed),
             callback_errors: c.callback_errors.load(Relaxed),

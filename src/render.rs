@@ -3,9 +3,7 @@
 //! One [`RenderCore`] per player holds the ring consumer, the command consumer, the
 //! resampler, the gain ramps and preallocated scratch. It outlives device streams: every
 //! stream generation's callback renders from the same core, so queued audio carries over a
-//! recreate. A callback may touch the core only while it holds the `token` (a try-lock that
-//! never blocks: a loser outputs silence) *and* its captured generation is the current one,
-//! so two callbacks of different generations can never pop the ring at the same time.
+//! recreate. Which callback may touch it is decided by [`Handoff`] (C1).
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -16,6 +14,7 @@ use crate::command::{Cmd, Event, EventKind};
 use crate::config::MAX_CHANNELS;
 use crate::convert;
 use crate::gain::{self, Ramp};
+use crate::handoff::{Entry, Handoff, Token};
 use crate::history::History;
 use crate::metrics::Counters;
 use crate::resample::LinearResampler;
@@ -113,15 +112,16 @@ struct RenderState {
     /// Generation whose shape `configure` last applied; an abandoned (timed-out) recreate
     /// finishing late must not overwrite a newer one's shape.
     configured_for: u64,
+    /// When everything the last callback wrote will have played (0: it wrote no audio).
+    audio_until_ns: u64,
 }
 
 pub struct RenderCore {
-    token: AtomicBool,
+    /// C1: the token and the generation whose callbacks may render. The generation is a plain
+    /// atomic mirror of the arc-swap-published stream state, so the callback never touches
+    /// arc-swap's per-thread debt list (its first use on a new thread allocates).
+    handoff: Handoff,
     state: UnsafeCell<RenderState>,
-    /// C1: the generation whose callbacks may render. A plain atomic mirror of the
-    /// arc-swap-published stream state, so the callback never touches arc-swap's per-thread
-    /// debt list (its first use on a new thread allocates).
-    current_generation: AtomicU64,
     controls: Controls,
     pub counters: Arc<Counters>,
     /// Wall-clock origin for the timing atomics below.
@@ -143,8 +143,8 @@ pub struct RenderCore {
     first_audio_ns: AtomicU64,
 }
 
-// SAFETY: `state` is only accessed by whoever holds `token` (acquire/release pairs), which
-// serialises all access across threads; every other field is atomic or Sync.
+// SAFETY: `state` is only accessed through a `TokenGuard`, which holds the handoff token
+// (acquire/release pairs), serialising all access across threads; every other field is atomic or Sync.
 unsafe impl Sync for RenderCore {}
 // SAFETY: all fields are Send; the UnsafeCell content is moved, not shared, when sent.
 unsafe impl Send for RenderCore {}
@@ -152,17 +152,12 @@ unsafe impl Send for RenderCore {}
 /// Exclusive access to the render state, released on drop.
 struct TokenGuard<'a> {
     core: &'a RenderCore,
-}
-
-impl Drop for TokenGuard<'_> {
-    fn drop(&mut self) {
-        self.core.token.store(false, Ordering::Release);
-    }
+    _token: Token<'a>,
 }
 
 impl TokenGuard<'_> {
     fn state(&mut self) -> &mut RenderState {
-        // SAFETY: a TokenGuard exists only while `token` is held by this thread, so no other
+        // SAFETY: a TokenGuard exists only while the handoff token is held by this thread, so no other
         // reference to the state exists; `&mut self` prevents aliasing through this guard.
         unsafe { &mut *self.core.state.get() }
     }
@@ -213,6 +208,7 @@ impl RenderCore {
             cb_ns: 0,
             latency_ns: 0,
             configured_for: 0,
+            audio_until_ns: 0,
         };
         st.update_step_frames();
         let controls = Controls::default();
@@ -220,9 +216,8 @@ impl RenderCore {
             .volume_bits
             .store(1.0f32.to_bits(), Ordering::Relaxed);
         RenderCore {
-            token: AtomicBool::new(false),
+            handoff: Handoff::default(),
             state: UnsafeCell::new(st),
-            current_generation: AtomicU64::new(0),
             controls,
             counters,
             epoch: Instant::now(),
@@ -299,20 +294,11 @@ impl RenderCore {
         (add / fb) as u64
     }
 
-    fn try_lock(&self) -> Option<TokenGuard<'_>> {
-        self.token
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .ok()
-            .map(|_| TokenGuard { core: self })
-    }
-
     /// Service-thread side: waits for the token (a callback holds it for microseconds).
     fn lock_blocking(&self) -> TokenGuard<'_> {
-        loop {
-            if let Some(g) = self.try_lock() {
-                return g;
-            }
-            std::thread::yield_now();
+        TokenGuard {
+            core: self,
+            _token: self.handoff.take(),
         }
     }
 
@@ -326,6 +312,7 @@ impl RenderCore {
             return;
         }
         st.configured_for = generation;
+        st.audio_until_ns = 0; // a new stream's first callback is not late
         if st.output == output {
             return;
         }
@@ -340,11 +327,11 @@ impl RenderCore {
 
     /// C1 phase 3: only callbacks that captured `generation` render from now on.
     pub fn publish_generation(&self, generation: u64) {
-        self.current_generation.store(generation, Ordering::Release);
+        self.handoff.publish(generation);
     }
 
     pub fn current_generation(&self) -> u64 {
-        self.current_generation.load(Ordering::Acquire)
+        self.handoff.current()
     }
 
     /// Barge-in: fade out over `fade_ms` from the next callback on, then discard everything
@@ -393,19 +380,21 @@ impl RenderCore {
             .checked_duration_since(ts.callback)
             .map_or(0, |d| d.as_nanos() as u64);
         c.output_latency_ns.store(latency, Ordering::Relaxed);
-        if self.current_generation.load(Ordering::Acquire) != generation {
-            c.generation_mismatches.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let Some(mut guard) = self.try_lock() else {
-            c.render_contended.fetch_add(1, Ordering::Relaxed);
-            return;
+        let token = match self.handoff.enter(generation) {
+            Entry::Granted(t) => t,
+            Entry::Stale => {
+                c.generation_mismatches.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Entry::Busy => {
+                c.render_contended.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
         };
-        // A recreate may have published a new generation between the check and the token.
-        if self.current_generation.load(Ordering::Acquire) != generation {
-            c.generation_mismatches.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
+        let mut guard = TokenGuard {
+            core: self,
+            _token: token,
+        };
         let st = guard.state();
         let out_ch = st.output.channels;
         if out_ch == 0
@@ -418,8 +407,20 @@ impl RenderCore {
         let total = data.len() / out_ch;
         st.cb_ns = t0.duration_since(self.epoch).as_nanos() as u64;
         st.latency_ns = latency;
+        let len = total as u64 * 1_000_000_000 / st.output.rate.max(1) as u64;
+        // Device starvation: arriving after everything the previous callback wrote has played
+        // means the device ran dry, however full the ring is (issue 7 overload). One period of
+        // slack absorbs the jitter of the server's latency reports.
+        if st.audio_until_ns != 0 && st.cb_ns > st.audio_until_ns + len.max(5_000_000) {
+            c.late_callbacks.fetch_add(1, Ordering::Relaxed);
+        }
         st.read_controls(&self.controls);
         let f = st.fill(data, total, &self.controls, c);
+        st.audio_until_ns = if f.done > 0 {
+            st.cb_ns + latency + len
+        } else {
+            0
+        };
         c.frames_played.fetch_add(f.consumed, Ordering::Relaxed);
         c.frames_replayed.fetch_add(f.replayed, Ordering::Relaxed);
         c.frames_flushed.fetch_add(f.flushed, Ordering::Relaxed);
@@ -427,7 +428,6 @@ impl RenderCore {
         self.pos_published.store(st.pos, Ordering::Release);
         self.content_rate.store(st.input.rate, Ordering::Relaxed);
         if f.done > 0 {
-            let len = total as u64 * 1_000_000_000 / st.output.rate.max(1) as u64;
             self.last_audio_latency_ns.store(latency, Ordering::Relaxed);
             self.last_audio_len_ns.store(len, Ordering::Relaxed);
             self.last_audio_cb_ns

@@ -42,8 +42,8 @@ pub extern "C" fn ap_mark(player: *mut ApPlayer, id: u64) -> ApStatus {
     ffi_guard!({ with_player(player, "ap_mark", |h| h.player.mark(id)) })
 }
 
-/// Barge-in: drops everything queued; what is playing fades out over `fade_ms` (0 = cut,
-/// at most 10000) on the audio thread, without a click. Returns at once; `*heard_frame`
+/// Barge-in: drops everything queued; what is playing fades out over `fade_ms` (0 = cut;
+/// larger values are clamped to 10000) on the audio thread, without a click. Returns at once; `*heard_frame`
 /// (may be NULL) receives the content frame being heard when the flush was asked for, so
 /// the engine knows which word was interrupted. `AP_EVENT_FLUSHED` reports where the fade
 /// ended. A writer blocked in `ap_write` returns with what it queued. Thread-safe.
@@ -61,7 +61,7 @@ pub extern "C" fn ap_flush(player: *mut ApPlayer, fade_ms: u32, heard_frame: *mu
     })
 }
 
-/// Pauses playback with a `ramp_ms` fade (no click). While paused no underruns are counted
+/// Pauses playback with a `ramp_ms` fade (no click; clamped to 10000). While paused no underruns are counted
 /// and the position holds; writes still queue. Thread-safe.
 #[no_mangle]
 pub extern "C" fn ap_pause(player: *mut ApPlayer, ramp_ms: u32) -> ApStatus {
@@ -73,7 +73,7 @@ pub extern "C" fn ap_pause(player: *mut ApPlayer, ramp_ms: u32) -> ApStatus {
     })
 }
 
-/// Resumes after `ap_pause`, fading in over `ramp_ms`. Thread-safe.
+/// Resumes after `ap_pause`, fading in over `ramp_ms` (clamped to 10000). Thread-safe.
 #[no_mangle]
 pub extern "C" fn ap_resume(player: *mut ApPlayer, ramp_ms: u32) -> ApStatus {
     ffi_guard!({
@@ -84,8 +84,8 @@ pub extern "C" fn ap_resume(player: *mut ApPlayer, ramp_ms: u32) -> ApStatus {
     })
 }
 
-/// Sets the output gain (linear, 0..=4; 1 = unchanged), ramped over `ramp_ms` so it never
-/// steps. `AP_ERR_INVALID_ARG` for NaN or out of range. Thread-safe.
+/// Sets the output gain (linear, 0..=4; 1 = unchanged), ramped over `ramp_ms` (clamped to
+/// 10000) so it never steps. `AP_ERR_INVALID_ARG` for NaN or out of range. Thread-safe.
 #[no_mangle]
 pub extern "C" fn ap_set_volume(player: *mut ApPlayer, gain: f32, ramp_ms: u32) -> ApStatus {
     ffi_guard!({

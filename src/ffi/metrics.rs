@@ -139,6 +139,9 @@ pub struct ApMetrics {
     pub last_wake_ms: f64,
     /// 1 while the device stream is paused for idleness (`idle_suspend_ms`).
     pub suspended: u32,
+    /// Callbacks that came after the device had played everything written before them: the
+    /// audio thread was starved of CPU and the device ran dry (`underruns` counts a dry queue).
+    pub late_callbacks: u64,
 }
 
 fn us(ns: u64) -> f64 {
@@ -210,6 +213,7 @@ impl From<&Metrics> for ApMetrics {
             events_dropped: m.events_dropped,
             last_wake_ms: m.last_wake_ms.unwrap_or(-1.0),
             suspended: m.suspended as u32,
+            late_callbacks: m.late_callbacks,
         };
         copy_str(&m.state.device_id, &mut out.device_id);
         copy_str(&m.state.device_name, &mut out.device_name);

@@ -72,6 +72,7 @@ class ApMetrics(ctypes.Structure):
         + [(n, ctypes.c_uint64) for n in ["frames_flushed", "frames_heard", "markers_flushed",
                                           "events_dropped"]]
         + [("last_wake_ms", ctypes.c_double), ("suspended", ctypes.c_uint32)]
+        + [("late_callbacks", ctypes.c_uint64)]
     )
 
 
