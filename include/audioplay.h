@@ -127,6 +127,9 @@ typedef struct ApEvent {
 // only during the call.
 typedef void (*ApEventFn)(void *user, const struct ApEvent *event);
 
+// `resample_quality`: how the library resamples when it does.
+typedef int32_t ApResampleQuality;
+
 // Settings for `ap_create`. Always initialise with `ap_config_init`, then change fields.
 typedef struct ApConfig {
   // `sizeof(ApConfig)`, set by `ap_config_init`. Lets later versions append fields.
@@ -183,6 +186,9 @@ typedef struct ApConfig {
   ApEventFn event_fn;
   // Passed back to `event_fn`.
   void *event_user;
+  // `AP_QUALITY_LINEAR` (default) or `AP_QUALITY_HIGH`; applies to callback and producer
+  // resampling alike.
+  ApResampleQuality resample_quality;
 } ApConfig;
 
 // One output device as `ap_list_devices` reports it.
@@ -327,11 +333,18 @@ typedef struct ApStreamState {
 // In the audio callback, from preallocated scratch (default).
 #define AP_RESAMPLE_CALLBACK 1
 
-// Before the ring, on the writing thread (not available yet: `ap_create` rejects it).
+// Before the ring, on the writing thread: the callback only copies (SPEC U2).
 #define AP_RESAMPLE_PRODUCER 2
 
 // Never: the stream runs at the content rate.
 #define AP_RESAMPLE_OFF 3
+
+// Linear interpolation (default): the cheapest, about 1 ns per output frame.
+#define AP_QUALITY_LINEAR 1
+
+// Polyphase windowed sinc: >= 96 dB SINAD for int16 content (transparent), flat to 0.415 of
+// the lower rate, under 1 ms of lookahead, a few ns per output frame.
+#define AP_QUALITY_HIGH 2
 
 #define AP_LOG_ERROR 1
 

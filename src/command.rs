@@ -3,6 +3,13 @@
 //! thread, stamped with when they are heard.
 
 use crate::render::InputShape;
+use crate::resample::Resampler;
+
+/// What the callback retires: freed on the service thread, never on the audio thread.
+pub enum Garbage {
+    Scratch(Vec<f32>),
+    Resampler(Box<Resampler>),
+}
 
 /// In-band commands. Each applies when the callback has consumed exactly `at` content frames
 /// (everything written before the command), so they stay in step with the audio.
@@ -17,12 +24,15 @@ pub enum Cmd {
         at: u64,
         id: u64,
     },
-    /// Frames from `at` on are in `shape`. `xin` is decode scratch sized for it, allocated
-    /// on the writing thread; the callback swaps it in and hands the old one back.
+    /// Frames from `at` on are in `shape`. `xin` is decode scratch sized for it and
+    /// `resampler` is set up from its rate to `out_rate`, both allocated on the writing
+    /// thread; the callback swaps them in and hands the old ones back.
     Format {
         at: u64,
         shape: InputShape,
         xin: Vec<f32>,
+        resampler: Box<Resampler>,
+        out_rate: u32,
     },
 }
 

@@ -40,6 +40,16 @@ pub enum ResampleMode {
     Off,
 }
 
+/// How the library resamples (issue 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResampleQuality {
+    /// Linear interpolation (SPEC S1): the cheapest; images and HF droop are audible on
+    /// music, rarely on speech.
+    Linear,
+    /// Polyphase windowed sinc: >= 96 dB SINAD for int16 content, < 1 ms lookahead.
+    High,
+}
+
 /// Severity of a deferred log line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -66,6 +76,7 @@ pub struct Config {
     pub write_timeout_ms: u32,
     pub prefer_stream_rate: PreferStreamRate,
     pub resample_mode: ResampleMode,
+    pub resample_quality: ResampleQuality,
     pub log_sink: Option<LogSink>,
     pub log_level: LogLevel,
     /// How often the service thread checks the output device (V1).
@@ -104,6 +115,7 @@ impl Default for Config {
             write_timeout_ms: 1000,
             prefer_stream_rate: PreferStreamRate::Device,
             resample_mode: ResampleMode::Callback,
+            resample_quality: ResampleQuality::Linear,
             log_sink: None,
             log_level: LogLevel::Info,
             device_poll_ms: 250,

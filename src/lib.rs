@@ -17,6 +17,9 @@ mod idle;
 mod log;
 pub mod metrics;
 pub mod player;
+pub mod polyphase;
+#[doc(hidden)]
+pub mod quality;
 pub mod recreate;
 pub mod render;
 pub mod resample;
@@ -31,7 +34,7 @@ mod sync {
     pub use std::thread::yield_now;
 }
 
-pub use config::{Config, InputFormat, LogLevel, PreferStreamRate, ResampleMode};
+pub use config::{Config, InputFormat, LogLevel, PreferStreamRate, ResampleMode, ResampleQuality};
 pub use error::Error;
 pub use player::{Metrics, Player, StreamState};
 

@@ -121,7 +121,10 @@ pub struct Shared {
     /// Bumped by every flush: a writer blocked for space returns with what it queued.
     pub flush_epoch: AtomicU64,
     /// The service thread's ends of the callback's event and garbage queues.
-    pub from_callback: Mutex<(rtrb::Consumer<Event>, rtrb::Consumer<Vec<f32>>)>,
+    pub from_callback: Mutex<(
+        rtrb::Consumer<Event>,
+        rtrb::Consumer<crate::command::Garbage>,
+    )>,
     pub delivery: Delivery,
     /// The device the application chose (`set_device`), else the config's.
     pub pinned: Mutex<Option<String>>,
@@ -234,8 +237,9 @@ impl Player {
             history,
             preroll,
         ));
+        core.set_resample_quality(cfg.resample_quality);
         let producer = (cfg.resample_mode == crate::config::ResampleMode::Producer)
-            .then(crate::writer::ProducerResampler::new);
+            .then(|| crate::writer::ProducerResampler::new(cfg.resample_quality));
         let writer = Writer {
             ring,
             commands: cmd_tx,

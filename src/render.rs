@@ -10,14 +10,15 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::command::{Cmd, Event, EventKind};
+use crate::command::{Cmd, Event, EventKind, Garbage};
+use crate::config::ResampleQuality;
 use crate::config::MAX_CHANNELS;
 use crate::convert;
 use crate::gain::{self, Ramp};
 use crate::handoff::{Entry, Handoff, Token};
 use crate::history::History;
 use crate::metrics::Counters;
-use crate::resample::LinearResampler;
+use crate::resample::{LinearResampler, Resampler};
 
 /// Output frames rendered per inner step at most. Devices asking for more are served in
 /// several steps, never with silence.
@@ -56,7 +57,7 @@ pub struct Queues {
     pub commands: rtrb::Consumer<Cmd>,
     pub events: rtrb::Producer<Event>,
     /// Retired scratch goes back to the service thread to be freed there.
-    pub garbage: rtrb::Producer<Vec<f32>>,
+    pub garbage: rtrb::Producer<Garbage>,
 }
 
 /// Requests from other threads, read by the callback at its start (atomics only).
@@ -79,7 +80,8 @@ struct RenderState {
     history: History,
     input: InputShape,
     output: OutputShape,
-    resampler: LinearResampler,
+    resampler: Box<Resampler>,
+    quality: ResampleQuality,
     xin: Vec<f32>,
     yres: Vec<f32>,
     ymap: Vec<f32>,
@@ -184,7 +186,13 @@ impl RenderCore {
             history: History::new(history_frames * input.frame_bytes()),
             input,
             output,
-            resampler: LinearResampler::new(input.rate, output.rate, input.channels),
+            resampler: Box::new(Resampler::new(
+                ResampleQuality::Linear,
+                input.rate,
+                output.rate,
+                input.channels,
+            )),
+            quality: ResampleQuality::Linear,
             xin: vec![0.0; n_in * input.channels],
             // Sized for any channel count: a voice change may bring more channels.
             yres: vec![0.0; CHUNK_FRAMES * MAX_CHANNELS],
@@ -302,6 +310,23 @@ impl RenderCore {
         }
     }
 
+    /// Sets the resampling quality (issue 5); the resampler is rebuilt here, on the calling
+    /// (service or constructing) thread.
+    pub fn set_resample_quality(&self, quality: ResampleQuality) {
+        let mut g = self.lock_blocking();
+        let st = g.state();
+        st.quality = quality;
+        if st.resampler.quality() != quality {
+            *st.resampler =
+                Resampler::new(quality, st.input.rate, st.output.rate, st.input.channels);
+        }
+    }
+
+    pub fn resample_quality(&self) -> ResampleQuality {
+        let mut g = self.lock_blocking();
+        g.state().quality
+    }
+
     /// Prepares the render state for a new stream shape. Runs on the service thread with no
     /// callback rendering; scratch is (re)allocated and old buffers freed here, never on the
     /// audio thread. The resampler keeps its phase when the rates do not change (U1).
@@ -316,8 +341,9 @@ impl RenderCore {
         if st.output == output {
             return;
         }
-        if st.output.rate != output.rate {
-            st.resampler = LinearResampler::new(st.input.rate, output.rate, st.input.channels);
+        if st.output.rate != output.rate || st.resampler.quality() != st.quality {
+            *st.resampler =
+                Resampler::new(st.quality, st.input.rate, output.rate, st.input.channels);
         }
         st.output = output;
         st.xin = vec![0.0; scratch_frames(st.input, output) * st.input.channels];
@@ -553,22 +579,46 @@ impl RenderState {
                         self.emit(EventKind::Marker, id, at, done, c);
                     }
                 }
-                Cmd::Format { shape, mut xin, .. } => {
+                Cmd::Format {
+                    shape,
+                    mut xin,
+                    mut resampler,
+                    out_rate,
+                    ..
+                } => {
                     std::mem::swap(&mut self.xin, &mut xin);
-                    if let Err(rtrb::PushError::Full(old)) = self.q.garbage.push(xin) {
-                        // Never free on the audio thread: leak the old scratch instead.
-                        std::mem::forget(old);
-                        c.callback_errors.fetch_add(1, Ordering::Relaxed);
+                    self.retire(Garbage::Scratch(xin), c);
+                    if out_rate != self.output.rate {
+                        // The stream moved to another rate after the writer prepared this
+                        // one: play on with linear (allocation-free) until the next
+                        // configure; counted, not hidden. The unusable one is retired, not
+                        // dropped here.
+                        c.resample_errors.fetch_add(1, Ordering::Relaxed);
+                        let linear =
+                            LinearResampler::new(shape.rate, self.output.rate, shape.channels);
+                        let stale = std::mem::replace(&mut *resampler, Resampler::Linear(linear));
+                        for buf in stale.into_buffers() {
+                            self.retire(Garbage::Scratch(buf), c);
+                        }
                     }
+                    std::mem::swap(&mut self.resampler, &mut resampler);
+                    self.retire(Garbage::Resampler(resampler), c);
                     self.input = shape;
-                    self.resampler =
-                        LinearResampler::new(shape.rate, self.output.rate, shape.channels);
                     self.history.clear();
                     self.update_step_frames();
                 }
             }
         }
         any
+    }
+
+    /// Hands memory to the service thread to free (never freed on the audio thread).
+    fn retire(&mut self, g: Garbage, c: &Counters) {
+        if let Err(rtrb::PushError::Full(g)) = self.q.garbage.push(g) {
+            // Leak rather than free here; counted.
+            std::mem::forget(g);
+            c.callback_errors.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn next_cmd_at(&self) -> Option<u64> {

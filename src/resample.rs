@@ -4,7 +4,8 @@
 //! its output never drifts and does not depend on how input and output are cut into blocks:
 //! rendering in 1-frame or 4096-frame callbacks gives the same samples.
 
-use crate::config::MAX_CHANNELS;
+use crate::config::{ResampleQuality, MAX_CHANNELS};
+use crate::polyphase::PolyphaseResampler;
 
 /// Stateful linear interpolator between `in_rate` and `out_rate` for interleaved frames.
 ///
@@ -127,6 +128,81 @@ impl LinearResampler {
         self.produced += j as u64;
         self.consumed += k as u64;
         (k, j)
+    }
+}
+
+/// The callback's resampler: linear (SPEC S1 minimum, fastest) or the polyphase sinc
+/// (`ResampleQuality::High`, transparent for int16 speech). Same contract for both; all memory
+/// is allocated in `new`.
+#[derive(Clone, Debug)]
+pub enum Resampler {
+    Linear(LinearResampler),
+    High(PolyphaseResampler),
+}
+
+impl Resampler {
+    pub fn new(quality: ResampleQuality, in_rate: u32, out_rate: u32, channels: usize) -> Self {
+        match quality {
+            ResampleQuality::Linear => {
+                Resampler::Linear(LinearResampler::new(in_rate, out_rate, channels))
+            }
+            ResampleQuality::High => {
+                Resampler::High(PolyphaseResampler::new(in_rate, out_rate, channels))
+            }
+        }
+    }
+
+    pub fn quality(&self) -> ResampleQuality {
+        match self {
+            Resampler::Linear(_) => ResampleQuality::Linear,
+            Resampler::High(_) => ResampleQuality::High,
+        }
+    }
+
+    /// The heap buffers this resampler owns, so they can be freed elsewhere (the audio
+    /// thread retires them instead of dropping them).
+    pub fn into_buffers(self) -> impl Iterator<Item = Vec<f32>> {
+        let bufs = match self {
+            Resampler::Linear(_) => [Vec::new(), Vec::new()],
+            Resampler::High(r) => r.into_buffers(),
+        };
+        bufs.into_iter().filter(|b| b.capacity() > 0)
+    }
+
+    pub fn reset(&mut self) {
+        match self {
+            Resampler::Linear(r) => r.reset(),
+            Resampler::High(r) => r.reset(),
+        }
+    }
+
+    pub fn tail_len(&self) -> usize {
+        match self {
+            Resampler::Linear(r) => r.tail_len(),
+            Resampler::High(r) => r.tail_len(),
+        }
+    }
+
+    pub fn finish(&mut self, output: &mut [f32]) -> usize {
+        match self {
+            Resampler::Linear(r) => r.finish(output),
+            Resampler::High(r) => r.finish(output),
+        }
+    }
+
+    pub fn max_input_for(&self, out_frames: usize) -> usize {
+        match self {
+            Resampler::Linear(r) => r.max_input_for(out_frames),
+            Resampler::High(r) => r.max_input_for(out_frames),
+        }
+    }
+
+    #[inline]
+    pub fn process(&mut self, input: &[f32], output: &mut [f32]) -> (usize, usize) {
+        match self {
+            Resampler::Linear(r) => r.process(input, output),
+            Resampler::High(r) => r.process(input, output),
+        }
     }
 }
 

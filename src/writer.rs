@@ -5,10 +5,11 @@ use std::sync::atomic::Ordering::*;
 use std::time::{Duration, Instant};
 
 use crate::command::Cmd;
+use crate::config::ResampleQuality;
 use crate::error::Error;
 use crate::player::Shared;
 use crate::render::{scratch_frames, InputShape};
-use crate::resample::LinearResampler;
+use crate::resample::Resampler;
 
 pub struct Writer {
     pub ring: rtrb::Producer<u8>,
@@ -28,7 +29,8 @@ pub struct Writer {
 
 /// U2: resampling before the ring, on the writing thread, so the callback only copies.
 pub struct ProducerResampler {
-    resampler: LinearResampler,
+    resampler: Resampler,
+    quality: ResampleQuality,
     /// (content rate, stream rate, channels) the resampler is set up for.
     key: (u32, u32, usize),
     decoded: Vec<f32>,
@@ -37,9 +39,10 @@ pub struct ProducerResampler {
 }
 
 impl ProducerResampler {
-    pub fn new() -> Self {
+    pub fn new(quality: ResampleQuality) -> Self {
         ProducerResampler {
-            resampler: LinearResampler::new(1, 1, 1),
+            resampler: Resampler::new(ResampleQuality::Linear, 1, 1, 1),
+            quality,
             key: (0, 0, 0),
             decoded: Vec::new(),
             out: Vec::new(),
@@ -61,7 +64,7 @@ impl ProducerResampler {
 
     /// Ends the stream: the resampler's tail (S1), as float32 bytes in `self.bytes`.
     fn finish(&mut self, ch: usize) -> usize {
-        self.out.resize(8 * ch, 0.0);
+        self.out.resize((self.resampler.tail_len() + 8) * ch, 0.0);
         let n = self.resampler.finish(&mut self.out);
         self.fill_bytes(n * ch)
     }
@@ -71,12 +74,6 @@ impl ProducerResampler {
         self.bytes
             .extend(self.out[..samples].iter().flat_map(|v| v.to_ne_bytes()));
         samples
-    }
-}
-
-impl Default for ProducerResampler {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -187,7 +184,7 @@ impl Writer {
             self.push_format(shared, want)?;
         }
         if let Some(pr) = self.producer.as_mut() {
-            pr.resampler = LinearResampler::new(key.0, key.1, key.2);
+            pr.resampler = Resampler::new(pr.quality, key.0, key.1, key.2);
             pr.key = key;
         }
         Ok(())
@@ -305,7 +302,7 @@ impl Writer {
             }
             if let Some(pr) = self.producer.as_mut() {
                 let key = (shape.rate, self.ring_shape.rate, shape.channels);
-                pr.resampler = LinearResampler::new(key.0, key.1, key.2);
+                pr.resampler = Resampler::new(pr.quality, key.0, key.1, key.2);
                 pr.key = key;
             }
             return Ok(());
@@ -324,8 +321,23 @@ impl Writer {
             channels: 1,
         };
         let xin = vec![0.0; scratch_frames(shape, output) * shape.channels];
+        let resampler = Box::new(Resampler::new(
+            shared.core.resample_quality(),
+            shape.rate,
+            out,
+            shape.channels,
+        ));
         let at = Self::at(shared);
-        self.command(shared, Cmd::Format { at, shape, xin })?;
+        self.command(
+            shared,
+            Cmd::Format {
+                at,
+                shape,
+                xin,
+                resampler,
+                out_rate: out,
+            },
+        )?;
         self.ring_shape = shape;
         Ok(())
     }

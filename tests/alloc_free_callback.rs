@@ -6,7 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost};
-use audioplay::{Config, InputFormat, Player};
+use audioplay::{Config, InputFormat, Player, ResampleQuality};
 use cpal::SampleFormat;
 
 struct Counting;
@@ -64,6 +64,7 @@ fn run(
     in_rate: u32,
     block: usize,
     callbacks: usize,
+    quality: ResampleQuality,
 ) {
     let (out_rate, out_ch, fmt) = (device.rate, device.channels as usize, device.format);
     let h = VirtualHost::new(vec![device]);
@@ -72,6 +73,7 @@ fn run(
         input_channels: in_ch,
         input_rate: in_rate,
         write_timeout_ms: 0,
+        resample_quality: quality,
         ..Config::default()
     };
     let p = Player::with_host(cfg, h.cpal_host()).unwrap();
@@ -111,7 +113,34 @@ fn no_allocation_resampling_mono_to_stereo_f32() {
         channels: 2,
         format: SampleFormat::F32,
     };
-    run(d, InputFormat::S16, 1, 22050, 480, 10_000);
+    run(
+        d,
+        InputFormat::S16,
+        1,
+        22050,
+        480,
+        10_000,
+        ResampleQuality::Linear,
+    );
+}
+
+#[test]
+fn no_allocation_high_quality_resampling() {
+    let d = VirtualDeviceSpec {
+        id: "v".into(),
+        rate: 48000,
+        channels: 2,
+        format: SampleFormat::F32,
+    };
+    run(
+        d,
+        InputFormat::S16,
+        1,
+        22050,
+        480,
+        10_000,
+        ResampleQuality::High,
+    );
 }
 
 #[test]
@@ -122,7 +151,15 @@ fn no_allocation_stereo_to_mono_i16_device_and_large_blocks() {
         channels: 1,
         format: SampleFormat::I16,
     };
-    run(d, InputFormat::F32, 2, 24000, 4096, 2_000);
+    run(
+        d,
+        InputFormat::F32,
+        2,
+        24000,
+        4096,
+        2_000,
+        ResampleQuality::High,
+    );
 }
 
 #[test]
@@ -133,7 +170,15 @@ fn no_allocation_six_channel_i32_device() {
         channels: 6,
         format: SampleFormat::I32,
     };
-    run(d, InputFormat::S16, 1, 22050, 441, 10_000);
+    run(
+        d,
+        InputFormat::S16,
+        1,
+        22050,
+        441,
+        10_000,
+        ResampleQuality::Linear,
+    );
 }
 
 #[test]
@@ -145,4 +190,48 @@ fn the_counter_does_see_allocations() {
     drop(v);
     IN_CALLBACK.with(|c| c.set(false));
     assert_eq!(events(), 2);
+}
+
+/// A voice change swaps in decode scratch and a resampler the writer prepared; the callback
+/// retires the old ones to the service thread instead of freeing them.
+#[test]
+fn no_allocation_across_voice_changes_high_quality() {
+    let h = VirtualHost::new(vec![VirtualDeviceSpec {
+        id: "v".into(),
+        rate: 48000,
+        channels: 2,
+        format: SampleFormat::F32,
+    }]);
+    let cfg = Config {
+        input_rate: 22050,
+        write_timeout_ms: 0,
+        resample_quality: ResampleQuality::High,
+        ..Config::default()
+    };
+    let p = Player::with_host(cfg, h.cpal_host()).unwrap();
+    let s = h.stream("v").unwrap();
+    let mut out = vec![0.0f32; 960];
+    reset_events();
+    for (i, rate) in [16000u32, 24000, 22050, 44100]
+        .into_iter()
+        .cycle()
+        .take(40)
+        .enumerate()
+    {
+        p.set_input_format(InputFormat::S16, 1 + (i % 2) as u16, rate)
+            .unwrap();
+        p.write_i16(&vec![1000i16; rate as usize / 50 * (1 + i % 2)])
+            .unwrap();
+        for _ in 0..3 {
+            IN_CALLBACK.with(|c| c.set(true));
+            let ok = s.render_f32(480, &mut out);
+            IN_CALLBACK.with(|c| c.set(false));
+            assert!(ok);
+        }
+    }
+    let m = p.metrics();
+    assert_eq!(m.callback_errors, 0);
+    assert_eq!(m.resample_errors, 0);
+    assert!(m.frames_played > 0);
+    assert_eq!(events(), 0, "allocations or frees on the audio thread");
 }

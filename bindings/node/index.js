@@ -14,7 +14,7 @@ const ApConfig = koffi.struct('ApConfig', {
   log_level: 'int32', log_fn: 'void *', log_user: 'void *', device_poll_ms: 'uint32',
   device_query_cooldown_ms: 'uint32', max_recreate_per_minute: 'uint32', debounce_ms: 'uint32',
   max_replay_ms: 'uint32', recreate_warn_ms: 'uint32', start_threshold_ms: 'uint32',
-  idle_suspend_ms: 'uint32', event_fn: 'void *', event_user: 'void *',
+  idle_suspend_ms: 'uint32', event_fn: 'void *', event_user: 'void *', resample_quality: 'int32',
 });
 const ApEvent = koffi.struct('ApEvent', {
   struct_size: 'uint32', kind: 'uint32', id: 'uint64', frame: 'uint64', heard_ms: 'double',

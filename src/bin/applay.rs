@@ -10,7 +10,7 @@ use std::io::Read;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use audioplay::{Config, InputFormat, Player, PreferStreamRate, ResampleMode};
+use audioplay::{Config, InputFormat, Player, PreferStreamRate, ResampleMode, ResampleQuality};
 
 struct Args {
     input: Option<String>,
@@ -23,6 +23,7 @@ struct Args {
     latency_ms: u32,
     prefer: PreferStreamRate,
     resample: ResampleMode,
+    quality: ResampleQuality,
     list: bool,
     json: bool,
     quiet: bool,
@@ -43,7 +44,8 @@ const USAGE: &str = "usage: applay [options] [FILE|-]
   --device ID        output device id (default: system default)
   --latency MS       device latency target (default 20)
   --prefer content|device   stream rate policy (default device)
-  --resample callback|off   resampling (default callback)
+  --resample callback|producer|off   where resampling happens (default callback)
+  --quality linear|high      resampler (default linear; high is transparent for int16)
   --list             list output devices
   --virtual OUT.wav  render through the whole pipeline into a WAV instead of a device
   --virtual-rate HZ, --virtual-channels N   the virtual device's format (48000, 2)
@@ -63,6 +65,7 @@ fn parse() -> Result<Args, String> {
         latency_ms: 20,
         prefer: PreferStreamRate::Device,
         resample: ResampleMode::Callback,
+        quality: ResampleQuality::Linear,
         list: false,
         json: false,
         quiet: false,
@@ -110,8 +113,20 @@ fn parse() -> Result<Args, String> {
             "--resample" => {
                 a.resample = match val("--resample")?.as_str() {
                     "callback" => ResampleMode::Callback,
+                    "producer" => ResampleMode::Producer,
                     "off" => ResampleMode::Off,
-                    p => return Err(format!("--resample: '{p}' is not callback or off")),
+                    p => {
+                        return Err(format!(
+                            "--resample: '{p}' is not callback, producer or off"
+                        ))
+                    }
+                }
+            }
+            "--quality" => {
+                a.quality = match val("--quality")?.as_str() {
+                    "linear" => ResampleQuality::Linear,
+                    "high" => ResampleQuality::High,
+                    q => return Err(format!("--quality: '{q}' is not linear or high")),
                 }
             }
             "--list" => a.list = true,
@@ -227,6 +242,7 @@ fn run() -> Result<(), (u8, String)> {
         target_latency_ms: a.latency_ms,
         prefer_stream_rate: a.prefer,
         resample_mode: a.resample,
+        resample_quality: a.quality,
         log_sink: Some(std::sync::Arc::new(move |lvl, msg: &str| {
             if !quiet {
                 eprintln!("applay: [{lvl:?}] {msg}");

@@ -40,6 +40,7 @@ class ApConfig(ctypes.Structure):
         ("max_replay_ms", ctypes.c_uint32), ("recreate_warn_ms", ctypes.c_uint32),
         ("start_threshold_ms", ctypes.c_uint32), ("idle_suspend_ms", ctypes.c_uint32),
         ("event_fn", ctypes.c_void_p), ("event_user", ctypes.c_void_p),
+        ("resample_quality", ctypes.c_int32),
     ]
 
 
