@@ -51,8 +51,50 @@ pub fn decode_into(input_is_s16: bool, bytes: &[u8], out: &mut [f32]) -> usize {
     }
 }
 
-/// D4 channel policy, applied to interleaved frames. `out` must already be zeroed: channels
-/// the policy leaves silent are not touched.
+/// The fast path of the last steps for a float32 device: channel map (mono -> stereo or
+/// N -> N) and sanitising in one pass straight into the device buffer at sample `offset`.
+/// Returns false, touching nothing, for any other format or channel pair.
+pub fn map_into_f32_device(
+    src: &[f32],
+    in_ch: usize,
+    data: &mut cpal::Data,
+    offset: usize,
+    out_ch: usize,
+) -> bool {
+    if data.sample_format() != SampleFormat::F32 || in_ch == 0 {
+        return false;
+    }
+    let Some(dst) = data.as_slice_mut::<f32>().and_then(|d| d.get_mut(offset..)) else {
+        return false;
+    };
+    let frames = (src.len() / in_ch).min(dst.len() / out_ch.max(1));
+    if in_ch == out_ch {
+        for (d, &s) in dst[..frames * out_ch]
+            .iter_mut()
+            .zip(&src[..frames * in_ch])
+        {
+            *d = sanitize(s);
+        }
+        true
+    } else if in_ch == 1 && out_ch == 2 {
+        for (d, &s) in dst[..frames * 2].chunks_exact_mut(2).zip(&src[..frames]) {
+            let v = sanitize(s);
+            d[0] = v;
+            d[1] = v;
+        }
+        true
+    } else {
+        false
+    }
+}
+
+/// Whether `map_channels` writes every output sample (so `out` need not be zeroed first).
+pub fn map_covers_all(in_ch: usize, out_ch: usize) -> bool {
+    in_ch == out_ch || (in_ch == 1 && out_ch == 2) || out_ch == 1
+}
+
+/// D4 channel policy, applied to interleaved frames. `out` must already be zeroed unless
+/// `map_covers_all`: channels the policy leaves silent are not touched.
 /// - mono -> 2+: the mono channel goes to the first two outputs;
 /// - 2+ -> mono: `0.5 * (L + R)`;
 /// - otherwise: the first `min(N, M)` channels are copied.
@@ -64,6 +106,12 @@ pub fn map_channels(input: &[f32], in_ch: usize, out: &mut [f32], out_ch: usize)
     let (input, out) = (&input[..frames * in_ch], &mut out[..frames * out_ch]);
     if in_ch == out_ch {
         out.copy_from_slice(input);
+    } else if in_ch == 1 && out_ch == 2 {
+        // The common TTS case, with a constant stride so it vectorises.
+        for (o, &x) in out.chunks_exact_mut(2).zip(input) {
+            o[0] = x;
+            o[1] = x;
+        }
     } else if in_ch == 1 {
         for (o, &x) in out.chunks_exact_mut(out_ch).zip(input) {
             o[0] = x;

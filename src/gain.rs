@@ -60,10 +60,15 @@ impl Ramp {
     }
 }
 
+/// Both ramps settled at 1: `apply` would change nothing.
+pub fn is_unity(volume: &Ramp, fade: &Ramp) -> bool {
+    volume.settled() && fade.settled() && volume.value == 1.0 && fade.value == 1.0
+}
+
 /// Multiplies interleaved frames by `volume * fade`, advancing both ramps one step per
 /// frame. Skips the work when both sit at 1.
 pub fn apply(frames: &mut [f32], channels: usize, volume: &mut Ramp, fade: &mut Ramp) {
-    if volume.settled() && fade.settled() && volume.value == 1.0 && fade.value == 1.0 {
+    if is_unity(volume, fade) {
         return;
     }
     for f in frames.chunks_exact_mut(channels) {

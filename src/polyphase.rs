@@ -32,6 +32,9 @@ const BLOCK: usize = 4096;
 pub struct PolyphaseResampler {
     in_rate: u64,
     out_rate: u64,
+    /// `in_rate = step_int * out_rate + step_frac`.
+    step_int: usize,
+    step_frac: u64,
     channels: usize,
     /// Taps per phase (a multiple of 8 for the vector loop).
     taps: usize,
@@ -54,6 +57,7 @@ pub struct PolyphaseResampler {
     produced: u64,
     /// Zero frames appended by `finish` to flush the lookahead.
     padded: usize,
+    dot: Dot,
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
@@ -122,6 +126,8 @@ impl PolyphaseResampler {
         let mut r = PolyphaseResampler {
             in_rate: m,
             out_rate: l,
+            step_int: (m / l) as usize,
+            step_frac: m % l,
             channels,
             taps,
             table,
@@ -135,6 +141,7 @@ impl PolyphaseResampler {
             consumed: 0,
             produced: 0,
             padded: 0,
+            dot: Dot::detect(),
         };
         r.reset();
         r
@@ -215,21 +222,51 @@ impl PolyphaseResampler {
     }
 
     /// Makes outputs while the window holds every tap they need.
-    fn emit(&mut self, output: &mut [f32], mut j: usize, n: usize) -> usize {
+    fn emit(&mut self, output: &mut [f32], j: usize, n: usize) -> usize {
+        match self.dot {
+            // SAFETY: `Avx2` is only chosen after detecting AVX2 and FMA.
+            #[cfg(target_arch = "x86_64")]
+            Dot::Avx2 => unsafe { self.emit_avx2(output, j, n) },
+            Dot::Portable => self.emit_with::<false>(output, j, n),
+        }
+    }
+
+    /// The loop compiled for AVX2 + FMA, so the dot product inlines into it.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn emit_avx2(&mut self, output: &mut [f32], j: usize, n: usize) -> usize {
+        self.emit_with::<true>(output, j, n)
+    }
+
+    #[inline(always)]
+    fn emit_with<const AVX: bool>(&mut self, output: &mut [f32], mut j: usize, n: usize) -> usize {
         let (ch, taps, cap) = (self.channels, self.taps, self.cap);
-        while j < n && self.start + taps <= self.filled {
+        let (mut start, mut acc) = (self.start, self.acc);
+        let (step_int, step_frac, out_rate) = (self.step_int, self.step_frac, self.out_rate);
+        let dot = |x: &[f32], h: &[f32]| -> f32 {
+            #[cfg(target_arch = "x86_64")]
+            if AVX {
+                // SAFETY: AVX is true only inside `emit_avx2`, reached after detection.
+                return unsafe { dot_avx2(x, h) };
+            }
+            dot_portable(x, h)
+        };
+        while j < n && start + taps <= self.filled {
             let (row, frac) = if self.exact {
-                (self.acc as usize, 0.0)
+                (acc as usize, 0.0)
             } else {
-                let p = self.acc * self.phases;
+                let p = acc * self.phases;
                 (
-                    (p / self.out_rate) as usize,
-                    (p % self.out_rate) as f32 / self.out_rate as f32,
+                    (p / out_rate) as usize,
+                    (p % out_rate) as f32 / out_rate as f32,
                 )
             };
             let h0 = &self.table[row * taps..(row + 1) * taps];
             for c in 0..ch {
-                let x = &self.window[c * cap + self.start..c * cap + self.start + taps];
+                let x = &self.window[c * cap + start..c * cap + start + taps];
                 let mut y = dot(x, h0);
                 if frac != 0.0 {
                     let h1 = &self.table[(row + 1) * taps..(row + 2) * taps];
@@ -238,10 +275,16 @@ impl PolyphaseResampler {
                 output[j * ch + c] = y;
             }
             j += 1;
-            self.acc += self.in_rate;
-            self.start += (self.acc / self.out_rate) as usize;
-            self.acc %= self.out_rate;
+            // acc + in_rate, split into whole frames and phase without a division.
+            acc += step_frac;
+            start += step_int;
+            if acc >= out_rate {
+                acc -= out_rate;
+                start += 1;
+            }
         }
+        self.start = start;
+        self.acc = acc;
         j
     }
 
@@ -293,9 +336,9 @@ impl PolyphaseResampler {
 }
 
 /// `sum(x[i] * h[i])` over lengths that are multiples of 8, with eight independent partial
-/// sums so the compiler vectorises it.
+/// sums so the compiler vectorises it (SSE2 on any x86-64).
 #[inline]
-fn dot(x: &[f32], h: &[f32]) -> f32 {
+fn dot_portable(x: &[f32], h: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     for (xs, hs) in x.chunks_exact(8).zip(h.chunks_exact(8)) {
         for i in 0..8 {
@@ -303,6 +346,70 @@ fn dot(x: &[f32], h: &[f32]) -> f32 {
         }
     }
     (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// The same with 8-lane fused multiply-adds.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA (checked once in `PolyphaseResampler::new`), and
+/// `x.len() == h.len()`, a multiple of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn dot_avx2(x: &[f32], h: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = x.len().min(h.len()) / 8 * 8;
+    let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut i = 0;
+    // SAFETY: every load reads 8 floats at `i < n <= len` of both slices (unaligned loads).
+    unsafe {
+        while i + 16 <= n {
+            a0 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(x.as_ptr().add(i)),
+                _mm256_loadu_ps(h.as_ptr().add(i)),
+                a0,
+            );
+            a1 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(x.as_ptr().add(i + 8)),
+                _mm256_loadu_ps(h.as_ptr().add(i + 8)),
+                a1,
+            );
+            i += 16;
+        }
+        if i < n {
+            a0 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(x.as_ptr().add(i)),
+                _mm256_loadu_ps(h.as_ptr().add(i)),
+                a0,
+            );
+        }
+    }
+    let a = _mm256_add_ps(a0, a1);
+    let lo = _mm256_castps256_ps128(a);
+    let hi = _mm256_extractf128_ps(a, 1);
+    let s = _mm_add_ps(lo, hi);
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    _mm_cvtss_f32(s)
+}
+
+/// Chosen once per resampler; both give the same result up to float rounding.
+#[derive(Clone, Copy, Debug)]
+enum Dot {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Dot {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Dot::Avx2;
+        }
+        Dot::Portable
+    }
 }
 
 #[cfg(test)]

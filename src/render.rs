@@ -713,7 +713,8 @@ impl RenderState {
             }
             let limit = self.resampler.max_input_for(n).min(self.xin.len() / in_ch);
             let replaying = self.history.replay > 0;
-            let t = Instant::now();
+            // S3's per-callback resample time; nothing to time when rates are equal.
+            let t = (!self.resampler.is_identity()).then(Instant::now);
             let (c_used, p) = if self.finishing {
                 let p = self.resampler.finish(&mut self.yres[..n * in_ch]);
                 if p == 0 {
@@ -755,13 +756,28 @@ impl RenderState {
                 f.consumed += used as u64;
                 (used, p)
             };
-            f.resample_ns += t.elapsed().as_nanos() as u64;
+            if let Some(t) = t {
+                f.resample_ns += t.elapsed().as_nanos() as u64;
+            }
+            let fused = p > 0
+                && gain::is_unity(&self.volume, &self.fade)
+                && convert::map_into_f32_device(
+                    &self.yres[..p * in_ch],
+                    in_ch,
+                    data,
+                    f.done * out_ch,
+                    out_ch,
+                );
             if p > 0 {
-                let ymap = &mut self.ymap[..p * out_ch];
-                ymap.fill(0.0);
-                convert::map_channels(&self.yres[..p * in_ch], in_ch, ymap, out_ch);
-                gain::apply(ymap, out_ch, &mut self.volume, &mut self.fade);
-                convert::write_device(ymap, data, f.done * out_ch);
+                if !fused {
+                    let ymap = &mut self.ymap[..p * out_ch];
+                    if !convert::map_covers_all(in_ch, out_ch) {
+                        ymap.fill(0.0);
+                    }
+                    convert::map_channels(&self.yres[..p * in_ch], in_ch, ymap, out_ch);
+                    gain::apply(ymap, out_ch, &mut self.volume, &mut self.fade);
+                    convert::write_device(ymap, data, f.done * out_ch);
+                }
                 f.done += p;
                 if self.flushing.is_some() {
                     self.flush_stop = self.pos;

@@ -15,6 +15,9 @@ use crate::polyphase::PolyphaseResampler;
 pub struct LinearResampler {
     in_rate: u64,
     out_rate: u64,
+    /// `in_rate = step_int * out_rate + step_frac`: the phase advances without dividing.
+    step_int: u64,
+    step_frac: u64,
     inv_out: f32,
     channels: usize,
     /// Phase numerator: the fractional input position is `acc / out_rate`.
@@ -37,6 +40,8 @@ impl LinearResampler {
         LinearResampler {
             in_rate,
             out_rate,
+            step_int: in_rate / out_rate,
+            step_frac: in_rate % out_rate,
             inv_out: 1.0 / out_rate as f32,
             channels: channels.clamp(1, MAX_CHANNELS),
             acc: 0,
@@ -87,9 +92,33 @@ impl LinearResampler {
     /// channels. Returns `(input frames consumed, output frames produced)`; consumed frames
     /// are owned by the resampler from then on (the last one is kept as `prev`).
     pub fn process(&mut self, input: &[f32], output: &mut [f32]) -> (usize, usize) {
-        let ch = self.channels;
+        // Constant channel counts let the compiler unroll the per-frame channel loop.
+        match self.channels {
+            1 => self.run::<1>(input, output),
+            2 => self.run::<2>(input, output),
+            _ => self.run::<0>(input, output),
+        }
+    }
+
+    /// `CH` = the channel count, or 0 for "read it from self".
+    #[inline(always)]
+    fn run<const CH: usize>(&mut self, input: &[f32], output: &mut [f32]) -> (usize, usize) {
+        let ch = if CH == 0 { self.channels } else { CH };
         let m = input.len() / ch;
         let n = output.len() / ch;
+        if self.step_int == 1 && self.step_frac == 0 {
+            // Equal rates (producer-side resampling already ran): a copy. Every output is an
+            // input frame, so `pending` is always 1 and `acc` 0 here.
+            let k = m.min(n);
+            output[..k * ch].copy_from_slice(&input[..k * ch]);
+            if k > 0 {
+                self.prev[..ch].copy_from_slice(&input[(k - 1) * ch..k * ch]);
+            }
+            self.produced += k as u64;
+            self.consumed += k as u64;
+            return (k, k);
+        }
+        let (step_int, step_frac) = (self.step_int, self.step_frac);
         let mut k = 0usize;
         let mut j = 0usize;
         while j < n {
@@ -116,14 +145,19 @@ impl LinearResampler {
                 }
                 let frac = self.acc as f32 * self.inv_out;
                 let next = &input[k * ch..(k + 1) * ch];
-                for ((o, &p), &x) in out.iter_mut().zip(&self.prev[..ch]).zip(next) {
-                    *o = p + (x - p) * frac;
+                for c in 0..ch {
+                    let p = self.prev[c];
+                    out[c] = p + (next[c] - p) * frac;
                 }
             }
             j += 1;
-            self.acc += self.in_rate;
-            self.pending = self.acc / self.out_rate;
-            self.acc -= self.pending * self.out_rate;
+            // acc + in_rate = pending * out_rate + acc', without a division per frame.
+            self.acc += step_frac;
+            self.pending = step_int;
+            if self.acc >= self.out_rate {
+                self.acc -= self.out_rate;
+                self.pending += 1;
+            }
         }
         self.produced += j as u64;
         self.consumed += k as u64;
@@ -142,6 +176,12 @@ pub enum Resampler {
 
 impl Resampler {
     pub fn new(quality: ResampleQuality, in_rate: u32, out_rate: u32, channels: usize) -> Self {
+        // Equal rates need no filter at any quality: the linear one is then an exact copy.
+        let quality = if in_rate == out_rate {
+            ResampleQuality::Linear
+        } else {
+            quality
+        };
         match quality {
             ResampleQuality::Linear => {
                 Resampler::Linear(LinearResampler::new(in_rate, out_rate, channels))
@@ -150,6 +190,11 @@ impl Resampler {
                 Resampler::High(PolyphaseResampler::new(in_rate, out_rate, channels))
             }
         }
+    }
+
+    /// Equal rates: output is the input, copied.
+    pub fn is_identity(&self) -> bool {
+        matches!(self, Resampler::Linear(r) if r.step_int == 1 && r.step_frac == 0)
     }
 
     pub fn quality(&self) -> ResampleQuality {
