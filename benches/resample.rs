@@ -8,7 +8,7 @@
 //!                                         rubato-fft rubato-sinc)
 //!
 //! Columns: candidate, pair, ns/frame (median block), ns/frame (mean), p99 ns/block,
-//! SINAD 1 kHz, SINAD 9 kHz, gain 1 kHz dB, gain 9 kHz dB, latency ms, drift frames/min.
+//! SINAD 1 kHz, SINAD 9 kHz, gain 1 kHz dB, gain 9 kHz dB, latency ms, drift ms/min.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -33,12 +33,16 @@ trait Path {
     fn block(&mut self, out: &mut [f32], n: usize);
     /// Content is over: what is left should come out (untimed).
     fn end(&mut self);
-    /// Output frames by which the content is delayed (the algorithmic latency).
+    /// Output frames by which the content is delayed.
     fn delay(&self) -> usize;
+    /// Content frames taken so far (for the lookahead: taken beyond what was output).
+    fn consumed(&self) -> u64;
 }
 
 struct Ours {
     player: Player,
+    /// Ring frames per content frame: producer mode queues frames at the device rate.
+    ring_per_content: f64,
     stream: VirtualStreamHandle,
     _host: VirtualHost,
 }
@@ -62,8 +66,14 @@ impl Ours {
         };
         let player = Player::with_host(cfg, host.cpal_host()).unwrap();
         let stream = host.stream("v").unwrap();
+        let ring_per_content = if mode == ResampleMode::Producer {
+            out_rate as f64 / in_rate as f64
+        } else {
+            1.0
+        };
         Ours {
             player,
+            ring_per_content,
             stream,
             _host: host,
         }
@@ -84,11 +94,15 @@ impl Path for Ours {
     fn delay(&self) -> usize {
         0
     }
+    fn consumed(&self) -> u64 {
+        (self.player.metrics().frames_played as f64 / self.ring_per_content) as u64
+    }
 }
 
 /// rubato driven as a callback would: each block asks for exactly `n` output frames.
 struct Rubato {
     r: Box<dyn Resampler<f32>>,
+    taken: u64,
     pending: VecDeque<i16>,
     xin: Vec<f32>,
     yout: Vec<f32>,
@@ -127,6 +141,7 @@ impl Rubato {
         let max_in = r.input_frames_max();
         Rubato {
             r,
+            taken: 0,
             pending: VecDeque::new(),
             xin: vec![0.0; max_in],
             yout: vec![0.0; block],
@@ -141,6 +156,7 @@ impl Path for Rubato {
     }
     fn block(&mut self, out: &mut [f32], n: usize) {
         let need = self.r.input_frames_next();
+        self.taken += need as u64;
         for v in &mut self.xin[..need] {
             // After the end the resampler is flushed with silence.
             let s = self.pending.pop_front().unwrap_or(0);
@@ -164,6 +180,9 @@ impl Path for Rubato {
     }
     fn delay(&self) -> usize {
         self.r.output_delay()
+    }
+    fn consumed(&self) -> u64 {
+        self.taken
     }
 }
 
@@ -212,14 +231,14 @@ fn timer_overhead_ns() -> f64 {
 }
 
 /// Speed: `speech` played through `path` as content at `in_rate`, 10 ms blocks.
-/// Returns (median ns/frame, mean ns/frame, p99 ns/block).
+/// Returns (median ns/frame, mean ns/frame, p99 ns/block, lookahead ms).
 fn speed(
     name: &str,
     speech: &[i16],
     in_rate: u32,
     out_rate: u32,
     overhead: f64,
-) -> (f64, f64, f64) {
+) -> (f64, f64, f64, f64) {
     let block = (out_rate / 100) as usize;
     let mut p = make(name, in_rate, out_rate, block);
     let mut out = vec![0.0f32; block * 2];
@@ -240,13 +259,15 @@ fn speed(
         times.push(t.elapsed().as_nanos() as f64 - overhead);
         std::hint::black_box(&out);
     }
+    let ahead_ms =
+        (p.consumed() as f64 / in_rate as f64 - (blocks * block) as f64 / out_rate as f64) * 1000.0;
     // The first blocks warm caches and the branch predictor.
     let times = &mut times[10..];
     let mean = times.iter().sum::<f64>() / times.len() as f64 / block as f64;
     times.sort_by(|a, b| a.total_cmp(b));
     let med = times[times.len() / 2] / block as f64;
     let p99 = times[times.len() * 99 / 100];
-    (med, mean, p99)
+    (med, mean, p99, ahead_ms)
 }
 
 /// Quality: a 2 s sine through `path`; SINAD and gain (over the middle), latency, and drift
@@ -280,7 +301,7 @@ fn quality(name: &str, in_rate: u32, out_rate: u32, freq: f64) -> (f64, f64, f64
         m.sinad_db,
         m.gain_db,
         d as f64 * 1000.0 / out_rate as f64,
-        dd / secs * 60.0,
+        dd / secs * 60.0 / out_rate as f64 * 1000.0,
     )
 }
 
@@ -293,8 +314,9 @@ fn main() {
     let overhead = timer_overhead_ns();
     for name in &args[1..] {
         for (a, b) in PAIRS {
-            let (med, mean, p99) = speed(name, &speech, a, b, overhead);
-            let (s1, g1, lat, drift) = quality(name, a, b, 1000.0);
+            let (med, mean, p99, ahead) = speed(name, &speech, a, b, overhead);
+            let (s1, g1, delay, drift) = quality(name, a, b, 1000.0);
+            let lat = delay + ahead;
             let (s9, g9, _, _) = quality(name, a, b, 9000.0f64.min(a as f64 * 0.41));
             println!(
                 "{name}\t{a}->{b}\t{med:.3}\t{mean:.3}\t{p99:.0}\t{s1:.1}\t{s9:.1}\t{g1:.3}\t{g9:.3}\t{lat:.2}\t{drift:.2}"

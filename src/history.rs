@@ -48,7 +48,7 @@ impl History {
 impl History {
     pub fn new(bytes: usize) -> Self {
         History {
-            buf: vec![0; bytes],
+            buf: crate::prefault::zeroed(bytes),
             head: 0,
             len: 0,
             replay: 0,

@@ -18,6 +18,7 @@ mod log;
 pub mod metrics;
 pub mod player;
 pub mod polyphase;
+mod prefault;
 #[doc(hidden)]
 pub mod quality;
 pub mod recreate;

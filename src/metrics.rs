@@ -64,6 +64,16 @@ impl Histogram {
         self.count.fetch_add(1, Relaxed);
     }
 
+    /// Non-empty buckets as (upper bound ns, count), for plots. Off the audio thread.
+    pub fn buckets(&self) -> Vec<(u64, u64)> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (bucket_upper(i), b.load(Relaxed)))
+            .filter(|&(_, c)| c > 0)
+            .collect()
+    }
+
     /// Percentiles over everything recorded. Off the audio thread only (it allocates nothing,
     /// but walks every bucket).
     pub fn percentiles(&self) -> Percentiles {

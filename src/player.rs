@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use crate::command::Event;
+use crate::command::{Event, EventKind};
 use crate::config::{Config, InputFormat, LogLevel};
 use crate::device;
 use crate::error::Error;
@@ -210,8 +210,18 @@ impl Player {
         }
         let (ring, audio) = rtrb::RingBuffer::new(ring_bytes);
         let (cmd_tx, commands) = rtrb::RingBuffer::new(4096);
-        let (events, ev_rx) = rtrb::RingBuffer::new(8192);
-        let (garbage, garbage_rx) = rtrb::RingBuffer::new(8192);
+        let (mut events, mut ev_rx) = rtrb::RingBuffer::new(8192);
+        let (mut garbage, mut garbage_rx) = rtrb::RingBuffer::new(8192);
+        // The callback is the producer of these two: map their pages now, not on its thread.
+        crate::prefault::cycle_queue(&mut events, &mut ev_rx, || Event {
+            kind: EventKind::Marker,
+            id: 0,
+            frame: 0,
+            heard_ns: 0,
+        });
+        crate::prefault::cycle_queue(&mut garbage, &mut garbage_rx, || {
+            crate::command::Garbage::Scratch(Vec::new())
+        });
         let counters = Arc::new(Counters::default());
         let input = InputShape {
             s16: cfg.input_format == InputFormat::S16,
@@ -482,6 +492,19 @@ impl Player {
 
     pub fn recreating(&self) -> bool {
         self.shared.recreating.load(Acquire)
+    }
+
+    /// The render core's clock and the start of the latest callback that rendered audio
+    /// (ns), and the callback-time histogram buckets: for benchmarks.
+    #[doc(hidden)]
+    pub fn render_clock(&self) -> (u64, u64) {
+        let core = &self.shared.core;
+        (core.now_ns(), core.last_audio_cb_ns())
+    }
+
+    #[doc(hidden)]
+    pub fn callback_histogram(&self) -> Vec<(u64, u64)> {
+        self.shared.counters.callback_time.buckets()
     }
 
     pub fn metrics(&self) -> Metrics {

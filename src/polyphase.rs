@@ -133,7 +133,7 @@ impl PolyphaseResampler {
             table,
             phases,
             exact,
-            window: vec![0.0; channels * cap],
+            window: crate::prefault::zeroed(channels * cap),
             cap,
             filled: 0,
             start: 0,

@@ -31,7 +31,29 @@ pub struct LinearResampler {
     /// `round(len * ratio)` long (S1).
     consumed: u64,
     produced: u64,
+    /// One period of the phase pattern, precomputed (see `Period`); None = per-frame path.
+    period: Option<Box<Period>>,
 }
+
+/// The phase pattern repeats every `out_rate` outputs (rates reduced by their gcd). Output
+/// `r` of a period starting at phase 0 reads input frames `off[r]` and `off[r] + 1` with weight
+/// `frac[r]`: with these tables the steady-state loop has no dependency from one frame to the
+/// next (no phase accumulator), so it runs several times faster. Values are bit-identical to
+/// the per-frame path.
+#[derive(Clone, Debug)]
+struct Period {
+    /// `floor(r * in / out)` for r in 0..out + reach: any start phase (r < out) is followed
+    /// by `reach` outputs (a whole number of periods, at least 1024 frames when short).
+    off: Vec<u32>,
+    /// `((r * in) mod out) / out` for the same r, computed exactly as the per-frame path.
+    frac: Vec<f32>,
+    /// Phase numerator of output r (r in 0..out), and the inverse map.
+    acc_of: Vec<u32>,
+    r_of_acc: Vec<u32>,
+}
+
+/// Largest period tabulated (4 tables of this many entries, at most ~100 KiB).
+const MAX_PERIOD: u64 = 4096;
 
 impl LinearResampler {
     pub fn new(in_rate: u32, out_rate: u32, channels: usize) -> Self {
@@ -49,7 +71,35 @@ impl LinearResampler {
             pending: 1,
             consumed: 0,
             produced: 0,
+            period: None,
         }
+    }
+
+    /// As `new`, with the period tables (allocates: not for the audio thread).
+    pub fn with_tables(in_rate: u32, out_rate: u32, channels: usize) -> Self {
+        let mut r = Self::new(in_rate, out_rate, channels);
+        let (m, l) = (r.in_rate, r.out_rate);
+        if l <= MAX_PERIOD && m != l {
+            // Short periods (24000 -> 48000 has 2) are repeated so one pass covers a whole
+            // callback; `span` below is then up to `reach` outputs long.
+            let reach = l * MAX_PERIOD.div_ceil(l).min(1024u64.div_ceil(l).max(1));
+            let off = (0..l + reach).map(|q| (q * m / l) as u32).collect();
+            let frac = (0..l + reach)
+                .map(|q| ((q * m) % l) as f32 * r.inv_out)
+                .collect();
+            let acc_of: Vec<u32> = (0..l).map(|q| ((q * m) % l) as u32).collect();
+            let mut r_of_acc = vec![0u32; l as usize];
+            for (q, &a) in acc_of.iter().enumerate() {
+                r_of_acc[a as usize] = q as u32;
+            }
+            r.period = Some(Box::new(Period {
+                off,
+                frac,
+                acc_of,
+                r_of_acc,
+            }));
+        }
+        r
     }
 
     /// Forget the stream position (after a flush): the next input frame starts a new signal.
@@ -122,6 +172,59 @@ impl LinearResampler {
         let mut k = 0usize;
         let mut j = 0usize;
         while j < n {
+            if let Some(t) = self.period.as_deref() {
+                if self.pending > 0 || k > 0 {
+                    // The next output reads input[ia0] (its `prev`) and input[ia0 + 1].
+                    let ia0 = k + self.pending as usize - 1;
+                    if ia0 + 1 < m {
+                        let l = self.out_rate as usize;
+                        let r0 = t.r_of_acc[self.acc as usize] as usize;
+                        let base = t.off[r0];
+                        let lim = base + (m - 2 - ia0) as u32;
+                        let reach = t.off.len() - l;
+                        let span = &t.off[r0..r0 + (n - j).min(reach)];
+                        let cnt = span.partition_point(|&o| o <= lim);
+                        let span = &span[..cnt];
+                        let fr = &t.frac[r0..r0 + cnt];
+                        let out = &mut output[j * ch..(j + cnt) * ch];
+                        // Every read below is at frame ia0 + (span[q] - base) + {0, 1}: at most
+                        // m - 1 because span is sorted and cut at `lim`. Checked, not asserted
+                        // (no panics on the audio thread, C2): a failed check takes the
+                        // per-frame path instead.
+                        let cnt = if cnt > 0 && ia0 + ((span[cnt - 1] - base) as usize) + 1 < m {
+                            cnt
+                        } else {
+                            0
+                        };
+                        for (q, o) in out[..cnt * ch].chunks_exact_mut(ch).enumerate() {
+                            let ia = (ia0 + (span[q] - base) as usize) * ch;
+                            let w = fr[q];
+                            for (c, y) in o.iter_mut().enumerate() {
+                                // SAFETY: frame ia / ch + 1 <= m - 1 (checked above), so both
+                                // samples lie inside `input`, which holds m * ch of them.
+                                let (a, b) = unsafe {
+                                    (
+                                        *input.get_unchecked(ia + c),
+                                        *input.get_unchecked(ia + ch + c),
+                                    )
+                                };
+                                *y = a + (b - a) * w;
+                            }
+                        }
+                        if cnt > 0 {
+                            let r_last = r0 + cnt - 1;
+                            let ia_last = ia0 + (t.off[r_last] - base) as usize;
+                            self.prev[..ch]
+                                .copy_from_slice(&input[ia_last * ch..(ia_last + 1) * ch]);
+                            k = ia_last + 1;
+                            self.pending = (t.off[r_last + 1] - t.off[r_last]) as u64;
+                            self.acc = t.acc_of[(r_last + 1) % l] as u64;
+                            j += cnt;
+                            continue;
+                        }
+                    }
+                }
+            }
             if self.pending > 0 {
                 let avail = (m - k) as u64;
                 if avail < self.pending {
@@ -184,7 +287,7 @@ impl Resampler {
         };
         match quality {
             ResampleQuality::Linear => {
-                Resampler::Linear(LinearResampler::new(in_rate, out_rate, channels))
+                Resampler::Linear(LinearResampler::with_tables(in_rate, out_rate, channels))
             }
             ResampleQuality::High => {
                 Resampler::High(PolyphaseResampler::new(in_rate, out_rate, channels))
@@ -330,7 +433,14 @@ mod tests {
             for block in [1, 7, 480, 4096] {
                 let got = run_blocks(&x, 1, &mut LinearResampler::new(a, b, 1), block);
                 assert_eq!(got, reference, "{a}->{b} block {block}");
+                // The period tables give the same samples as the per-frame path.
+                let got = run_blocks(&x, 1, &mut LinearResampler::with_tables(a, b, 1), block);
+                assert_eq!(got, reference, "{a}->{b} block {block}, tables");
             }
+            let xs: Vec<f32> = x.iter().flat_map(|&v| [v, -0.5 * v]).collect();
+            let slow = run_blocks(&xs, 2, &mut LinearResampler::new(a, b, 2), 333);
+            let fast = run_blocks(&xs, 2, &mut LinearResampler::with_tables(a, b, 2), 333);
+            assert_eq!(slow, fast, "{a}->{b} stereo");
         }
     }
 

@@ -320,7 +320,7 @@ impl Writer {
             rate: out,
             channels: 1,
         };
-        let xin = vec![0.0; scratch_frames(shape, output) * shape.channels];
+        let xin = crate::prefault::zeroed(scratch_frames(shape, output) * shape.channels);
         let resampler = Box::new(Resampler::new(
             shared.core.resample_quality(),
             shape.rate,

@@ -1,0 +1,239 @@
+//! Live figures (issue 5, targets 4 and 5) on a real PulseAudio server, from the library's
+//! own metrics. scripts/bench.sh starts the private server and runs each section in its own
+//! process (the host reads XDG_RUNTIME_DIR when created).
+//!
+//!   live stream SPEECH.wav SECONDS HIST.tsv  callback time, CPU of library threads
+//!   live players N SPEECH.wav                RSS per extra player; N players at once
+//!   live latency                             write-on-idle -> first callback; flush -> silence
+//!
+//! Prints `key<TAB>value` lines.
+
+use std::time::{Duration, Instant};
+
+use audioplay::command::EventKind;
+use audioplay::{Config, InputFormat, Player};
+
+fn speech(path: &str) -> Vec<i16> {
+    use std::io::Read;
+    let mut f = std::io::BufReader::new(std::fs::File::open(path).expect("speech WAV"));
+    let mut riff = [0u8; 12];
+    f.read_exact(&mut riff).unwrap();
+    audioplay::wav::read_header_after_riff(&mut f).unwrap();
+    let mut data = Vec::new();
+    f.read_to_end(&mut data).unwrap();
+    data.chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+fn player() -> Player {
+    Player::new(Config {
+        input_format: InputFormat::S16,
+        input_rate: 22050,
+        ..Config::default()
+    })
+    .expect("player on the PulseAudio server")
+}
+
+/// CPU time per thread of this process other than the calling one (the engine), ns, by
+/// thread name (schedstat).
+fn other_threads_cpu_ns() -> std::collections::BTreeMap<String, u64> {
+    // SAFETY: gettid has no arguments and cannot fail.
+    let me = unsafe { libc::syscall(libc::SYS_gettid) } as u64;
+    let mut by = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let tid: u64 = e.file_name().to_string_lossy().parse().unwrap_or(0);
+        if tid == me {
+            continue;
+        }
+        let name = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if let Ok(s) = std::fs::read_to_string(e.path().join("schedstat")) {
+            let ns = s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            *by.entry(format!("{}#{tid}", name.trim())).or_insert(0) += ns;
+        }
+    }
+    by
+}
+
+fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Writes speech the way an engine does: 100 ms chunks, as fast as the ring takes them.
+fn stream(p: &Player, x: &[i16], secs: f64) {
+    let n = ((secs * 22050.0) as usize).min(x.len());
+    for c in x[..n].chunks(2205) {
+        p.write_i16(c).unwrap();
+    }
+    p.end_utterance().unwrap();
+    p.drain(Duration::from_secs(30)).unwrap();
+}
+
+fn section_stream(path: &str, secs: f64, hist: &str) {
+    let x = speech(path);
+    let p = player();
+    std::thread::sleep(Duration::from_millis(300));
+    let cpu0 = other_threads_cpu_ns();
+    let t0 = Instant::now();
+    stream(&p, &x, secs);
+    let wall = t0.elapsed().as_nanos() as f64;
+    let cpu1 = other_threads_cpu_ns();
+    let mut cpu = 0;
+    for (name, ns) in &cpu1 {
+        let d = ns - cpu0.get(name).copied().unwrap_or(0);
+        cpu += d;
+        let name = name.split('#').next().unwrap_or("");
+        println!("thread_cpu_pct {name}\t{:.3}", d as f64 / wall * 100.0);
+    }
+    let m = p.metrics();
+    println!("stream_seconds\t{:.2}", wall / 1e9);
+    println!("callbacks\t{}", m.callbacks);
+    println!(
+        "callback_us_p50\t{:.2}",
+        m.callback_time.p50_ns as f64 / 1e3
+    );
+    println!(
+        "callback_us_p99\t{:.2}",
+        m.callback_time.p99_ns as f64 / 1e3
+    );
+    println!(
+        "callback_us_max\t{:.2}",
+        m.callback_time.max_ns as f64 / 1e3
+    );
+    println!(
+        "period_ms\t{:.2}",
+        Config::default().target_latency_ms as f64 / 2.0
+    );
+    println!("underruns\t{}", m.underruns);
+    println!("library_threads_cpu_pct\t{:.3}", cpu as f64 / wall * 100.0);
+    let mut out = String::from("upper_ns\tcount\n");
+    for (u, c) in p.callback_histogram() {
+        out += &format!("{u}\t{c}\n");
+    }
+    std::fs::write(hist, out).unwrap();
+}
+
+fn section_players(n: usize, path: &str) {
+    let x = speech(path);
+    let base = rss_kib();
+    let first = player();
+    std::thread::sleep(Duration::from_millis(500));
+    let one = rss_kib();
+    let mut ps = vec![first];
+    for _ in 1..n {
+        ps.push(player());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // All of them speaking at once, each from its own thread.
+    std::thread::scope(|s| {
+        for p in &ps {
+            let x = &x;
+            s.spawn(move || stream(p, x, 5.0));
+        }
+    });
+    let all = rss_kib();
+    let underruns: u64 = ps.iter().map(|p| p.metrics().underruns).sum();
+    let late: u64 = ps.iter().map(|p| p.metrics().late_callbacks).sum();
+    let played: u64 = ps.iter().map(|p| p.metrics().frames_played).sum();
+    println!("rss_kib_before\t{base}");
+    println!("rss_kib_one_player\t{one}");
+    println!("rss_kib_{n}_players\t{all}");
+    println!(
+        "rss_kib_per_extra_player\t{:.0}",
+        (all.saturating_sub(one)) as f64 / (n - 1) as f64
+    );
+    println!("players\t{n}");
+    println!("frames_played_all\t{played}");
+    println!("underruns_all\t{underruns}");
+    println!("late_callbacks_all\t{late}");
+}
+
+fn section_latency() {
+    let p = player();
+    let tone: Vec<i16> = (0..22050)
+        .map(|i| ((i as f64 * 440.0 * std::f64::consts::TAU / 22050.0).sin() * 8000.0) as i16)
+        .collect();
+    // Warm up: the stream runs, idle, between trials.
+    p.write_i16(&tone[..2205]).unwrap();
+    p.drain(Duration::from_secs(2)).unwrap();
+    let mut wake = Vec::new();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(200));
+        let (t_write, _) = p.render_clock();
+        p.write_i16(&tone[..1102]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let (_, cb) = p.render_clock();
+            if cb > t_write {
+                wake.push((cb - t_write) as f64 / 1e6);
+                break;
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        p.drain(Duration::from_secs(1)).unwrap();
+    }
+    // Flush while a tone plays, 10 ms fade: when the callback finished the fade (the Flushed
+    // event's heard time minus the device latency), from the ap_flush call.
+    let mut flush = Vec::new();
+    while p.poll_event().is_some() {}
+    for _ in 0..10 {
+        p.write_i16(&tone).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let (t_flush, _) = p.render_clock();
+        p.flush(10).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            if let Some(e) = p.poll_event() {
+                if e.kind == EventKind::Flushed {
+                    let lat = p.metrics().output_latency_ns;
+                    flush.push((e.heard_ns.saturating_sub(lat) as f64 - t_flush as f64) / 1e6);
+                    break;
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+    let m = p.metrics();
+    let stat = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[v.len() - 1])
+    };
+    let (w50, wmax) = stat(&mut wake);
+    let (f50, fmax) = stat(&mut flush);
+    println!(
+        "period_ms\t{:.2}",
+        Config::default().target_latency_ms as f64 / 2.0
+    );
+    println!("write_to_first_callback_ms_p50\t{w50:.2}");
+    println!("write_to_first_callback_ms_max\t{wmax:.2}");
+    println!("flush_to_silence_ms_p50\t{f50:.2}");
+    println!("flush_to_silence_ms_max\t{fmax:.2}");
+    println!("flush_fade_ms\t10");
+    println!("device_latency_ms\t{:.2}", m.output_latency_ns as f64 / 1e6);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    match args[0].as_str() {
+        "stream" => section_stream(&args[1], args[2].parse().unwrap(), &args[3]),
+        "players" => section_players(args[1].parse().unwrap(), &args[2]),
+        "latency" => section_latency(),
+        s => panic!("unknown section {s}"),
+    }
+}
