@@ -189,6 +189,10 @@ typedef struct ApConfig {
   // `AP_QUALITY_LINEAR` (default) or `AP_QUALITY_HIGH`; applies to callback and producer
   // resampling alike.
   ApResampleQuality resample_quality;
+  // SPEC S3: when the audio callback's resample time p95 (over ~100 callbacks) exceeds
+  // this many microseconds, resampling moves to the writing thread for good, logged once
+  // (default 5000).
+  uint32_t resample_p95_limit_us;
 } ApConfig;
 
 // One output device as `ap_list_devices` reports it.
@@ -298,6 +302,8 @@ typedef struct ApMetrics {
   // Callbacks that came after the device had played everything written before them: the
   // audio thread was starved of CPU and the device ran dry (`underruns` counts a dry queue).
   uint64_t late_callbacks;
+  // 1 once SPEC S3 has moved resampling from the audio callback to the writing thread.
+  uint32_t resample_fallback;
 } ApMetrics;
 
 // The current stream, read without taking any lock (SPEC U3). Set `struct_size` first.

@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
-# Benchmarks. Prints tables; numbers come from the library's own metrics and logs, measured
-# in this run on a private headless PulseAudio server.
+# Benchmarks. Prints tables; every number is measured in this run: the render path against
+# references on one pinned core, and the library's own metrics on a private headless
+# PulseAudio server.
 #
-#   scripts/bench.sh            # every section
+#   scripts/bench.sh            # every section; writes docs/PERFORMANCE.md and its plots
+#   scripts/bench.sh perf       # render path + references + live figures only (issue 5)
 #   scripts/bench.sh route      # route-change gap and recreate time only
+#   ROUNDS=7 scripts/bench.sh perf   # processes per candidate (default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-cargo build --release --locked --bins -q
+export RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
+# Bench-only references: libsamplerate, speexdsp and soxr (Debian -dev packages), matplotlib
+# for the plots.
+missing=()
+for pkg in libsamplerate0-dev libspeexdsp-dev libsoxr-dev; do
+  dpkg-query -W -f='${Status}' "$pkg" 2> /dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" > /dev/null
+fi
+python3 -c "import matplotlib" 2> /dev/null || pip install -q matplotlib
+cargo build --release --locked --bins --benches -q
 section="${1:-all}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/audioplay-bench.XXXXXX")"
 source scripts/lib/pulse.sh
@@ -42,7 +56,45 @@ route_bench() {
   pulse_stop
 }
 
+# The render path against the references, then the live figures; writes docs/PERFORMANCE.md.
+perf_bench() {
+  local rounds="${ROUNDS:-5}" bin live
+  bin=$(ls -t target/release/deps/resample-* | grep -v '\.d$' | head -n 1)
+  live=$(ls -t target/release/deps/live-* | grep -v '\.d$' | head -n 1)
+  gcc -O2 -o "$work/refs" benches/refs.c -lsamplerate -lspeexdsp -lsoxr -lm
+  local text="The quick brown fox jumps over the lazy dog. Speech synthesis turns text into sound, one phoneme at a time, and a good audio library plays it without a gap or a click. "
+  espeak-ng -w "$work/speech.wav" "$text$text$text$text$text$text"
+  echo "== render path: $rounds processes per candidate, interleaved, pinned to CPU 1"
+  : > "$work/rows.tsv"
+  local r
+  for r in $(seq 1 "$rounds"); do
+    # Rotate the order each round so no candidate always runs first or last.
+    local groups=(ours refs numpy rubato) g i
+    for i in 0 1 2 3; do
+      g=${groups[$(((i + r) % 4))]}
+      case $g in
+        ours) taskset -c 1 "$bin" "$work/speech.wav" linear high producer producer-high ;;
+        rubato) taskset -c 1 "$bin" "$work/speech.wav" rubato-fft rubato-sinc ;;
+        refs) taskset -c 1 "$work/refs" "$work/speech.wav" src-linear src-sinc-medium speex-3 speex-10 soxr-hq ;;
+        numpy) taskset -c 1 python3 benches/numpy_block.py "$work/speech.wav" ;;
+      esac
+    done >> "$work/rows.tsv"
+    echo "  round $r of $rounds done"
+  done
+  echo "== live figures on PulseAudio"
+  pulse_start "$work/pulse" s48:48000:2
+  {
+    "$live" stream "$work/speech.wav" 20 "$work/hist.tsv"
+    "$live" players 16 "$work/speech.wav"
+    "$live" latency
+  } 2> "$work/live.log" > "$work/live.tsv" || { cat "$work/live.log"; return 1; }
+  pulse_stop
+  python3 benches/report.py "$work/rows.tsv" "$work/live.tsv" "$work/hist.tsv" docs
+}
+
 case "$section" in
-  route|all) route_bench ;;
-  *) echo "unknown section $section (route)" >&2; exit 2 ;;
+  all) perf_bench; route_bench ;;
+  perf) perf_bench ;;
+  route) route_bench ;;
+  *) echo "unknown section $section (perf, route)" >&2; exit 2 ;;
 esac

@@ -77,6 +77,9 @@ pub struct Config {
     pub prefer_stream_rate: PreferStreamRate,
     pub resample_mode: ResampleMode,
     pub resample_quality: ResampleQuality,
+    /// SPEC S3: when the callback's resample time p95 (over ~100 callbacks) exceeds this,
+    /// resampling moves to the writing thread, once and for good (logged).
+    pub resample_p95_limit_us: u32,
     pub log_sink: Option<LogSink>,
     pub log_level: LogLevel,
     /// How often the service thread checks the output device (V1).
@@ -116,6 +119,7 @@ impl Default for Config {
             prefer_stream_rate: PreferStreamRate::Device,
             resample_mode: ResampleMode::Callback,
             resample_quality: ResampleQuality::Linear,
+            resample_p95_limit_us: 5000,
             log_sink: None,
             log_level: LogLevel::Info,
             device_poll_ms: 250,
@@ -182,6 +186,12 @@ impl Config {
             ("recreate_warn_ms", self.recreate_warn_ms, 1, 60_000),
             ("start_threshold_ms", self.start_threshold_ms, 0, 10_000),
             ("idle_suspend_ms", self.idle_suspend_ms, 0, 3_600_000),
+            (
+                "resample_p95_limit_us",
+                self.resample_p95_limit_us,
+                0,
+                1_000_000,
+            ),
         ];
         for (name, v, lo, hi) in ranges {
             if !(lo..=hi).contains(&v) {

@@ -9,6 +9,7 @@ pub mod convert;
 pub mod device;
 pub mod error;
 pub mod events;
+mod fallback;
 pub mod ffi;
 mod gain;
 mod handoff;

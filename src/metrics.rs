@@ -47,6 +47,23 @@ fn bucket_upper(b: usize) -> u64 {
     ((SUB as u64 + sub + 1) << shift) - 1
 }
 
+/// The `q` quantile (upper bucket bound, ns) of bucket counts from `Histogram::counts`.
+pub fn percentile_of(counts: &[u64], q: f64) -> u64 {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return 0;
+    }
+    let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (i, &c) in counts.iter().enumerate() {
+        seen += c;
+        if seen >= rank {
+            return bucket_upper(i);
+        }
+    }
+    bucket_upper(counts.len() - 1)
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Percentiles {
     pub count: u64,
@@ -62,6 +79,11 @@ impl Histogram {
         self.buckets[bucket_of(ns)].fetch_add(1, Relaxed);
         self.max.fetch_max(ns, Relaxed);
         self.count.fetch_add(1, Relaxed);
+    }
+
+    /// Every bucket's count. Off the audio thread.
+    pub fn counts(&self) -> Vec<u64> {
+        self.buckets.iter().map(|b| b.load(Relaxed)).collect()
     }
 
     /// Non-empty buckets as (upper bound ns, count), for plots. Off the audio thread.

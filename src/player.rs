@@ -45,6 +45,8 @@ pub struct Metrics {
     pub underruns: u64,
     /// Callbacks that came too late to keep the device fed (starved audio thread).
     pub late_callbacks: u64,
+    /// SPEC S3 moved resampling from the callback to the writing thread.
+    pub resample_fallback: bool,
     pub generation_mismatches: u64,
     pub shape_mismatches: u64,
     pub callback_errors: u64,
@@ -116,6 +118,8 @@ pub struct Shared {
     slot: Mutex<StreamSlot>,
     pub state: ArcSwap<StreamState>,
     pub recreating: AtomicBool,
+    /// SPEC S3 moved resampling to the writing thread.
+    pub producer_fallback: AtomicBool,
     pub next_generation: AtomicU64,
     writer: Mutex<Writer>,
     /// Bumped by every flush: a writer blocked for space returns with what it queued.
@@ -165,6 +169,17 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .log(level, msg);
+    }
+
+    /// S3 fallback: from the next write on, the writer resamples (the ring switches to float32
+    /// at the stream rate in band, like a voice change).
+    pub fn enable_producer_resampling(&self) {
+        let mut w = self.writer();
+        if w.producer.is_none() {
+            w.producer = Some(crate::writer::ProducerResampler::new(
+                self.cfg.resample_quality,
+            ));
+        }
     }
 
     /// Logs at most once per `every` for `key`; returns whether it logged.
@@ -270,6 +285,7 @@ impl Player {
             slot: Mutex::new(StreamSlot::default()),
             state: ArcSwap::from_pointee(StreamState::default()),
             recreating: AtomicBool::new(false),
+            producer_fallback: AtomicBool::new(false),
             next_generation: AtomicU64::new(0),
             writer: Mutex::new(writer),
             flush_epoch: AtomicU64::new(0),
@@ -522,6 +538,7 @@ impl Player {
             callbacks: c.callbacks.load(Relaxed),
             underruns: c.underruns.load(Relaxed),
             late_callbacks: c.late_callbacks.load(Relaxed),
+            resample_fallback: self.shared.producer_fallback.load(Relaxed),
             generation_mismatches: c.generation_mismatches.load(Relaxed),
             shape_mismatches: c.shape_mismatches.load(Relaxed),
             callback_errors: c.callback_errors.load(Relaxed),

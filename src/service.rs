@@ -50,6 +50,7 @@ pub fn run(shared: Arc<Shared>) {
     };
     let poll = Duration::from_millis(shared.cfg.device_poll_ms as u64);
     let mut idle = crate::idle::Idle::default();
+    let mut fallback = crate::fallback::Fallback::default();
     loop {
         let wait = match &w.pending {
             Some((.., since)) => {
@@ -68,6 +69,7 @@ pub fn run(shared: Arc<Shared>) {
             break;
         }
         idle.tick(&shared);
+        fallback.tick(&shared);
         w.watch(&shared, woke);
         w.measure_gap(&shared);
         report(&shared, &mut seen);

@@ -15,6 +15,7 @@ const ApConfig = koffi.struct('ApConfig', {
   device_query_cooldown_ms: 'uint32', max_recreate_per_minute: 'uint32', debounce_ms: 'uint32',
   max_replay_ms: 'uint32', recreate_warn_ms: 'uint32', start_threshold_ms: 'uint32',
   idle_suspend_ms: 'uint32', event_fn: 'void *', event_user: 'void *', resample_quality: 'int32',
+  resample_p95_limit_us: 'uint32',
 });
 const ApEvent = koffi.struct('ApEvent', {
   struct_size: 'uint32', kind: 'uint32', id: 'uint64', frame: 'uint64', heard_ms: 'double',
@@ -36,6 +37,7 @@ Object.assign(fields, {
   device_id: koffi.array('char', 128, 'String'), device_name: koffi.array('char', 128, 'String'),
   frames_flushed: 'uint64', frames_heard: 'uint64', markers_flushed: 'uint64',
   events_dropped: 'uint64', last_wake_ms: 'double', suspended: 'uint32', late_callbacks: 'uint64',
+  resample_fallback: 'uint32',
 });
 const ApMetrics = koffi.struct('ApMetrics', fields);
 

@@ -118,6 +118,10 @@ pub struct ApConfig {
     /// `AP_QUALITY_LINEAR` (default) or `AP_QUALITY_HIGH`; applies to callback and producer
     /// resampling alike.
     pub resample_quality: ApResampleQuality,
+    /// SPEC S3: when the audio callback's resample time p95 (over ~100 callbacks) exceeds
+    /// this many microseconds, resampling moves to the writing thread for good, logged once
+    /// (default 5000).
+    pub resample_p95_limit_us: u32,
 }
 
 /// Fills `config` with defaults, including `struct_size`. Thread-safe (touches only `config`).
@@ -152,6 +156,7 @@ pub extern "C" fn ap_config_init(config: *mut ApConfig) -> ApStatus {
             idle_suspend_ms: d.idle_suspend_ms,
             event_fn: None,
             resample_quality: AP_QUALITY_LINEAR,
+            resample_p95_limit_us: d.resample_p95_limit_us,
             event_user: std::ptr::null_mut(),
         };
         ApStatus::AP_OK
@@ -271,6 +276,7 @@ pub(crate) fn to_config(c: &ApConfig) -> Result<Config, (ApStatus, String)> {
         prefer_stream_rate,
         resample_mode,
         resample_quality,
+        resample_p95_limit_us: c.resample_p95_limit_us,
         log_sink,
         log_level,
         device_poll_ms: c.device_poll_ms,

@@ -142,6 +142,8 @@ pub struct ApMetrics {
     /// Callbacks that came after the device had played everything written before them: the
     /// audio thread was starved of CPU and the device ran dry (`underruns` counts a dry queue).
     pub late_callbacks: u64,
+    /// 1 once SPEC S3 has moved resampling from the audio callback to the writing thread.
+    pub resample_fallback: u32,
 }
 
 fn us(ns: u64) -> f64 {
@@ -214,6 +216,7 @@ impl From<&Metrics> for ApMetrics {
             last_wake_ms: m.last_wake_ms.unwrap_or(-1.0),
             suspended: m.suspended as u32,
             late_callbacks: m.late_callbacks,
+            resample_fallback: m.resample_fallback as u32,
         };
         copy_str(&m.state.device_id, &mut out.device_id);
         copy_str(&m.state.device_name, &mut out.device_name);

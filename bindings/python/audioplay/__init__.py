@@ -40,7 +40,7 @@ class ApConfig(ctypes.Structure):
         ("max_replay_ms", ctypes.c_uint32), ("recreate_warn_ms", ctypes.c_uint32),
         ("start_threshold_ms", ctypes.c_uint32), ("idle_suspend_ms", ctypes.c_uint32),
         ("event_fn", ctypes.c_void_p), ("event_user", ctypes.c_void_p),
-        ("resample_quality", ctypes.c_int32),
+        ("resample_quality", ctypes.c_int32), ("resample_p95_limit_us", ctypes.c_uint32),
     ]
 
 
@@ -73,7 +73,7 @@ class ApMetrics(ctypes.Structure):
         + [(n, ctypes.c_uint64) for n in ["frames_flushed", "frames_heard", "markers_flushed",
                                           "events_dropped"]]
         + [("last_wake_ms", ctypes.c_double), ("suspended", ctypes.c_uint32)]
-        + [("late_callbacks", ctypes.c_uint64)]
+        + [("late_callbacks", ctypes.c_uint64), ("resample_fallback", ctypes.c_uint32)]
     )
 
 
