@@ -175,21 +175,25 @@ pub fn write_device(src: &[f32], data: &mut cpal::Data, offset: usize) -> bool {
     }
 }
 
-/// D1: the whole device buffer holds silence, whatever its format (unsigned formats are
-/// silent at mid-scale, not zero).
-pub fn fill_silence(data: &mut cpal::Data) {
-    fn fill<T: cpal::SizedSample>(data: &mut cpal::Data) {
-        if let Some(d) = data.as_slice_mut::<T>() {
+/// D1: from sample `from` on, the device buffer holds silence, whatever its format (unsigned
+/// formats are silent at mid-scale, not zero).
+pub fn fill_silence(data: &mut cpal::Data, from: usize) {
+    fn fill<T: cpal::SizedSample>(data: &mut cpal::Data, from: usize) {
+        if let Some(d) = data.as_slice_mut::<T>().and_then(|d| d.get_mut(from..)) {
             d.fill(T::EQUILIBRIUM);
         }
     }
     match data.sample_format() {
-        SampleFormat::U8 => fill::<u8>(data),
-        SampleFormat::U16 => fill::<u16>(data),
-        SampleFormat::U24 => fill::<U24>(data),
-        SampleFormat::U32 => fill::<u32>(data),
-        SampleFormat::U64 => fill::<u64>(data),
-        _ => data.bytes_mut().fill(0),
+        SampleFormat::U8 => fill::<u8>(data, from),
+        SampleFormat::U16 => fill::<u16>(data, from),
+        SampleFormat::U24 => fill::<U24>(data, from),
+        SampleFormat::U32 => fill::<u32>(data, from),
+        SampleFormat::U64 => fill::<u64>(data, from),
+        f => {
+            let b = data.bytes_mut();
+            let start = (from * f.sample_size()).min(b.len());
+            b[start..].fill(0)
+        }
     }
 }
 

@@ -47,6 +47,18 @@ fn bucket_upper(b: usize) -> u64 {
     ((SUB as u64 + sub + 1) << shift) - 1
 }
 
+/// Adds to a counter that only one thread writes at a time (see `record_exclusive`);
+/// readers still see whole values (the store is atomic), published with release ordering.
+#[inline]
+pub fn add_exclusive(a: &AtomicU64, n: u64) {
+    if n != 0 {
+        a.store(
+            a.load(Relaxed).wrapping_add(n),
+            std::sync::atomic::Ordering::Release,
+        );
+    }
+}
+
 /// The `q` quantile (upper bucket bound, ns) of bucket counts from `Histogram::counts`.
 pub fn percentile_of(counts: &[u64], q: f64) -> u64 {
     let total: u64 = counts.iter().sum();
@@ -79,6 +91,18 @@ impl Histogram {
         self.buckets[bucket_of(ns)].fetch_add(1, Relaxed);
         self.max.fetch_max(ns, Relaxed);
         self.count.fetch_add(1, Relaxed);
+    }
+
+    /// `record` for a histogram with one writer at a time (the callback holding the render
+    /// token, whose acquire/release orders successive writers): plain loads and stores, no
+    /// locked read-modify-write instructions, which cost as much as a light callback's work.
+    #[inline]
+    pub fn record_exclusive(&self, ns: u64) {
+        add_exclusive(&self.buckets[bucket_of(ns)], 1);
+        if ns > self.max.load(Relaxed) {
+            self.max.store(ns, Relaxed);
+        }
+        add_exclusive(&self.count, 1);
     }
 
     /// Every bucket's count. Off the audio thread.

@@ -254,6 +254,23 @@ impl PolyphaseResampler {
             }
             dot_portable(x, h)
         };
+        if ch == 1 && self.exact {
+            // The common case (mono TTS, a rate pair with an exact phase table): one row, one
+            // dot product per output, slices hoisted out of the loop.
+            let w = &self.window[..self.filled];
+            let table = &self.table[..];
+            while j < n && start + taps <= w.len() {
+                let row = acc as usize * taps;
+                output[j] = dot(&w[start..start + taps], &table[row..row + taps]);
+                j += 1;
+                acc += step_frac;
+                start += step_int;
+                if acc >= out_rate {
+                    acc -= out_rate;
+                    start += 1;
+                }
+            }
+        }
         while j < n && start + taps <= self.filled {
             let (row, frac) = if self.exact {
                 (acc as usize, 0.0)

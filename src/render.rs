@@ -17,7 +17,7 @@ use crate::convert;
 use crate::gain::{self, Ramp};
 use crate::handoff::{Entry, Handoff, Token};
 use crate::history::History;
-use crate::metrics::Counters;
+use crate::metrics::{self, Counters};
 use crate::prefault;
 use crate::resample::{LinearResampler, Resampler};
 
@@ -405,7 +405,6 @@ impl RenderCore {
     pub fn render(&self, generation: u64, data: &mut cpal::Data, info: &cpal::OutputCallbackInfo) {
         let t0 = Instant::now();
         let c = &*self.counters;
-        convert::fill_silence(data); // D1
         c.callbacks.fetch_add(1, Ordering::Relaxed);
         let ts = info.timestamp();
         let latency = ts
@@ -416,10 +415,12 @@ impl RenderCore {
         let token = match self.handoff.enter(generation) {
             Entry::Granted(t) => t,
             Entry::Stale => {
+                convert::fill_silence(data, 0); // D1
                 c.generation_mismatches.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             Entry::Busy => {
+                convert::fill_silence(data, 0);
                 c.render_contended.fetch_add(1, Ordering::Relaxed);
                 return;
             }
@@ -434,6 +435,7 @@ impl RenderCore {
             || data.len() % out_ch != 0
             || !convert::device_format_supported(data.sample_format())
         {
+            convert::fill_silence(data, 0);
             c.shape_mismatches.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -445,19 +447,23 @@ impl RenderCore {
         // means the device ran dry, however full the ring is (issue 7 overload). One period of
         // slack absorbs the jitter of the server's latency reports.
         if st.audio_until_ns != 0 && st.cb_ns > st.audio_until_ns + len.max(5_000_000) {
-            c.late_callbacks.fetch_add(1, Ordering::Relaxed);
+            metrics::add_exclusive(&c.late_callbacks, 1);
         }
         st.read_controls(&self.controls);
         let f = st.fill(data, total, &self.controls, c);
+        // D1: what was not rendered is silence. Zeroing only the rest, not the whole buffer
+        // first, saves a pass over it.
+        convert::fill_silence(data, f.done * out_ch);
         st.audio_until_ns = if f.done > 0 {
             st.cb_ns + latency + len
         } else {
             0
         };
-        c.frames_played.fetch_add(f.consumed, Ordering::Relaxed);
-        c.frames_replayed.fetch_add(f.replayed, Ordering::Relaxed);
-        c.frames_flushed.fetch_add(f.flushed, Ordering::Relaxed);
-        c.device_frames.fetch_add(total as u64, Ordering::Relaxed);
+        // Counters only token holders write: no locked instructions (see add_exclusive).
+        metrics::add_exclusive(&c.frames_played, f.consumed);
+        metrics::add_exclusive(&c.frames_replayed, f.replayed);
+        metrics::add_exclusive(&c.frames_flushed, f.flushed);
+        metrics::add_exclusive(&c.device_frames, total as u64);
         self.pos_published.store(st.pos, Ordering::Release);
         self.content_rate.store(st.input.rate, Ordering::Relaxed);
         if f.done > 0 {
@@ -471,13 +477,15 @@ impl RenderCore {
             }
         }
         st.account_underrun(f.done, total, f.held, c);
-        drop(guard);
         // One clock read for both histograms (each read costs ~20 ns, a tenth of a light
         // callback). S3's resample time is the render work of a callback that resampled:
-        // decode, resample and map, an upper bound of the resampling alone.
+        // decode, resample and map, an upper bound of the resampling alone. Recorded while
+        // the token is held: one writer at a time.
         let spent = t0.elapsed().as_nanos() as u64;
-        c.resample_time.record(if f.resampled { spent } else { 0 });
-        c.callback_time.record(spent);
+        c.resample_time
+            .record_exclusive(if f.resampled { spent } else { 0 });
+        c.callback_time.record_exclusive(spent);
+        drop(guard);
     }
 }
 
