@@ -87,6 +87,19 @@ perf_bench() {
     "$live" stream "$work/speech.wav" 20 "$work/hist.tsv"
     "$live" players 16 "$work/speech.wav"
     "$live" latency
+    # Reference: PulseAudio's own client (libpulse, via pacat) playing the same 20 s of speech
+    # at the same latency: the floor for any client of this server.
+    python3 - "$work/speech.wav" <<'PY'
+import resource, subprocess, sys, time, wave
+w = wave.open(sys.argv[1])
+raw = w.readframes(22050 * 20)
+t = time.time()
+subprocess.run(["pacat", "--latency-msec=20", "--raw", "--format=s16le", "--rate=22050",
+                "--channels=1"], input=raw, check=True)
+wall = time.time() - t
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"pacat_cpu_pct\t{(r.ru_utime + r.ru_stime) / wall * 100:.3f}")
+PY
   } 2> "$work/live.log" > "$work/live.tsv" || { cat "$work/live.log"; return 1; }
   pulse_stop
   python3 benches/report.py "$work/rows.tsv" "$work/live.tsv" "$work/hist.tsv" docs

@@ -51,40 +51,53 @@ pub fn decode_into(input_is_s16: bool, bytes: &[u8], out: &mut [f32]) -> usize {
     }
 }
 
-/// The fast path of the last steps for a float32 device: channel map (mono -> stereo or
-/// N -> N) and sanitising in one pass straight into the device buffer at sample `offset`.
-/// Returns false, touching nothing, for any other format or channel pair.
-pub fn map_into_f32_device(
+/// The fast path of the last steps for float32 and int16 devices (the common ones): channel
+/// map (mono -> stereo or N -> N) and conversion in one pass straight into the device buffer
+/// at sample `offset`. Returns false, touching nothing, for any other format or channel pair.
+pub fn map_into_device(
     src: &[f32],
     in_ch: usize,
     data: &mut cpal::Data,
     offset: usize,
     out_ch: usize,
 ) -> bool {
-    if data.sample_format() != SampleFormat::F32 || in_ch == 0 {
+    fn put<T: Copy>(
+        src: &[f32],
+        in_ch: usize,
+        dst: &mut [T],
+        out_ch: usize,
+        conv: impl Fn(f32) -> T,
+    ) -> bool {
+        let frames = (src.len() / in_ch).min(dst.len() / out_ch.max(1));
+        if in_ch == out_ch {
+            for (d, &s) in dst[..frames * out_ch].iter_mut().zip(&src[..frames * in_ch]) {
+                *d = conv(s);
+            }
+            true
+        } else if in_ch == 1 && out_ch == 2 {
+            for (d, &s) in dst[..frames * 2].chunks_exact_mut(2).zip(&src[..frames]) {
+                let v = conv(s);
+                d[0] = v;
+                d[1] = v;
+            }
+            true
+        } else {
+            false
+        }
+    }
+    if in_ch == 0 || !(in_ch == out_ch || (in_ch == 1 && out_ch == 2)) {
         return false;
     }
-    let Some(dst) = data.as_slice_mut::<f32>().and_then(|d| d.get_mut(offset..)) else {
-        return false;
-    };
-    let frames = (src.len() / in_ch).min(dst.len() / out_ch.max(1));
-    if in_ch == out_ch {
-        for (d, &s) in dst[..frames * out_ch]
-            .iter_mut()
-            .zip(&src[..frames * in_ch])
-        {
-            *d = sanitize(s);
-        }
-        true
-    } else if in_ch == 1 && out_ch == 2 {
-        for (d, &s) in dst[..frames * 2].chunks_exact_mut(2).zip(&src[..frames]) {
-            let v = sanitize(s);
-            d[0] = v;
-            d[1] = v;
-        }
-        true
-    } else {
-        false
+    match data.sample_format() {
+        SampleFormat::F32 => match data.as_slice_mut::<f32>().and_then(|d| d.get_mut(offset..)) {
+            Some(dst) => put(src, in_ch, dst, out_ch, sanitize),
+            None => false,
+        },
+        SampleFormat::I16 => match data.as_slice_mut::<i16>().and_then(|d| d.get_mut(offset..)) {
+            Some(dst) => put(src, in_ch, dst, out_ch, f32_to_s16),
+            None => false,
+        },
+        _ => false,
     }
 }
 

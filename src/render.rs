@@ -471,7 +471,10 @@ impl RenderCore {
             self.last_audio_len_ns.store(len, Ordering::Relaxed);
             self.last_audio_cb_ns
                 .store(st.cb_ns.max(1), Ordering::Release);
-            if self.await_first_audio.swap(false, Ordering::AcqRel) {
+            // Load first: a locked swap on every callback costs more than it checks.
+            if self.await_first_audio.load(Ordering::Relaxed)
+                && self.await_first_audio.swap(false, Ordering::AcqRel)
+            {
                 self.first_audio_ns
                     .store((st.cb_ns + latency).max(1), Ordering::Release);
             }
@@ -754,18 +757,24 @@ impl RenderState {
                 (used, p)
             } else {
                 let until_cmd = self.next_cmd_at().map_or(u64::MAX, |a| a - self.pos);
+                let identity = self.resampler.is_identity();
                 let m = (self.q.audio.slots() / fb)
-                    .min(limit)
+                    .min(if identity { n } else { limit })
                     .min(until_cmd as usize);
                 let Ok(chunk) = self.q.audio.read_chunk(m * fb) else {
                     break;
                 };
                 let (a, b) = chunk.as_slices();
-                let na = convert::decode_into(self.input.s16, a, &mut self.xin);
-                convert::decode_into(self.input.s16, b, &mut self.xin[na..]);
-                let (used, p) = self
-                    .resampler
-                    .process(&self.xin[..m * in_ch], &mut self.yres[..n * in_ch]);
+                // Equal rates: decode straight into the resampler's output (a copy saved).
+                let dst = if identity { &mut self.yres } else { &mut self.xin };
+                let na = convert::decode_into(self.input.s16, a, dst);
+                convert::decode_into(self.input.s16, b, &mut dst[na..]);
+                let (used, p) = if identity {
+                    (m, m)
+                } else {
+                    self.resampler
+                        .process(&self.xin[..m * in_ch], &mut self.yres[..n * in_ch])
+                };
                 let (a, b) = chunk.as_slices();
                 let bytes = used * fb;
                 let ua = bytes.min(a.len());
@@ -777,7 +786,7 @@ impl RenderState {
             };
             let fused = p > 0
                 && gain::is_unity(&self.volume, &self.fade)
-                && convert::map_into_f32_device(
+                && convert::map_into_device(
                     &self.yres[..p * in_ch],
                     in_ch,
                     data,
