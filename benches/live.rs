@@ -14,16 +14,9 @@ use audioplay::command::EventKind;
 use audioplay::{Config, InputFormat, Player};
 
 fn speech(path: &str) -> Vec<i16> {
-    use std::io::Read;
-    let mut f = std::io::BufReader::new(std::fs::File::open(path).expect("speech WAV"));
-    let mut riff = [0u8; 12];
-    f.read_exact(&mut riff).unwrap();
-    audioplay::wav::read_header_after_riff(&mut f).unwrap();
-    let mut data = Vec::new();
-    f.read_to_end(&mut data).unwrap();
-    data.chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect()
+    audioplay::wav::read_s16_mono(std::path::Path::new(path))
+        .expect("speech WAV")
+        .1
 }
 
 fn player() -> Player {

@@ -201,20 +201,9 @@ fn make(name: &str, in_rate: u32, out_rate: u32, block: usize) -> Box<dyn Path> 
 }
 
 fn read_wav_s16(path: &str) -> Vec<i16> {
-    use std::io::Read;
-    let mut f = std::io::BufReader::new(std::fs::File::open(path).expect("speech WAV"));
-    let mut riff = [0u8; 12];
-    f.read_exact(&mut riff).unwrap();
-    let fmt = audioplay::wav::read_header_after_riff(&mut f).unwrap();
-    assert!(
-        !fmt.float && fmt.channels == 1,
-        "speech WAV must be int16 mono"
-    );
-    let mut data = Vec::new();
-    f.read_to_end(&mut data).unwrap();
-    data.chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect()
+    audioplay::wav::read_s16_mono(std::path::Path::new(path))
+        .expect("speech WAV")
+        .1
 }
 
 /// Timer overhead per block (a pair of `Instant::now`), subtracted from block times.

@@ -70,7 +70,10 @@ pub fn map_into_device(
     ) -> bool {
         let frames = (src.len() / in_ch).min(dst.len() / out_ch.max(1));
         if in_ch == out_ch {
-            for (d, &s) in dst[..frames * out_ch].iter_mut().zip(&src[..frames * in_ch]) {
+            for (d, &s) in dst[..frames * out_ch]
+                .iter_mut()
+                .zip(&src[..frames * in_ch])
+            {
                 *d = conv(s);
             }
             true

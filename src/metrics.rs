@@ -123,23 +123,11 @@ impl Histogram {
     /// Percentiles over everything recorded. Off the audio thread only (it allocates nothing,
     /// but walks every bucket).
     pub fn percentiles(&self) -> Percentiles {
-        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let counts = self.counts();
         let total: u64 = counts.iter().sum();
         let max = self.max.load(Relaxed);
-        let at = |q: f64| -> u64 {
-            if total == 0 {
-                return 0;
-            }
-            let rank = ((total as f64) * q).ceil().max(1.0) as u64;
-            let mut seen = 0;
-            for (i, &c) in counts.iter().enumerate() {
-                seen += c;
-                if seen >= rank {
-                    return bucket_upper(i).min(max);
-                }
-            }
-            max
-        };
+        // Bucket bounds are upper bounds: never report past the largest value seen.
+        let at = |q: f64| percentile_of(&counts, q).min(max);
         Percentiles {
             count: total,
             p50_ns: at(0.50),

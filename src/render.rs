@@ -766,7 +766,11 @@ impl RenderState {
                 };
                 let (a, b) = chunk.as_slices();
                 // Equal rates: decode straight into the resampler's output (a copy saved).
-                let dst = if identity { &mut self.yres } else { &mut self.xin };
+                let dst = if identity {
+                    &mut self.yres
+                } else {
+                    &mut self.xin
+                };
                 let na = convert::decode_into(self.input.s16, a, dst);
                 convert::decode_into(self.input.s16, b, &mut dst[na..]);
                 let (used, p) = if identity {

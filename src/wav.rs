@@ -63,6 +63,24 @@ pub fn read_header_after_riff(r: &mut impl Read) -> Result<WavFormat, String> {
     }
 }
 
+/// Reads a whole int16 mono WAV file (benchmarks and tools).
+pub fn read_s16_mono(path: &std::path::Path) -> Result<(u32, Vec<i16>), String> {
+    let mut f = std::io::BufReader::new(std::fs::File::open(path).map_err(|e| e.to_string())?);
+    let mut riff = [0u8; 12];
+    f.read_exact(&mut riff).map_err(|e| e.to_string())?;
+    let fmt = read_header_after_riff(&mut f)?;
+    if fmt.float || fmt.channels != 1 {
+        return Err("need an int16 mono WAV".into());
+    }
+    let mut data = Vec::new();
+    f.read_to_end(&mut data).map_err(|e| e.to_string())?;
+    let x = data
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    Ok((fmt.rate, x))
+}
+
 /// Writes a 16-bit PCM WAV file.
 pub fn write_s16(
     path: &std::path::Path,
