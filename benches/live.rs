@@ -223,6 +223,11 @@ fn main() {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
+    if args.is_empty() {
+        // `cargo test --all-targets` runs benchmarks without arguments: nothing to measure.
+        eprintln!("usage: live stream|players|latency ... (run by scripts/bench.sh)");
+        return;
+    }
     match args[0].as_str() {
         "stream" => section_stream(&args[1], args[2].parse().unwrap(), &args[3]),
         "players" => section_players(args[1].parse().unwrap(), &args[2]),

@@ -299,6 +299,11 @@ fn main() {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
+    if args.is_empty() {
+        // `cargo test --all-targets` runs benchmarks without arguments: nothing to measure.
+        eprintln!("usage: resample SPEECH.wav CANDIDATE... (run by scripts/bench.sh)");
+        return;
+    }
     let speech = read_wav_s16(&args[0]);
     let overhead = timer_overhead_ns();
     for name in &args[1..] {
