@@ -90,12 +90,14 @@ perf_bench() {
     # Reference: PulseAudio's own client (libpulse, via pacat) playing the same 20 s of speech
     # at the same latency: the floor for any client of this server.
     python3 - "$work/speech.wav" <<'PY'
-import resource, subprocess, sys, time, wave
+import resource, subprocess, sys, tempfile, time, wave
 w = wave.open(sys.argv[1])
-raw = w.readframes(22050 * 20)
-t = time.time()
-subprocess.run(["pacat", "--latency-msec=20", "--raw", "--format=s16le", "--rate=22050",
-                "--channels=1"], input=raw, check=True)
+with tempfile.NamedTemporaryFile(suffix=".raw") as f:
+    f.write(w.readframes(22050 * 20))
+    f.flush()
+    t = time.time()
+    subprocess.run(["pacat", "--latency-msec=20", "--raw", "--format=s16le", "--rate=22050",
+                    "--channels=1", f.name], check=True)
 wall = time.time() - t
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(f"pacat_cpu_pct\t{(r.ru_utime + r.ru_stime) / wall * 100:.3f}")
