@@ -51,9 +51,70 @@ pub fn decode_into(input_is_s16: bool, bytes: &[u8], out: &mut [f32]) -> usize {
     }
 }
 
-/// The fast path of the last steps for float32 and int16 devices (the common ones): channel
-/// map (mono -> stereo or N -> N) and conversion in one pass straight into the device buffer
-/// at sample `offset`. Returns false, touching nothing, for any other format or channel pair.
+/// Whether `map_channels` writes every output sample (so `out` need not be zeroed first).
+pub fn map_covers_all(in_ch: usize, out_ch: usize) -> bool {
+    in_ch == out_ch || (in_ch == 1 && out_ch == 2) || out_ch == 1
+}
+
+/// D4 channel policy, applied to interleaved frames, converting each sample with `conv`.
+/// `out` must already hold silence unless `map_covers_all`: channels the policy leaves
+/// silent are not touched.
+/// - mono -> 2+: the mono channel goes to the first two outputs;
+/// - 2+ -> mono: `0.5 * (L + R)`;
+/// - otherwise: the first `min(N, M)` channels are copied.
+#[inline(always)]
+fn map_with<T: Copy>(
+    input: &[f32],
+    in_ch: usize,
+    out: &mut [T],
+    out_ch: usize,
+    conv: impl Fn(f32) -> T,
+) {
+    if in_ch == 0 || out_ch == 0 {
+        return;
+    }
+    let frames = (input.len() / in_ch).min(out.len() / out_ch);
+    let (input, out) = (&input[..frames * in_ch], &mut out[..frames * out_ch]);
+    if in_ch == out_ch {
+        for (o, &x) in out.iter_mut().zip(input) {
+            *o = conv(x);
+        }
+    } else if in_ch == 1 && out_ch == 2 {
+        // The common TTS case, with a constant stride so it vectorises.
+        for (o, &x) in out.chunks_exact_mut(2).zip(input) {
+            let v = conv(x);
+            o[0] = v;
+            o[1] = v;
+        }
+    } else if in_ch == 1 {
+        for (o, &x) in out.chunks_exact_mut(out_ch).zip(input) {
+            let v = conv(x);
+            o[0] = v;
+            o[1] = v;
+        }
+    } else if out_ch == 1 {
+        for (o, i) in out.iter_mut().zip(input.chunks_exact(in_ch)) {
+            *o = conv(0.5 * (i[0] + i[1]));
+        }
+    } else {
+        let n = in_ch.min(out_ch);
+        for (o, i) in out.chunks_exact_mut(out_ch).zip(input.chunks_exact(in_ch)) {
+            for (o, &x) in o[..n].iter_mut().zip(&i[..n]) {
+                *o = conv(x);
+            }
+        }
+    }
+}
+
+/// D4 into float32 scratch (see `map_with`).
+pub fn map_channels(input: &[f32], in_ch: usize, out: &mut [f32], out_ch: usize) {
+    map_with(input, in_ch, out, out_ch, |x| x);
+}
+
+/// The fast path for the common device formats (float32, int16): D4 and the conversion in one
+/// pass straight into the device buffer at sample `offset`. Only when the map writes every
+/// output sample (the rest of the buffer is silenced after rendering, not before). Returns
+/// false, touching nothing, otherwise.
 pub fn map_into_device(
     src: &[f32],
     in_ch: usize,
@@ -61,88 +122,21 @@ pub fn map_into_device(
     offset: usize,
     out_ch: usize,
 ) -> bool {
-    fn put<T: Copy>(
-        src: &[f32],
-        in_ch: usize,
-        dst: &mut [T],
-        out_ch: usize,
-        conv: impl Fn(f32) -> T,
-    ) -> bool {
-        let frames = (src.len() / in_ch).min(dst.len() / out_ch.max(1));
-        if in_ch == out_ch {
-            for (d, &s) in dst[..frames * out_ch]
-                .iter_mut()
-                .zip(&src[..frames * in_ch])
-            {
-                *d = conv(s);
-            }
-            true
-        } else if in_ch == 1 && out_ch == 2 {
-            for (d, &s) in dst[..frames * 2].chunks_exact_mut(2).zip(&src[..frames]) {
-                let v = conv(s);
-                d[0] = v;
-                d[1] = v;
-            }
-            true
-        } else {
-            false
-        }
-    }
-    if in_ch == 0 || !(in_ch == out_ch || (in_ch == 1 && out_ch == 2)) {
+    if in_ch == 0 || !map_covers_all(in_ch, out_ch) {
         return false;
     }
     match data.sample_format() {
         SampleFormat::F32 => match data.as_slice_mut::<f32>().and_then(|d| d.get_mut(offset..)) {
-            Some(dst) => put(src, in_ch, dst, out_ch, sanitize),
-            None => false,
+            Some(dst) => map_with(src, in_ch, dst, out_ch, sanitize),
+            None => return false,
         },
         SampleFormat::I16 => match data.as_slice_mut::<i16>().and_then(|d| d.get_mut(offset..)) {
-            Some(dst) => put(src, in_ch, dst, out_ch, f32_to_s16),
-            None => false,
+            Some(dst) => map_with(src, in_ch, dst, out_ch, f32_to_s16),
+            None => return false,
         },
-        _ => false,
+        _ => return false,
     }
-}
-
-/// Whether `map_channels` writes every output sample (so `out` need not be zeroed first).
-pub fn map_covers_all(in_ch: usize, out_ch: usize) -> bool {
-    in_ch == out_ch || (in_ch == 1 && out_ch == 2) || out_ch == 1
-}
-
-/// D4 channel policy, applied to interleaved frames. `out` must already be zeroed unless
-/// `map_covers_all`: channels the policy leaves silent are not touched.
-/// - mono -> 2+: the mono channel goes to the first two outputs;
-/// - 2+ -> mono: `0.5 * (L + R)`;
-/// - otherwise: the first `min(N, M)` channels are copied.
-pub fn map_channels(input: &[f32], in_ch: usize, out: &mut [f32], out_ch: usize) {
-    if in_ch == 0 || out_ch == 0 {
-        return;
-    }
-    let frames = (input.len() / in_ch).min(out.len() / out_ch);
-    let (input, out) = (&input[..frames * in_ch], &mut out[..frames * out_ch]);
-    if in_ch == out_ch {
-        out.copy_from_slice(input);
-    } else if in_ch == 1 && out_ch == 2 {
-        // The common TTS case, with a constant stride so it vectorises.
-        for (o, &x) in out.chunks_exact_mut(2).zip(input) {
-            o[0] = x;
-            o[1] = x;
-        }
-    } else if in_ch == 1 {
-        for (o, &x) in out.chunks_exact_mut(out_ch).zip(input) {
-            o[0] = x;
-            o[1] = x;
-        }
-    } else if out_ch == 1 {
-        for (o, i) in out.iter_mut().zip(input.chunks_exact(in_ch)) {
-            *o = 0.5 * (i[0] + i[1]);
-        }
-    } else {
-        let n = in_ch.min(out_ch);
-        for (o, i) in out.chunks_exact_mut(out_ch).zip(input.chunks_exact(in_ch)) {
-            o[..n].copy_from_slice(&i[..n]);
-        }
-    }
+    true
 }
 
 /// The last step of the callback (D2): float32 samples into the device's format, starting at

@@ -13,6 +13,7 @@
 //! allocated in `new`; `process`, `finish` and `reset` never allocate (C2).
 
 use crate::config::MAX_CHANNELS;
+use crate::resample::{advance_phase, gcd};
 
 /// Taps per output sample when upsampling; downsampling widens the filter by the ratio.
 const TAPS: usize = 40;
@@ -58,13 +59,6 @@ pub struct PolyphaseResampler {
     /// Zero frames appended by `finish` to flush the lookahead.
     padded: usize,
     dot: Dot,
-}
-
-fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
 }
 
 /// Zeroth-order modified Bessel function of the first kind (Kaiser window).
@@ -150,11 +144,6 @@ impl PolyphaseResampler {
     /// The heap buffers, to be freed by whoever takes them.
     pub fn into_buffers(self) -> [Vec<f32>; 2] {
         [self.table, self.window]
-    }
-
-    /// Input frames of lookahead (the filter's algorithmic latency).
-    pub fn lookahead(&self) -> usize {
-        self.taps / 2
     }
 
     /// Forget the stream (after a flush): the next input frame starts a new signal.
@@ -263,12 +252,7 @@ impl PolyphaseResampler {
                 let row = acc as usize * taps;
                 output[j] = dot(&w[start..start + taps], &table[row..row + taps]);
                 j += 1;
-                acc += step_frac;
-                start += step_int;
-                if acc >= out_rate {
-                    acc -= out_rate;
-                    start += 1;
-                }
+                start += step_int + advance_phase(&mut acc, step_frac, out_rate) as usize;
             }
         }
         while j < n && start + taps <= self.filled {
@@ -292,13 +276,7 @@ impl PolyphaseResampler {
                 output[j * ch + c] = y;
             }
             j += 1;
-            // acc + in_rate, split into whole frames and phase without a division.
-            acc += step_frac;
-            start += step_int;
-            if acc >= out_rate {
-                acc -= out_rate;
-                start += 1;
-            }
+            start += step_int + advance_phase(&mut acc, step_frac, out_rate) as usize;
         }
         self.start = start;
         self.acc = acc;
@@ -432,19 +410,12 @@ impl Dot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resample::tests::run_blocks_with;
 
+    /// Runs `x` through in blocks, then the tail (`finish`).
     fn run_blocks(x: &[f32], ch: usize, r: &mut PolyphaseResampler, block: usize) -> Vec<f32> {
-        let mut out = Vec::new();
+        let mut out = run_blocks_with(x, ch, block, |i, o| r.process(i, o));
         let mut buf = vec![0.0f32; block * ch];
-        let mut pos = 0;
-        loop {
-            let (c, p) = r.process(&x[pos * ch..], &mut buf);
-            pos += c;
-            out.extend_from_slice(&buf[..p * ch]);
-            if p == 0 && c == 0 {
-                break;
-            }
-        }
         loop {
             let p = r.finish(&mut buf);
             out.extend_from_slice(&buf[..p * ch]);

@@ -323,15 +323,7 @@ impl RenderCore {
         let mut g = self.lock_blocking();
         let st = g.state();
         st.quality = quality;
-        if st.resampler.quality() != quality {
-            *st.resampler =
-                Resampler::new(quality, st.input.rate, st.output.rate, st.input.channels);
-        }
-    }
-
-    pub fn resample_quality(&self) -> ResampleQuality {
-        let mut g = self.lock_blocking();
-        g.state().quality
+        *st.resampler = Resampler::new(quality, st.input.rate, st.output.rate, st.input.channels);
     }
 
     /// Prepares the render state for a new stream shape. Runs on the service thread with no
@@ -348,7 +340,7 @@ impl RenderCore {
         if st.output == output {
             return;
         }
-        if st.output.rate != output.rate || st.resampler.quality() != st.quality {
+        if st.output.rate != output.rate {
             *st.resampler =
                 Resampler::new(st.quality, st.input.rate, output.rate, st.input.channels);
         }

@@ -254,13 +254,7 @@ impl LinearResampler {
                 }
             }
             j += 1;
-            // acc + in_rate = pending * out_rate + acc', without a division per frame.
-            self.acc += step_frac;
-            self.pending = step_int;
-            if self.acc >= self.out_rate {
-                self.acc -= self.out_rate;
-                self.pending += 1;
-            }
+            self.pending = step_int + advance_phase(&mut self.acc, step_frac, self.out_rate);
         }
         self.produced += j as u64;
         self.consumed += k as u64;
@@ -298,13 +292,6 @@ impl Resampler {
     /// Equal rates: output is the input, copied.
     pub fn is_identity(&self) -> bool {
         matches!(self, Resampler::Linear(r) if r.step_int == 1 && r.step_frac == 0)
-    }
-
-    pub fn quality(&self) -> ResampleQuality {
-        match self {
-            Resampler::Linear(_) => ResampleQuality::Linear,
-            Resampler::High(_) => ResampleQuality::High,
-        }
     }
 
     /// The heap buffers this resampler owns, so they can be freed elsewhere (the audio
@@ -354,7 +341,17 @@ impl Resampler {
     }
 }
 
-fn gcd(mut a: u64, mut b: u64) -> u64 {
+/// Moves a phase numerator `acc` (in `0..modulus`) on by `frac` without dividing; returns
+/// the carry (1 when it wrapped into the next whole frame), to add to the integer step.
+#[inline(always)]
+pub(crate) fn advance_phase(acc: &mut u64, frac: u64, modulus: u64) -> u64 {
+    *acc += frac;
+    let carry = (*acc >= modulus) as u64;
+    *acc -= carry * modulus;
+    carry
+}
+
+pub(crate) fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);
     }
@@ -395,15 +392,22 @@ pub fn resample_linear_s16(input: &[i16], ratio: f64) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn run_blocks(input: &[f32], ch: usize, r: &mut LinearResampler, block: usize) -> Vec<f32> {
+    /// Feeds `input` through `process` in output blocks of `block` frames until nothing moves
+    /// (shared by both resamplers' tests).
+    pub(crate) fn run_blocks_with(
+        input: &[f32],
+        ch: usize,
+        block: usize,
+        mut process: impl FnMut(&[f32], &mut [f32]) -> (usize, usize),
+    ) -> Vec<f32> {
         let mut out = Vec::new();
         let mut buf = vec![0.0f32; block * ch];
         let mut pos = 0;
         loop {
-            let (c, p) = r.process(&input[pos * ch..], &mut buf);
+            let (c, p) = process(&input[pos * ch..], &mut buf);
             pos += c;
             out.extend_from_slice(&buf[..p * ch]);
             if p == 0 && c == 0 {
@@ -411,6 +415,10 @@ mod tests {
             }
         }
         out
+    }
+
+    fn run_blocks(input: &[f32], ch: usize, r: &mut LinearResampler, block: usize) -> Vec<f32> {
+        run_blocks_with(input, ch, block, |i, o| r.process(i, o))
     }
 
     #[test]

@@ -322,7 +322,7 @@ impl Writer {
         };
         let xin = crate::prefault::zeroed(scratch_frames(shape, output) * shape.channels);
         let resampler = Box::new(Resampler::new(
-            shared.core.resample_quality(),
+            shared.cfg.resample_quality,
             shape.rate,
             out,
             shape.channels,

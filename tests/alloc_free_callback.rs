@@ -105,16 +105,19 @@ fn run(
     assert_eq!(events(), 0, "allocations or frees on the audio thread");
 }
 
+fn device(rate: u32, channels: u16, format: SampleFormat) -> VirtualDeviceSpec {
+    VirtualDeviceSpec {
+        id: "v".into(),
+        rate,
+        channels,
+        format,
+    }
+}
+
 #[test]
 fn no_allocation_resampling_mono_to_stereo_f32() {
-    let d = VirtualDeviceSpec {
-        id: "v".into(),
-        rate: 48000,
-        channels: 2,
-        format: SampleFormat::F32,
-    };
     run(
-        d,
+        device(48000, 2, SampleFormat::F32),
         InputFormat::S16,
         1,
         22050,
@@ -126,14 +129,8 @@ fn no_allocation_resampling_mono_to_stereo_f32() {
 
 #[test]
 fn no_allocation_high_quality_resampling() {
-    let d = VirtualDeviceSpec {
-        id: "v".into(),
-        rate: 48000,
-        channels: 2,
-        format: SampleFormat::F32,
-    };
     run(
-        d,
+        device(48000, 2, SampleFormat::F32),
         InputFormat::S16,
         1,
         22050,
@@ -145,14 +142,8 @@ fn no_allocation_high_quality_resampling() {
 
 #[test]
 fn no_allocation_stereo_to_mono_i16_device_and_large_blocks() {
-    let d = VirtualDeviceSpec {
-        id: "v".into(),
-        rate: 16000,
-        channels: 1,
-        format: SampleFormat::I16,
-    };
     run(
-        d,
+        device(16000, 1, SampleFormat::I16),
         InputFormat::F32,
         2,
         24000,
@@ -164,14 +155,8 @@ fn no_allocation_stereo_to_mono_i16_device_and_large_blocks() {
 
 #[test]
 fn no_allocation_six_channel_i32_device() {
-    let d = VirtualDeviceSpec {
-        id: "v".into(),
-        rate: 44100,
-        channels: 6,
-        format: SampleFormat::I32,
-    };
     run(
-        d,
+        device(44100, 6, SampleFormat::I32),
         InputFormat::S16,
         1,
         22050,
@@ -196,12 +181,7 @@ fn the_counter_does_see_allocations() {
 /// retires the old ones to the service thread instead of freeing them.
 #[test]
 fn no_allocation_across_voice_changes_high_quality() {
-    let h = VirtualHost::new(vec![VirtualDeviceSpec {
-        id: "v".into(),
-        rate: 48000,
-        channels: 2,
-        format: SampleFormat::F32,
-    }]);
+    let h = VirtualHost::new(vec![device(48000, 2, SampleFormat::F32)]);
     let cfg = Config {
         input_rate: 22050,
         write_timeout_ms: 0,

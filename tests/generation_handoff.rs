@@ -2,7 +2,7 @@
 //! with the current generation flipping under them, never pop the ring at the same time:
 //! every queued sample comes out exactly once, in order within each callback.
 
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,13 +62,22 @@ fn two_generations_never_pop_the_ring_concurrently() {
     core.publish_generation(1);
 
     let stop = Arc::new(AtomicBool::new(false));
+    // Callbacks hold off while a flip is overdue, so a fast render path cannot play the whole
+    // ring before the flipper thread is even scheduled (both generations must take turns).
+    let limit = Arc::new(AtomicU64::new(1000));
     let worker = |generation: u64| {
         let core = core.clone();
         let stop = stop.clone();
+        let limit = limit.clone();
+        let counters = counters.clone();
         std::thread::spawn(move || {
             let mut heard = Vec::new();
             let mut buf = vec![0.0f32; 64];
             while !stop.load(SeqCst) {
+                if counters.frames_played.load(SeqCst) >= limit.load(SeqCst) {
+                    std::thread::yield_now();
+                    continue;
+                }
                 callback(&core, generation, &mut buf);
                 heard.extend(
                     buf.iter()
@@ -96,6 +105,7 @@ fn two_generations_never_pop_the_ring_concurrently() {
             g = 3 - g;
             core.publish_generation(g);
             flipped_at = played;
+            limit.store(played + 1000, SeqCst);
         }
         std::thread::yield_now();
     }
