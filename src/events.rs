@@ -21,6 +21,10 @@ pub struct Delivery {
     ready: Mutex<VecDeque<Event>>,
     sink: Option<EventSink>,
     pub dropped: std::sync::atomic::AtomicU64,
+    /// Content positions of queued commands that make the callback emit an event (utterance
+    /// starts and ends, markers), in order: the event thread looks for them when the
+    /// callbacks get there instead of polling all the time (issue 5: CPU while streaming).
+    expected: Mutex<VecDeque<u64>>,
 }
 
 impl Delivery {
@@ -30,6 +34,7 @@ impl Delivery {
             ready: Mutex::default(),
             sink,
             dropped: Default::default(),
+            expected: Mutex::default(),
         }
     }
 
@@ -38,6 +43,26 @@ impl Delivery {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push_back(e);
+    }
+
+    /// The writer queued a command that emits an event when the callbacks reach `at`.
+    /// Returns whether it is the only one expected: the event thread may then be in its long
+    /// poll and must be woken to look for it in time.
+    pub fn expect(&self, at: u64) -> bool {
+        let mut q = self.expected.lock().unwrap_or_else(|p| p.into_inner());
+        q.push_back(at);
+        q.len() == 1
+    }
+
+    /// The next expected event position at or after `pos` (the callbacks' published
+    /// position); forgets those before it: their events are already queued (or were
+    /// flushed). One at `pos` itself may still be ahead (queued after the last callback).
+    pub fn next_expected(&self, pos: u64) -> Option<u64> {
+        let mut q = self.expected.lock().unwrap_or_else(|p| p.into_inner());
+        while q.front().is_some_and(|&at| at < pos) {
+            q.pop_front();
+        }
+        q.front().copied()
     }
 
     /// Delivers everything heard by `now_ns`; returns when the next pending event is due.

@@ -74,6 +74,8 @@ struct Controls {
     volume_ramp_ms: AtomicU32,
     /// Utterance ends written; the callback compares with those it consumed (pre-roll).
     ends_written: AtomicU64,
+    /// The last `flush_seq` whose flush has finished (its `Flushed` event is queued).
+    flush_done: AtomicU64,
 }
 
 struct RenderState {
@@ -103,6 +105,8 @@ struct RenderState {
     volume: Ramp,
     fade: Ramp,
     flush_seen: u64,
+    /// `flush_seen` as last published in `Controls::flush_done`.
+    flush_done: u64,
     volume_seen: u64,
     paused: bool,
     /// Discarding up to this position once the fade-out is done.
@@ -210,6 +214,7 @@ impl RenderCore {
             volume: Ramp::new(1.0),
             fade: Ramp::new(1.0),
             flush_seen: 0,
+            flush_done: 0,
             volume_seen: 0,
             paused: false,
             flushing: None,
@@ -368,6 +373,17 @@ impl RenderCore {
         c.flush_seq.fetch_add(1, Ordering::Release);
     }
 
+    /// A flush was asked for and its `Flushed` event is not queued yet.
+    pub fn flush_pending(&self) -> bool {
+        let c = &self.controls;
+        c.flush_seq.load(Ordering::Acquire) != c.flush_done.load(Ordering::Acquire)
+    }
+
+    /// Content frames per second the callbacks consume (the current input rate).
+    pub fn content_rate(&self) -> u32 {
+        self.content_rate.load(Ordering::Relaxed)
+    }
+
     pub fn set_paused(&self, paused: bool, ramp_ms: u32) {
         self.controls
             .pause_ramp_ms
@@ -456,6 +472,12 @@ impl RenderCore {
         metrics::add_exclusive(&c.frames_replayed, f.replayed);
         metrics::add_exclusive(&c.frames_flushed, f.flushed);
         metrics::add_exclusive(&c.device_frames, total as u64);
+        if st.flushing.is_none() && st.flush_done != st.flush_seen {
+            st.flush_done = st.flush_seen;
+            self.controls
+                .flush_done
+                .store(st.flush_done, Ordering::Release);
+        }
         self.pos_published.store(st.pos, Ordering::Release);
         self.content_rate.store(st.input.rate, Ordering::Relaxed);
         if f.done > 0 {

@@ -86,10 +86,21 @@ impl Writer {
     /// queue is full.
     fn command(&mut self, shared: &Shared, cmd: Cmd) -> Result<(), Error> {
         let mut cmd = cmd;
+        let emits = match cmd {
+            Cmd::UtteranceStart { at } | Cmd::UtteranceEnd { at } | Cmd::Mark { at, .. } => {
+                Some(at)
+            }
+            Cmd::Format { .. } => None,
+        };
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
             match self.commands.push(cmd) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    if emits.is_some_and(|at| shared.delivery.expect(at)) {
+                        shared.event_wake.notify();
+                    }
+                    return Ok(());
+                }
                 Err(rtrb::PushError::Full(c)) => {
                     if Instant::now() >= deadline || shared.closing.load(Acquire) {
                         return Err(Error::Device(
