@@ -4,6 +4,8 @@
 
 use cpal::{FromSample, SampleFormat, I24, U24};
 
+use crate::simd::multiversion;
+
 const I16_SCALE: f32 = 32768.0;
 /// Largest float that maps to i16::MAX under D3: `1 - 1/32768`.
 const I16_MAX_F: f32 = 1.0 - 1.0 / 32768.0;
@@ -32,22 +34,23 @@ pub fn sanitize(x: f32) -> f32 {
     }
 }
 
-/// Decodes native-endian input bytes into float32 samples (D2, D3). Returns samples written.
-pub fn decode_into(input_is_s16: bool, bytes: &[u8], out: &mut [f32]) -> usize {
-    if input_is_s16 {
-        let mut n = 0;
-        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            *o = s16_to_f32(i16::from_ne_bytes([b[0], b[1]]));
-            n += 1;
+multiversion! {
+    /// Decodes native-endian input bytes into float32 samples (D2, D3). Returns samples
+    /// written.
+    pub fn decode_into(input_is_s16: bool, bytes: &[u8], out: &mut [f32]) -> usize {
+        if input_is_s16 {
+            let n = out.len().min(bytes.len() / 2);
+            for (o, b) in out[..n].iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = s16_to_f32(i16::from_ne_bytes([b[0], b[1]]));
+            }
+            n
+        } else {
+            let n = out.len().min(bytes.len() / 4);
+            for (o, b) in out[..n].iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = sanitize(f32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+            }
+            n
         }
-        n
-    } else {
-        let mut n = 0;
-        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-            *o = sanitize(f32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-            n += 1;
-        }
-        n
     }
 }
 
@@ -56,51 +59,52 @@ pub fn map_covers_all(in_ch: usize, out_ch: usize) -> bool {
     in_ch == out_ch || (in_ch == 1 && out_ch == 2) || out_ch == 1
 }
 
-/// D4 channel policy, applied to interleaved frames, converting each sample with `conv`.
-/// `out` must already hold silence unless `map_covers_all`: channels the policy leaves
-/// silent are not touched.
-/// - mono -> 2+: the mono channel goes to the first two outputs;
-/// - 2+ -> mono: `0.5 * (L + R)`;
-/// - otherwise: the first `min(N, M)` channels are copied.
-#[inline(always)]
-fn map_with<T: Copy>(
-    input: &[f32],
-    in_ch: usize,
-    out: &mut [T],
-    out_ch: usize,
-    conv: impl Fn(f32) -> T,
-) {
-    if in_ch == 0 || out_ch == 0 {
-        return;
-    }
-    let frames = (input.len() / in_ch).min(out.len() / out_ch);
-    let (input, out) = (&input[..frames * in_ch], &mut out[..frames * out_ch]);
-    if in_ch == out_ch {
-        for (o, &x) in out.iter_mut().zip(input) {
-            *o = conv(x);
+multiversion! {
+    /// D4 channel policy, applied to interleaved frames, converting each sample with `conv`.
+    /// `out` must already hold silence unless `map_covers_all`: channels the policy leaves
+    /// silent are not touched.
+    /// - mono -> 2+: the mono channel goes to the first two outputs;
+    /// - 2+ -> mono: `0.5 * (L + R)`;
+    /// - otherwise: the first `min(N, M)` channels are copied.
+    fn map_with<T: Copy, F: Fn(f32) -> T>(
+        input: &[f32],
+        in_ch: usize,
+        out: &mut [T],
+        out_ch: usize,
+        conv: F,
+    ) {
+        if in_ch == 0 || out_ch == 0 {
+            return;
         }
-    } else if in_ch == 1 && out_ch == 2 {
-        // The common TTS case, with a constant stride so it vectorises.
-        for (o, &x) in out.chunks_exact_mut(2).zip(input) {
-            let v = conv(x);
-            o[0] = v;
-            o[1] = v;
-        }
-    } else if in_ch == 1 {
-        for (o, &x) in out.chunks_exact_mut(out_ch).zip(input) {
-            let v = conv(x);
-            o[0] = v;
-            o[1] = v;
-        }
-    } else if out_ch == 1 {
-        for (o, i) in out.iter_mut().zip(input.chunks_exact(in_ch)) {
-            *o = conv(0.5 * (i[0] + i[1]));
-        }
-    } else {
-        let n = in_ch.min(out_ch);
-        for (o, i) in out.chunks_exact_mut(out_ch).zip(input.chunks_exact(in_ch)) {
-            for (o, &x) in o[..n].iter_mut().zip(&i[..n]) {
+        let frames = (input.len() / in_ch).min(out.len() / out_ch);
+        let (input, out) = (&input[..frames * in_ch], &mut out[..frames * out_ch]);
+        if in_ch == out_ch {
+            for (o, &x) in out.iter_mut().zip(input) {
                 *o = conv(x);
+            }
+        } else if in_ch == 1 && out_ch == 2 {
+            // The common TTS case, with a constant stride so it vectorises.
+            for (o, &x) in out.chunks_exact_mut(2).zip(input) {
+                let v = conv(x);
+                o[0] = v;
+                o[1] = v;
+            }
+        } else if in_ch == 1 {
+            for (o, &x) in out.chunks_exact_mut(out_ch).zip(input) {
+                let v = conv(x);
+                o[0] = v;
+                o[1] = v;
+            }
+        } else if out_ch == 1 {
+            for (o, i) in out.iter_mut().zip(input.chunks_exact(in_ch)) {
+                *o = conv(0.5 * (i[0] + i[1]));
+            }
+        } else {
+            let n = in_ch.min(out_ch);
+            for (o, i) in out.chunks_exact_mut(out_ch).zip(input.chunks_exact(in_ch)) {
+                for (o, &x) in o[..n].iter_mut().zip(&i[..n]) {
+                    *o = conv(x);
+                }
             }
         }
     }

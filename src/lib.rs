@@ -26,6 +26,7 @@ pub mod recreate;
 pub mod render;
 pub mod resample;
 mod service;
+pub(crate) mod simd;
 pub mod virtual_device;
 pub mod wav;
 mod writer;

@@ -185,6 +185,7 @@ impl RenderCore {
         history_frames: usize,
         preroll_frames: u64,
     ) -> Self {
+        crate::simd::detect();
         let n_in = scratch_frames(input, output);
         let mut st = RenderState {
             q,

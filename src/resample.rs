@@ -142,6 +142,23 @@ impl LinearResampler {
     /// channels. Returns `(input frames consumed, output frames produced)`; consumed frames
     /// are owned by the resampler from then on (the last one is kept as `prev`).
     pub fn process(&mut self, input: &[f32], output: &mut [f32]) -> (usize, usize) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::simd::avx2() {
+            // SAFETY: `avx2()` is true only after detection found AVX2 and FMA on this CPU.
+            return unsafe { self.process_avx2(input, output) };
+        }
+        self.process_any(input, output)
+    }
+
+    /// `process` compiled for AVX2+FMA (see `simd`).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn process_avx2(&mut self, input: &[f32], output: &mut [f32]) -> (usize, usize) {
+        self.process_any(input, output)
+    }
+
+    #[inline(always)]
+    fn process_any(&mut self, input: &[f32], output: &mut [f32]) -> (usize, usize) {
         // Constant channel counts let the compiler unroll the per-frame channel loop.
         match self.channels {
             1 => self.run::<1>(input, output),
