@@ -66,6 +66,10 @@ impl Ours {
         };
         let player = Player::with_host(cfg, host.cpal_host()).unwrap();
         let stream = host.stream("v").unwrap();
+        // Render 60 s of speech takes tens of milliseconds here, so let the player settle
+        // first as any real one has by its second callback: its service thread calibrates
+        // the callback clock within ~5 ms of starting (src/clock.rs).
+        std::thread::sleep(std::time::Duration::from_millis(30));
         let ring_per_content = if mode == ResampleMode::Producer {
             out_rate as f64 / in_rate as f64
         } else {

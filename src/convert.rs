@@ -54,6 +54,15 @@ multiversion! {
     }
 }
 
+/// Native-endian float32 samples seen in place (no copy); None unless `bytes` is aligned
+/// for f32 and a whole number of samples (the ring's slices are, in practice).
+pub fn f32_view(bytes: &[u8]) -> Option<&[f32]> {
+    // SAFETY: every bit pattern is a valid f32, and `align_to` only puts correctly aligned
+    // whole elements in the middle part.
+    let (pre, mid, post) = unsafe { bytes.align_to::<f32>() };
+    (pre.is_empty() && post.is_empty()).then_some(mid)
+}
+
 /// Whether `map_channels` writes every output sample (so `out` need not be zeroed first).
 pub fn map_covers_all(in_ch: usize, out_ch: usize) -> bool {
     in_ch == out_ch || (in_ch == 1 && out_ch == 2) || out_ch == 1

@@ -27,10 +27,18 @@ impl History {
             b = &b[skip..];
         }
         for part in [a, b] {
+            if part.is_empty() {
+                continue;
+            }
             let first = part.len().min(cap - self.head);
             self.buf[self.head..self.head + first].copy_from_slice(&part[..first]);
             self.buf[..part.len() - first].copy_from_slice(&part[first..]);
-            self.head = (self.head + part.len()) % cap;
+            // part.len() <= cap: one subtraction wraps it (a division costs more than the
+            // copy of a short callback's worth).
+            self.head += part.len();
+            if self.head >= cap {
+                self.head -= cap;
+            }
             self.len = (self.len + part.len()).min(cap);
         }
     }

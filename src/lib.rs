@@ -3,6 +3,7 @@
 //! The Rust API ([`Player`]) is the safe core; [`ffi`] is the C ABI over it
 //! (`include/audioplay.h`). Requirement IDs in comments refer to the user's SPEC.md.
 
+mod clock;
 pub mod command;
 pub mod config;
 pub mod convert;

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::clock::Clock;
+
 use crate::command::{Cmd, Event, EventKind, Garbage};
 use crate::config::ResampleQuality;
 use crate::config::MAX_CHANNELS;
@@ -131,8 +133,8 @@ pub struct RenderCore {
     state: UnsafeCell<RenderState>,
     controls: Controls,
     pub counters: Arc<Counters>,
-    /// Wall-clock origin for the timing atomics below.
-    epoch: Instant,
+    /// Wall-clock origin for the timing atomics below, and the callback's cheap reading of it.
+    clock: Clock,
     /// The latest callback that rendered audio: when it ran (ns since `epoch`), the device
     /// latency it was given, and how long its buffer plays. Enough to tell, when a stream is
     /// stopped, how much of what it was handed had not been heard yet.
@@ -235,7 +237,7 @@ impl RenderCore {
             state: UnsafeCell::new(st),
             controls,
             counters,
-            epoch: Instant::now(),
+            clock: Clock::new(Instant::now()),
             last_audio_cb_ns: AtomicU64::new(0),
             last_audio_latency_ns: AtomicU64::new(0),
             last_audio_len_ns: AtomicU64::new(0),
@@ -249,7 +251,16 @@ impl RenderCore {
 
     /// Nanoseconds since this core's epoch (the clock the timing atomics and events use).
     pub fn now_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
+        self.clock.now_ns()
+    }
+
+    /// Refreshes the callback clock's calibration (the service thread, every tick).
+    pub fn calibrate_clock(&self) {
+        self.clock.calibrate();
+    }
+
+    pub fn clock_calibrated(&self) -> bool {
+        self.clock.calibrated()
     }
 
     /// How long the audio handed to the device by the last rendering callback goes on
@@ -412,7 +423,7 @@ impl RenderCore {
     /// The callback body. Hard realtime: atomics, arithmetic and preallocated scratch only
     /// (C2); every outcome is a counter or a queued event (C3).
     pub fn render(&self, generation: u64, data: &mut cpal::Data, info: &cpal::OutputCallbackInfo) {
-        let t0 = Instant::now();
+        let t0 = self.clock.stamp();
         let c = &*self.counters;
         c.callbacks.fetch_add(1, Ordering::Relaxed);
         let ts = info.timestamp();
@@ -449,7 +460,7 @@ impl RenderCore {
             return;
         }
         let total = data.len() / out_ch;
-        st.cb_ns = t0.duration_since(self.epoch).as_nanos() as u64;
+        st.cb_ns = t0.ns;
         st.latency_ns = latency;
         let len = total as u64 * 1_000_000_000 / st.output.rate.max(1) as u64;
         // Device starvation: arriving after everything the previous callback wrote has played
@@ -499,7 +510,7 @@ impl RenderCore {
         // callback). S3's resample time is the render work of a callback that resampled:
         // decode, resample and map, an upper bound of the resampling alone. Recorded while
         // the token is held: one writer at a time.
-        let spent = t0.elapsed().as_nanos() as u64;
+        let spent = self.clock.since_ns(&t0);
         c.resample_time
             .record_exclusive(if f.resampled { spent } else { 0 });
         c.callback_time.record_exclusive(spent);
@@ -751,6 +762,8 @@ impl RenderState {
             }
             let limit = self.resampler.max_input_for(n).min(self.xin.len() / in_ch);
             let replaying = self.history.replay > 0;
+            // This chunk went from the ring to the device without scratch (see below).
+            let mut direct = false;
             f.resampled |= !self.resampler.is_identity();
             let (c_used, p) = if self.finishing {
                 let p = self.resampler.finish(&mut self.yres[..n * in_ch]);
@@ -780,14 +793,34 @@ impl RenderState {
                     break;
                 };
                 let (a, b) = chunk.as_slices();
-                // Equal rates: decode straight into the resampler's output (a copy saved).
-                let dst = if identity {
-                    &mut self.yres
-                } else {
-                    &mut self.xin
-                };
-                let na = convert::decode_into(self.input.s16, a, dst);
-                convert::decode_into(self.input.s16, b, &mut dst[na..]);
+                // Equal rates and float samples (producer mode, or float content at the
+                // device rate): straight from the ring into the device, sanitised there.
+                direct = identity
+                    && !self.input.s16
+                    && gain::is_unity(&self.volume, &self.fade)
+                    && convert::f32_view(a)
+                        .zip(convert::f32_view(b))
+                        .is_some_and(|(a, b)| {
+                            let at = f.done * out_ch;
+                            convert::map_into_device(a, in_ch, data, at, out_ch)
+                                && convert::map_into_device(
+                                    b,
+                                    in_ch,
+                                    data,
+                                    at + a.len() / in_ch * out_ch,
+                                    out_ch,
+                                )
+                        });
+                if !direct {
+                    // Equal rates: decode straight into the resampler's output (a copy saved).
+                    let dst = if identity {
+                        &mut self.yres
+                    } else {
+                        &mut self.xin
+                    };
+                    let na = convert::decode_into(self.input.s16, a, dst);
+                    convert::decode_into(self.input.s16, b, &mut dst[na..]);
+                }
                 let (used, p) = if identity {
                     (m, m)
                 } else {
@@ -803,15 +836,16 @@ impl RenderState {
                 f.consumed += used as u64;
                 (used, p)
             };
-            let fused = p > 0
-                && gain::is_unity(&self.volume, &self.fade)
-                && convert::map_into_device(
-                    &self.yres[..p * in_ch],
-                    in_ch,
-                    data,
-                    f.done * out_ch,
-                    out_ch,
-                );
+            let fused = direct
+                || p > 0
+                    && gain::is_unity(&self.volume, &self.fade)
+                    && convert::map_into_device(
+                        &self.yres[..p * in_ch],
+                        in_ch,
+                        data,
+                        f.done * out_ch,
+                        out_ch,
+                    );
             if p > 0 {
                 if !fused {
                     let ymap = &mut self.ymap[..p * out_ch];

@@ -51,6 +51,7 @@ pub fn run(shared: Arc<Shared>) {
     let poll = Duration::from_millis(shared.cfg.device_poll_ms as u64);
     let mut idle = crate::idle::Idle::default();
     let mut fallback = crate::fallback::Fallback::default();
+    shared.core.calibrate_clock();
     loop {
         let wait = match &w.pending {
             Some((.., since)) => {
@@ -63,11 +64,18 @@ pub fn run(shared: Arc<Shared>) {
             None => poll,
         };
         let wait = idle.next_wait(&shared).map_or(wait, |w| wait.min(w));
+        // The callback clock's first calibration needs a second reading soon after the first.
+        let wait = if shared.core.clock_calibrated() {
+            wait
+        } else {
+            wait.min(Duration::from_millis(5))
+        };
         let woke = shared.wake.wait(wait);
         if shared.closing.load(Relaxed) {
             report(&shared, &mut seen);
             break;
         }
+        shared.core.calibrate_clock();
         idle.tick(&shared);
         fallback.tick(&shared);
         w.watch(&shared, woke);
