@@ -81,10 +81,19 @@ fn section_stream(path: &str, secs: f64, hist: &str) {
     let wall = t0.elapsed().as_nanos() as f64;
     let cpu1 = other_threads_cpu_ns();
     let mut cpu = 0;
+    // By thread name (threads that share one are summed). cpal's PulseAudio client thread
+    // inherits the name of the thread that created the host: the benchmark's (live-...).
+    let mut by_name = std::collections::BTreeMap::new();
     for (name, ns) in &cpu1 {
         let d = ns - cpu0.get(name).copied().unwrap_or(0);
         cpu += d;
-        let name = name.split('#').next().unwrap_or("");
+        let mut name = name.split('#').next().unwrap_or("").to_owned();
+        if name.starts_with("live-") {
+            name = "pulseaudio-client".into();
+        }
+        *by_name.entry(name).or_insert(0) += d;
+    }
+    for (name, d) in by_name {
         println!("thread_cpu_pct {name}\t{:.3}", d as f64 / wall * 100.0);
     }
     let m = p.metrics();

@@ -83,13 +83,18 @@ perf_bench() {
   done
   echo "== live figures on PulseAudio"
   pulse_start "$work/pulse" s48:48000:2
+  local live_rounds="${LIVE_ROUNDS:-3}"
   {
-    "$live" stream "$work/speech.wav" 20 "$work/hist.tsv"
     "$live" players 16 "$work/speech.wav"
     "$live" latency
-    # Reference: PulseAudio's own client (libpulse, via pacat) playing the same 20 s of speech
-    # at the same latency: the floor for any client of this server.
-    python3 - "$work/speech.wav" <<'PY'
+    # The stream figures swing from run to run on a shared VM: several runs, each next to the
+    # reference, reported per run and as medians.
+    for i in $(seq 1 "$live_rounds"); do
+      {
+        "$live" stream "$work/speech.wav" 20 "$work/hist$i.tsv"
+        # Reference: PulseAudio's own client (libpulse, via pacat) playing the same 20 s of
+        # speech at the same latency: the floor for any client of this server.
+        python3 - "$work/speech.wav" <<'PY'
 import resource, subprocess, sys, tempfile, time, wave
 w = wave.open(sys.argv[1])
 with tempfile.NamedTemporaryFile(suffix=".raw") as f:
@@ -102,9 +107,11 @@ wall = time.time() - t
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(f"pacat_cpu_pct\t{(r.ru_utime + r.ru_stime) / wall * 100:.3f}")
 PY
+      } | sed "s/^/stream$i:/"
+    done
   } 2> "$work/live.log" > "$work/live.tsv" || { cat "$work/live.log"; return 1; }
   pulse_stop
-  python3 benches/report.py "$work/rows.tsv" "$work/live.tsv" "$work/hist.tsv" docs
+  python3 benches/report.py "$work/rows.tsv" "$work/live.tsv" "$work/hist*.tsv" docs
 }
 
 case "$section" in
