@@ -9,6 +9,9 @@ use crate::resample::Resampler;
 pub enum Garbage {
     Scratch(Vec<f32>),
     Resampler(Box<Resampler>),
+    /// A prepared resampler the callback could not use, moved out of its box (which the
+    /// callback reuses).
+    Unused(Resampler),
 }
 
 /// In-band commands. Each applies when the callback has consumed exactly `at` content frames

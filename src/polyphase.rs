@@ -141,11 +141,6 @@ impl PolyphaseResampler {
         r
     }
 
-    /// The heap buffers, to be freed by whoever takes them.
-    pub fn into_buffers(self) -> [Vec<f32>; 2] {
-        [self.table, self.window]
-    }
-
     /// Forget the stream (after a flush): the next input frame starts a new signal.
     pub fn reset(&mut self) {
         // The first output is centred on the first input frame: `taps/2 - 1` zero frames of

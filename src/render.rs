@@ -640,15 +640,13 @@ impl RenderState {
                     if out_rate != self.output.rate {
                         // The stream moved to another rate after the writer prepared this
                         // one: play on with linear (allocation-free) until the next
-                        // configure; counted, not hidden. The unusable one is retired, not
-                        // dropped here.
+                        // configure; counted, not hidden. The unusable one is retired whole
+                        // (its tables too), not dropped here.
                         c.resample_errors.fetch_add(1, Ordering::Relaxed);
                         let linear =
                             LinearResampler::new(shape.rate, self.output.rate, shape.channels);
                         let stale = std::mem::replace(&mut *resampler, Resampler::Linear(linear));
-                        for buf in stale.into_buffers() {
-                            self.retire(Garbage::Scratch(buf), c);
-                        }
+                        self.retire(Garbage::Unused(stale), c);
                     }
                     std::mem::swap(&mut self.resampler, &mut resampler);
                     self.retire(Garbage::Resampler(resampler), c);

@@ -374,16 +374,6 @@ impl Resampler {
         matches!(self, Resampler::Linear(r) if r.step_int == 1 && r.step_frac == 0)
     }
 
-    /// The heap buffers this resampler owns, so they can be freed elsewhere (the audio
-    /// thread retires them instead of dropping them).
-    pub fn into_buffers(self) -> impl Iterator<Item = Vec<f32>> {
-        let bufs = match self {
-            Resampler::Linear(_) => [Vec::new(), Vec::new()],
-            Resampler::High(r) => r.into_buffers(),
-        };
-        bufs.into_iter().filter(|b| b.capacity() > 0)
-    }
-
     pub fn reset(&mut self) {
         match self {
             Resampler::Linear(r) => r.reset(),

@@ -5,6 +5,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use std::time::{Duration, Instant};
+
 use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost};
 use audioplay::{Config, InputFormat, Player, ResampleQuality};
 use cpal::SampleFormat;
@@ -213,5 +215,47 @@ fn no_allocation_across_voice_changes_high_quality() {
     assert_eq!(m.callback_errors, 0);
     assert_eq!(m.resample_errors, 0);
     assert!(m.frames_played > 0);
+    assert_eq!(events(), 0, "allocations or frees on the audio thread");
+}
+
+/// A voice change queued before a route change to another rate: the resampler the writer
+/// prepared for the old rate cannot be used, and the callback must hand it (with its period
+/// tables) to the service thread rather than free it.
+#[test]
+fn no_free_when_a_queued_voice_change_outlives_its_device_rate() {
+    let mut b = device(44100, 2, SampleFormat::F32);
+    b.id = "b".into();
+    let h = VirtualHost::new(vec![device(48000, 2, SampleFormat::F32), b]);
+    let cfg = Config {
+        input_rate: 22050,
+        write_timeout_ms: 0,
+        ..Config::default()
+    };
+    let p = Player::with_host(cfg, h.cpal_host()).unwrap();
+    let mut out = vec![0.0f32; 960];
+    p.write_i16(&[1000i16; 2205]).unwrap();
+    assert!(h.stream("v").unwrap().render_f32(480, &mut out));
+    // Prepared for 48 kHz, still queued when the stream moves to 44.1 kHz.
+    p.set_input_format(InputFormat::S16, 1, 16000).unwrap();
+    p.write_i16(&[1000i16; 1600]).unwrap();
+    h.set_default(Some("b"));
+    let t0 = Instant::now();
+    while !(p.snapshot().device_id == "b" && !p.recreating()) {
+        assert!(t0.elapsed() < Duration::from_secs(5), "no route change");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let s = h.stream("b").unwrap();
+    let mut out = vec![0.0f32; 882];
+    reset_events();
+    // 20 callbacks of 10 ms: past the old voice's 90 ms and into the new one.
+    for _ in 0..20 {
+        IN_CALLBACK.with(|c| c.set(true));
+        let ok = s.render_f32(441, &mut out);
+        IN_CALLBACK.with(|c| c.set(false));
+        assert!(ok);
+    }
+    let m = p.metrics();
+    assert_eq!(m.resample_errors, 1, "the stale resampler path ran");
+    assert!(m.frames_played > 2205);
     assert_eq!(events(), 0, "allocations or frees on the audio thread");
 }
