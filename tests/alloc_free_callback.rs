@@ -240,7 +240,7 @@ fn no_free_when_a_queued_voice_change_outlives_its_device_rate() {
     p.write_i16(&[1000i16; 1600]).unwrap();
     h.set_default(Some("b"));
     let t0 = Instant::now();
-    while !(p.snapshot().device_id == "b" && !p.recreating()) {
+    while p.snapshot().device_id != "b" || p.recreating() {
         assert!(t0.elapsed() < Duration::from_secs(5), "no route change");
         std::thread::sleep(Duration::from_millis(2));
     }
