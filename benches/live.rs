@@ -52,6 +52,14 @@ fn other_threads_cpu_ns() -> std::collections::BTreeMap<String, u64> {
     by
 }
 
+/// CPU time of the calling thread, ns (schedstat).
+fn own_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
     s.lines()
@@ -76,10 +84,15 @@ fn section_stream(path: &str, secs: f64, hist: &str) {
     let p = player();
     std::thread::sleep(Duration::from_millis(300));
     let cpu0 = other_threads_cpu_ns();
+    let me0 = own_cpu_ns();
     let t0 = Instant::now();
     stream(&p, &x, secs);
     let wall = t0.elapsed().as_nanos() as f64;
     let cpu1 = other_threads_cpu_ns();
+    // The engine's thread does nothing here but write (and wait inside the write for room):
+    // all of its time is the library's too.
+    let writer = own_cpu_ns() - me0;
+    println!("writer_thread_cpu_pct\t{:.3}", writer as f64 / wall * 100.0);
     let mut cpu = 0;
     // By thread name (threads that share one are summed). cpal's PulseAudio client thread
     // inherits the name of the thread that created the host: the benchmark's (live-...).

@@ -136,6 +136,9 @@ pub struct Shared {
     pub wake: Arc<Wake>,
     /// Wakes the event thread (an utterance starting, shutdown).
     pub event_wake: Wake,
+    /// Releases a writer waiting for room in the ring: a flush or close (the callback that
+    /// frees room cannot signal; the writer sleeps until room should be there).
+    pub room_wake: Wake,
     pub logger: Mutex<Logger>,
     /// Set by a stream's error callback when its device is gone; the watcher acts at once.
     pub stream_lost: Arc<AtomicBool>,
@@ -295,6 +298,7 @@ impl Player {
             closing: AtomicBool::new(false),
             wake: Arc::new(Wake::default()),
             event_wake: Wake::default(),
+            room_wake: Wake::default(),
             logger: Mutex::new(logger),
             stream_lost: Arc::new(AtomicBool::new(false)),
             device_request: AtomicBool::new(false),
@@ -420,6 +424,7 @@ impl Player {
         }
         let heard = self.shared.core.heard_frames();
         self.shared.flush_epoch.fetch_add(1, AcqRel);
+        self.shared.room_wake.notify();
         let mut w = self.shared.writer();
         let upto = w.cut(&self.shared);
         self.shared.core.request_flush(upto, fade_ms.min(10_000));
@@ -494,10 +499,23 @@ impl Player {
             if core.position() >= target && core.unheard_ns(core.now_ns()) == 0 {
                 return Ok(true);
             }
-            if Instant::now() >= deadline || self.shared.closing.load(Acquire) {
+            let now = Instant::now();
+            if now >= deadline || self.shared.closing.load(Acquire) {
                 return Ok(false);
             }
-            std::thread::sleep(POLL);
+            // Sleep until about when the callbacks reach the end, then until it is heard,
+            // rather than polling all along (at most 50 ms at a time: close is not signalled).
+            let left = target.saturating_sub(core.position());
+            let wait = if left > 0 {
+                let rate = u64::from(core.content_rate().max(1));
+                Duration::from_nanos(left * 1_000_000_000 / rate).max(POLL)
+            } else {
+                Duration::from_nanos(core.unheard_ns(core.now_ns()))
+            };
+            std::thread::sleep(
+                wait.clamp(Duration::from_millis(1), Duration::from_millis(50))
+                    .min(deadline - now),
+            );
         }
     }
 
@@ -582,6 +600,7 @@ impl Player {
         }
         self.shared.wake.notify();
         self.shared.event_wake.notify();
+        self.shared.room_wake.notify();
         for t in [&self.service, &self.events] {
             if let Some(h) = t.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 let _ = h.join();
