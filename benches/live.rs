@@ -83,6 +83,7 @@ fn section_stream(path: &str, secs: f64, hist: &str) {
     let x = speech(path);
     let p = player();
     std::thread::sleep(Duration::from_millis(300));
+    let hist0 = p.callback_histogram();
     let cpu0 = other_threads_cpu_ns();
     let me0 = own_cpu_ns();
     let t0 = Instant::now();
@@ -94,16 +95,12 @@ fn section_stream(path: &str, secs: f64, hist: &str) {
     let writer = own_cpu_ns() - me0;
     println!("writer_thread_cpu_pct\t{:.3}", writer as f64 / wall * 100.0);
     let mut cpu = 0;
-    // By thread name (threads that share one are summed). cpal's PulseAudio client thread
-    // inherits the name of the thread that created the host: the benchmark's (live-...).
+    // By thread name (threads that share one are summed).
     let mut by_name = std::collections::BTreeMap::new();
     for (name, ns) in &cpu1 {
         let d = ns - cpu0.get(name).copied().unwrap_or(0);
         cpu += d;
-        let mut name = name.split('#').next().unwrap_or("").to_owned();
-        if name.starts_with("live-") {
-            name = "pulseaudio-client".into();
-        }
+        let name = name.split('#').next().unwrap_or("").to_owned();
         *by_name.entry(name).or_insert(0) += d;
     }
     for (name, d) in by_name {
@@ -130,8 +127,31 @@ fn section_stream(path: &str, secs: f64, hist: &str) {
     );
     println!("underruns\t{}", m.underruns);
     println!("library_threads_cpu_pct\t{:.3}", cpu as f64 / wall * 100.0);
+    // The callbacks while speech streamed (the idle ones before, the stream's first included,
+    // are left out): bucket upper bounds, so p99 and max are at most that.
+    let before: std::collections::HashMap<u64, u64> = hist0.into_iter().collect();
+    let during: Vec<(u64, u64)> = p
+        .callback_histogram()
+        .into_iter()
+        .map(|(u, c)| (u, c - before.get(&u).copied().unwrap_or(0)))
+        .filter(|b| b.1 > 0)
+        .collect();
+    let n: u64 = during.iter().map(|b| b.1).sum();
+    let upto = |share: f64| {
+        let mut seen = 0;
+        during
+            .iter()
+            .find(|b| {
+                seen += b.1;
+                seen as f64 >= share * n as f64
+            })
+            .map_or(0, |b| b.0)
+    };
+    println!("streaming_callbacks\t{n}");
+    println!("streaming_callback_us_p99\t{:.2}", upto(0.99) as f64 / 1e3);
+    println!("streaming_callback_us_max\t{:.2}", upto(1.0) as f64 / 1e3);
     let mut out = String::from("upper_ns\tcount\n");
-    for (u, c) in p.callback_histogram() {
+    for (u, c) in during {
         out += &format!("{u}\t{c}\n");
     }
     std::fs::write(hist, out).unwrap();

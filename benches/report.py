@@ -192,10 +192,9 @@ def main():
         w(f"- {k}: {per_run(k)} (median {live[k]})")
     w("- CPU by thread (% of one core), per run: " + ", ".join(
         f"{k.split(' ', 1)[1]} {per_run(k)}" for k in runs if k.startswith("thread_cpu_pct")))
-    w("  (threads cpal creates inherit the name of the thread that created them: pulseaudio-client")
-    w("  is the client's socket thread, which also runs the audio callback, created with the host")
-    w("  on the benchmark's thread; audioplay-recre is cpal's stream driver and latency-poll pair,")
-    w("  created by audioplay-recreate.)")
+    w("  (audioplay-audio is the PulseAudio client's socket thread, which runs the audio callback;")
+    w("  audioplay-recre is cpal's stream driver and latency-poll pair, which take the name of the")
+    w("  thread that opens the stream.)")
     w(f"- resident memory: {live['rss_kib_one_player']} KiB with one player, "
       f"{live[f'rss_kib_{n}_players']} KiB with {n}: {live['rss_kib_per_extra_player']} KiB per extra player")
     w(f"- {n} players at once: {live['frames_played_all']} frames played, {live['underruns_all']} underruns, "

@@ -193,6 +193,11 @@ typedef struct ApConfig {
   // this many microseconds, resampling moves to the writing thread for good, logged once
   // (default 5000).
   uint32_t resample_p95_limit_us;
+  // SCHED_FIFO priority (1-99) the library asks for its audio thread (on PulseAudio, the
+  // client thread that runs the callback), best effort: without the right to (root,
+  // CAP_SYS_NICE or RLIMIT_RTPRIO) it logs once at info level and carries on. 0 leaves
+  // the thread's scheduling alone (default 10).
+  uint32_t audio_thread_priority;
 } ApConfig;
 
 // One output device as `ap_list_devices` reports it.

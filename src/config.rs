@@ -80,6 +80,9 @@ pub struct Config {
     /// SPEC S3: when the callback's resample time p95 (over ~100 callbacks) exceeds this,
     /// resampling moves to the writing thread, once and for good (logged).
     pub resample_p95_limit_us: u32,
+    /// SCHED_FIFO priority asked for the audio thread (PulseAudio's client thread, which runs
+    /// the callback), best effort: 0 leaves its scheduling alone (see `priority`).
+    pub audio_thread_priority: u32,
     pub log_sink: Option<LogSink>,
     pub log_level: LogLevel,
     /// How often the service thread checks the output device (V1).
@@ -120,6 +123,7 @@ impl Default for Config {
             resample_mode: ResampleMode::Callback,
             resample_quality: ResampleQuality::Linear,
             resample_p95_limit_us: 5000,
+            audio_thread_priority: 10,
             log_sink: None,
             log_level: LogLevel::Info,
             device_poll_ms: 250,
@@ -192,6 +196,7 @@ impl Config {
                 0,
                 1_000_000,
             ),
+            ("audio_thread_priority", self.audio_thread_priority, 0, 99),
         ];
         for (name, v, lo, hi) in ranges {
             if !(lo..=hi).contains(&v) {

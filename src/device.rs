@@ -11,6 +11,19 @@ use crate::convert;
 /// else cpal's default. ALSA's own stderr chatter is silenced first: a library must not
 /// write to its host process's stderr.
 pub fn system_host() -> Result<cpal::Host, String> {
+    // The PulseAudio client's socket thread, which runs the audio callback, is started with
+    // the host and inherits the name of the thread that creates it: create the host on a
+    // thread named for it, so the service thread can find it (crate::priority) and it shows
+    // as what it is in top and perf (not as the application's thread).
+    std::thread::Builder::new()
+        .name(crate::priority::AUDIO_THREAD_NAME.into())
+        .spawn(pick_host)
+        .map_err(|e| format!("cannot start a thread: {e}"))?
+        .join()
+        .unwrap_or_else(|_| Err("the audio host could not be created".into()))
+}
+
+fn pick_host() -> Result<cpal::Host, String> {
     #[cfg(target_os = "linux")]
     {
         if cpal::available_hosts().contains(&cpal::HostId::PulseAudio) {

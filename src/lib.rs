@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod player;
 pub mod polyphase;
 mod prefault;
+mod priority;
 #[doc(hidden)]
 pub mod quality;
 pub mod recreate;

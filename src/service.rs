@@ -51,6 +51,7 @@ pub fn run(shared: Arc<Shared>) {
     let poll = Duration::from_millis(shared.cfg.device_poll_ms as u64);
     let mut idle = crate::idle::Idle::default();
     let mut fallback = crate::fallback::Fallback::default();
+    let mut priority = crate::priority::Priority::default();
     shared.core.calibrate_clock();
     loop {
         let wait = match &w.pending {
@@ -78,6 +79,7 @@ pub fn run(shared: Arc<Shared>) {
         shared.core.calibrate_clock();
         idle.tick(&shared);
         fallback.tick(&shared);
+        priority.tick(&shared);
         w.watch(&shared, woke);
         w.measure_gap(&shared);
         report(&shared, &mut seen);

@@ -430,7 +430,8 @@ fn struct_layout_matches_what_a_c_compiler_sees() {
         target_latency_ms, ring_capacity_ms, write_timeout_ms, prefer_stream_rate, resample_mode,
         log_level, log_fn, log_user, device_poll_ms, device_query_cooldown_ms,
         max_recreate_per_minute, debounce_ms, max_replay_ms, recreate_warn_ms, start_threshold_ms,
-        idle_suspend_ms, event_fn, event_user);
+        idle_suspend_ms, event_fn, event_user, resample_quality, resample_p95_limit_us,
+        audio_thread_priority);
     let event = fields!(ApEvent: struct_size, kind, id, frame, heard_ms);
     let device = fields!(ApDeviceInfo: struct_size, rate, channels, is_default, id, name);
     let metrics = fields!(ApMetrics: struct_size, output_channels, frames_written, frames_played,

@@ -92,6 +92,30 @@ fn f32_stereo_24000_on_16k_mono_sink() {
     tone_on(S16, 24000, "f32", 2);
 }
 
+/// The audio thread (PulseAudio's client thread, which runs the callback) is asked for
+/// SCHED_FIFO by default and left alone with priority 0 (issue 5: callback max). Root here, so
+/// the request is granted.
+#[test]
+fn the_audio_thread_gets_the_configured_priority() {
+    let _g = serial();
+    let server = PulseServer::start(&[S48]);
+    for (prio, want) in [("10", true), ("0", false)] {
+        let out = server
+            .command(env!("CARGO_BIN_EXE_applay"))
+            .args(["--tone", "440", "--seconds", "0.3", "--rt-priority", prio])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert_eq!(
+            err.contains("at SCHED_FIFO priority 10"),
+            want,
+            "--rt-priority {prio}: {err}"
+        );
+        assert!(!err.contains("could not raise"), "{err}");
+    }
+}
+
 #[test]
 fn lists_the_servers_sinks() {
     let _g = serial();

@@ -15,7 +15,7 @@ const ApConfig = koffi.struct('ApConfig', {
   device_query_cooldown_ms: 'uint32', max_recreate_per_minute: 'uint32', debounce_ms: 'uint32',
   max_replay_ms: 'uint32', recreate_warn_ms: 'uint32', start_threshold_ms: 'uint32',
   idle_suspend_ms: 'uint32', event_fn: 'void *', event_user: 'void *', resample_quality: 'int32',
-  resample_p95_limit_us: 'uint32',
+  resample_p95_limit_us: 'uint32', audio_thread_priority: 'uint32',
 });
 const ApEvent = koffi.struct('ApEvent', {
   struct_size: 'uint32', kind: 'uint32', id: 'uint64', frame: 'uint64', heard_ms: 'double',

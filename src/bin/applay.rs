@@ -24,6 +24,7 @@ struct Args {
     prefer: PreferStreamRate,
     resample: ResampleMode,
     quality: ResampleQuality,
+    rt_priority: u32,
     list: bool,
     json: bool,
     quiet: bool,
@@ -46,6 +47,7 @@ const USAGE: &str = "usage: applay [options] [FILE|-]
   --prefer content|device   stream rate policy (default device)
   --resample callback|producer|off   where resampling happens (default callback)
   --quality linear|high      resampler (default linear; high is transparent for int16)
+  --rt-priority N    SCHED_FIFO priority asked for the audio thread, 0 = leave it (default 10)
   --list             list output devices
   --virtual OUT.wav  render through the whole pipeline into a WAV instead of a device
   --virtual-rate HZ, --virtual-channels N   the virtual device's format (48000, 2)
@@ -66,6 +68,7 @@ fn parse() -> Result<Args, String> {
         prefer: PreferStreamRate::Device,
         resample: ResampleMode::Callback,
         quality: ResampleQuality::Linear,
+        rt_priority: Config::default().audio_thread_priority,
         list: false,
         json: false,
         quiet: false,
@@ -128,6 +131,11 @@ fn parse() -> Result<Args, String> {
                     "high" => ResampleQuality::High,
                     q => return Err(format!("--quality: '{q}' is not linear or high")),
                 }
+            }
+            "--rt-priority" => {
+                a.rt_priority = val("--rt-priority")?
+                    .parse()
+                    .map_err(|_| "--rt-priority: not a number".to_string())?
             }
             "--list" => a.list = true,
             "--virtual" => a.virtual_out = Some(val("--virtual")?),
@@ -243,6 +251,7 @@ fn run() -> Result<(), (u8, String)> {
         prefer_stream_rate: a.prefer,
         resample_mode: a.resample,
         resample_quality: a.quality,
+        audio_thread_priority: a.rt_priority,
         log_sink: Some(std::sync::Arc::new(move |lvl, msg: &str| {
             if !quiet {
                 eprintln!("applay: [{lvl:?}] {msg}");

@@ -122,6 +122,11 @@ pub struct ApConfig {
     /// this many microseconds, resampling moves to the writing thread for good, logged once
     /// (default 5000).
     pub resample_p95_limit_us: u32,
+    /// SCHED_FIFO priority (1-99) the library asks for its audio thread (on PulseAudio, the
+    /// client thread that runs the callback), best effort: without the right to (root,
+    /// CAP_SYS_NICE or RLIMIT_RTPRIO) it logs once at info level and carries on. 0 leaves
+    /// the thread's scheduling alone (default 10).
+    pub audio_thread_priority: u32,
 }
 
 /// Fills `config` with defaults, including `struct_size`. Thread-safe (touches only `config`).
@@ -157,6 +162,7 @@ pub extern "C" fn ap_config_init(config: *mut ApConfig) -> ApStatus {
             event_fn: None,
             resample_quality: AP_QUALITY_LINEAR,
             resample_p95_limit_us: d.resample_p95_limit_us,
+            audio_thread_priority: d.audio_thread_priority,
             event_user: std::ptr::null_mut(),
         };
         ApStatus::AP_OK
@@ -277,6 +283,7 @@ pub(crate) fn to_config(c: &ApConfig) -> Result<Config, (ApStatus, String)> {
         resample_mode,
         resample_quality,
         resample_p95_limit_us: c.resample_p95_limit_us,
+        audio_thread_priority: c.audio_thread_priority,
         log_sink,
         log_level,
         device_poll_ms: c.device_poll_ms,

@@ -41,6 +41,7 @@ class ApConfig(ctypes.Structure):
         ("start_threshold_ms", ctypes.c_uint32), ("idle_suspend_ms", ctypes.c_uint32),
         ("event_fn", ctypes.c_void_p), ("event_user", ctypes.c_void_p),
         ("resample_quality", ctypes.c_int32), ("resample_p95_limit_us", ctypes.c_uint32),
+        ("audio_thread_priority", ctypes.c_uint32),
     ]
 
 
