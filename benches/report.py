@@ -141,10 +141,10 @@ def main():
               f"p99 {g('high', k='p99') / 1000:.2f} us, median {med_block / 1000:.2f} us",
               g("high", k="p99") <= 3 * med_block))
     t.append(("Producer mode: callback <= 0.3 ns/frame", f"{g('producer'):.2f} ns", g("producer") <= 0.3))
-    p99, mx = float(live["callback_us_p99"]), float(live["callback_us_max"])
+    p99 = float(live["callback_us_p99"])
     worst = max(float(v) for v in runs["callback_us_max"].values())
     t.append(("Live: callback p99 <= 5 us", f"median of {n_runs} runs {p99:.1f} us (runs: {per_run('callback_us_p99')})", p99 <= 5))
-    t.append(("Live: callback max <= 50 us", f"median of {n_runs} runs {mx:.1f} us, worst {worst:.1f} (runs: {per_run('callback_us_max')})", mx <= 50))
+    t.append(("Live: callback max <= 50 us", f"worst of {n_runs} runs {worst:.1f} us (runs: {per_run('callback_us_max')})", worst <= 50))
     # The library's threads, plus the engine's thread while it is inside ap_write (waiting
     # for room is the library's doing): per run, then the median.
     totals = {r: float(runs["library_threads_cpu_pct"][r]) + float(runs["writer_thread_cpu_pct"][r])

@@ -111,7 +111,11 @@ PY
     done
   } 2> "$work/live.log" > "$work/live.tsv" || { cat "$work/live.log"; return 1; }
   pulse_stop
-  python3 benches/report.py "$work/rows.tsv" "$work/live.tsv" "$work/hist*.tsv" docs
+  # The raw measurements stay beside the report, so it can be checked and regenerated:
+  # python3 benches/report.py docs/perf-data/rows.tsv docs/perf-data/live.tsv 'docs/perf-data/hist*.tsv' docs
+  rm -rf docs/perf-data && mkdir -p docs/perf-data
+  cp "$work/rows.tsv" "$work/live.tsv" "$work"/hist*.tsv docs/perf-data/
+  python3 benches/report.py docs/perf-data/rows.tsv docs/perf-data/live.tsv 'docs/perf-data/hist*.tsv' docs
 }
 
 case "$section" in
