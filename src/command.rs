@@ -9,9 +9,8 @@ use crate::resample::Resampler;
 pub enum Garbage {
     Scratch(Vec<f32>),
     Resampler(Box<Resampler>),
-    /// A prepared resampler the callback could not use, moved out of its box (which the
-    /// callback reuses).
-    Unused(Resampler),
+    /// The linear resampler's period tables (from one the callback could not use).
+    Tables(Box<crate::resample::Period>),
 }
 
 /// In-band commands. Each applies when the callback has consumed exactly `at` content frames

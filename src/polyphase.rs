@@ -141,6 +141,14 @@ impl PolyphaseResampler {
         r
     }
 
+    /// Moves out the heap buffers (to be freed off the audio thread); unusable afterwards.
+    pub fn take_buffers(&mut self) -> [Vec<f32>; 2] {
+        [
+            std::mem::take(&mut self.table),
+            std::mem::take(&mut self.window),
+        ]
+    }
+
     /// Forget the stream (after a flush): the next input frame starts a new signal.
     pub fn reset(&mut self) {
         // The first output is centred on the first input frame: `taps/2 - 1` zero frames of

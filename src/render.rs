@@ -640,13 +640,15 @@ impl RenderState {
                     if out_rate != self.output.rate {
                         // The stream moved to another rate after the writer prepared this
                         // one: play on with linear (allocation-free) until the next
-                        // configure; counted, not hidden. The unusable one is retired whole
-                        // (its tables too), not dropped here.
+                        // configure; counted, not hidden. The unusable one's memory is
+                        // retired (tables and buffers alike), never freed here.
                         c.resample_errors.fetch_add(1, Ordering::Relaxed);
+                        for g in resampler.take_heap().into_iter().flatten() {
+                            self.retire(g, c);
+                        }
                         let linear =
                             LinearResampler::new(shape.rate, self.output.rate, shape.channels);
-                        let stale = std::mem::replace(&mut *resampler, Resampler::Linear(linear));
-                        self.retire(Garbage::Unused(stale), c);
+                        *resampler = Resampler::Linear(linear);
                     }
                     std::mem::swap(&mut self.resampler, &mut resampler);
                     self.retire(Garbage::Resampler(resampler), c);

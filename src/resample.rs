@@ -4,6 +4,7 @@
 //! its output never drifts and does not depend on how input and output are cut into blocks:
 //! rendering in 1-frame or 4096-frame callbacks gives the same samples.
 
+use crate::command::Garbage;
 use crate::config::{ResampleQuality, MAX_CHANNELS};
 use crate::polyphase::PolyphaseResampler;
 
@@ -41,7 +42,7 @@ pub struct LinearResampler {
 /// next (no phase accumulator), so it runs several times faster. Values are bit-identical to
 /// the per-frame path.
 #[derive(Clone, Debug)]
-struct Period {
+pub struct Period {
     /// `floor(r * in / out)` for r in 0..out + reach: any start phase (r < out) is followed
     /// by `reach` outputs (a whole number of periods, at least 1024 frames when short).
     off: Vec<u32>,
@@ -372,6 +373,15 @@ impl Resampler {
     /// Equal rates: output is the input, copied.
     pub fn is_identity(&self) -> bool {
         matches!(self, Resampler::Linear(r) if r.step_int == 1 && r.step_frac == 0)
+    }
+
+    /// Moves out every heap allocation this resampler owns, as garbage for the service
+    /// thread, leaving a husk that frees nothing when dropped (the audio thread's way out).
+    pub fn take_heap(&mut self) -> [Option<Garbage>; 2] {
+        match self {
+            Resampler::Linear(r) => [r.period.take().map(Garbage::Tables), None],
+            Resampler::High(r) => r.take_buffers().map(|b| Some(Garbage::Scratch(b))),
+        }
     }
 
     pub fn reset(&mut self) {
