@@ -1,7 +1,7 @@
 //! The audio thread's scheduling (issue 5: callback max). On PulseAudio the callback runs on
 //! the protocol client's socket thread, an ordinary thread that any other runnable thread can
-//! preempt mid-callback; measured here, that put the worst callbacks of a 20 s stream at
-//! 45-90 us against about 20-35 us at SCHED_FIFO. The library never touches the audio
+//! preempt mid-callback; measured here, the worst callback of a 20 s stream was 45-90 us in
+//! most runs at normal priority, 3-37 us at SCHED_FIFO. The library never touches the audio
 //! thread from inside the callback (no syscalls there, C2): that thread is created with a
 //! known name (`device::system_host`), and the service thread finds it by name and asks for
 //! `audio_thread_priority` (SCHED_FIFO), best effort, as cubeb and PortAudio do for theirs.
