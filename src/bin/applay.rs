@@ -277,11 +277,21 @@ fn run() -> Result<(), (u8, String)> {
         .map_err(|e| (3, e.to_string()))?,
     );
     let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Frames whose write has returned: certainly in the ring. (`frames_written` counts a
+    // write's frames before they are copied in, so it can run ahead of the ring for the
+    // length of a copy.)
+    let committed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let renderer = virt.as_ref().map(|h| {
         let stream = h
             .stream("virtual")
             .expect("the player opened the virtual stream");
-        spawn_renderer(stream, player.clone(), ended.clone(), a.fast)
+        spawn_renderer(
+            stream,
+            player.clone(),
+            ended.clone(),
+            committed.clone(),
+            a.fast,
+        )
     });
     let status = (!a.quiet && !a.json && virt.is_none() && is_terminal())
         .then(|| spawn_status(player.clone(), ended.clone()));
@@ -292,6 +302,7 @@ fn run() -> Result<(), (u8, String)> {
             let n = player
                 .write_bytes(&bytes[off..])
                 .map_err(|e| (5, e.to_string()))?;
+            committed.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
             off += n * fb;
         }
         Ok(())
@@ -374,6 +385,7 @@ fn spawn_renderer(
     stream: audioplay::virtual_device::VirtualStreamHandle,
     player: std::sync::Arc<Player>,
     ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    committed: std::sync::Arc<std::sync::atomic::AtomicU64>,
     fast: bool,
 ) -> std::thread::JoinHandle<Vec<f32>> {
     std::thread::spawn(move || {
@@ -381,8 +393,15 @@ fn spawn_renderer(
         let block = stream.rate() as usize / 100;
         let mut buf = vec![0.0f32; block * ch];
         let mut out = Vec::new();
+        let ready = || {
+            let m = player.metrics();
+            let gone = m.frames_played + m.frames_flushed + m.frames_dropped;
+            committed
+                .load(std::sync::atomic::Ordering::SeqCst)
+                .saturating_sub(gone)
+        };
         // Nothing is rendered before the first write, so the file starts with the content.
-        while player.metrics().frames_written == 0
+        while committed.load(std::sync::atomic::Ordering::SeqCst) == 0
             && !ended.load(std::sync::atomic::Ordering::SeqCst)
         {
             std::thread::sleep(Duration::from_millis(1));
@@ -400,7 +419,7 @@ fn spawn_renderer(
             if fast {
                 // Only render what is there: a renderer outrunning the writer would insert
                 // underrun silence the input never had.
-                if !done && (queued as usize) < block * 2 {
+                if !done && (ready() as usize) < block * 2 {
                     std::thread::sleep(Duration::from_millis(1));
                     continue;
                 }
