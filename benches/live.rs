@@ -83,7 +83,7 @@ fn section_stream(path: &str, secs: f64, hist: &str) {
     let x = speech(path);
     let p = player();
     std::thread::sleep(Duration::from_millis(300));
-    let hist0 = p.callback_histogram();
+    let counts0 = p.callback_counts();
     let cpu0 = other_threads_cpu_ns();
     let me0 = own_cpu_ns();
     let t0 = Instant::now();
@@ -129,30 +129,20 @@ fn section_stream(path: &str, secs: f64, hist: &str) {
     println!("library_threads_cpu_pct\t{:.3}", cpu as f64 / wall * 100.0);
     // The callbacks while speech streamed (the idle ones before, the stream's first included,
     // are left out): bucket upper bounds, so p99 and max are at most that.
-    let before: std::collections::HashMap<u64, u64> = hist0.into_iter().collect();
-    let during: Vec<(u64, u64)> = p
-        .callback_histogram()
-        .into_iter()
-        .map(|(u, c)| (u, c - before.get(&u).copied().unwrap_or(0)))
-        .filter(|b| b.1 > 0)
+    let during: Vec<u64> = p
+        .callback_counts()
+        .iter()
+        .zip(&counts0)
+        .map(|(c, c0)| c - c0)
         .collect();
-    let n: u64 = during.iter().map(|b| b.1).sum();
-    let upto = |share: f64| {
-        let mut seen = 0;
-        during
-            .iter()
-            .find(|b| {
-                seen += b.1;
-                seen as f64 >= share * n as f64
-            })
-            .map_or(0, |b| b.0)
-    };
+    let n: u64 = during.iter().sum();
+    let upto = |q: f64| audioplay::metrics::percentile_of(&during, q);
     println!("streaming_callbacks\t{n}");
     println!("streaming_callback_us_p99\t{:.2}", upto(0.99) as f64 / 1e3);
     println!("streaming_callback_us_max\t{:.2}", upto(1.0) as f64 / 1e3);
     let mut out = String::from("upper_ns\tcount\n");
-    for (u, c) in during {
-        out += &format!("{u}\t{c}\n");
+    for (i, &c) in during.iter().enumerate().filter(|b| *b.1 > 0) {
+        out += &format!("{}\t{c}\n", audioplay::metrics::bucket_upper(i));
     }
     std::fs::write(hist, out).unwrap();
 }

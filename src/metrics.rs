@@ -37,7 +37,7 @@ fn bucket_of(v: u64) -> usize {
 }
 
 /// Upper bound of a bucket's values (what percentiles report: never optimistic).
-fn bucket_upper(b: usize) -> u64 {
+pub fn bucket_upper(b: usize) -> u64 {
     if b < SUB {
         return b as u64;
     }

@@ -536,6 +536,12 @@ impl Player {
         (core.now_ns(), core.last_audio_cb_ns())
     }
 
+    /// Every bucket's count of the callback-time histogram (see `metrics::percentile_of`).
+    #[doc(hidden)]
+    pub fn callback_counts(&self) -> Vec<u64> {
+        self.shared.counters.callback_time.counts()
+    }
+
     #[doc(hidden)]
     pub fn callback_histogram(&self) -> Vec<(u64, u64)> {
         self.shared.counters.callback_time.buckets()

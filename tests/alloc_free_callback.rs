@@ -34,6 +34,14 @@ fn reset_events() {
     EVENTS.with(|e| e.set(0));
 }
 
+/// Runs `f` as the device's callback: what it allocates or frees is counted.
+fn in_callback<R>(f: impl FnOnce() -> R) -> R {
+    IN_CALLBACK.with(|c| c.set(true));
+    let r = f();
+    IN_CALLBACK.with(|c| c.set(false));
+    r
+}
+
 // SAFETY: forwards to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
@@ -95,9 +103,7 @@ fn run(
     reset_events();
     for _ in 0..callbacks {
         p.write_bytes(&chunk).unwrap();
-        IN_CALLBACK.with(|c| c.set(true));
-        let ok = s.render(block, bytes);
-        IN_CALLBACK.with(|c| c.set(false));
+        let ok = in_callback(|| s.render(block, bytes));
         assert!(ok);
     }
     let m = p.metrics();
@@ -172,10 +178,7 @@ fn no_allocation_six_channel_i32_device() {
 fn the_counter_does_see_allocations() {
     // Guards the guard: the same mechanism must count a real allocation.
     reset_events();
-    IN_CALLBACK.with(|c| c.set(true));
-    let v = std::hint::black_box(vec![1u8; 64]);
-    drop(v);
-    IN_CALLBACK.with(|c| c.set(false));
+    in_callback(|| drop(std::hint::black_box(vec![1u8; 64])));
     assert_eq!(events(), 2);
 }
 
@@ -205,9 +208,7 @@ fn no_allocation_across_voice_changes_high_quality() {
         p.write_i16(&vec![1000i16; rate as usize / 50 * (1 + i % 2)])
             .unwrap();
         for _ in 0..3 {
-            IN_CALLBACK.with(|c| c.set(true));
-            let ok = s.render_f32(480, &mut out);
-            IN_CALLBACK.with(|c| c.set(false));
+            let ok = in_callback(|| s.render_f32(480, &mut out));
             assert!(ok);
         }
     }
@@ -249,9 +250,7 @@ fn no_free_when_a_queued_voice_change_outlives_its_device_rate() {
     reset_events();
     // 20 callbacks of 10 ms: past the old voice's 90 ms and into the new one.
     for _ in 0..20 {
-        IN_CALLBACK.with(|c| c.set(true));
-        let ok = s.render_f32(441, &mut out);
-        IN_CALLBACK.with(|c| c.set(false));
+        let ok = in_callback(|| s.render_f32(441, &mut out));
         assert!(ok);
     }
     let m = p.metrics();
