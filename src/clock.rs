@@ -178,6 +178,9 @@ mod tests {
 
     #[test]
     fn tsc_time_tracks_instant() {
+        // Checked against `Instant` readings that bracket each TSC reading, never against a
+        // sleep's length: a loaded machine may sleep far longer than asked (issue 12), and a
+        // preemption only widens the bracket.
         let c = Clock::new(Instant::now());
         c.calibrate();
         std::thread::sleep(std::time::Duration::from_millis(120));
@@ -187,15 +190,24 @@ mod tests {
             let before = c.now_ns();
             let s = c.stamp();
             let after = c.now_ns();
-            // Within 50 us of the reference (scheduling noise aside, it is within 1 us).
+            // Within 50 us of the reference (it is within 1 us when not preempted).
             assert!(
                 s.ns + 50_000 >= before && s.ns <= after + 50_000,
                 "{before} {} {after}",
                 s.ns
             );
             std::thread::sleep(std::time::Duration::from_millis(5));
+            let before_end = c.now_ns();
             let d = c.since_ns(&s);
-            assert!((4_000_000..60_000_000).contains(&d), "{d}");
+            let after_end = c.now_ns();
+            // The true interval lies in [before_end - after, after_end - before]; allow the
+            // calibration's slope error (1%) and 50 us on either side.
+            let lo = before_end.saturating_sub(after);
+            let hi = after_end - before;
+            assert!(
+                d + d / 100 + 50_000 >= lo && d <= hi + hi / 100 + 50_000,
+                "{lo} <= {d} <= {hi}"
+            );
         }
     }
 }

@@ -13,8 +13,10 @@ pub enum Garbage {
     Tables(Box<crate::resample::Period>),
 }
 
-/// In-band commands. Each applies when the callback has consumed exactly `at` content frames
-/// (everything written before the command), so they stay in step with the audio.
+/// In-band commands. Each applies when the callback has consumed exactly `at` ring frames
+/// (everything written before the command), so they stay in step with the audio. Ring
+/// frames are content frames, except in a segment the writer resamples (U2), where they are
+/// stream-rate frames and `Sync` commands tie them back to content frames.
 pub enum Cmd {
     UtteranceStart {
         at: u64,
@@ -35,6 +37,17 @@ pub enum Cmd {
         xin: Vec<f32>,
         resampler: Box<Resampler>,
         out_rate: u32,
+        /// The ring frames from here on are the writer's resampled output (U2), not content
+        /// frames: content positions come from `Sync` commands.
+        resampled: bool,
+    },
+    /// Producer resampling (U2): when the callbacks reach ring frame `at`, the application
+    /// had written `content` content frames at `rate` Hz. Queued before the audio it ends,
+    /// so the callback interpolates content positions inside it exactly.
+    Sync {
+        at: u64,
+        content: u64,
+        rate: u32,
     },
 }
 
@@ -44,7 +57,8 @@ impl Cmd {
             Cmd::UtteranceStart { at }
             | Cmd::UtteranceEnd { at }
             | Cmd::Mark { at, .. }
-            | Cmd::Format { at, .. } => *at,
+            | Cmd::Format { at, .. }
+            | Cmd::Sync { at, .. } => *at,
         }
     }
 }

@@ -61,7 +61,7 @@ impl Idle {
         }
         let c = &shared.counters;
         let now_ns = shared.core.now_ns();
-        let idle = shared.core.position() >= c.frames_written.load(Acquire)
+        let idle = shared.core.position() >= c.ring_frames_written.load(Acquire)
             && shared.core.unheard_ns(now_ns) == 0;
         if !idle {
             self.since = None;
@@ -72,7 +72,7 @@ impl Idle {
             shared.suspended.store(true, Release);
             shared.log(LogLevel::Debug, "idle: paused the device stream");
             // A write may have raced the pause: honour it on the next tick.
-            if shared.counters.frames_written.load(Acquire) > shared.core.position() {
+            if shared.counters.ring_frames_written.load(Acquire) > shared.core.position() {
                 shared.resume_request.store(true, Release);
             }
         }

@@ -142,7 +142,12 @@ impl Histogram {
 /// service thread turns changes into log lines (C4).
 #[derive(Default)]
 pub struct Counters {
+    /// Content frames the application wrote (what `ap_write` accepted), in every resampling
+    /// mode: the public frame counters below are all in these units.
     pub frames_written: AtomicU64,
+    /// Frames put into the ring, in the ring's own units: content frames, or stream-rate
+    /// frames where the writer resamples (U2). Command positions and drain use these.
+    pub ring_frames_written: AtomicU64,
     /// Content frames taken from the ring by a callback.
     pub frames_played: AtomicU64,
     pub frames_dropped: AtomicU64,

@@ -493,7 +493,8 @@ impl Player {
         }
         let deadline = Instant::now() + timeout;
         self.end_utterance()?;
-        let target = self.shared.counters.frames_written.load(Acquire);
+        // In ring frames: those are what the callbacks' position counts.
+        let target = self.shared.counters.ring_frames_written.load(Acquire);
         let core = &self.shared.core;
         loop {
             if core.position() >= target && core.unheard_ns(core.now_ns()) == 0 {
@@ -507,7 +508,7 @@ impl Player {
             // rather than polling all along (at most 50 ms at a time: close is not signalled).
             let left = target.saturating_sub(core.position());
             let wait = if left > 0 {
-                let rate = u64::from(core.content_rate().max(1));
+                let rate = u64::from(core.ring_rate().max(1));
                 Duration::from_nanos(left * 1_000_000_000 / rate).max(POLL)
             } else {
                 Duration::from_nanos(core.unheard_ns(core.now_ns()))
@@ -578,7 +579,11 @@ impl Player {
                 u64::MAX => None,
                 us => Some(us as f64 / 1000.0),
             },
-            state: (*self.snapshot()).clone(),
+            state: StreamState {
+                // Follows voice changes (the published state is replaced only on recreates).
+                content_rate: self.shared.core.content_rate(),
+                ..(*self.snapshot()).clone()
+            },
             frames_replayed: c.frames_replayed.load(Relaxed),
             frames_flushed: flushed,
             frames_heard: self.shared.core.heard_frames(),

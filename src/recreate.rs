@@ -107,7 +107,7 @@ pub fn install(slot: &mut StreamSlot, shared: &Shared, generation: u64, o: Opene
         device_name: o.info.name,
         device_rate: o.info.rate,
         stream_rate: rate,
-        content_rate: shared.cfg.input_rate,
+        content_rate: shared.core.content_rate(),
         channels: o.plan.config.channels,
         format: Some(o.plan.format),
     }));
@@ -212,9 +212,7 @@ fn phase_two(
         drop(old);
         let t = shared.core.now_ns();
         stopped_ns = Some(t);
-        let unheard_ns = shared.core.unheard_ns(t) as u128;
-        let frames = unheard_ns * shared.cfg.input_rate as u128 / 1_000_000_000;
-        replayed = shared.core.rewind(frames as u64);
+        replayed = shared.core.rewind(shared.core.unheard_ns(t));
     }
     let opened = open(&shared, generation, target.as_deref());
     (stopped_ns, replayed, opened)
@@ -261,7 +259,7 @@ pub fn recreate(
                 o.plan.config.sample_rate,
                 o.plan.config.channels,
                 o.plan.format,
-                shared.cfg.input_rate
+                shared.core.content_rate()
             );
             install(&mut slot, shared, generation, o);
             Ok((msg, stopped_ns, replayed))

@@ -92,9 +92,20 @@ struct RenderState {
     ymap: Vec<f32>,
     /// Output frames one step can make without overrunning `xin`.
     step_frames: usize,
-    /// Content frames taken out of the ring in any way (played or flushed): command positions
+    /// Ring frames taken out of the ring in any way (played or flushed): command positions
     /// are in these units.
     pos: u64,
+    /// Content frames taken out (played or flushed): what the public counters and events
+    /// report. Equal to `pos`'s progress except in a resampled segment (U2), where it is
+    /// interpolated between the writer's `Sync` points.
+    content_pos: u64,
+    /// The ring holds the writer's resampled output from the last `Format` on.
+    resampled_ring: bool,
+    /// The last `Sync` point applied (ring frame, content frame) in a resampled segment.
+    sync_from: (u64, u64),
+    /// The application's content rate of what plays now (the ring's rate, or the rate a
+    /// `Sync` names in a resampled segment).
+    content_rate: u32,
     in_utterance: bool,
     waiting_preroll: bool,
     preroll_frames: u64,
@@ -141,8 +152,12 @@ pub struct RenderCore {
     last_audio_cb_ns: AtomicU64,
     last_audio_latency_ns: AtomicU64,
     last_audio_len_ns: AtomicU64,
-    /// Content position (`pos`) at the end of the last callback and the content rate then.
+    /// Ring position (`pos`) at the end of the last callback and the ring's rate then.
     pos_published: AtomicU64,
+    ring_rate: AtomicU32,
+    /// Content position (`content_pos`) at the end of the last callback and the content
+    /// rate then.
+    content_published: AtomicU64,
     content_rate: AtomicU32,
     /// Heard position, kept monotonic for readers.
     heard_max: AtomicU64,
@@ -207,6 +222,10 @@ impl RenderCore {
             ymap: prefault::zeroed(CHUNK_FRAMES * output.channels),
             step_frames: CHUNK_FRAMES,
             pos: 0,
+            content_pos: 0,
+            resampled_ring: false,
+            sync_from: (0, 0),
+            content_rate: input.rate,
             in_utterance: false,
             waiting_preroll: false,
             preroll_frames,
@@ -242,6 +261,8 @@ impl RenderCore {
             last_audio_latency_ns: AtomicU64::new(0),
             last_audio_len_ns: AtomicU64::new(0),
             pos_published: AtomicU64::new(0),
+            ring_rate: AtomicU32::new(input.rate),
+            content_published: AtomicU64::new(0),
             content_rate: AtomicU32::new(input.rate),
             heard_max: AtomicU64::new(0),
             await_first_audio: AtomicBool::new(false),
@@ -285,7 +306,7 @@ impl RenderCore {
     }
 
     pub fn heard_frames(&self) -> u64 {
-        let pos = self.pos_published.load(Ordering::Acquire);
+        let pos = self.content_published.load(Ordering::Acquire);
         let rate = self.content_rate.load(Ordering::Relaxed) as u128;
         let unheard = (self.unheard_ns(self.now_ns()) as u128 * rate / 1_000_000_000) as u64;
         let heard = pos.saturating_sub(unheard);
@@ -308,13 +329,17 @@ impl RenderCore {
         }
     }
 
-    /// Schedules the last `frames` content frames (at most what the history holds) to be
-    /// played again before anything new: they went to a device that vanished before playing
-    /// them. Service thread, between streams. Returns the frames scheduled.
-    pub fn rewind(&self, frames: u64) -> u64 {
+    /// Schedules the last `unheard_ns` of what was taken from the ring (at most what the
+    /// history holds) to be played again before anything new: it went to a device that
+    /// vanished before playing it. Service thread, between streams. Returns the ring frames
+    /// scheduled.
+    pub fn rewind(&self, unheard_ns: u64) -> u64 {
         let mut g = self.lock_blocking();
         let st = g.state();
         let fb = st.input.frame_bytes();
+        // In the ring's units at its live rate (a voice change or producer resampling moves
+        // it away from the configured one).
+        let frames = unheard_ns as u128 * st.input.rate as u128 / 1_000_000_000;
         let want = (frames as usize).saturating_mul(fb);
         let h = &mut st.history;
         let add = want.min(h.len - h.replay);
@@ -391,7 +416,12 @@ impl RenderCore {
         c.flush_seq.load(Ordering::Acquire) != c.flush_done.load(Ordering::Acquire)
     }
 
-    /// Content frames per second the callbacks consume (the current input rate).
+    /// Ring frames per second the callbacks consume (the ring's current rate).
+    pub fn ring_rate(&self) -> u32 {
+        self.ring_rate.load(Ordering::Relaxed)
+    }
+
+    /// The application's content rate of what plays now (follows voice changes).
     pub fn content_rate(&self) -> u32 {
         self.content_rate.load(Ordering::Relaxed)
     }
@@ -415,9 +445,15 @@ impl RenderCore {
         self.controls.ends_written.fetch_add(1, Ordering::Release);
     }
 
-    /// Content position reached by the callbacks (played + flushed).
+    /// Ring position reached by the callbacks (played + flushed), in the units of command
+    /// positions and `Counters::ring_frames_written`.
     pub fn position(&self) -> u64 {
         self.pos_published.load(Ordering::Acquire)
+    }
+
+    /// Content frames the callbacks have taken out (played + flushed).
+    pub fn content_position(&self) -> u64 {
+        self.content_published.load(Ordering::Acquire)
     }
 
     /// The callback body. Hard realtime: atomics, arithmetic and preallocated scratch only
@@ -490,8 +526,11 @@ impl RenderCore {
                 .flush_done
                 .store(st.flush_done, Ordering::Release);
         }
+        self.content_published
+            .store(st.content_pos, Ordering::Release);
+        self.content_rate.store(st.content_rate, Ordering::Relaxed);
         self.pos_published.store(st.pos, Ordering::Release);
-        self.content_rate.store(st.input.rate, Ordering::Relaxed);
+        self.ring_rate.store(st.input.rate, Ordering::Relaxed);
         if f.done > 0 {
             self.last_audio_latency_ns.store(latency, Ordering::Relaxed);
             self.last_audio_len_ns.store(len, Ordering::Relaxed);
@@ -604,35 +643,42 @@ impl RenderState {
             any = true;
             let flushing = self.flushing.is_some();
             match cmd {
-                Cmd::UtteranceStart { at } => {
+                // Events carry content frames (`at` is a ring frame, equal to `pos` here).
+                Cmd::UtteranceStart { .. } => {
                     self.in_utterance = true;
                     self.finishing = false;
                     self.waiting_preroll = self.preroll_frames > 0 && !flushing;
                     if !flushing {
-                        self.emit(EventKind::UtteranceStart, 0, at, done, c);
+                        self.emit(EventKind::UtteranceStart, 0, self.content_pos, done, c);
                     }
                 }
-                Cmd::UtteranceEnd { at } => {
+                Cmd::UtteranceEnd { .. } => {
                     self.ends_seen += 1;
                     if self.in_utterance && !flushing {
                         self.finishing = true;
-                        self.emit(EventKind::UtteranceEnd, 0, at, done, c);
+                        self.emit(EventKind::UtteranceEnd, 0, self.content_pos, done, c);
                     }
                     self.in_utterance = false;
                     self.waiting_preroll = false;
                 }
-                Cmd::Mark { at, id } => {
+                Cmd::Mark { id, .. } => {
                     if flushing {
                         c.markers_flushed.fetch_add(1, Ordering::Relaxed);
                     } else {
-                        self.emit(EventKind::Marker, id, at, done, c);
+                        self.emit(EventKind::Marker, id, self.content_pos, done, c);
                     }
+                }
+                Cmd::Sync { at, content, rate } => {
+                    self.sync_from = (at, content);
+                    self.content_pos = self.content_pos.max(content);
+                    self.content_rate = rate;
                 }
                 Cmd::Format {
                     shape,
                     mut xin,
                     mut resampler,
                     out_rate,
+                    resampled,
                     ..
                 } => {
                     std::mem::swap(&mut self.xin, &mut xin);
@@ -653,12 +699,39 @@ impl RenderState {
                     std::mem::swap(&mut self.resampler, &mut resampler);
                     self.retire(Garbage::Resampler(resampler), c);
                     self.input = shape;
+                    self.resampled_ring = resampled;
+                    self.sync_from = (self.pos, self.content_pos);
+                    if !resampled {
+                        self.content_rate = shape.rate;
+                    }
                     self.history.clear();
                     self.update_step_frames();
                 }
             }
         }
         any
+    }
+
+    /// Takes `n` ring frames out; returns the content frames that covers. In a resampled
+    /// segment (U2) the content position is interpolated towards the next `Sync` point, which
+    /// the writer queues before the audio it ends, so it is exact at every point it names.
+    fn advance(&mut self, n: u64) -> u64 {
+        self.pos += n;
+        let before = self.content_pos;
+        if !self.resampled_ring {
+            self.content_pos += n;
+        } else if let Ok(&Cmd::Sync { at, content, .. }) = self.q.commands.peek() {
+            let (r0, c0) = self.sync_from;
+            let span = at.saturating_sub(r0);
+            let target = if span == 0 {
+                content
+            } else {
+                let into = self.pos.min(at).saturating_sub(r0) as u128;
+                c0 + (into * content.saturating_sub(c0) as u128 / span as u128) as u64
+            };
+            self.content_pos = self.content_pos.max(target.min(content));
+        }
+        self.content_pos - before
     }
 
     /// Hands memory to the service thread to free (never freed on the audio thread).
@@ -692,8 +765,7 @@ impl RenderState {
             if let Ok(chunk) = self.q.audio.read_chunk(n * fb) {
                 chunk.commit_all();
             }
-            self.pos += n as u64;
-            flushed += n as u64;
+            flushed += self.advance(n as u64);
         }
         self.flushing = None;
         self.resampler.reset();
@@ -724,6 +796,7 @@ impl RenderState {
             resampled: false,
             held: false,
         };
+        let content_before = self.content_pos;
         while f.done < total {
             let progressed = self.apply_due(f.done, c);
             if let Some(upto) = self.flushing {
@@ -781,7 +854,11 @@ impl RenderState {
                     .resampler
                     .process(&self.xin[..m * in_ch], &mut self.yres[..n * in_ch]);
                 self.history.replay -= used * fb;
-                f.replayed += used as u64;
+                f.replayed += if self.resampled_ring {
+                    used as u64 * self.content_rate as u64 / self.input.rate.max(1) as u64
+                } else {
+                    used as u64
+                };
                 (used, p)
             } else {
                 let until_cmd = self.next_cmd_at().map_or(u64::MAX, |a| a - self.pos);
@@ -832,8 +909,7 @@ impl RenderState {
                 let ua = bytes.min(a.len());
                 self.history.append(&a[..ua], &b[..bytes - ua]);
                 chunk.commit(bytes);
-                self.pos += used as u64;
-                f.consumed += used as u64;
+                f.consumed += self.advance(used as u64);
                 (used, p)
             };
             let fused = direct
@@ -858,7 +934,7 @@ impl RenderState {
                 }
                 f.done += p;
                 if self.flushing.is_some() {
-                    self.flush_stop = self.pos;
+                    self.flush_stop = self.content_pos;
                 }
             }
             // Stop when nothing moved: the ring is dry (or the next command waits for frames
@@ -870,6 +946,9 @@ impl RenderState {
         // Commands due exactly where this callback ended (an utterance end, a marker) are
         // heard now, not one period later.
         self.apply_due(f.done, c);
+        // Whatever content the callback took out and did not flush was played (a `Sync` point
+        // may have moved the content position by itself).
+        f.consumed = (self.content_pos - content_before).saturating_sub(f.flushed);
         f
     }
 
@@ -880,14 +959,14 @@ impl RenderState {
             if self.in_utterance && (self.playing || done > 0) {
                 c.underruns.fetch_add(1, Ordering::Relaxed);
                 self.underrun_open = true;
-                let pos = self.pos;
+                let pos = self.content_pos;
                 self.emit(EventKind::UnderrunStart, 0, pos, done, c);
             }
             self.playing = false;
         } else if done == total {
             if self.underrun_open {
                 self.underrun_open = false;
-                let pos = self.pos;
+                let pos = self.content_pos;
                 self.emit(EventKind::UnderrunEnd, 0, pos, 0, c);
             }
             self.playing = true;

@@ -255,13 +255,13 @@ pub fn deliver(shared: &Shared) -> Option<Duration> {
     // while an event is coming (a flush finishing, the callbacks nearing a queued marker or
     // utterance boundary), rarely otherwise (only an underrun can come then). Waking 200
     // times a second regardless was 0.2% of a core.
-    let busy = shared.core.position() < shared.counters.frames_written.load(Relaxed)
+    let busy = shared.core.position() < shared.counters.ring_frames_written.load(Relaxed)
         || shared.core.unheard_ns(now) > 0;
     let poll = busy.then(|| {
         if shared.core.flush_pending() {
             return POLL_SOON;
         }
-        let rate = u64::from(shared.core.content_rate().max(1));
+        let rate = u64::from(shared.core.ring_rate().max(1));
         shared
             .delivery
             .next_expected(pos)

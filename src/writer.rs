@@ -93,7 +93,7 @@ impl Writer {
             Cmd::UtteranceStart { at } | Cmd::UtteranceEnd { at } | Cmd::Mark { at, .. } => {
                 Some(at)
             }
-            Cmd::Format { .. } => None,
+            Cmd::Format { .. } | Cmd::Sync { .. } => None,
         };
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
@@ -117,8 +117,9 @@ impl Writer {
         }
     }
 
+    /// The ring position of the next frame written (where a command queued now applies).
     fn at(shared: &Shared) -> u64 {
-        shared.counters.frames_written.load(Acquire)
+        shared.counters.ring_frames_written.load(Acquire)
     }
 
     /// Queues whole frames of native-endian PCM in the current format; see `Player::write_bytes`.
@@ -158,6 +159,14 @@ impl Writer {
                 let pr = self.producer.as_mut().expect("producer mode");
                 pr.run(self.shape, &bytes[done..done + take * fb]);
                 let out = std::mem::take(&mut pr.bytes);
+                // Content frames are what the application wrote; the Sync point, queued before
+                // the audio it ends, lets the callback count the resampled frames back in them.
+                let content = shared.counters.frames_written.load(Acquire) + take as u64;
+                self.sync(shared, out.len() / out_fb, content)?;
+                shared
+                    .counters
+                    .frames_written
+                    .fetch_add(take as u64, Release);
                 self.put(shared, &out, deadline)?;
                 if let Some(pr) = self.producer.as_mut() {
                     pr.bytes = out;
@@ -213,9 +222,19 @@ impl Writer {
         };
         if pr.finish(ch) > 0 {
             let out = std::mem::take(&mut pr.bytes);
+            let content = shared.counters.frames_written.load(Acquire);
+            self.sync(shared, out.len() / self.ring_shape.frame_bytes(), content)?;
             self.put(shared, &out, deadline)?;
         }
         Ok(())
+    }
+
+    /// Producer resampling: the next `ring_frames` frames of the ring end at content frame
+    /// `content` (see `Cmd::Sync`).
+    fn sync(&mut self, shared: &Shared, ring_frames: usize, content: u64) -> Result<(), Error> {
+        let at = Self::at(shared) + ring_frames as u64;
+        let rate = self.shape.rate;
+        self.command(shared, Cmd::Sync { at, content, rate })
     }
 
     /// Queues ring-format bytes, blocking up to `deadline` for space. Returns bytes queued.
@@ -228,10 +247,15 @@ impl Writer {
             if n > 0 {
                 // Counted before the commit so that, read played-then-written, played never
                 // exceeds written: queued = written - played - flushed - dropped is exact.
+                // Where the writer resamples, `write` counts the content frames itself.
+                let frames = (n / fb) as u64;
+                if self.producer.is_none() {
+                    shared.counters.frames_written.fetch_add(frames, Release);
+                }
                 shared
                     .counters
-                    .frames_written
-                    .fetch_add((n / fb) as u64, Release);
+                    .ring_frames_written
+                    .fetch_add(frames, Release);
                 if let Ok(chunk) = self.ring.write_chunk_uninit(n) {
                     chunk.fill_from_iter(bytes[done..done + n].iter().copied());
                 }
@@ -364,6 +388,7 @@ impl Writer {
                 xin,
                 resampler,
                 out_rate: out,
+                resampled: self.producer.is_some(),
             },
         )?;
         self.ring_shape = shape;

@@ -76,16 +76,30 @@ fn run(
     callbacks: usize,
     quality: ResampleQuality,
 ) {
+    run_with(device, input, in_ch, in_rate, block, callbacks, |c| {
+        c.resample_quality = quality
+    });
+}
+
+fn run_with(
+    device: VirtualDeviceSpec,
+    input: InputFormat,
+    in_ch: u16,
+    in_rate: u32,
+    block: usize,
+    callbacks: usize,
+    tweak: impl FnOnce(&mut Config),
+) {
     let (out_rate, out_ch, fmt) = (device.rate, device.channels as usize, device.format);
     let h = VirtualHost::new(vec![device]);
-    let cfg = Config {
+    let mut cfg = Config {
         input_format: input,
         input_channels: in_ch,
         input_rate: in_rate,
         write_timeout_ms: 0,
-        resample_quality: quality,
         ..Config::default()
     };
+    tweak(&mut cfg);
     let p = Player::with_host(cfg, h.cpal_host()).unwrap();
     let s = h.stream("v").unwrap();
     let fb = p.frame_bytes();
@@ -158,6 +172,40 @@ fn no_allocation_stereo_to_mono_i16_device_and_large_blocks() {
         4096,
         2_000,
         ResampleQuality::High,
+    );
+}
+
+#[test]
+fn no_allocation_producer_resampling_high_quality() {
+    run_with(
+        device(48000, 2, SampleFormat::F32),
+        InputFormat::S16,
+        1,
+        22050,
+        480,
+        5_000,
+        |c| {
+            c.resample_mode = audioplay::ResampleMode::Producer;
+            c.resample_quality = ResampleQuality::High;
+        },
+    );
+}
+
+/// SPEC S3 switching mid-run (a limit of 0 trips at the first window): the switch travels in
+/// band and the callback allocates nothing on either side of it.
+#[test]
+fn no_allocation_across_the_s3_fallback() {
+    run_with(
+        device(48000, 2, SampleFormat::F32),
+        InputFormat::S16,
+        1,
+        22050,
+        480,
+        5_000,
+        |c| {
+            c.resample_p95_limit_us = 0;
+            c.device_poll_ms = 10;
+        },
     );
 }
 

@@ -42,8 +42,8 @@ fn callback_resampling_over_the_limit_moves_to_the_writer_once() {
     // a second more was played.
     let mut after = None;
     while fed + 2205 < x.len() && t0.elapsed() < Duration::from_secs(20) {
-        p.write_i16(&x[fed..fed + 441]).unwrap();
-        fed += 441;
+        // 20 ms per 10 ms callback: the ring fills and writes take what fits.
+        fed += p.write_i16(&x[fed..fed + 441]).unwrap();
         assert!(s.render_f32(480, &mut out));
         heard.extend(out.chunks_exact(2).map(|f| f[0]));
         std::thread::sleep(Duration::from_millis(1));
@@ -69,4 +69,15 @@ fn callback_resampling_over_the_limit_moves_to_the_writer_once() {
     assert!(m.sinad_db > 40.0, "{m:?}");
     assert!(m.gain_db.abs() < 0.2, "{m:?}");
     assert_eq!(p.metrics().underruns, 0);
+    // Counters stay in content frames across the switch (issue 12): everything written plays
+    // and is counted as the application wrote it.
+    p.end_utterance().unwrap();
+    for _ in 0..400 {
+        assert!(s.render_f32(480, &mut out));
+    }
+    let m = p.metrics();
+    assert!(m.resample_fallback);
+    assert_eq!(m.frames_written, fed as u64, "{m:?}");
+    assert_eq!(m.frames_played, fed as u64, "{m:?}");
+    assert_eq!(m.frames_queued, 0, "{m:?}");
 }

@@ -435,9 +435,12 @@ fn producer_side_resampling_gives_the_callback_ready_frames_u2() {
         let m = p.metrics();
         accounting(&m);
         assert_eq!(m.underruns, 0);
+        // Frame counters count content frames in every mode (issue 12).
+        assert_eq!(m.frames_written, 22050, "{mode:?} {m:?}");
+        assert_eq!(m.frames_played, 22050, "{mode:?} {m:?}");
+        assert_eq!(m.frames_queued, 0, "{mode:?} {m:?}");
         if mode == ResampleMode::Producer {
             // The ring held stream-rate frames: the callback resampled nothing.
-            assert_eq!(m.frames_written, 48000, "{m:?}");
             assert!(m.resample_time.max_ns < 200_000, "{:?}", m.resample_time);
         }
         outs.push(out);
@@ -446,4 +449,61 @@ fn producer_side_resampling_gives_the_callback_ready_frames_u2() {
         outs[0] == outs[1],
         "producer-side output equals callback-side output"
     );
+}
+
+/// Issue 12: with the writer resampling, positions, markers and counters are all in the
+/// content frames the application wrote, at every point of playback, not in stream frames.
+#[test]
+fn producer_resampling_counts_content_frames_everywhere() {
+    use audioplay::ResampleMode;
+    let h = VirtualHost::new(vec![VirtualDeviceSpec {
+        id: "v".into(),
+        rate: RATE,
+        channels: 1,
+        format: SampleFormat::F32,
+    }]);
+    let p = player(&h, |c| {
+        c.input_format = InputFormat::S16;
+        c.input_rate = 16000;
+        c.resample_mode = ResampleMode::Producer;
+    });
+    let s = h.stream("v").unwrap();
+    let tone: Vec<i16> = sine(440.0, 16000, 1600, 0.5)
+        .iter()
+        .map(|&v| (v * 32767.0) as i16)
+        .collect();
+    // Ten writes of 100 ms with a marker after each.
+    for i in 0..10u64 {
+        assert_eq!(p.write_i16(&tone).unwrap(), 1600);
+        p.mark(i).unwrap();
+    }
+    p.end_utterance().unwrap();
+    assert_eq!(p.metrics().frames_written, 16000);
+    let mut last = p.metrics();
+    let mut markers = Vec::new();
+    for _ in 0..110 {
+        render(&s, 480); // 10 ms
+        let m = p.metrics();
+        accounting(&m);
+        assert!(m.frames_played >= last.frames_played && m.frames_heard >= last.frames_heard);
+        // 10 ms of a 16 kHz voice is 160 content frames (a few more at a Sync point).
+        assert!(
+            m.frames_played - last.frames_played <= 160 + 16,
+            "{last:?} -> {m:?}"
+        );
+        last = m;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while markers.len() < 10 && Instant::now() < deadline {
+        match p.poll_event() {
+            Some(e) if e.kind == EventKind::Marker => markers.push(e.frame),
+            Some(_) => {}
+            None => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    assert_eq!(last.frames_played, 16000, "{last:?}");
+    assert_eq!(last.frames_queued, 0);
+    assert_eq!(last.state.content_rate, 16000);
+    let want: Vec<u64> = (1..=10).map(|i| i * 1600).collect();
+    assert_eq!(markers, want, "marker frames are content frames");
 }
