@@ -34,6 +34,13 @@
 
 #define AP_EVENT_FLUSHED 7
 
+// No output at all (the sound server or every device gone, or the stream stopped); queued
+// audio waits. `frame` is the content frame being heard when it was noticed.
+#define AP_EVENT_OUTPUT_LOST 8
+
+// Output is back after `AP_EVENT_OUTPUT_LOST`; `id` is the new stream generation.
+#define AP_EVENT_OUTPUT_RESTORED 9
+
 // Size of the device id and name buffers in `ApMetrics` and `ApStreamState`.
 #define AP_DEVICE_ID_LEN 128
 
@@ -51,6 +58,9 @@
 #define AP_REASON_RETRY 5
 
 #define AP_REASON_REQUESTED 6
+
+// The sound server restarted and the player rebuilt its connection.
+#define AP_REASON_SERVER_RESTARTED 7
 
 // Every entry point returns one of these: `AP_OK` (0) or a negative error.
 enum ApStatus
@@ -80,6 +90,10 @@ enum ApStatus
   AP_ERR_PANIC = -9,
   // The output buffer was too small for the result.
   AP_ERR_BUFFER_TOO_SMALL = -10,
+  // Nothing has played for `device_lost_timeout_ms`: no sound server, no device, or a
+  // stream that stopped. Audio already queued is kept and plays if output comes back;
+  // the call queued nothing (or, for `ap_drain`, stopped waiting).
+  AP_ERR_NO_OUTPUT = -11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -198,6 +212,11 @@ typedef struct ApConfig {
   // CAP_SYS_NICE or RLIMIT_RTPRIO) it logs once at info level and carries on. 0 leaves
   // the thread's scheduling alone (default 10).
   uint32_t audio_thread_priority;
+  // After this many ms with no output at all (the sound server gone, no device, a stream
+  // that stopped), `ap_write` and `ap_drain` return `AP_ERR_NO_OUTPUT` until output is
+  // back; `AP_EVENT_OUTPUT_LOST` / `AP_EVENT_OUTPUT_RESTORED` tell when it goes and
+  // comes back. 0 = never give up (default 10000).
+  uint32_t device_lost_timeout_ms;
 } ApConfig;
 
 // One output device as `ap_list_devices` reports it.
@@ -309,6 +328,15 @@ typedef struct ApMetrics {
   uint64_t late_callbacks;
   // 1 once SPEC S3 has moved resampling from the audio callback to the writing thread.
   uint32_t resample_fallback;
+  // 1 while nothing has played for `device_lost_timeout_ms` (`ap_write` and `ap_drain`
+  // return `AP_ERR_NO_OUTPUT`).
+  uint32_t output_lost;
+  // Outages so far (no server, no device, or a stream whose callbacks stopped), and how
+  // long the latest lasted (or has lasted), ms.
+  uint64_t outages;
+  uint64_t last_outage_ms;
+  // Connections to the sound server rebuilt after it went away and came back.
+  uint64_t server_reconnects;
 } ApMetrics;
 
 // The current stream, read without taking any lock (SPEC U3). Set `struct_size` first.

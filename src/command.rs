@@ -73,6 +73,11 @@ pub enum EventKind {
     UnderrunEnd = 5,
     DeviceChanged = 6,
     Flushed = 7,
+    /// Nothing can play: the sound server or every device is gone, or the stream stopped.
+    /// Queued audio waits.
+    OutputLost = 8,
+    /// Output is back (a new server, device or stream): queued audio plays on.
+    OutputRestored = 9,
 }
 
 /// Something that happened, reported when the listener hears it.

@@ -107,6 +107,9 @@ pub struct Config {
     /// Receives events (markers, utterance start/end, underruns, device changes, flushes)
     /// on the player's event thread when they are heard; they are also queued for polling.
     pub event_sink: Option<crate::events::EventSink>,
+    /// After this long with no output at all (no server, no device, a stopped stream),
+    /// `write` and `drain` fail with `Error::NoOutput` until output is back (0 = never).
+    pub device_lost_timeout_ms: u32,
 }
 
 impl Default for Config {
@@ -135,6 +138,7 @@ impl Default for Config {
             start_threshold_ms: 0,
             idle_suspend_ms: 0,
             event_sink: None,
+            device_lost_timeout_ms: 10_000,
         }
     }
 }
@@ -197,6 +201,12 @@ impl Config {
                 1_000_000,
             ),
             ("audio_thread_priority", self.audio_thread_priority, 0, 99),
+            (
+                "device_lost_timeout_ms",
+                self.device_lost_timeout_ms,
+                0,
+                3_600_000,
+            ),
         ];
         for (name, v, lo, hi) in ranges {
             if !(lo..=hi).contains(&v) {

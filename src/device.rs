@@ -7,33 +7,56 @@ use cpal::{BufferSize, SampleFormat, StreamConfig, SupportedBufferSize};
 use crate::config::{Config, PreferStreamRate, ResampleMode};
 use crate::convert;
 
+/// How the player reconnects to its sound server when the connection dies.
+pub type Connect = fn() -> Result<cpal::Host, String>;
+
 /// Picks the system's audio host: PulseAudio (or pipewire-pulse) when a server is reachable,
 /// else cpal's default. ALSA's own stderr chatter is silenced first: a library must not
-/// write to its host process's stderr.
-pub fn system_host() -> Result<cpal::Host, String> {
-    // The PulseAudio client's socket thread, which runs the audio callback, is started with
-    // the host and inherits the name of the thread that creates it: create the host on a
-    // thread named for it, so the service thread can find it (crate::priority) and it shows
-    // as what it is in top and perf (not as the application's thread).
+/// write to its host process's stderr. With a sound server, also returns how to connect to
+/// it again (a server restart kills the connection; the player then builds a new one).
+pub fn system_host() -> Result<(cpal::Host, Option<Connect>), String> {
+    on_audio_thread(pick_host)
+}
+
+/// A new connection to the PulseAudio (or pipewire-pulse) server, or an error while none
+/// accepts clients. Never falls back to another host: a player that was on the server
+/// waits for it.
+pub fn reconnect_pulse() -> Result<cpal::Host, String> {
+    on_audio_thread(|| {
+        #[cfg(target_os = "linux")]
+        if cpal::available_hosts().contains(&cpal::HostId::PulseAudio) {
+            return cpal::host_from_id(cpal::HostId::PulseAudio).map_err(|e| e.to_string());
+        }
+        Err("no PulseAudio server".to_string())
+    })
+}
+
+/// The PulseAudio client's socket thread, which runs the audio callback, is started with
+/// the host and inherits the name of the thread that creates it: create the host on a thread
+/// named for it, so the service thread can find it (crate::priority) and it shows as what it
+/// is in top and perf (not as the application's thread).
+fn on_audio_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
     std::thread::Builder::new()
         .name(crate::priority::AUDIO_THREAD_NAME.into())
-        .spawn(pick_host)
+        .spawn(f)
         .map_err(|e| format!("cannot start a thread: {e}"))?
         .join()
         .unwrap_or_else(|_| Err("the audio host could not be created".into()))
 }
 
-fn pick_host() -> Result<cpal::Host, String> {
+fn pick_host() -> Result<(cpal::Host, Option<Connect>), String> {
     #[cfg(target_os = "linux")]
     {
         if cpal::available_hosts().contains(&cpal::HostId::PulseAudio) {
             if let Ok(h) = cpal::host_from_id(cpal::HostId::PulseAudio) {
-                return Ok(h);
+                return Ok((h, Some(reconnect_pulse as Connect)));
             }
         }
         quiet_alsa();
     }
-    Ok(cpal::default_host())
+    Ok((cpal::default_host(), None))
 }
 
 #[cfg(target_os = "linux")]

@@ -9,6 +9,9 @@ pub enum Error {
     Device(String),
     /// The player was closed (or is closing) while the call ran.
     Closed,
+    /// No output has played for `device_lost_timeout_ms` (no sound server, no device, or a
+    /// stream that stopped); queued audio is kept and plays if output comes back.
+    NoOutput(String),
 }
 
 impl fmt::Display for Error {
@@ -18,6 +21,7 @@ impl fmt::Display for Error {
             Error::NoDevice(m) => write!(f, "no output device: {m}"),
             Error::Device(m) => write!(f, "device error: {m}"),
             Error::Closed => f.write_str("player is closed"),
+            Error::NoOutput(m) => write!(f, "no audio output: {m}"),
         }
     }
 }

@@ -18,6 +18,7 @@ mod history;
 mod idle;
 mod log;
 pub mod metrics;
+mod outage;
 pub mod player;
 pub mod polyphase;
 mod prefault;

@@ -193,6 +193,12 @@ pub struct DeviceStats {
     pub last_wake_us: AtomicU64,
     /// Recent recreate durations in ms (P3), newest last.
     recreate_ms: std::sync::Mutex<std::collections::VecDeque<f64>>,
+    /// Connections to the sound server rebuilt after it went away.
+    pub server_reconnects: AtomicU64,
+    /// Times output was lost (no server, no device, stopped callbacks) and each outage's
+    /// total length so far, ms.
+    pub outages: AtomicU64,
+    pub outage_ms: AtomicU64,
 }
 
 const RECREATE_HISTORY: usize = 256;
@@ -204,6 +210,9 @@ impl Default for DeviceStats {
             recreate_failures: AtomicU64::new(0),
             recreates_refused: AtomicU64::new(0),
             device_query_failures: AtomicU64::new(0),
+            server_reconnects: AtomicU64::new(0),
+            outages: AtomicU64::new(0),
+            outage_ms: AtomicU64::new(0),
             last_reason: std::sync::atomic::AtomicU32::new(0),
             last_gap_us: AtomicU64::new(u64::MAX),
             last_wake_us: AtomicU64::new(u64::MAX),

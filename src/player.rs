@@ -78,6 +78,13 @@ pub struct Metrics {
     pub last_route_gap_ms: Option<f64>,
     /// Recreate duration (p50, p95, max), ms.
     pub recreate_ms: (f64, f64, f64),
+    /// Nothing has played for `device_lost_timeout_ms`: writes and drains fail.
+    pub output_lost: bool,
+    /// Outages so far and the latest one's length, ms.
+    pub outages: u64,
+    pub last_outage_ms: u64,
+    /// Sound-server connections rebuilt after a server restart.
+    pub server_reconnects: u64,
 }
 
 impl Metrics {
@@ -112,7 +119,15 @@ impl Wake {
 
 pub struct Shared {
     pub cfg: Config,
-    pub host: cpal::Host,
+    /// The connection to the sound server (or the caller's host). Replaced whole when the
+    /// server restarts; every user clones the `Arc` out and releases the lock at once.
+    host: Mutex<Arc<cpal::Host>>,
+    /// Opens a fresh connection to the sound server, for a player on the system's host;
+    /// `None` for a host the caller gave (it cannot be rebuilt).
+    pub connect: Option<fn() -> Result<cpal::Host, String>>,
+    /// No output has played for `device_lost_timeout_ms`: writes and drains fail with
+    /// `Error::NoOutput` until it is back (the service thread sets and clears it).
+    pub output_lost: AtomicBool,
     pub core: Arc<RenderCore>,
     pub counters: Arc<Counters>,
     slot: Mutex<StreamSlot>,
@@ -154,6 +169,20 @@ impl Shared {
     /// L1: the only way to the stream slot.
     pub fn lock_slot(&self) -> MutexGuard<'_, StreamSlot> {
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current host (sound-server connection).
+    pub fn host(&self) -> Arc<cpal::Host> {
+        self.host.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts a fresh connection in place of a dead one (service thread). The old one is
+    /// dropped by the caller's last clone, with no lock held.
+    pub fn replace_host(&self, host: cpal::Host) -> Arc<cpal::Host> {
+        std::mem::replace(
+            &mut *self.host.lock().unwrap_or_else(|e| e.into_inner()),
+            Arc::new(host),
+        )
     }
 
     pub fn pinned(&self) -> Option<String> {
@@ -209,12 +238,20 @@ pub struct Player {
 impl Player {
     /// A player on the system's output (PulseAudio when reachable).
     pub fn new(cfg: Config) -> Result<Player, Error> {
-        let host = device::system_host().map_err(Error::NoDevice)?;
-        Self::with_host(cfg, host)
+        let (host, connect) = device::system_host().map_err(Error::NoDevice)?;
+        Self::build(cfg, host, connect)
     }
 
     /// A player on any cpal host: the system's, or a [`crate::virtual_device::VirtualHost`].
     pub fn with_host(cfg: Config, host: cpal::Host) -> Result<Player, Error> {
+        Self::build(cfg, host, None)
+    }
+
+    fn build(
+        cfg: Config,
+        host: cpal::Host,
+        connect: Option<fn() -> Result<cpal::Host, String>>,
+    ) -> Result<Player, Error> {
         cfg.validate().map_err(Error::InvalidArgument)?;
         let frame_bytes = cfg.frame_bytes();
         let ring_frames = (cfg.input_rate as u64 * cfg.ring_capacity_ms as u64 / 1000).max(1);
@@ -282,7 +319,9 @@ impl Player {
         let pinned = cfg.device_id.clone();
         let shared = Arc::new(Shared {
             cfg,
-            host,
+            host: Mutex::new(Arc::new(host)),
+            connect,
+            output_lost: AtomicBool::new(false),
             core,
             counters,
             slot: Mutex::new(StreamSlot::default()),
@@ -310,7 +349,9 @@ impl Player {
         // later it may come and go.
         let target = match shared.pinned() {
             Some(id) => Some(id),
-            None => device::query_target(&shared.host, None).ok().map(|d| d.id),
+            None => device::query_target(&shared.host(), None)
+                .ok()
+                .map(|d| d.id),
         };
         recreate::recreate(&shared, Reason::Initial, target)?;
         let svc = shared.clone();
@@ -344,6 +385,7 @@ impl Player {
         if self.shared.closing.load(Acquire) {
             return Err(Error::Closed);
         }
+        self.check_output()?;
         if self.shared.suspended.load(Acquire) && !self.shared.resume_request.swap(true, AcqRel) {
             self.shared.wake.notify();
         }
@@ -459,7 +501,7 @@ impl Player {
     /// same three-phase recreate as a device change; nothing queued is lost.
     pub fn set_device(&self, id: Option<&str>) -> Result<(), Error> {
         if let Some(id) = id {
-            device::find_output(&self.shared.host, Some(id)).map_err(Error::NoDevice)?;
+            device::find_output(&self.shared.host(), Some(id)).map_err(Error::NoDevice)?;
         }
         *self.shared.pinned.lock().unwrap_or_else(|e| e.into_inner()) = id.map(str::to_string);
         self.shared.device_request.store(true, Release);
@@ -500,8 +542,12 @@ impl Player {
             if core.position() >= target && core.unheard_ns(core.now_ns()) == 0 {
                 return Ok(true);
             }
+            if self.shared.closing.load(Acquire) {
+                return Err(Error::Closed);
+            }
+            self.check_output()?;
             let now = Instant::now();
-            if now >= deadline || self.shared.closing.load(Acquire) {
+            if now >= deadline {
                 return Ok(false);
             }
             // Sleep until about when the callbacks reach the end, then until it is heard,
@@ -518,6 +564,17 @@ impl Player {
                     .min(deadline - now),
             );
         }
+    }
+
+    /// `Error::NoOutput` once nothing has played for `device_lost_timeout_ms`.
+    fn check_output(&self) -> Result<(), Error> {
+        if self.shared.output_lost.load(Acquire) {
+            return Err(Error::NoOutput(format!(
+                "nothing has played for {} ms or more (sound server or device gone); queued audio waits",
+                self.shared.cfg.device_lost_timeout_ms
+            )));
+        }
+        Ok(())
     }
 
     /// Lock-free view of the current stream (U3).
@@ -600,6 +657,10 @@ impl Player {
                 us => Some(us as f64 / 1000.0),
             },
             recreate_ms: d.recreate_ms(),
+            output_lost: self.shared.output_lost.load(Relaxed),
+            outages: d.outages.load(Relaxed),
+            last_outage_ms: d.outage_ms.load(Relaxed),
+            server_reconnects: d.server_reconnects.load(Relaxed),
         }
     }
 
@@ -634,6 +695,7 @@ fn reason_from(v: u32) -> Option<Reason> {
         4 => Reason::FormatChanged,
         5 => Reason::Retry,
         6 => Reason::Requested,
+        7 => Reason::ServerRestarted,
         _ => return None,
     })
 }

@@ -37,6 +37,8 @@ pub enum Reason {
     Retry = 5,
     /// The application chose another device.
     Requested = 6,
+    /// The sound server went away and a new one accepts clients: the connection was rebuilt.
+    ServerRestarted = 7,
 }
 
 impl Reason {
@@ -48,6 +50,7 @@ impl Reason {
             Reason::FormatChanged => "device format changed",
             Reason::Retry => "retry",
             Reason::Requested => "requested",
+            Reason::ServerRestarted => "sound server restarted",
         }
     }
 }
@@ -123,7 +126,8 @@ fn mark_stopped(shared: &Shared) {
 /// Part of R2, lock released: finds the device and builds and starts a stream whose
 /// callback captures `generation` (C1).
 fn open(shared: &Shared, generation: u64, target: Option<&str>) -> Result<Opened, Error> {
-    let (dev, info) = device::find_output(&shared.host, target).map_err(Error::NoDevice)?;
+    let host = shared.host();
+    let (dev, info) = device::find_output(&host, target).map_err(Error::NoDevice)?;
     let plan = device::plan_stream(&dev, &info, &shared.cfg);
     shared.core.configure(
         OutputShape {
@@ -205,12 +209,18 @@ fn phase_two(
     old: Option<cpal::Stream>,
     generation: u64,
     target: Option<String>,
+    reason: Reason,
 ) -> PhaseTwo {
     let mut stopped_ns = None;
     let mut replayed = 0;
     if let Some(old) = old {
         drop(old);
-        let t = shared.core.now_ns();
+        let mut t = shared.core.now_ns();
+        if reason == Reason::ServerRestarted {
+            // The old stream died with its server, long before now: what that server had
+            // been handed and not played is what it held when its callbacks stopped.
+            t = t.min(shared.core.callbacks_stopped_ns().unwrap_or(t));
+        }
         stopped_ns = Some(t);
         replayed = shared.core.rewind(shared.core.unheard_ns(t));
     }
@@ -236,7 +246,7 @@ pub fn recreate(
         .name("audioplay-recreate".into())
         .spawn(move || {
             // If the caller gave up waiting, the send fails and the stream drops here.
-            let _ = tx.send(phase_two(worker_shared, old, generation, target));
+            let _ = tx.send(phase_two(worker_shared, old, generation, target, reason));
         });
     let outcome = match spawned {
         Ok(_) => rx.recv_timeout(RECREATE_TIMEOUT).map_err(|_| {
@@ -292,7 +302,10 @@ pub fn recreate(
             })
         }
         Err(e) => {
-            shared.log(
+            // Rate-limited: while a server is gone, retries fail every tick.
+            shared.log_limited(
+                "recreate-failed",
+                Duration::from_secs(5),
                 crate::config::LogLevel::Error,
                 &format!(
                     "recreate ({}) failed after {ms:.1} ms: {e}",

@@ -313,6 +313,15 @@ impl RenderCore {
         self.heard_max.fetch_max(heard, Ordering::AcqRel).max(heard)
     }
 
+    /// When the callbacks stopped, if they did: the end of the period the last callback that
+    /// rendered audio was called for (the next one never came). None if none rendered.
+    pub fn callbacks_stopped_ns(&self) -> Option<u64> {
+        match self.last_audio_cb_ns.load(Ordering::Acquire) {
+            0 => None,
+            cb => Some(cb + self.last_audio_len_ns.load(Ordering::Relaxed)),
+        }
+    }
+
     /// Arms the route-change clock: the next callback that renders audio records when it
     /// will be heard.
     pub fn await_first_audio(&self) {

@@ -37,6 +37,8 @@ struct Watcher {
     recent: VecDeque<Instant>,
     /// Route-change clock: when the old stream stopped (render-core ns).
     gap_from: Option<u64>,
+    /// Output lost and found, and the sound-server connection rebuilt.
+    outage: crate::outage::Outage,
 }
 
 pub fn run(shared: Arc<Shared>) {
@@ -47,6 +49,7 @@ pub fn run(shared: Arc<Shared>) {
         pending: None,
         recent: VecDeque::new(),
         gap_from: None,
+        outage: crate::outage::Outage::new(),
     };
     let poll = Duration::from_millis(shared.cfg.device_poll_ms as u64);
     let mut idle = crate::idle::Idle::default();
@@ -81,6 +84,7 @@ pub fn run(shared: Arc<Shared>) {
         fallback.tick(&shared);
         priority.tick(&shared);
         w.watch(&shared, woke);
+        w.outage.tick(&shared);
         w.measure_gap(&shared);
         report(&shared, &mut seen);
     }
@@ -88,6 +92,14 @@ pub fn run(shared: Arc<Shared>) {
 
 impl Watcher {
     fn watch(&mut self, shared: &Arc<Shared>, woke: bool) {
+        // A dead sound-server connection is rebuilt first: every query on it fails.
+        if let Some(info) = self.outage.reconnect(shared) {
+            self.last_good = Some(info.clone());
+            self.cooldown_until = None;
+            self.pending = None;
+            self.switch(shared, Reason::ServerRestarted, info.id);
+            return;
+        }
         let now = Instant::now();
         let lost = shared.stream_lost.swap(false, AcqRel) && !still_running(shared);
         let requested = shared.device_request.swap(false, AcqRel);
@@ -95,7 +107,7 @@ impl Watcher {
             return;
         }
         // The only I/O of detection; done with no lock held (L2).
-        let observed = match device::query_target(&shared.host, shared.pinned().as_deref()) {
+        let observed = match device::query_target(&shared.host(), shared.pinned().as_deref()) {
             Ok(info) => {
                 self.cooldown_until = None;
                 self.last_good = Some(info.clone());
@@ -172,6 +184,11 @@ impl Watcher {
             return;
         }
         self.recent.push_back(now);
+        self.switch(shared, reason, id);
+    }
+
+    /// Recreates the stream on `id` and reports it (route-change clock, event).
+    fn switch(&mut self, shared: &Arc<Shared>, reason: Reason, id: String) {
         if let Ok(r) = recreate::recreate(shared, reason, Some(id)) {
             // A new stream runs: it is not suspended, whatever the old one was.
             shared

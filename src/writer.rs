@@ -177,7 +177,16 @@ impl Writer {
             if shared.closing.load(Acquire) {
                 return Err(Error::Closed);
             }
-            if Instant::now() >= deadline || shared.flush_epoch.load(Acquire) != epoch {
+            if shared.output_lost.load(Acquire) && done == 0 {
+                return Err(Error::NoOutput(
+                    "nothing has played for device_lost_timeout_ms (sound server or device gone)"
+                        .into(),
+                ));
+            }
+            if Instant::now() >= deadline
+                || shared.flush_epoch.load(Acquire) != epoch
+                || shared.output_lost.load(Acquire)
+            {
                 break;
             }
             let left = (bytes.len() - done) / fb;
@@ -272,6 +281,17 @@ impl Writer {
             if shared.closing.load(Acquire) {
                 // What was queued is counted as dropped by close(); the caller learns why.
                 return Err(Error::Closed);
+            }
+            // Output lost for good: a write that queued nothing says so; one that queued
+            // some returns that.
+            if shared.output_lost.load(Acquire) {
+                if done == 0 {
+                    return Err(Error::NoOutput(
+                        "nothing has played for device_lost_timeout_ms (sound server or device gone)"
+                            .into(),
+                    ));
+                }
+                break;
             }
             // A flush (barge-in) releases a blocked writer with what it queued.
             if shared.flush_epoch.load(Acquire) != epoch {

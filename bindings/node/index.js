@@ -16,6 +16,7 @@ const ApConfig = koffi.struct('ApConfig', {
   max_replay_ms: 'uint32', recreate_warn_ms: 'uint32', start_threshold_ms: 'uint32',
   idle_suspend_ms: 'uint32', event_fn: 'void *', event_user: 'void *', resample_quality: 'int32',
   resample_p95_limit_us: 'uint32', audio_thread_priority: 'uint32',
+  device_lost_timeout_ms: 'uint32',
 });
 const ApEvent = koffi.struct('ApEvent', {
   struct_size: 'uint32', kind: 'uint32', id: 'uint64', frame: 'uint64', heard_ms: 'double',
@@ -37,7 +38,8 @@ Object.assign(fields, {
   device_id: koffi.array('char', 128, 'String'), device_name: koffi.array('char', 128, 'String'),
   frames_flushed: 'uint64', frames_heard: 'uint64', markers_flushed: 'uint64',
   events_dropped: 'uint64', last_wake_ms: 'double', suspended: 'uint32', late_callbacks: 'uint64',
-  resample_fallback: 'uint32',
+  resample_fallback: 'uint32', output_lost: 'uint32', outages: 'uint64', last_outage_ms: 'uint64',
+  server_reconnects: 'uint64',
 });
 const ApMetrics = koffi.struct('ApMetrics', fields);
 

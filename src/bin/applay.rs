@@ -231,7 +231,7 @@ fn json(m: &audioplay::Metrics) -> String {
 fn run() -> Result<(), (u8, String)> {
     let mut a = parse().map_err(|e| (2, e))?;
     if a.list {
-        let host = audioplay::device::system_host().map_err(|e| (3, e))?;
+        let (host, _) = audioplay::device::system_host().map_err(|e| (3, e))?;
         for d in audioplay::device::list_outputs(&host).map_err(|e| (3, e))? {
             println!("{}\t{} Hz\t{} ch\t{}", d.id, d.rate, d.channels, d.name);
         }

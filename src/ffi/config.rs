@@ -127,6 +127,11 @@ pub struct ApConfig {
     /// CAP_SYS_NICE or RLIMIT_RTPRIO) it logs once at info level and carries on. 0 leaves
     /// the thread's scheduling alone (default 10).
     pub audio_thread_priority: u32,
+    /// After this many ms with no output at all (the sound server gone, no device, a stream
+    /// that stopped), `ap_write` and `ap_drain` return `AP_ERR_NO_OUTPUT` until output is
+    /// back; `AP_EVENT_OUTPUT_LOST` / `AP_EVENT_OUTPUT_RESTORED` tell when it goes and
+    /// comes back. 0 = never give up (default 10000).
+    pub device_lost_timeout_ms: u32,
 }
 
 /// Fills `config` with defaults, including `struct_size`. Thread-safe (touches only `config`).
@@ -164,6 +169,7 @@ pub extern "C" fn ap_config_init(config: *mut ApConfig) -> ApStatus {
             resample_p95_limit_us: d.resample_p95_limit_us,
             audio_thread_priority: d.audio_thread_priority,
             event_user: std::ptr::null_mut(),
+            device_lost_timeout_ms: d.device_lost_timeout_ms,
         };
         ApStatus::AP_OK
     })
@@ -294,6 +300,7 @@ pub(crate) fn to_config(c: &ApConfig) -> Result<Config, (ApStatus, String)> {
         recreate_warn_ms: c.recreate_warn_ms,
         start_threshold_ms: c.start_threshold_ms,
         idle_suspend_ms: c.idle_suspend_ms,
+        device_lost_timeout_ms: c.device_lost_timeout_ms,
         event_sink: c.event_fn.map(|f| {
             let user = UserPtr(c.event_user);
             Arc::new(move |e: &crate::command::Event| {

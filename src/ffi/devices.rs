@@ -38,7 +38,7 @@ pub extern "C" fn ap_list_devices(
         if out.is_null() && capacity > 0 {
             return ApStatus::AP_ERR_NULL;
         }
-        let host = match crate::device::system_host() {
+        let (host, _) = match crate::device::system_host() {
             Ok(h) => h,
             Err(_) => return ApStatus::AP_ERR_NO_DEVICE,
         };

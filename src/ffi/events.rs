@@ -13,6 +13,11 @@ pub const AP_EVENT_UNDERRUN_START: u32 = 4;
 pub const AP_EVENT_UNDERRUN_END: u32 = 5;
 pub const AP_EVENT_DEVICE_CHANGED: u32 = 6;
 pub const AP_EVENT_FLUSHED: u32 = 7;
+/// No output at all (the sound server or every device gone, or the stream stopped); queued
+/// audio waits. `frame` is the content frame being heard when it was noticed.
+pub const AP_EVENT_OUTPUT_LOST: u32 = 8;
+/// Output is back after `AP_EVENT_OUTPUT_LOST`; `id` is the new stream generation.
+pub const AP_EVENT_OUTPUT_RESTORED: u32 = 9;
 
 /// Something that happened, delivered when the listener hears it.
 #[repr(C)]
@@ -43,6 +48,8 @@ impl From<&Event> for ApEvent {
                 EventKind::UnderrunEnd => AP_EVENT_UNDERRUN_END,
                 EventKind::DeviceChanged => AP_EVENT_DEVICE_CHANGED,
                 EventKind::Flushed => AP_EVENT_FLUSHED,
+                EventKind::OutputLost => AP_EVENT_OUTPUT_LOST,
+                EventKind::OutputRestored => AP_EVENT_OUTPUT_RESTORED,
             },
             id: e.id,
             frame: e.frame,

@@ -19,6 +19,8 @@ pub const AP_REASON_STREAM_LOST: u32 = 3;
 pub const AP_REASON_FORMAT_CHANGED: u32 = 4;
 pub const AP_REASON_RETRY: u32 = 5;
 pub const AP_REASON_REQUESTED: u32 = 6;
+/// The sound server restarted and the player rebuilt its connection.
+pub const AP_REASON_SERVER_RESTARTED: u32 = 7;
 
 /// Copies `s` into a fixed C buffer, truncated at a character boundary, NUL-terminated.
 pub(crate) fn copy_str(s: &str, out: &mut [c_char]) {
@@ -144,6 +146,15 @@ pub struct ApMetrics {
     pub late_callbacks: u64,
     /// 1 once SPEC S3 has moved resampling from the audio callback to the writing thread.
     pub resample_fallback: u32,
+    /// 1 while nothing has played for `device_lost_timeout_ms` (`ap_write` and `ap_drain`
+    /// return `AP_ERR_NO_OUTPUT`).
+    pub output_lost: u32,
+    /// Outages so far (no server, no device, or a stream whose callbacks stopped), and how
+    /// long the latest lasted (or has lasted), ms.
+    pub outages: u64,
+    pub last_outage_ms: u64,
+    /// Connections to the sound server rebuilt after it went away and came back.
+    pub server_reconnects: u64,
 }
 
 fn us(ns: u64) -> f64 {
@@ -217,6 +228,10 @@ impl From<&Metrics> for ApMetrics {
             suspended: m.suspended as u32,
             late_callbacks: m.late_callbacks,
             resample_fallback: m.resample_fallback as u32,
+            output_lost: m.output_lost as u32,
+            outages: m.outages,
+            last_outage_ms: m.last_outage_ms,
+            server_reconnects: m.server_reconnects,
         };
         copy_str(&m.state.device_id, &mut out.device_id);
         copy_str(&m.state.device_name, &mut out.device_name);

@@ -31,6 +31,10 @@ pub enum ApStatus {
     AP_ERR_PANIC = -9,
     /// The output buffer was too small for the result.
     AP_ERR_BUFFER_TOO_SMALL = -10,
+    /// Nothing has played for `device_lost_timeout_ms`: no sound server, no device, or a
+    /// stream that stopped. Audio already queued is kept and plays if output comes back;
+    /// the call queued nothing (or, for `ap_drain`, stopped waiting).
+    AP_ERR_NO_OUTPUT = -11,
 }
 
 impl From<&Error> for ApStatus {
@@ -40,6 +44,7 @@ impl From<&Error> for ApStatus {
             Error::NoDevice(_) => ApStatus::AP_ERR_NO_DEVICE,
             Error::Device(_) => ApStatus::AP_ERR_DEVICE,
             Error::Closed => ApStatus::AP_ERR_CLOSED,
+            Error::NoOutput(_) => ApStatus::AP_ERR_NO_OUTPUT,
         }
     }
 }
@@ -57,6 +62,7 @@ fn describe(code: i32) -> &'static std::ffi::CStr {
         -8 => c"the player was destroyed",
         -9 => c"internal error (panic caught)",
         -10 => c"output buffer too small",
+        -11 => c"no audio output (sound server or device gone)",
         _ => c"unknown status code",
     }
 }

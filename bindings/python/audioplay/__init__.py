@@ -41,7 +41,7 @@ class ApConfig(ctypes.Structure):
         ("start_threshold_ms", ctypes.c_uint32), ("idle_suspend_ms", ctypes.c_uint32),
         ("event_fn", ctypes.c_void_p), ("event_user", ctypes.c_void_p),
         ("resample_quality", ctypes.c_int32), ("resample_p95_limit_us", ctypes.c_uint32),
-        ("audio_thread_priority", ctypes.c_uint32),
+        ("audio_thread_priority", ctypes.c_uint32), ("device_lost_timeout_ms", ctypes.c_uint32),
     ]
 
 
@@ -75,6 +75,8 @@ class ApMetrics(ctypes.Structure):
                                           "events_dropped"]]
         + [("last_wake_ms", ctypes.c_double), ("suspended", ctypes.c_uint32)]
         + [("late_callbacks", ctypes.c_uint64), ("resample_fallback", ctypes.c_uint32)]
+        + [("output_lost", ctypes.c_uint32)]
+        + [(n, ctypes.c_uint64) for n in ["outages", "last_outage_ms", "server_reconnects"]]
     )
 
 
