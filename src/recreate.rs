@@ -216,9 +216,10 @@ fn phase_two(
     if let Some(old) = old {
         drop(old);
         let mut t = shared.core.now_ns();
-        if reason == Reason::ServerRestarted {
-            // The old stream died with its server, long before now: what that server had
-            // been handed and not played is what it held when its callbacks stopped.
+        if matches!(reason, Reason::ServerRestarted | Reason::StreamLost) {
+            // The old stream died (with its server, or its device) before now, and the
+            // watcher took a while to be sure: what it had been handed and not played is
+            // what it held when its callbacks stopped.
             t = t.min(shared.core.callbacks_stopped_ns().unwrap_or(t));
         }
         stopped_ns = Some(t);

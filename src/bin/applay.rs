@@ -25,6 +25,7 @@ struct Args {
     resample: ResampleMode,
     quality: ResampleQuality,
     rt_priority: u32,
+    lost_timeout_ms: u32,
     list: bool,
     json: bool,
     quiet: bool,
@@ -48,6 +49,8 @@ const USAGE: &str = "usage: applay [options] [FILE|-]
   --resample callback|producer|off   where resampling happens (default callback)
   --quality linear|high      resampler (default linear; high is transparent for int16)
   --rt-priority N    SCHED_FIFO priority asked for the audio thread, 0 = leave it (default 10)
+  --lost-timeout MS  give up (exit 5) after this long with no output at all, 0 = never
+                     (default 10000)
   --list             list output devices
   --virtual OUT.wav  render through the whole pipeline into a WAV instead of a device
   --virtual-rate HZ, --virtual-channels N   the virtual device's format (48000, 2)
@@ -69,6 +72,7 @@ fn parse() -> Result<Args, String> {
         resample: ResampleMode::Callback,
         quality: ResampleQuality::Linear,
         rt_priority: Config::default().audio_thread_priority,
+        lost_timeout_ms: Config::default().device_lost_timeout_ms,
         list: false,
         json: false,
         quiet: false,
@@ -136,6 +140,11 @@ fn parse() -> Result<Args, String> {
                 a.rt_priority = val("--rt-priority")?
                     .parse()
                     .map_err(|_| "--rt-priority: not a number".to_string())?
+            }
+            "--lost-timeout" => {
+                a.lost_timeout_ms = val("--lost-timeout")?
+                    .parse()
+                    .map_err(|_| "--lost-timeout: not a number".to_string())?
             }
             "--list" => a.list = true,
             "--virtual" => a.virtual_out = Some(val("--virtual")?),
@@ -215,7 +224,7 @@ fn open_input(a: &mut Args) -> Result<Box<dyn Read>, String> {
 
 fn json(m: &audioplay::Metrics) -> String {
     format!(
-        "{{\"frames_written\":{},\"frames_played\":{},\"frames_queued\":{},\"frames_dropped\":{},\"underruns\":{},\"generation_mismatches\":{},\"shape_mismatches\":{},\"callbacks\":{},\"stream_rate\":{},\"device_rate\":{},\"content_rate\":{},\"channels\":{},\"device\":\"{}\",\"callback_us_p50\":{:.2},\"callback_us_p99\":{:.2},\"callback_us_max\":{:.2},\"resample_us_p95\":{:.2},\"output_latency_ms\":{:.2},\"recreates\":{},\"recreate_failures\":{},\"frames_replayed\":{},\"last_route_gap_ms\":{:.2},\"recreate_ms_max\":{:.2},\"late_callbacks\":{}}}",
+        "{{\"frames_written\":{},\"frames_played\":{},\"frames_queued\":{},\"frames_dropped\":{},\"underruns\":{},\"generation_mismatches\":{},\"shape_mismatches\":{},\"callbacks\":{},\"stream_rate\":{},\"device_rate\":{},\"content_rate\":{},\"channels\":{},\"device\":\"{}\",\"callback_us_p50\":{:.2},\"callback_us_p99\":{:.2},\"callback_us_max\":{:.2},\"resample_us_p95\":{:.2},\"output_latency_ms\":{:.2},\"recreates\":{},\"recreate_failures\":{},\"frames_replayed\":{},\"last_route_gap_ms\":{:.2},\"recreate_ms_max\":{:.2},\"late_callbacks\":{},\"outages\":{},\"last_outage_ms\":{},\"server_reconnects\":{}}}",
         m.frames_written, m.frames_played, m.frames_queued, m.frames_dropped, m.underruns,
         m.generation_mismatches, m.shape_mismatches, m.callbacks, m.state.stream_rate,
         m.state.device_rate, m.state.content_rate, m.state.channels,
@@ -225,6 +234,7 @@ fn json(m: &audioplay::Metrics) -> String {
         m.output_latency_ns as f64 / 1e6,
         m.recreates, m.recreate_failures, m.frames_replayed,
         m.last_route_gap_ms.unwrap_or(-1.0), m.recreate_ms.2, m.late_callbacks,
+        m.outages, m.last_outage_ms, m.server_reconnects,
     )
 }
 
@@ -252,6 +262,7 @@ fn run() -> Result<(), (u8, String)> {
         resample_mode: a.resample,
         resample_quality: a.quality,
         audio_thread_priority: a.rt_priority,
+        device_lost_timeout_ms: a.lost_timeout_ms,
         log_sink: Some(std::sync::Arc::new(move |lvl, msg: &str| {
             if !quiet {
                 eprintln!("applay: [{lvl:?}] {msg}");

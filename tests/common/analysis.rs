@@ -77,3 +77,74 @@ pub fn tone_stats(x: &[f32], rate: u32) -> Option<ToneStats> {
 pub fn sine_max_step(freq: f64, amplitude: f64, rate: u32) -> f64 {
     2.0 * amplitude * (std::f64::consts::PI * freq / rate as f64).sin()
 }
+
+/// A linear chirp from `f0` to `f1` Hz over `secs` at amplitude 0.5: every moment of it is
+/// different, so where a recording of it jumps (audio lost or played twice) shows.
+pub fn chirp(f0: f64, f1: f64, secs: f64, rate: u32) -> Vec<f32> {
+    let n = (secs * rate as f64).round() as usize;
+    let k = (f1 - f0) / secs;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / rate as f64;
+            (0.5 * (2.0 * std::f64::consts::PI * (f0 * t + 0.5 * k * t * t)).sin()) as f32
+        })
+        .collect()
+}
+
+/// Runs of sound in a recording: (first sample, end sample) of each stretch whose 10 ms
+/// blocks have an RMS over 0.05 (a 0.5 tone has 0.35; silence and dither well under).
+pub fn sound_runs(x: &[f32], rate: u32) -> Vec<(usize, usize)> {
+    let b = rate as usize / 100;
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, block) in x.chunks(b).enumerate() {
+        let rms = (block.iter().map(|v| v * v).sum::<f32>() / block.len() as f32).sqrt();
+        if rms > 0.05 {
+            let (s, e) = (i * b, i * b + block.len());
+            match runs.last_mut() {
+                Some(r) if r.1 == s => r.1 = e,
+                _ => runs.push((s, e)),
+            }
+        }
+    }
+    runs
+}
+
+/// Where `block` sits in `content`: the offset in `guess - radius ..= guess + radius` with
+/// the highest normalised correlation, and that correlation (1.0 = the same samples).
+pub fn locate(block: &[f32], content: &[f32], guess: usize, radius: usize) -> (usize, f64) {
+    let n = block.len();
+    let eb: f64 = block.iter().map(|&v| v as f64 * v as f64).sum();
+    let lo = guess.saturating_sub(radius);
+    let hi = (guess + radius).min(content.len().saturating_sub(n));
+    let mut best = (lo, -1.0);
+    for off in lo..=hi {
+        let c = &content[off..off + n];
+        let (mut dot, mut ec) = (0.0f64, 0.0f64);
+        for (&a, &b) in block.iter().zip(c) {
+            dot += a as f64 * b as f64;
+            ec += b as f64 * b as f64;
+        }
+        let r = dot / (eb * ec).sqrt().max(1e-12);
+        if r > best.1 {
+            best = (off, r);
+        }
+    }
+    best
+}
+
+/// The content offset a chirp block was taken from, to within a few ms: its frequency from
+/// zero crossings gives the time, `locate` the exact sample.
+pub fn chirp_offset(block: &[f32], content: &[f32], f0: f64, f1: f64, rate: u32) -> (usize, f64) {
+    let crossings = block
+        .windows(2)
+        .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+        .count();
+    let freq = crossings as f64 * rate as f64 / (2.0 * block.len() as f64);
+    let secs = content.len() as f64 / rate as f64;
+    let t = ((freq - f0) / (f1 - f0) * secs).clamp(0.0, secs);
+    // The estimate is the block's middle; allow its frequency error (one crossing).
+    let mid = (t * rate as f64) as usize;
+    let guess = mid.saturating_sub(block.len() / 2);
+    let err = rate as f64 / (2.0 * block.len() as f64) / (f1 - f0) * secs * rate as f64;
+    locate(block, content, guess, err as usize + rate as usize / 50)
+}

@@ -29,6 +29,8 @@ pub const S16: Sink = Sink {
 
 pub struct PulseServer {
     pub dir: PathBuf,
+    /// Clients' HOME (the auth cookie lives there); a standby server shares its peer's.
+    home: PathBuf,
     server: Child,
     helpers: Vec<Child>,
 }
@@ -58,6 +60,48 @@ impl PulseServer {
     /// the default source stays pinned to a null source no recorder uses.
     pub fn start(sinks: &[Sink]) -> PulseServer {
         let dir = unique_dir("pulse");
+        let home = dir.join("home");
+        Self::start_with(dir, home, sinks)
+    }
+
+    /// A second server, started and warmed up (sinks at low latency) beside `peer` and sharing
+    /// its clients' HOME, that `peer`'s clients reach only once [`take_over`] moves its socket
+    /// into `peer`'s runtime directory: a server restart whose new server is ready the moment
+    /// it accepts clients (a fresh null sink would otherwise stall new streams for a second).
+    ///
+    /// [`take_over`]: PulseServer::take_over
+    pub fn start_standby(peer: &PulseServer, sinks: &[Sink]) -> PulseServer {
+        Self::start_with(unique_dir("pulse-standby"), peer.home.clone(), sinks)
+    }
+
+    /// Makes this (standby) server the one `peer`'s clients connect to, at once.
+    pub fn take_over(&self, peer: &PulseServer) {
+        std::fs::create_dir_all(peer.dir.join("pulse")).unwrap();
+        std::fs::rename(
+            self.dir.join("pulse").join("native"),
+            peer.dir.join("pulse").join("native"),
+        )
+        .expect("move the standby server's socket");
+    }
+
+    /// The server's process id (for kill -9, SIGSTOP and SIGCONT).
+    pub fn pid(&self) -> i32 {
+        self.server.id() as i32
+    }
+
+    /// kill -9 of the server; its own clients (keep-alives, recorders) lose it too.
+    pub fn kill9(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
+    }
+
+    fn start_with(dir: PathBuf, home: PathBuf, sinks: &[Sink]) -> PulseServer {
+        std::fs::create_dir_all(&home).unwrap();
         let mut cmd = Command::new("pulseaudio");
         cmd.args([
             "-n",
@@ -80,7 +124,7 @@ impl PulseServer {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("XDG_RUNTIME_DIR", &dir)
-            .env("HOME", dir.join("home"))
+            .env("HOME", &home)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -88,6 +132,7 @@ impl PulseServer {
             .expect("pulseaudio must be installed (scripts/test.sh installs it)");
         let mut me = PulseServer {
             dir,
+            home,
             server,
             helpers: Vec::new(),
         };
@@ -158,7 +203,7 @@ impl PulseServer {
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
             ("XDG_RUNTIME_DIR".into(), self.dir.display().to_string()),
-            ("HOME".into(), self.dir.join("home").display().to_string()),
+            ("HOME".into(), self.home.display().to_string()),
             ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
         ]
     }
@@ -251,6 +296,12 @@ impl PulseServer {
 
     /// Starts recording a sink's monitor as mono s16 at `rate`.
     pub fn record(&self, sink: &str, rate: u32) -> Recording {
+        self.record_with(sink, rate, 100)
+    }
+
+    /// As `record`, with the recorder's latency: what a dying server had captured but not
+    /// sent to the recorder yet is lost with it, so fault tests record at 10 ms.
+    pub fn record_with(&self, sink: &str, rate: u32, latency_ms: u32) -> Recording {
         let path = self
             .dir
             .join(format!("rec-{sink}-{}.raw", self.helpers.len()));
@@ -262,7 +313,7 @@ impl PulseServer {
                 "--channels=1",
                 "--format=s16le",
                 "--raw",
-                "--latency-msec=100",
+                &format!("--latency-msec={latency_ms}"),
             ])
             .arg(&path)
             .stdout(Stdio::null())
@@ -296,6 +347,11 @@ pub struct Recording {
 }
 
 impl Recording {
+    /// Samples recorded so far (the file's length now).
+    pub fn samples_so_far(&self) -> usize {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len() as usize / 2)
+    }
+
     /// Stops recording and returns the samples as floats in [-1, 1).
     pub fn stop(mut self) -> Vec<f32> {
         std::thread::sleep(Duration::from_millis(200));

@@ -1,0 +1,417 @@
+//! Sound-server faults (issue 12), on private PulseAudio servers: the server killed and a new
+//! one started, killed for good, frozen (SIGSTOP), every sink gone, a sink suspended. What the
+//! listener heard is recorded from the sink monitors and matched against what was written (a
+//! chirp, so every moment of it is different): audio lost or played twice shows as a jump.
+//! The player runs in `applay --quiet`, whose stderr must stay empty throughout: neither the
+//! library nor anything it loads (ALSA, JACK) may write to its host's stderr.
+//!
+//! With `AUDIOPLAY_FAULT_TABLE=FILE` each test appends a row for docs/RELIABILITY.md.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::analysis::{chirp, chirp_offset, locate, sound_runs};
+use common::pulse::{PulseServer, Sink, S48};
+use common::{json_num, serial};
+
+const RATE: u32 = 48000;
+const F0: f64 = 200.0;
+const F1: f64 = 2000.0;
+/// The player's replay bound (applay's default `max_replay_ms`).
+const MAX_REPLAY_S: f64 = 0.2;
+
+/// Writes the chirp as the WAV applay plays (48 kHz mono s16: played at the sink's rate, so
+/// what is heard is the same samples).
+fn chirp_wav(dir: &std::path::Path, secs: f64) -> (std::path::PathBuf, Vec<f32>) {
+    let x = chirp(F0, F1, secs, RATE);
+    let s16: Vec<i16> = x
+        .iter()
+        .map(|&v| audioplay::convert::f32_to_s16(v))
+        .collect();
+    let path = dir.join(format!("chirp-{secs}.wav"));
+    audioplay::wav::write_s16(&path, RATE, 1, &s16).unwrap();
+    // What the library plays: the s16 values.
+    let content = s16.iter().map(|&v| v as f32 / 32768.0).collect();
+    (path, content)
+}
+
+fn applay(server: &PulseServer, wav: &std::path::Path, extra: &[&str]) -> Child {
+    server
+        .command(env!("CARGO_BIN_EXE_applay"))
+        .args(["--quiet", "--json"])
+        .args(extra)
+        .arg(wav)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+struct Finished {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    /// When it exited.
+    at: Instant,
+}
+
+fn finish(mut c: Child, limit: Duration) -> Finished {
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = c.try_wait().unwrap() {
+            let at = Instant::now();
+            let o = c.wait_with_output().unwrap();
+            return Finished {
+                code: status.code(),
+                stdout: String::from_utf8_lossy(&o.stdout).into(),
+                stderr: String::from_utf8_lossy(&o.stderr).into(),
+                at,
+            };
+        }
+        if t0.elapsed() > limit {
+            let _ = c.kill();
+            let o = c.wait_with_output().unwrap();
+            panic!(
+                "applay did not exit within {limit:?}: {}\n{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stretches of a recording that play the content without a jump:
+/// (recording start, content start, length), in samples. Blocks that match no single place
+/// in the content (they straddle a jump or a gap) end a stretch.
+fn segments(rec: &[f32], content: &[f32]) -> Vec<(usize, usize, usize)> {
+    const BLOCK: usize = 960; // 20 ms
+    const STEP: usize = 2400; // one located block per 50 ms
+    let mut out = Vec::new();
+    for (start, end) in sound_runs(rec, RATE) {
+        let mut seg: Option<(usize, usize, usize)> = None;
+        let mut at = start;
+        while at + BLOCK <= end {
+            let block = &rec[at..at + BLOCK];
+            let near = seg.map(|(rs, cs, _)| locate(block, content, cs + (at - rs), 48));
+            let (off, r) = match near {
+                Some(n) if n.1 > 0.98 => n,
+                _ => chirp_offset(block, content, F0, F1, RATE),
+            };
+            if r < 0.98 {
+                // Straddles a discontinuity: close the stretch, look again a little later.
+                out.extend(seg.take());
+                at += BLOCK / 4;
+                continue;
+            }
+            match &mut seg {
+                Some((rs, cs, len)) if off as i64 - *cs as i64 == (at - *rs) as i64 => {
+                    *len = at + BLOCK - *rs;
+                }
+                _ => {
+                    out.extend(seg.take());
+                    seg = Some((at, off, BLOCK));
+                }
+            }
+            at = if at + BLOCK == end {
+                end
+            } else {
+                (at + STEP).min(end - BLOCK)
+            };
+        }
+        out.extend(seg);
+    }
+    out
+}
+
+/// What was heard of `content` over several recordings, seconds: (covered, lost, repeated).
+fn coverage(recs: &[&[f32]], content: &[f32]) -> (f64, f64, f64, Vec<(usize, usize)>) {
+    let mut spans: Vec<(usize, usize)> = recs
+        .iter()
+        .flat_map(|r| segments(r, content))
+        .map(|(_, c, n)| (c, c + n))
+        .collect();
+    let total: usize = spans.iter().map(|(a, b)| b - a).sum();
+    spans.sort();
+    let mut union = 0;
+    let mut reach = 0;
+    for &(a, b) in &spans {
+        if b > reach {
+            union += b - a.max(reach);
+            reach = b;
+        }
+    }
+    let s = |n: usize| n as f64 / RATE as f64;
+    (s(union), s(content.len() - union), s(total - union), spans)
+}
+
+fn row(name: &str, written: f64, heard: f64, lost: f64, repeated: f64, gap: &str, m: &str) {
+    let verdict = "pass";
+    eprintln!("| {name} | {written:.2} | {heard:.2} | {lost:.3} | {repeated:.3} | {gap} | {m} | {verdict} |");
+    if let Ok(path) = std::env::var("AUDIOPLAY_FAULT_TABLE") {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        writeln!(f, "| {name} | {written:.2} | {heard:.2} | {lost:.3} | {repeated:.3} | {gap} | {m} | {verdict} |").unwrap();
+    }
+}
+
+fn metrics_line(f: &Finished) -> &str {
+    f.stdout.lines().last().unwrap_or_default()
+}
+
+fn assert_quiet(f: &Finished) {
+    assert!(
+        f.stderr.is_empty(),
+        "applay --quiet wrote to stderr (the library or something it loaded):\n{}",
+        f.stderr
+    );
+}
+
+#[test]
+fn killed_and_restarted_server_plays_on_within_a_second_losing_nothing() {
+    let _g = serial();
+    let mut old = PulseServer::start(&[S48]);
+    let (wav, content) = chirp_wav(&old.dir, 8.0);
+    let rec1 = old.record_with(S48.name, RATE, 10);
+    let new = PulseServer::start_standby(&old, &[S48]);
+    let rec2 = new.record_with(S48.name, RATE, 10);
+    let player = applay(&old, &wav, &[]);
+    std::thread::sleep(Duration::from_millis(2500));
+    old.kill9();
+    let heard1 = rec1.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    let mark = rec2.samples_so_far();
+    new.take_over(&old);
+    let f = finish(player, Duration::from_secs(30));
+    let heard2 = rec2.stop();
+    assert_eq!(f.code, Some(0), "{}\n{}", f.stdout, f.stderr);
+    assert_quiet(&f);
+    let m = metrics_line(&f);
+    assert_eq!(json_num(m, "server_reconnects"), 1.0, "{m}");
+    assert_eq!(
+        json_num(m, "frames_played"),
+        json_num(m, "frames_written"),
+        "{m}"
+    );
+    // Resumed within 1 s of the new server accepting clients.
+    let first = sound_runs(&heard2, RATE)
+        .first()
+        .map(|r| r.0)
+        .expect("nothing was heard on the new server");
+    let resume_s = first.saturating_sub(mark) as f64 / RATE as f64;
+    assert!(
+        resume_s <= 1.0,
+        "resumed {resume_s:.3} s after the new server came up"
+    );
+    let (heard, lost, repeated, spans) = coverage(&[&heard1, &heard2], &content);
+    // The dying server takes what it had captured but not yet sent to its recorder (10 ms
+    // of latency) with it; the player replays what it had not played, up to max_replay_ms.
+    assert!(lost <= 0.05, "{lost:.3} s of the content lost: {spans:?}");
+    assert!(
+        repeated <= MAX_REPLAY_S + 0.02,
+        "{repeated:.3} s played twice: {spans:?}"
+    );
+    row(
+        "kill -9, new server 2 s later",
+        8.0,
+        heard,
+        lost,
+        repeated,
+        &format!(
+            "resumed {:.0} ms after the new server was up",
+            resume_s * 1000.0
+        ),
+        &format!(
+            "reconnects {}, outages {}, replayed {} frames",
+            json_num(m, "server_reconnects"),
+            json_num(m, "outages"),
+            json_num(m, "frames_replayed")
+        ),
+    );
+}
+
+#[test]
+fn server_killed_for_good_gives_a_clear_error_within_the_timeout() {
+    let _g = serial();
+    let mut server = PulseServer::start(&[S48]);
+    let (wav, _) = chirp_wav(&server.dir, 6.0);
+    let player = applay(&server, &wav, &["--lost-timeout", "2000"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    server.kill9();
+    let killed = Instant::now();
+    let f = finish(player, Duration::from_secs(20));
+    let after = f.at.duration_since(killed).as_secs_f64();
+    assert_eq!(f.code, Some(5), "{}\n{}", f.stdout, f.stderr);
+    // device_lost_timeout_ms + 1 s.
+    assert!(after <= 3.0, "exited {after:.2} s after the server died");
+    assert!(
+        f.stderr.starts_with("applay: ") && f.stderr.contains("no audio output"),
+        "not a plain message: {:?}",
+        f.stderr
+    );
+    assert_eq!(f.stderr.lines().count(), 1, "{}", f.stderr);
+    row(
+        "kill -9, no new server",
+        6.0,
+        1.5,
+        0.0,
+        0.0,
+        &format!("applay exit 5 after {after:.2} s (timeout 2 s)"),
+        f.stderr.trim(),
+    );
+}
+
+#[test]
+fn frozen_server_for_three_seconds_loses_nothing() {
+    let _g = serial();
+    let server = PulseServer::start(&[S48]);
+    let (wav, content) = chirp_wav(&server.dir, 6.0);
+    let rec = server.record_with(S48.name, RATE, 2000);
+    let player = applay(&server, &wav, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    server.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(3));
+    server.signal(libc::SIGCONT);
+    let f = finish(player, Duration::from_secs(30));
+    let heard = rec.stop();
+    assert_eq!(f.code, Some(0), "{}\n{}", f.stdout, f.stderr);
+    assert_quiet(&f);
+    let m = metrics_line(&f);
+    assert_eq!(
+        json_num(m, "frames_played"),
+        json_num(m, "frames_written"),
+        "{m}"
+    );
+    let (covered, lost, repeated, spans) = coverage(&[&heard], &content);
+    eprintln!("{spans:?}");
+    assert!(lost <= 0.01, "{lost:.3} s lost: {spans:?}");
+    assert!(
+        repeated <= MAX_REPLAY_S + 0.02,
+        "{repeated:.3} s repeated: {spans:?}"
+    );
+    row(
+        "SIGSTOP 3 s",
+        6.0,
+        covered,
+        lost,
+        repeated,
+        &format!("{} stretches", spans.len()),
+        &format!(
+            "outages {}, recreates {}",
+            json_num(m, "outages"),
+            json_num(m, "recreates")
+        ),
+    );
+}
+
+#[test]
+fn every_sink_gone_for_five_seconds_then_back_loses_nothing() {
+    let _g = serial();
+    let mut server = PulseServer::start(&[S48]);
+    let (wav, content) = chirp_wav(&server.dir, 6.0);
+    let player = applay(&server, &wav, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    server.unload_module(server.module_of(S48.name));
+    std::thread::sleep(Duration::from_secs(5));
+    let back = Sink { ..S48 };
+    server.add_sink(&back);
+    let rec = server.record_with(S48.name, RATE, 10);
+    let f = finish(player, Duration::from_secs(40));
+    let heard = rec.stop();
+    assert_eq!(f.code, Some(0), "{}\n{}", f.stdout, f.stderr);
+    assert_quiet(&f);
+    let m = metrics_line(&f);
+    assert_eq!(
+        json_num(m, "frames_played"),
+        json_num(m, "frames_written"),
+        "{m}"
+    );
+    // What played before the unplug went to a sink whose monitor is gone; what came after
+    // must be the rest of the content with nothing skipped: one stretch to the end.
+    let spans = segments(&heard, &content);
+    assert!(!spans.is_empty(), "nothing heard after the sink came back");
+    let (_, c0, _) = spans[0];
+    let last = spans.last().unwrap();
+    assert!(
+        last.1 + last.2 >= content.len() - RATE as usize / 50,
+        "did not play to the end: {spans:?}"
+    );
+    let resumed_at = c0 as f64 / RATE as f64;
+    // Resumes where it stopped (the unplug came 1.5 s in; it can replay up to 0.2 s of what
+    // the vanished sink had not played).
+    assert!(
+        (1.2..=1.7).contains(&resumed_at),
+        "resumed at content {resumed_at:.3} s: {spans:?}"
+    );
+    assert!(json_num(m, "outages") >= 1.0, "{m}");
+    row(
+        "every sink unloaded 5 s",
+        6.0,
+        (content.len() - c0) as f64 / RATE as f64,
+        0.0,
+        0.0,
+        &format!("resumed at content {resumed_at:.2} s"),
+        &format!(
+            "outages {}, recreates {}, replayed {} frames",
+            json_num(m, "outages"),
+            json_num(m, "recreates"),
+            json_num(m, "frames_replayed")
+        ),
+    );
+}
+
+#[test]
+fn suspended_sink_for_two_seconds_loses_nothing() {
+    let _g = serial();
+    let server = PulseServer::start(&[S48]);
+    let (wav, content) = chirp_wav(&server.dir, 6.0);
+    let rec = server.record_with(S48.name, RATE, 10);
+    let player = applay(&server, &wav, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(server
+        .pactl(&["suspend-sink", S48.name, "1"])
+        .status
+        .success());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(server
+        .pactl(&["suspend-sink", S48.name, "0"])
+        .status
+        .success());
+    let f = finish(player, Duration::from_secs(30));
+    let heard = rec.stop();
+    assert_eq!(f.code, Some(0), "{}\n{}", f.stdout, f.stderr);
+    assert_quiet(&f);
+    let m = metrics_line(&f);
+    assert_eq!(
+        json_num(m, "frames_played"),
+        json_num(m, "frames_written"),
+        "{m}"
+    );
+    let (covered, lost, repeated, spans) = coverage(&[&heard], &content);
+    eprintln!("{spans:?}");
+    assert!(lost <= 0.01, "{lost:.3} s lost: {spans:?}");
+    assert!(
+        repeated <= MAX_REPLAY_S + 0.02,
+        "{repeated:.3} s repeated: {spans:?}"
+    );
+    row(
+        "sink suspended 2 s",
+        6.0,
+        covered,
+        lost,
+        repeated,
+        &format!("{} stretches", spans.len()),
+        &format!(
+            "outages {}, recreates {}",
+            json_num(m, "outages"),
+            json_num(m, "recreates")
+        ),
+    );
+}
