@@ -32,10 +32,14 @@ pub extern "C" fn ap_create(config: *const ApConfig, out_player: *mut *mut ApPla
             }
         };
         match Player::new(cfg) {
-            Ok(p) => {
-                *out = handle::register(p);
-                ApStatus::AP_OK
-            }
+            Ok(p) => match handle::try_register(p) {
+                Some(h) => {
+                    *out = h;
+                    ApStatus::AP_OK
+                }
+                // 2^36 creates in one process (64-bit): no fresh handle value is left.
+                None => ApStatus::AP_ERR_DEVICE,
+            },
             Err(e) => ApStatus::from(&e),
         }
     })
