@@ -89,7 +89,7 @@ typedef int32_t ApStatus;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// An opaque player handle.
+// An opaque player handle. The library never dereferences it.
 typedef struct ApPlayer ApPlayer;
 
 // Sample format of the PCM passed to `ap_write`.
@@ -147,7 +147,7 @@ typedef struct ApConfig {
   uint32_t target_latency_ms;
   // Queue capacity in ms of content, 10..=60000 (default 2000).
   uint32_t ring_capacity_ms;
-  // How long `ap_write` may block for space; 0 = never block (default 1000).
+  // How long `ap_write` may block for space, ms, 0..=600000; 0 = never block (default 1000).
   uint32_t write_timeout_ms;
   // `AP_STREAM_RATE_DEVICE` (default) or `AP_STREAM_RATE_CONTENT`.
   ApStreamRate prefer_stream_rate;
@@ -469,7 +469,9 @@ ApStatus ap_snapshot_state(struct ApPlayer *player, struct ApStreamState *out);
 // the reason goes to the config's log function.
 //
 // Errors: `AP_ERR_NULL`, `AP_ERR_STRUCT_SIZE`, `AP_ERR_INVALID_ARG` (a field is out of range),
-// `AP_ERR_NO_DEVICE`, `AP_ERR_DEVICE`. Thread-safe.
+// `AP_ERR_NO_DEVICE`, `AP_ERR_DEVICE`. `config->struct_size` is read first and alone: on
+// `AP_ERR_STRUCT_SIZE` nothing after it is read (so `log_fn` is not called either).
+// Thread-safe.
 ApStatus ap_create(const struct ApConfig *config, struct ApPlayer **out_player);
 
 // Stops playback, joins every thread the player started and frees it. Audio still queued

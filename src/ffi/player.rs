@@ -14,12 +14,20 @@ use crate::player::Player;
 /// the reason goes to the config's log function.
 ///
 /// Errors: `AP_ERR_NULL`, `AP_ERR_STRUCT_SIZE`, `AP_ERR_INVALID_ARG` (a field is out of range),
-/// `AP_ERR_NO_DEVICE`, `AP_ERR_DEVICE`. Thread-safe.
+/// `AP_ERR_NO_DEVICE`, `AP_ERR_DEVICE`. `config->struct_size` is read first and alone: on
+/// `AP_ERR_STRUCT_SIZE` nothing after it is read (so `log_fn` is not called either).
+/// Thread-safe.
 #[no_mangle]
 pub extern "C" fn ap_create(config: *const ApConfig, out_player: *mut *mut ApPlayer) -> ApStatus {
     ffi_guard!({
-        let c = try_ref!(config);
+        let Some(size) = super::struct_size_of(config) else {
+            return ApStatus::AP_ERR_NULL;
+        };
         let out = try_mut!(out_player);
+        if size as usize != std::mem::size_of::<ApConfig>() {
+            return ApStatus::AP_ERR_STRUCT_SIZE;
+        }
+        let c = try_ref!(config);
         let cfg = match to_config(c) {
             Ok(cfg) => cfg,
             Err((status, msg)) => {
