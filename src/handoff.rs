@@ -80,9 +80,11 @@ impl Handoff {
         }
     }
 
-    /// R3 phase 3: only callbacks that captured `generation` render from now on.
+    /// R3 phase 3: only callbacks that captured `generation` render from now on. Never
+    /// moves backwards: generations only grow, and a closed player parks it at `u64::MAX`
+    /// for good (a recreate finishing after close must not start consuming again).
     pub fn publish(&self, generation: u64) {
-        self.current.store(generation, Ordering::Release);
+        self.current.fetch_max(generation, Ordering::AcqRel);
     }
 
     pub fn current(&self) -> u64 {

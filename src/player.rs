@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -13,6 +12,7 @@ use crate::config::{Config, InputFormat, LogLevel};
 use crate::device;
 use crate::error::Error;
 use crate::events::Delivery;
+use crate::lifecycle::{Gate, Worker};
 use crate::log::Logger;
 use crate::metrics::{Counters, DeviceStats, Percentiles};
 use crate::recreate::{self, Reason, StreamSlot};
@@ -148,6 +148,8 @@ pub struct Shared {
     pub suspended: AtomicBool,
     pub resume_request: AtomicBool,
     pub stats: DeviceStats,
+    /// Every call into the host's `event_fn`/`log_fn` passes it; closed by `close`.
+    pub callbacks: Arc<Gate>,
 }
 
 impl Shared {
@@ -165,6 +167,22 @@ impl Shared {
 
     fn writer(&self) -> MutexGuard<'_, Writer> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Close: waits (until `deadline`) for a write in progress to notice `closing` and
+    /// return; writers check it under the writer's lock before queuing anything.
+    fn settle_writer(&self, deadline: Instant) {
+        loop {
+            match self.writer.try_lock() {
+                Ok(_) | Err(std::sync::TryLockError::Poisoned(_)) => return,
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    if Instant::now() >= deadline {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
     }
 
     pub fn log(&self, level: LogLevel, msg: &str) {
@@ -202,9 +220,16 @@ impl Shared {
 
 pub struct Player {
     shared: Arc<Shared>,
-    service: Mutex<Option<JoinHandle<()>>>,
-    events: Mutex<Option<JoinHandle<()>>>,
+    service: Mutex<Option<Worker>>,
+    events: Mutex<Option<Worker>>,
 }
+
+/// How long `close` waits in all for the library's threads and the device stream; past it
+/// they are left to finish on their own (a frozen sound server), so `ap_destroy` returns
+/// well within a second whatever the backend does.
+const CLOSE_BUDGET: Duration = Duration::from_millis(700);
+/// The stream gets at least this long even when the threads used up the budget.
+const CLOSE_STREAM_MIN: Duration = Duration::from_millis(100);
 
 impl Player {
     /// A player on the system's output (PulseAudio when reachable).
@@ -277,8 +302,21 @@ impl Player {
             fresh_utterance: false,
             producer,
         };
-        let logger = Logger::new(cfg.log_sink.clone(), cfg.log_level);
-        let cfg_sink = cfg.event_sink.clone();
+        // The host's callbacks run only through the gate: after close, none starts again.
+        let callbacks = Arc::new(Gate::default());
+        let log_sink = cfg.log_sink.clone().map(|sink| {
+            let gate = callbacks.clone();
+            Arc::new(move |level: LogLevel, msg: &str| {
+                gate.run(|| sink(level, msg));
+            }) as crate::config::LogSink
+        });
+        let cfg_sink = cfg.event_sink.clone().map(|sink| {
+            let gate = callbacks.clone();
+            Arc::new(move |e: &Event| {
+                gate.run(|| sink(e));
+            }) as crate::events::EventSink
+        });
+        let logger = Logger::new(log_sink, cfg.log_level);
         let pinned = cfg.device_id.clone();
         let shared = Arc::new(Shared {
             cfg,
@@ -305,6 +343,7 @@ impl Player {
             suspended: AtomicBool::new(false),
             resume_request: AtomicBool::new(false),
             stats: DeviceStats::default(),
+            callbacks,
         });
         // A pinned device must exist at creation (a typo is an error, not a silent fallback);
         // later it may come and go.
@@ -313,21 +352,21 @@ impl Player {
             None => device::query_target(&shared.host, None).ok().map(|d| d.id),
         };
         recreate::recreate(&shared, Reason::Initial, target)?;
+        let player = Player {
+            shared: shared.clone(),
+            service: Mutex::new(None),
+            events: Mutex::new(None),
+        };
+        // On an error the player is dropped: close() stops what did start.
         let svc = shared.clone();
-        let handle = std::thread::Builder::new()
-            .name("audioplay-service".into())
-            .spawn(move || service::run(svc))
+        let handle = Worker::spawn("audioplay-service", move || service::run(svc))
             .map_err(|e| Error::Device(format!("cannot start the service thread: {e}")))?;
-        let ev = shared.clone();
-        let events = std::thread::Builder::new()
-            .name("audioplay-events".into())
-            .spawn(move || service::run_events(ev))
+        *player.service.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        let ev = shared;
+        let events = Worker::spawn("audioplay-events", move || service::run_events(ev))
             .map_err(|e| Error::Device(format!("cannot start the event thread: {e}")))?;
-        Ok(Player {
-            shared,
-            service: Mutex::new(Some(handle)),
-            events: Mutex::new(Some(events)),
-        })
+        *player.events.lock().unwrap_or_else(|e| e.into_inner()) = Some(events);
+        Ok(player)
     }
 
     /// Bytes per frame of what `write_bytes` takes now (voice changes move it).
@@ -486,7 +525,8 @@ impl Player {
     }
 
     /// Ends the utterance, then waits until everything written has been heard (the device's
-    /// latency included) or `timeout` passes. Returns whether it completed.
+    /// latency included) or `timeout` passes. Returns whether it completed; `Error::Closed`
+    /// if the player is closed before or while it waits.
     pub fn drain(&self, timeout: Duration) -> Result<bool, Error> {
         if self.shared.closing.load(Acquire) {
             return Err(Error::Closed);
@@ -499,8 +539,11 @@ impl Player {
             if core.position() >= target && core.unheard_ns(core.now_ns()) == 0 {
                 return Ok(true);
             }
+            if self.shared.closing.load(Acquire) {
+                return Err(Error::Closed); // destroyed while waiting
+            }
             let now = Instant::now();
-            if now >= deadline || self.shared.closing.load(Acquire) {
+            if now >= deadline {
                 return Ok(false);
             }
             // Sleep until about when the callbacks reach the end, then until it is heard,
@@ -598,26 +641,47 @@ impl Player {
         }
     }
 
-    /// Stops the service thread and the device stream. Idempotent; also run on drop. Queued
-    /// audio not yet played is counted as dropped.
+    /// Stops the library's threads and the device stream. Idempotent; also run on drop.
+    /// Queued audio not yet played is counted as dropped.
+    ///
+    /// Bounded: waits at most about `CLOSE_BUDGET` for the threads and the stream; a thread
+    /// stuck in a sound-server round trip is detached (it holds its own `Arc<Shared>` and
+    /// finishes later) and a stream that does not close promptly is dropped on a helper
+    /// thread. Safe to call from inside the host's `event_fn`/`log_fn` (on a library thread):
+    /// that thread is not joined by itself; it finishes its teardown when the callback
+    /// returns. When this returns no `event_fn`/`log_fn` call starts again; one running on
+    /// another thread has returned.
     pub fn close(&self) {
         if self.shared.closing.swap(true, AcqRel) {
             return;
         }
+        let deadline = Instant::now() + CLOSE_BUDGET;
         self.shared.wake.notify();
         self.shared.event_wake.notify();
         self.shared.room_wake.notify();
+        self.shared.callbacks.close();
         for t in [&self.service, &self.events] {
-            if let Some(h) = t.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                let _ = h.join();
+            let worker = t.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(w) = worker {
+                w.finish_by(deadline);
             }
         }
-        let old = self.shared.lock_slot().stream.take();
-        drop(old); // closes the stream with the slot lock released (L2)
+        // No write is in progress once the writer's lock is free: writers check `closing`
+        // under it before queuing anything, so no frame is counted after the tally below.
+        self.shared.settle_writer(deadline);
+        // The callbacks stop consuming: no stream renders this generation, and taking the
+        // render token waits out a callback that is rendering now.
+        self.shared.core.publish_generation(u64::MAX);
+        self.shared.core.rewind(0);
         let c = &self.shared.counters;
         let gone = c.frames_played.load(Acquire) + c.frames_flushed.load(Acquire);
         let left = c.frames_written.load(Acquire).saturating_sub(gone);
         c.frames_dropped.fetch_add(left, Release);
+        let old = self.shared.lock_slot().stream.take();
+        if let Some(stream) = old {
+            // Closed with the slot lock released (L2), and never blocking close for long.
+            crate::lifecycle::drop_by(stream, deadline.max(Instant::now() + CLOSE_STREAM_MIN));
+        }
     }
 }
 

@@ -224,6 +224,12 @@ impl Writer {
         let epoch = shared.flush_epoch.load(Acquire);
         let mut done = 0;
         loop {
+            if shared.closing.load(Acquire) {
+                // Checked before queuing anything, under the writer's lock: close() tallies
+                // what is left as dropped once that lock is free, so nothing comes after it.
+                // What was queued is counted as dropped by close(); the caller learns why.
+                return Err(Error::Closed);
+            }
             let n = (self.ring.slots() / fb * fb).min(bytes.len() - done);
             if n > 0 {
                 // Counted before the commit so that, read played-then-written, played never
@@ -244,10 +250,6 @@ impl Writer {
             }
             if done == bytes.len() {
                 break;
-            }
-            if shared.closing.load(Acquire) {
-                // What was queued is counted as dropped by close(); the caller learns why.
-                return Err(Error::Closed);
             }
             // A flush (barge-in) releases a blocked writer with what it queued.
             if shared.flush_epoch.load(Acquire) != epoch {

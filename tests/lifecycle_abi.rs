@@ -100,13 +100,23 @@ fn handle_values_are_never_reused() {
         );
         // The stale handle must not drive the new player.
         let mut n = 0usize;
-        assert_eq!(ap_write(prev, pcm.as_ptr().cast(), 4, &mut n), AP_ERR_BAD_HANDLE);
+        assert_eq!(
+            ap_write(prev, pcm.as_ptr().cast(), 4, &mut n),
+            AP_ERR_BAD_HANDLE
+        );
         prev = p;
     }
-    assert_eq!(metrics(prev).frames_written, 0, "no stale write reached a live player");
+    assert_eq!(
+        metrics(prev).frames_written,
+        0,
+        "no stale write reached a live player"
+    );
     for &s in &stale {
         let mut n = 0usize;
-        assert_eq!(ap_write(s, pcm.as_ptr().cast(), 4, &mut n), AP_ERR_BAD_HANDLE);
+        assert_eq!(
+            ap_write(s, pcm.as_ptr().cast(), 4, &mut n),
+            AP_ERR_BAD_HANDLE
+        );
         let mut m: ApMetrics = sized(std::mem::size_of::<ApMetrics>() as u32);
         assert_eq!(ap_metrics(s, &mut m), AP_ERR_BAD_HANDLE);
         assert_eq!(ap_destroy(s), AP_ERR_BAD_HANDLE);
@@ -173,7 +183,15 @@ fn nothing_past_a_rejected_struct_size_is_touched() {
     let mut out: *mut ApPlayer = null_mut();
     // A struct that ends at the guard page: a 4-, 8- or 16-byte prefix, garbage after the
     // size (it would be the rest of the config, log_fn included, if it were read).
-    for (k, size) in [(4, 0u32), (4, 4), (8, 0), (8, 8), (16, 0), (16, 8), (16, 16)] {
+    for (k, size) in [
+        (4, 0u32),
+        (4, 4),
+        (8, 0),
+        (8, 8),
+        (16, 0),
+        (16, 8),
+        (16, 16),
+    ] {
         let p = g.at_boundary(k, size);
         assert_eq!(
             ap_create(p as *const ApConfig, &mut out),
@@ -205,7 +223,11 @@ fn nothing_past_a_rejected_struct_size_is_touched() {
     let player = handle_on(&h, base());
     for (k, size) in [(4, 0u32), (8, 8), (16, 16)] {
         let p = g.at_boundary(k, size);
-        assert_eq!(ap_metrics(player, p.cast()), AP_ERR_STRUCT_SIZE, "ApMetrics {k}");
+        assert_eq!(
+            ap_metrics(player, p.cast()),
+            AP_ERR_STRUCT_SIZE,
+            "ApMetrics {k}"
+        );
         assert_eq!(
             ap_snapshot_state(player, p.cast()),
             AP_ERR_STRUCT_SIZE,
@@ -237,4 +259,341 @@ fn nothing_past_a_rejected_struct_size_is_touched() {
     let mut n = 7usize;
     assert_eq!(ap_poll_event(player, p.cast(), &mut n), AP_OK);
     assert_eq!(ap_destroy(player), AP_OK);
+}
+
+/// fd 2 redirected into a pipe until `finish`, which restores it and returns what was
+/// written (the library must write nothing to stderr). Rust's panic messages from library
+/// threads may go to the test harness's capture instead, so tests also count panics.
+struct Fd2Capture {
+    saved: i32,
+    read: i32,
+}
+
+impl Fd2Capture {
+    fn start() -> Self {
+        // SAFETY: plain fd juggling on fds we own; restored in `finish`.
+        unsafe {
+            let mut fds = [0i32; 2];
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            let saved = libc::dup(2);
+            assert!(saved >= 0);
+            assert!(libc::dup2(fds[1], 2) >= 0);
+            libc::close(fds[1]);
+            let fl = libc::fcntl(fds[0], libc::F_GETFL);
+            libc::fcntl(fds[0], libc::F_SETFL, fl | libc::O_NONBLOCK);
+            Fd2Capture {
+                saved,
+                read: fds[0],
+            }
+        }
+    }
+
+    fn finish(self) -> String {
+        let mut out = Vec::new();
+        // SAFETY: as in `start`.
+        unsafe {
+            libc::dup2(self.saved, 2);
+            libc::close(self.saved);
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = libc::read(self.read, buf.as_mut_ptr().cast(), buf.len());
+                if n <= 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n as usize]);
+            }
+            libc::close(self.read);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// Counts panics anywhere in the process while alive (the hook prints nothing).
+struct PanicCount {
+    prev: Option<Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send>>,
+}
+static PANICS: AtomicUsize = AtomicUsize::new(0);
+impl PanicCount {
+    fn start() -> Self {
+        PANICS.store(0, SeqCst);
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {
+            PANICS.fetch_add(1, SeqCst);
+        }));
+        PanicCount { prev: Some(prev) }
+    }
+    fn count(&self) -> usize {
+        PANICS.load(SeqCst)
+    }
+}
+impl Drop for PanicCount {
+    fn drop(&mut self) {
+        let _ = std::panic::take_hook();
+        if let Some(p) = self.prev.take() {
+            std::panic::set_hook(p);
+        }
+    }
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Renders `frames` on the virtual stream in 480-frame blocks.
+fn render(s: &VirtualStreamHandle, frames: usize) {
+    let mut buf = vec![0.0f32; 480 * s.channels() as usize];
+    for _ in 0..frames.div_ceil(480) {
+        s.render_f32(480, &mut buf);
+    }
+}
+
+const UNSET: i32 = 12345;
+
+#[test]
+fn destroy_from_inside_event_fn() {
+    let _s = serial();
+    static HANDLE: AtomicUsize = AtomicUsize::new(0);
+    static STATUS: AtomicI32 = AtomicI32::new(UNSET);
+    static DESTROYED: AtomicUsize = AtomicUsize::new(0);
+    static LATE: AtomicUsize = AtomicUsize::new(0);
+    HANDLE.store(0, SeqCst);
+    STATUS.store(UNSET, SeqCst);
+    DESTROYED.store(0, SeqCst);
+    LATE.store(0, SeqCst);
+    let panics = PanicCount::start();
+    let cap = Fd2Capture::start();
+    let h = host();
+    let cfg = Config {
+        event_sink: Some(std::sync::Arc::new(|_e: &audioplay::command::Event| {
+            if DESTROYED.load(SeqCst) != 0 {
+                LATE.fetch_add(1, SeqCst);
+                return;
+            }
+            let p = HANDLE.load(SeqCst);
+            if p != 0 && STATUS.load(SeqCst) == UNSET {
+                let st = ap_destroy(p as *mut ApPlayer);
+                STATUS.store(st as i32, SeqCst);
+                DESTROYED.store(1, SeqCst);
+            }
+        })),
+        ..base()
+    };
+    let p = handle_on(&h, cfg);
+    HANDLE.store(p as usize, SeqCst);
+    let s = h.stream("v").unwrap();
+    let pcm = vec![1000i16; 4800];
+    let mut n = 0usize;
+    assert_eq!(ap_write(p, pcm.as_ptr().cast(), pcm.len(), &mut n), AP_OK);
+    assert_eq!(ap_mark(p, 1), AP_OK);
+    assert_eq!(ap_end_utterance(p), AP_OK);
+    // The utterance start is heard at the first rendered frame: event_fn destroys from the
+    // event thread.
+    let t0 = Instant::now();
+    while STATUS.load(SeqCst) == UNSET && t0.elapsed() < Duration::from_secs(10) {
+        render(&s, 480);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Later events (marker, utterance end) were due: none may reach event_fn now.
+    render(&s, 4800);
+    std::thread::sleep(Duration::from_millis(300));
+    let err = cap.finish();
+    assert_eq!(
+        STATUS.load(SeqCst),
+        AP_OK as i32,
+        "ap_destroy from event_fn"
+    );
+    assert_eq!(
+        ap_write(p, pcm.as_ptr().cast(), 1, &mut n),
+        AP_ERR_BAD_HANDLE
+    );
+    let mut m: ApMetrics = sized(std::mem::size_of::<ApMetrics>() as u32);
+    assert_eq!(ap_metrics(p, &mut m), AP_ERR_BAD_HANDLE);
+    assert_eq!(ap_destroy(p), AP_ERR_BAD_HANDLE);
+    assert_eq!(
+        LATE.load(SeqCst),
+        0,
+        "event_fn called after ap_destroy returned"
+    );
+    assert_eq!(panics.count(), 0, "a panic inside the library");
+    assert!(err.is_empty(), "stderr: {err}");
+}
+
+#[test]
+fn destroy_from_inside_log_fn() {
+    let _s = serial();
+    static HANDLE: AtomicUsize = AtomicUsize::new(0);
+    static STATUS: AtomicI32 = AtomicI32::new(UNSET);
+    static DESTROYED: AtomicUsize = AtomicUsize::new(0);
+    static LATE: AtomicUsize = AtomicUsize::new(0);
+    HANDLE.store(0, SeqCst);
+    STATUS.store(UNSET, SeqCst);
+    DESTROYED.store(0, SeqCst);
+    LATE.store(0, SeqCst);
+    let panics = PanicCount::start();
+    let cap = Fd2Capture::start();
+    let h = host();
+    h.add_device(VirtualDeviceSpec {
+        id: "w".into(),
+        rate: 44100,
+        channels: 2,
+        format: cpal::SampleFormat::F32,
+    });
+    let cfg = Config {
+        log_level: audioplay::LogLevel::Debug,
+        log_sink: Some(std::sync::Arc::new(|_l, _m: &str| {
+            if DESTROYED.load(SeqCst) != 0 {
+                LATE.fetch_add(1, SeqCst);
+                return;
+            }
+            let p = HANDLE.load(SeqCst);
+            if p != 0 && STATUS.load(SeqCst) == UNSET {
+                let st = ap_destroy(p as *mut ApPlayer);
+                STATUS.store(st as i32, SeqCst);
+                DESTROYED.store(1, SeqCst);
+            }
+        })),
+        ..base()
+    };
+    let p = handle_on(&h, cfg);
+    HANDLE.store(p as usize, SeqCst);
+    // A device change: the service thread recreates the stream and logs it.
+    h.set_default(Some("w"));
+    wait_until("the recreate log", Duration::from_secs(10), || {
+        STATUS.load(SeqCst) != UNSET
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let err = cap.finish();
+    assert_eq!(STATUS.load(SeqCst), AP_OK as i32, "ap_destroy from log_fn");
+    let mut n = 0usize;
+    assert_eq!(
+        ap_write(p, [0i16; 2].as_ptr().cast(), 1, &mut n),
+        AP_ERR_BAD_HANDLE
+    );
+    assert_eq!(ap_destroy(p), AP_ERR_BAD_HANDLE);
+    assert_eq!(
+        LATE.load(SeqCst),
+        0,
+        "log_fn called after ap_destroy returned"
+    );
+    assert_eq!(panics.count(), 0, "a panic inside the library");
+    assert!(err.is_empty(), "stderr: {err}");
+}
+
+#[test]
+fn no_event_fn_call_starts_after_destroy_returns() {
+    let _s = serial();
+    static RETURNED: AtomicUsize = AtomicUsize::new(0);
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    static LATE: AtomicUsize = AtomicUsize::new(0);
+    RETURNED.store(0, SeqCst);
+    CALLS.store(0, SeqCst);
+    LATE.store(0, SeqCst);
+    let h = host();
+    let cfg = Config {
+        ring_capacity_ms: 2000,
+        event_sink: Some(std::sync::Arc::new(|_e: &audioplay::command::Event| {
+            if RETURNED.load(SeqCst) != 0 {
+                LATE.fetch_add(1, SeqCst);
+            }
+            CALLS.fetch_add(1, SeqCst);
+            std::thread::sleep(Duration::from_millis(2)); // widen the window
+        })),
+        ..base()
+    };
+    let p = handle_on(&h, cfg);
+    let s = h.stream("v").unwrap();
+    let chunk = vec![500i16; 48];
+    let mut n = 0usize;
+    for i in 0..1500 {
+        assert_eq!(
+            ap_write(p, chunk.as_ptr().cast(), chunk.len(), &mut n),
+            AP_OK
+        );
+        assert_eq!(ap_mark(p, i), AP_OK);
+    }
+    // Render in another thread, so markers keep coming due while we destroy.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let r = std::thread::spawn(move || {
+        while !stop2.load(SeqCst) {
+            render(&s, 480);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    wait_until("events", Duration::from_secs(10), || {
+        CALLS.load(SeqCst) > 20
+    });
+    assert_eq!(ap_destroy(p), AP_OK);
+    RETURNED.store(1, SeqCst);
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, SeqCst);
+    r.join().unwrap();
+    assert_eq!(
+        LATE.load(SeqCst),
+        0,
+        "event_fn started after ap_destroy returned"
+    );
+}
+
+#[test]
+fn destroy_is_bounded_while_the_service_thread_is_stuck_in_the_backend() {
+    let _s = serial();
+    let h = host();
+    h.add_device(VirtualDeviceSpec {
+        id: "w".into(),
+        rate: 44100,
+        channels: 2,
+        format: cpal::SampleFormat::F32,
+    });
+    let p = handle_on(&h, base());
+    let pcm = vec![700i16; 2400];
+    let mut n = 0usize;
+    assert_eq!(ap_write(p, pcm.as_ptr().cast(), pcm.len(), &mut n), AP_OK);
+    let s = h.stream("v").unwrap();
+    render(&s, 480);
+    // The service thread moves to "w" and hangs in the open for 4 s (a frozen server).
+    h.hang_next_open(Duration::from_secs(4));
+    h.set_default(Some("w"));
+    wait_until("the recreate to start", Duration::from_secs(10), || {
+        let mut st: ApStreamState = sized(std::mem::size_of::<ApStreamState>() as u32);
+        ap_snapshot_state(p, &mut st) == AP_OK && st.recreating == 1
+    });
+    let m = metrics(p);
+    let t0 = Instant::now();
+    assert_eq!(ap_destroy(p), AP_OK);
+    let took = t0.elapsed();
+    // The requirement is 1 s; the old behaviour waited out the whole 4 s hang.
+    assert!(
+        took < Duration::from_millis(1500),
+        "ap_destroy took {took:?}"
+    );
+    assert_eq!(m.frames_written, 2400);
+    assert_eq!(ap_destroy(p), AP_ERR_BAD_HANDLE);
+}
+
+#[test]
+fn drain_racing_destroy_returns_closed() {
+    let _s = serial();
+    let h = host();
+    let p = handle_on(
+        &h,
+        Config {
+            ring_capacity_ms: 2000,
+            ..base()
+        },
+    );
+    let pcm = vec![300i16; 48000];
+    let mut n = 0usize;
+    assert_eq!(ap_write(p, pcm.as_ptr().cast(), pcm.len(), &mut n), AP_OK);
+    assert_eq!(n, 48000);
+    let pp = P(p as usize);
+    let drain = std::thread::spawn(move || ap_drain(pp.get(), 20_000));
+    std::thread::sleep(Duration::from_millis(150)); // inside the drain: nothing renders
+    assert_eq!(ap_destroy(p), AP_OK);
+    let st: ApStatus = drain.join().unwrap();
+    assert_eq!(st, AP_ERR_CLOSED, "ap_drain while the player was destroyed");
 }
