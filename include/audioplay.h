@@ -392,19 +392,24 @@ ApStatus ap_config_init(struct ApConfig *config);
 
 // Marks the end of what was written so far as one utterance. Returns at once. The queue
 // running dry afterwards is the end of speech (no underrun); `AP_EVENT_UTTERANCE_END` fires
-// when its last frame is heard; the next `ap_write` starts a new utterance. Thread-safe.
+// when its last frame is heard; the next `ap_write` starts a new utterance. Never waits for
+// a writer: if an `ap_write` is in progress on another thread (blocked for room, say), the
+// utterance ends after the data that write queues, when it returns. Thread-safe.
 ApStatus ap_end_utterance(struct ApPlayer *player);
 
 // Places marker `id` at the current write position: `AP_EVENT_MARKER` with this id fires
 // when the device plays that frame (markers inside flushed audio never fire). Thread-safe;
-// call it from the writing thread to place it between two writes.
+// call it from the writing thread to place it between two writes. Never waits for a
+// writer: during an `ap_write` on another thread the marker lands after the data that write
+// queues (and a flush before that write returns drops it, counted in `markers_flushed`).
 ApStatus ap_mark(struct ApPlayer *player, uint64_t id);
 
 // Barge-in: drops everything queued; what is playing fades out over `fade_ms` (0 = cut;
 // larger values are clamped to 10000) on the audio thread, without a click. Returns at once; `*heard_frame`
 // (may be NULL) receives the content frame being heard when the flush was asked for, so
 // the engine knows which word was interrupted. `AP_EVENT_FLUSHED` reports where the fade
-// ended. A writer blocked in `ap_write` returns with what it queued. Thread-safe.
+// ended. A writer blocked in `ap_write` returns with what it queued and queues nothing more;
+// the flush never waits for it. Thread-safe.
 ApStatus ap_flush(struct ApPlayer *player,
                   uint32_t fade_ms,
                   uint64_t *heard_frame);
@@ -423,7 +428,10 @@ ApStatus ap_set_volume(struct ApPlayer *player, float gain, uint32_t ramp_ms);
 
 // Voice change, in band: audio written before this call plays in its old format, audio
 // written after it in `format`/`channels`/`rate` (what `ap_write` takes from now on). The
-// device stream is not recreated. Call it from the writing thread. Thread-safe.
+// device stream is not recreated. Call it from the writing thread. Never waits for a
+// writer: an `ap_write` in progress on another thread finishes in the old format and the
+// new one applies from the next `ap_write` on. Invalid values are reported at once.
+// Thread-safe.
 ApStatus ap_set_input_format(struct ApPlayer *player,
                              ApFormat format,
                              uint32_t channels,

@@ -309,8 +309,9 @@ impl Fd2Capture {
 }
 
 /// Counts panics anywhere in the process while alive (the hook prints nothing).
+type PanicHook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send>;
 struct PanicCount {
-    prev: Option<Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send>>,
+    prev: Option<PanicHook>,
 }
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 impl PanicCount {
@@ -506,7 +507,7 @@ fn no_event_fn_call_starts_after_destroy_returns() {
     };
     let p = handle_on(&h, cfg);
     let s = h.stream("v").unwrap();
-    let chunk = vec![500i16; 48];
+    let chunk = [500i16; 48];
     let mut n = 0usize;
     for i in 0..1500 {
         assert_eq!(
@@ -596,4 +597,211 @@ fn drain_racing_destroy_returns_closed() {
     assert_eq!(ap_destroy(p), AP_OK);
     let st: ApStatus = drain.join().unwrap();
     assert_eq!(st, AP_ERR_CLOSED, "ap_drain while the player was destroyed");
+}
+
+/// A player whose 100 ms ring is full (nothing renders) and four threads blocked in
+/// `ap_write` for up to 5 s each. Returns the handle, its stream and the writer threads
+/// (each gives its status and count).
+type Writers = Vec<std::thread::JoinHandle<(ApStatus, usize)>>;
+fn four_blocked_writers(h: &VirtualHost) -> (*mut ApPlayer, VirtualStreamHandle, Writers) {
+    let p = handle_on(
+        h,
+        Config {
+            write_timeout_ms: 5000,
+            ..base()
+        },
+    );
+    let s = h.stream("v").unwrap();
+    let fill = vec![100i16; 4800];
+    let mut n = 0usize;
+    assert_eq!(ap_write(p, fill.as_ptr().cast(), fill.len(), &mut n), AP_OK);
+    assert_eq!(n, 4800, "the ring is full");
+    let pp = P(p as usize);
+    let writers: Writers = (0..4)
+        .map(|k| {
+            std::thread::spawn(move || {
+                let pcm = vec![1000 * (k + 1) as i16; 480];
+                let mut n = 0usize;
+                let st = ap_write(pp.get(), pcm.as_ptr().cast(), pcm.len(), &mut n);
+                (st, n)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300)); // all four are in ap_write by now
+    assert!(
+        writers.iter().all(|w| !w.is_finished()),
+        "writers are blocked"
+    );
+    (p, s, writers)
+}
+
+/// Times one control call; the acceptance bound is 50 ms (a blocked writer used to hold
+/// them for up to write_timeout_ms each).
+fn timed(what: &str, f: impl FnOnce() -> ApStatus) {
+    let t0 = Instant::now();
+    let st = f();
+    let took = t0.elapsed();
+    assert_eq!(st, AP_OK, "{what}");
+    assert!(
+        took < Duration::from_millis(50),
+        "{what} took {took:?} behind blocked writers"
+    );
+}
+
+fn poll_all(p: *mut ApPlayer, out: &mut Vec<ApEvent>) {
+    loop {
+        let mut e: ApEvent = sized(std::mem::size_of::<ApEvent>() as u32);
+        let mut n = 0usize;
+        assert_eq!(ap_poll_event(p, &mut e, &mut n), AP_OK);
+        if n == 0 {
+            return;
+        }
+        out.push(e);
+    }
+}
+
+#[test]
+fn control_calls_never_wait_for_blocked_writers() {
+    let _s = serial();
+    let h = host();
+    let (p, s, writers) = four_blocked_writers(&h);
+    timed("ap_mark", || ap_mark(p, 77));
+    timed("ap_end_utterance", || ap_end_utterance(p));
+    // Same frame size (s16 mono), half the rate: the blocked writers' data stays valid and
+    // what they queue after the first one plays twice as long.
+    timed("ap_set_input_format", || {
+        ap_set_input_format(p, AP_FORMAT_S16, 1, 24000)
+    });
+    timed("ap_pause", || ap_pause(p, 0));
+    timed("ap_resume", || ap_resume(p, 0));
+    timed("ap_set_volume", || ap_set_volume(p, 1.0, 0));
+    timed("ap_metrics", || {
+        let mut m: ApMetrics = sized(std::mem::size_of::<ApMetrics>() as u32);
+        ap_metrics(p, &mut m)
+    });
+    timed("ap_position", || {
+        let (mut a, mut b, mut c) = (0u64, 0u64, 0f64);
+        ap_position(p, &mut a, &mut b, &mut c)
+    });
+    timed("ap_poll_event", || {
+        let mut e: ApEvent = sized(std::mem::size_of::<ApEvent>() as u32);
+        let mut n = 0usize;
+        ap_poll_event(p, &mut e, &mut n)
+    });
+    timed("ap_snapshot_state", || {
+        let mut st: ApStreamState = sized(std::mem::size_of::<ApStreamState>() as u32);
+        ap_snapshot_state(p, &mut st)
+    });
+    assert!(
+        writers.iter().all(|w| !w.is_finished()),
+        "the calls were made while every writer was blocked"
+    );
+    assert_eq!(metrics(p).frames_written, 4800);
+
+    // Let the device free exactly the room the four writes need (1920 frames): they finish
+    // one by one without further rendering, and the requests made during the first one's
+    // write take effect right after its 480 frames.
+    render(&s, 1920);
+    let mut events = Vec::new();
+    let t0 = Instant::now();
+    while !writers.iter().all(|w| w.is_finished()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "writers never finished"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for w in writers {
+        assert_eq!(w.join().unwrap(), (AP_OK, 480));
+    }
+    let m = metrics(p);
+    assert_eq!(m.frames_written, 4800 + 4 * 480);
+    // Play the rest, all queued: content up to 5280 at 48 kHz, then 3 x 480 frames at
+    // 24 kHz, which take 2880 device frames (1440 had the voice change not applied).
+    assert_eq!(ap_end_utterance(p), AP_OK);
+    let mut device_frames = 0usize;
+    let mut played_48k_at = None;
+    while metrics(p).frames_played < m.frames_written {
+        assert!(device_frames < 100_000, "never played out");
+        let mut buf = [0.0f32; 48];
+        s.render_f32(48, &mut buf);
+        device_frames += 48;
+        if played_48k_at.is_none() && metrics(p).frames_played >= 5280 {
+            played_48k_at = Some(device_frames);
+        }
+    }
+    let extra = device_frames - played_48k_at.unwrap();
+    assert!(
+        (2880 - 144..=2880 + 144).contains(&extra),
+        "the 24 kHz voice change applies to the later writes: {extra} device frames for 1440 content frames"
+    );
+    let t1 = Instant::now();
+    while !events
+        .iter()
+        .any(|e: &ApEvent| e.kind == AP_EVENT_UTTERANCE_END && e.frame > 5280)
+    {
+        assert!(t1.elapsed() < Duration::from_secs(10), "events: {events:?}");
+        render(&s, 480);
+        poll_all(p, &mut events);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pos = |k: u32, frame: u64, id: u64| {
+        events
+            .iter()
+            .position(|e| e.kind == k && e.frame == frame && e.id == id)
+            .unwrap_or_else(|| panic!("no event {k} at {frame} (id {id}): {events:?}"))
+    };
+    let mark = pos(AP_EVENT_MARKER, 5280, 77);
+    let end = pos(AP_EVENT_UTTERANCE_END, 5280, 0);
+    let next = pos(AP_EVENT_UTTERANCE_START, 5280, 0);
+    assert!(mark < end && end < next, "{events:?}");
+    assert_eq!(ap_destroy(p), AP_OK);
+}
+
+#[test]
+fn flush_never_waits_for_blocked_writers() {
+    let _s = serial();
+    let h = host();
+    let (p, s, writers) = four_blocked_writers(&h);
+    let mut heard = u64::MAX;
+    timed("ap_flush", || ap_flush(p, 0, &mut heard));
+    assert_eq!(heard, 0);
+    // The writer that held the lock returns at once with what it queued (nothing).
+    let t0 = Instant::now();
+    while !writers.iter().any(|w| w.is_finished()) {
+        assert!(t0.elapsed() < Duration::from_secs(3), "no writer released");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut events = Vec::new();
+    while !writers.iter().all(|w| w.is_finished()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "writers never finished"
+        );
+        render(&s, 480);
+        poll_all(p, &mut events);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let results: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(results.iter().all(|r| r.0 == AP_OK), "{results:?}");
+    assert_eq!(
+        results.iter().filter(|r| r.1 == 0).count(),
+        1,
+        "{results:?}"
+    );
+    let m = metrics(p);
+    assert_eq!(m.frames_written, 4800 + 3 * 480);
+    assert_eq!(
+        m.frames_written,
+        m.frames_played + m.frames_queued + m.frames_flushed + m.frames_dropped
+    );
+    assert_eq!(m.frames_flushed, 4800, "what was queued before the flush");
+    let t1 = Instant::now();
+    while !events.iter().any(|e| e.kind == AP_EVENT_FLUSHED) {
+        assert!(t1.elapsed() < Duration::from_secs(10), "{events:?}");
+        render(&s, 480);
+        poll_all(p, &mut events);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(ap_destroy(p), AP_OK);
 }
