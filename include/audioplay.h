@@ -103,7 +103,7 @@ typedef int32_t ApStatus;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// An opaque player handle.
+// An opaque player handle. The library never dereferences it.
 typedef struct ApPlayer ApPlayer;
 
 // Sample format of the PCM passed to `ap_write`.
@@ -161,7 +161,7 @@ typedef struct ApConfig {
   uint32_t target_latency_ms;
   // Queue capacity in ms of content, 10..=60000 (default 2000).
   uint32_t ring_capacity_ms;
-  // How long `ap_write` may block for space; 0 = never block (default 1000).
+  // How long `ap_write` may block for space, ms, 0..=600000; 0 = never block (default 1000).
   uint32_t write_timeout_ms;
   // `AP_STREAM_RATE_DEVICE` (default) or `AP_STREAM_RATE_CONTENT`.
   ApStreamRate prefer_stream_rate;
@@ -420,19 +420,24 @@ ApStatus ap_config_init(struct ApConfig *config);
 
 // Marks the end of what was written so far as one utterance. Returns at once. The queue
 // running dry afterwards is the end of speech (no underrun); `AP_EVENT_UTTERANCE_END` fires
-// when its last frame is heard; the next `ap_write` starts a new utterance. Thread-safe.
+// when its last frame is heard; the next `ap_write` starts a new utterance. Never waits for
+// a writer: if an `ap_write` is in progress on another thread (blocked for room, say), the
+// utterance ends after the data that write queues, when it returns. Thread-safe.
 ApStatus ap_end_utterance(struct ApPlayer *player);
 
 // Places marker `id` at the current write position: `AP_EVENT_MARKER` with this id fires
 // when the device plays that frame (markers inside flushed audio never fire). Thread-safe;
-// call it from the writing thread to place it between two writes.
+// call it from the writing thread to place it between two writes. Never waits for a
+// writer: during an `ap_write` on another thread the marker lands after the data that write
+// queues (and a flush before that write returns drops it, counted in `markers_flushed`).
 ApStatus ap_mark(struct ApPlayer *player, uint64_t id);
 
 // Barge-in: drops everything queued; what is playing fades out over `fade_ms` (0 = cut;
 // larger values are clamped to 10000) on the audio thread, without a click. Returns at once; `*heard_frame`
 // (may be NULL) receives the content frame being heard when the flush was asked for, so
 // the engine knows which word was interrupted. `AP_EVENT_FLUSHED` reports where the fade
-// ended. A writer blocked in `ap_write` returns with what it queued. Thread-safe.
+// ended. A writer blocked in `ap_write` returns with what it queued and queues nothing more;
+// the flush never waits for it. Thread-safe.
 ApStatus ap_flush(struct ApPlayer *player,
                   uint32_t fade_ms,
                   uint64_t *heard_frame);
@@ -451,7 +456,10 @@ ApStatus ap_set_volume(struct ApPlayer *player, float gain, uint32_t ramp_ms);
 
 // Voice change, in band: audio written before this call plays in its old format, audio
 // written after it in `format`/`channels`/`rate` (what `ap_write` takes from now on). The
-// device stream is not recreated. Call it from the writing thread. Thread-safe.
+// device stream is not recreated. Call it from the writing thread. Never waits for a
+// writer: an `ap_write` in progress on another thread finishes in the old format and the
+// new one applies from the next `ap_write` on. Invalid values are reported at once.
+// Thread-safe.
 ApStatus ap_set_input_format(struct ApPlayer *player,
                              ApFormat format,
                              uint32_t channels,
@@ -497,13 +505,28 @@ ApStatus ap_snapshot_state(struct ApPlayer *player, struct ApStreamState *out);
 // the reason goes to the config's log function.
 //
 // Errors: `AP_ERR_NULL`, `AP_ERR_STRUCT_SIZE`, `AP_ERR_INVALID_ARG` (a field is out of range),
-// `AP_ERR_NO_DEVICE`, `AP_ERR_DEVICE`. Thread-safe.
+// `AP_ERR_NO_DEVICE`, `AP_ERR_DEVICE`. `config->struct_size` is read first and alone: on
+// `AP_ERR_STRUCT_SIZE` nothing after it is read (so `log_fn` is not called either).
+// Thread-safe.
 ApStatus ap_create(const struct ApConfig *config, struct ApPlayer **out_player);
 
-// Stops playback, joins every thread the player started and frees it. Audio still queued
-// is discarded. NULL is a no-op (`AP_OK`); a handle that is not live gives
-// `AP_ERR_BAD_HANDLE`. Calls blocked in other threads on this player return `AP_ERR_CLOSED`.
-// Thread-safe, but the handle must not be used again afterwards.
+// Stops playback, stops every thread the player started and frees it. Audio still queued
+// is discarded (counted as dropped). NULL is a no-op (`AP_OK`); a handle that is not live
+// gives `AP_ERR_BAD_HANDLE`. The handle is unregistered at once: every later call with it
+// gives `AP_ERR_BAD_HANDLE` (handle values are never reused). Calls blocked in other
+// threads on this player (`ap_write`, `ap_drain`) return `AP_ERR_CLOSED`.
+//
+// Returns within about a second whatever the audio backend does: a library thread stuck
+// in a sound-server round trip (a frozen server) is left to finish on its own.
+//
+// Once it has returned, no `event_fn` or `log_fn` call starts again for this player, so
+// their user context may be freed; if one is running on another thread, `ap_destroy`
+// waits for it to return (so do not hold a lock those callbacks take while calling it).
+//
+// May be called from inside `event_fn` or `log_fn`: the destroy completes and returns
+// `AP_OK`; the library thread running the callback is not joined by itself, it finishes
+// its teardown when the callback returns (and makes no further callbacks).
+// Thread-safe.
 ApStatus ap_destroy(struct ApPlayer *player);
 
 // Queues `frame_count` interleaved frames in the configured format and channel count.
@@ -521,6 +544,7 @@ ApStatus ap_write(struct ApPlayer *player,
 // Blocks until everything written so far has been played by the device (its latency
 // included), or `timeout_ms` passes (`AP_ERR_TIMEOUT`). The queue running dry after a drain
 // began is the end of speech, not an underrun; the next `ap_write` ends the drain state.
+// `AP_ERR_CLOSED` if `ap_destroy` is called (on another thread) while it waits.
 // Thread-safe.
 ApStatus ap_drain(struct ApPlayer *player, uint32_t timeout_ms);
 

@@ -176,6 +176,8 @@ impl Config {
             ));
         }
         let ranges = [
+            // A writer may block this long for room; past 10 minutes it is a unit mistake.
+            ("write_timeout_ms", self.write_timeout_ms, 0, 600_000),
             ("device_poll_ms", self.device_poll_ms, 10, 10_000),
             (
                 "device_query_cooldown_ms",

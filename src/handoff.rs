@@ -81,8 +81,14 @@ impl Handoff {
     }
 
     /// R3 phase 3: only callbacks that captured `generation` render from now on.
+    /// `u64::MAX` (no stream has it) parks the handoff for good: a closed player publishes
+    /// it, and a recreate finishing after close must not start consuming again.
     pub fn publish(&self, generation: u64) {
-        self.current.store(generation, Ordering::Release);
+        let _ = self
+            .current
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                (c != u64::MAX).then_some(generation)
+            });
     }
 
     pub fn current(&self) -> u64 {

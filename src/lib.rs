@@ -16,6 +16,7 @@ mod gain;
 mod handoff;
 mod history;
 mod idle;
+mod lifecycle;
 mod log;
 pub mod metrics;
 mod outage;

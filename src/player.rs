@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -13,12 +12,13 @@ use crate::config::{Config, InputFormat, LogLevel};
 use crate::device;
 use crate::error::Error;
 use crate::events::Delivery;
+use crate::lifecycle::{Gate, Worker};
 use crate::log::Logger;
 use crate::metrics::{Counters, DeviceStats, Percentiles};
 use crate::recreate::{self, Reason, StreamSlot};
 use crate::render::{InputShape, OutputShape, Queues, RenderCore};
 use crate::service;
-use crate::writer::{Writer, POLL};
+use crate::writer::{Request, Writer, POLL};
 
 /// Stream state published for lock-free readers (U3). Replaced whole on every recreate.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -137,6 +137,12 @@ pub struct Shared {
     pub producer_fallback: AtomicBool,
     pub next_generation: AtomicU64,
     writer: Mutex<Writer>,
+    /// Control calls made while a write held `writer`, oldest first; applied by whoever
+    /// holds it before releasing it. Locked only briefly, never across a wait.
+    requests: Mutex<std::collections::VecDeque<Request>>,
+    /// S3: the writer builds its producer resampler at its next write (the service thread
+    /// never takes the writer's lock).
+    pub producer_request: AtomicBool,
     /// Bumped by every flush: a writer blocked for space returns with what it queued.
     pub flush_epoch: AtomicU64,
     /// The service thread's ends of the callback's event and garbage queues.
@@ -163,6 +169,8 @@ pub struct Shared {
     pub suspended: AtomicBool,
     pub resume_request: AtomicBool,
     pub stats: DeviceStats,
+    /// Every call into the host's `event_fn`/`log_fn` passes it; closed by `close`.
+    pub callbacks: Arc<Gate>,
 }
 
 impl Shared {
@@ -192,8 +200,85 @@ impl Shared {
             .clone()
     }
 
+    /// The writer, waiting for it: only for writes (which serialise). Release it with
+    /// [`Shared::release_writer`] so requests left meanwhile are applied.
     fn writer(&self) -> MutexGuard<'_, Writer> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The writer if nobody holds it now; control calls never wait for it.
+    fn try_writer(&self) -> Option<MutexGuard<'_, Writer>> {
+        match self.writer.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    fn requests(&self) -> MutexGuard<'_, std::collections::VecDeque<Request>> {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn take_request(&self) -> Option<Request> {
+        self.requests().pop_front()
+    }
+
+    /// A request applied on behalf of another caller failed: nobody is waiting for its
+    /// result, so it is logged.
+    pub(crate) fn log_request_error(&self, e: &Error) {
+        self.log(
+            LogLevel::Warn,
+            &format!("deferred control request failed: {e}"),
+        );
+    }
+
+    /// Releases the writer after applying the requests left while it was held. A request
+    /// left just as the lock is dropped is picked up by trying again: either this thread gets
+    /// the lock back and applies it, or whoever holds it now will.
+    fn release_writer<'a>(&'a self, mut w: MutexGuard<'a, Writer>) {
+        loop {
+            if let Err(e) = w.apply_requests(self) {
+                self.log_request_error(&e);
+            }
+            drop(w);
+            if self.requests().is_empty() {
+                return;
+            }
+            match self.try_writer() {
+                Some(g) => w = g,
+                None => return,
+            }
+        }
+    }
+
+    /// A control request: applied now if no write is in progress (its error returned),
+    /// else left for the writer, which applies it right after the data it is queuing.
+    fn request(&self, req: Request) -> Result<(), Error> {
+        self.requests().push_back(req);
+        match self.try_writer() {
+            Some(mut w) => {
+                let r = w.apply_requests(self);
+                self.release_writer(w);
+                r
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Close: waits (until `deadline`) for a write in progress to notice `closing` and
+    /// return; writers check it under the writer's lock before queuing anything.
+    fn settle_writer(&self, deadline: Instant) {
+        loop {
+            match self.writer.try_lock() {
+                Ok(_) | Err(std::sync::TryLockError::Poisoned(_)) => return,
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    if Instant::now() >= deadline {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
     }
 
     pub fn log(&self, level: LogLevel, msg: &str) {
@@ -204,14 +289,10 @@ impl Shared {
     }
 
     /// S3 fallback: from the next write on, the writer resamples (the ring switches to float32
-    /// at the stream rate in band, like a voice change).
+    /// at the stream rate in band, like a voice change). Only raises a flag: the service
+    /// thread never waits for a writer; the writer builds its resampler on its own thread.
     pub fn enable_producer_resampling(&self) {
-        let mut w = self.writer();
-        if w.producer.is_none() {
-            w.producer = Some(crate::writer::ProducerResampler::new(
-                self.cfg.resample_quality,
-            ));
-        }
+        self.producer_request.store(true, Release);
     }
 
     /// Logs at most once per `every` for `key`; returns whether it logged.
@@ -231,9 +312,16 @@ impl Shared {
 
 pub struct Player {
     shared: Arc<Shared>,
-    service: Mutex<Option<JoinHandle<()>>>,
-    events: Mutex<Option<JoinHandle<()>>>,
+    service: Mutex<Option<Worker>>,
+    events: Mutex<Option<Worker>>,
 }
+
+/// How long `close` waits in all for the library's threads and the device stream; past it
+/// they are left to finish on their own (a frozen sound server), so `ap_destroy` returns
+/// well within a second whatever the backend does.
+const CLOSE_BUDGET: Duration = Duration::from_millis(700);
+/// The stream gets at least this long even when the threads used up the budget.
+const CLOSE_STREAM_MIN: Duration = Duration::from_millis(100);
 
 impl Player {
     /// A player on the system's output (PulseAudio when reachable).
@@ -314,8 +402,21 @@ impl Player {
             fresh_utterance: false,
             producer,
         };
-        let logger = Logger::new(cfg.log_sink.clone(), cfg.log_level);
-        let cfg_sink = cfg.event_sink.clone();
+        // The host's callbacks run only through the gate: after close, none starts again.
+        let callbacks = Arc::new(Gate::default());
+        let log_sink = cfg.log_sink.clone().map(|sink| {
+            let gate = callbacks.clone();
+            Arc::new(move |level: LogLevel, msg: &str| {
+                gate.run(|| sink(level, msg));
+            }) as crate::config::LogSink
+        });
+        let cfg_sink = cfg.event_sink.clone().map(|sink| {
+            let gate = callbacks.clone();
+            Arc::new(move |e: &Event| {
+                gate.run(|| sink(e));
+            }) as crate::events::EventSink
+        });
+        let logger = Logger::new(log_sink, cfg.log_level);
         let pinned = cfg.device_id.clone();
         let shared = Arc::new(Shared {
             cfg,
@@ -330,6 +431,8 @@ impl Player {
             producer_fallback: AtomicBool::new(false),
             next_generation: AtomicU64::new(0),
             writer: Mutex::new(writer),
+            requests: Mutex::default(),
+            producer_request: AtomicBool::new(false),
             flush_epoch: AtomicU64::new(0),
             from_callback: Mutex::new((ev_rx, garbage_rx)),
             delivery: Delivery::new(cfg_sink),
@@ -344,6 +447,7 @@ impl Player {
             suspended: AtomicBool::new(false),
             resume_request: AtomicBool::new(false),
             stats: DeviceStats::default(),
+            callbacks,
         });
         // A pinned device must exist at creation (a typo is an error, not a silent fallback);
         // later it may come and go.
@@ -354,26 +458,38 @@ impl Player {
                 .map(|d| d.id),
         };
         recreate::recreate(&shared, Reason::Initial, target)?;
+        let player = Player {
+            shared: shared.clone(),
+            service: Mutex::new(None),
+            events: Mutex::new(None),
+        };
+        // On an error the player is dropped: close() stops what did start.
         let svc = shared.clone();
-        let handle = std::thread::Builder::new()
-            .name("audioplay-service".into())
-            .spawn(move || service::run(svc))
+        let handle = Worker::spawn("audioplay-service", move || service::run(svc))
             .map_err(|e| Error::Device(format!("cannot start the service thread: {e}")))?;
-        let ev = shared.clone();
-        let events = std::thread::Builder::new()
-            .name("audioplay-events".into())
-            .spawn(move || service::run_events(ev))
+        *player.service.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        let ev = shared;
+        let events = Worker::spawn("audioplay-events", move || service::run_events(ev))
             .map_err(|e| Error::Device(format!("cannot start the event thread: {e}")))?;
-        Ok(Player {
-            shared,
-            service: Mutex::new(Some(handle)),
-            events: Mutex::new(Some(events)),
-        })
+        *player.events.lock().unwrap_or_else(|e| e.into_inner()) = Some(events);
+        Ok(player)
     }
 
     /// Bytes per frame of what `write_bytes` takes now (voice changes move it).
     pub fn frame_bytes(&self) -> usize {
-        self.shared.writer().shape.frame_bytes()
+        self.with_writer(|w| w.shape.frame_bytes())
+    }
+
+    /// Runs `f` on the writer (waiting for it, like a write), with pending requests applied
+    /// first and again on release.
+    fn with_writer<R>(&self, f: impl FnOnce(&mut Writer) -> R) -> R {
+        let mut w = self.shared.writer();
+        if let Err(e) = w.apply_requests(&self.shared) {
+            self.shared.log_request_error(&e);
+        }
+        let r = f(&mut w);
+        self.shared.release_writer(w);
+        r
     }
 
     /// Queues whole frames of native-endian PCM in the current format. Blocks up to the
@@ -390,7 +506,11 @@ impl Player {
             self.shared.wake.notify();
         }
         let timeout = Duration::from_millis(self.shared.cfg.write_timeout_ms as u64);
-        self.shared.writer().write(&self.shared, bytes, timeout)
+        let mut w = self.shared.writer();
+        let r = w.write(&self.shared, bytes, timeout);
+        // Control calls made during this write take effect here, after its data.
+        self.shared.release_writer(w);
+        r
     }
 
     /// Queues interleaved int16 frames (the player must be configured for S16).
@@ -409,7 +529,7 @@ impl Player {
         samples: &[T],
         bytes: impl Fn(T) -> [u8; N],
     ) -> Result<usize, Error> {
-        let s16 = self.shared.writer().shape.s16;
+        let s16 = self.with_writer(|w| w.shape.s16);
         if s16 != (format == InputFormat::S16) {
             return Err(Error::InvalidArgument(format!(
                 "the current input format is not {format:?}"
@@ -422,19 +542,22 @@ impl Player {
     /// Ends the current utterance: everything written so far is one utterance. The ring
     /// running dry after it is the end of speech, not an underrun; the resampler completes
     /// its last frames; an utterance-end event fires when its last frame is heard. The next
-    /// write starts a new utterance. Returns at once.
+    /// write starts a new utterance. Returns at once, never waiting for a writer: during a
+    /// write on another thread, the utterance ends after the data that write queues.
     pub fn end_utterance(&self) -> Result<(), Error> {
-        self.shared.writer().end_utterance(&self.shared)
+        self.shared.request(Request::EndUtterance)
     }
 
     /// Places a marker at the current write position; an event with `id` fires when the
-    /// device plays that frame.
+    /// device plays that frame. During a write on another thread, the marker lands after the
+    /// data that write queues (never waits for it).
     pub fn mark(&self, id: u64) -> Result<(), Error> {
-        self.shared.writer().mark(&self.shared, id)
+        self.shared.request(Request::Mark(id))
     }
 
     /// Voice change, in band: audio written before plays in its old format, audio written
-    /// after in this one. No stream recreate.
+    /// after in this one. No stream recreate. Never waits for a writer: a write in progress on
+    /// another thread finishes in the old format and the new one applies from the next write.
     pub fn set_input_format(
         &self,
         format: InputFormat,
@@ -453,7 +576,7 @@ impl Player {
             channels: channels as usize,
             rate,
         };
-        self.shared.writer().set_format(&self.shared, shape)
+        self.shared.request(Request::Format(shape))
     }
 
     /// Barge-in: drops everything queued; what is playing fades out over `fade_ms` on the
@@ -467,10 +590,40 @@ impl Player {
         let heard = self.shared.core.heard_frames();
         self.shared.flush_epoch.fetch_add(1, AcqRel);
         self.shared.room_wake.notify();
-        let mut w = self.shared.writer();
-        let upto = w.cut(&self.shared);
-        self.shared.core.request_flush(upto, fade_ms.min(10_000));
-        drop(w);
+        let fade_ms = fade_ms.min(10_000);
+        match self.shared.try_writer() {
+            Some(mut w) => {
+                // Requests made before the flush come first (a marker then is flushed).
+                if let Err(e) = w.apply_requests(&self.shared) {
+                    self.shared.log_request_error(&e);
+                }
+                let upto = w.cut(&self.shared);
+                self.shared.core.request_flush(upto, fade_ms);
+                self.shared.release_writer(w);
+            }
+            None => {
+                // A write is in progress: it stops queuing at once (it checks the epoch before
+                // each chunk). Flush everything counted so far; the writer ends the utterance
+                // on its side when it returns. Markers and utterance ends asked for during
+                // that write belonged to the flushed audio: they are dropped (a voice change
+                // is kept).
+                let upto = self.shared.counters.ring_frames_written.load(Acquire);
+                self.shared.core.request_flush(upto, fade_ms);
+                let mut q = self.shared.requests();
+                let marks = q.iter().filter(|r| matches!(r, Request::Mark(_))).count();
+                q.retain(|r| matches!(r, Request::Format(_)));
+                q.push_back(Request::Cut);
+                drop(q);
+                self.shared
+                    .counters
+                    .markers_flushed
+                    .fetch_add(marks as u64, Relaxed);
+                // The writer may have released the lock meanwhile: apply if nobody holds it.
+                if let Some(w) = self.shared.try_writer() {
+                    self.shared.release_writer(w);
+                }
+            }
+        }
         self.shared.wake.notify();
         Ok(heard)
     }
@@ -528,7 +681,8 @@ impl Player {
     }
 
     /// Ends the utterance, then waits until everything written has been heard (the device's
-    /// latency included) or `timeout` passes. Returns whether it completed.
+    /// latency included) or `timeout` passes. Returns whether it completed; `Error::Closed`
+    /// if the player is closed before or while it waits.
     pub fn drain(&self, timeout: Duration) -> Result<bool, Error> {
         if self.shared.closing.load(Acquire) {
             return Err(Error::Closed);
@@ -543,7 +697,7 @@ impl Player {
                 return Ok(true);
             }
             if self.shared.closing.load(Acquire) {
-                return Err(Error::Closed);
+                return Err(Error::Closed); // destroyed while waiting
             }
             self.check_output()?;
             let now = Instant::now();
@@ -664,26 +818,47 @@ impl Player {
         }
     }
 
-    /// Stops the service thread and the device stream. Idempotent; also run on drop. Queued
-    /// audio not yet played is counted as dropped.
+    /// Stops the library's threads and the device stream. Idempotent; also run on drop.
+    /// Queued audio not yet played is counted as dropped.
+    ///
+    /// Bounded: waits at most about `CLOSE_BUDGET` for the threads and the stream; a thread
+    /// stuck in a sound-server round trip is detached (it holds its own `Arc<Shared>` and
+    /// finishes later) and a stream that does not close promptly is dropped on a helper
+    /// thread. Safe to call from inside the host's `event_fn`/`log_fn` (on a library thread):
+    /// that thread is not joined by itself; it finishes its teardown when the callback
+    /// returns. When this returns no `event_fn`/`log_fn` call starts again; one running on
+    /// another thread has returned.
     pub fn close(&self) {
         if self.shared.closing.swap(true, AcqRel) {
             return;
         }
+        let deadline = Instant::now() + CLOSE_BUDGET;
         self.shared.wake.notify();
         self.shared.event_wake.notify();
         self.shared.room_wake.notify();
+        self.shared.callbacks.close();
         for t in [&self.service, &self.events] {
-            if let Some(h) = t.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                let _ = h.join();
+            let worker = t.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(w) = worker {
+                w.finish_by(deadline);
             }
         }
-        let old = self.shared.lock_slot().stream.take();
-        drop(old); // closes the stream with the slot lock released (L2)
+        // No write is in progress once the writer's lock is free: writers check `closing`
+        // under it before queuing anything, so no frame is counted after the tally below.
+        self.shared.settle_writer(deadline);
+        // The callbacks stop consuming: no stream renders this generation, and taking the
+        // render token waits out a callback that is rendering now.
+        self.shared.core.publish_generation(u64::MAX);
+        self.shared.core.rewind(0);
         let c = &self.shared.counters;
         let gone = c.frames_played.load(Acquire) + c.frames_flushed.load(Acquire);
         let left = c.frames_written.load(Acquire).saturating_sub(gone);
         c.frames_dropped.fetch_add(left, Release);
+        let old = self.shared.lock_slot().stream.take();
+        if let Some(stream) = old {
+            // Closed with the slot lock released (L2), and never blocking close for long.
+            crate::lifecycle::drop_by(stream, deadline.max(Instant::now() + CLOSE_STREAM_MIN));
+        }
     }
 }
 

@@ -262,6 +262,14 @@ pub fn recreate(
     };
     let mut slot = shared.lock_slot();
     let result = match outcome {
+        // The player closed while this ran (an abandoned service thread finishing late):
+        // nothing may start playing again. The stream is dropped with the lock released.
+        Ok((_, _, Ok(o))) if shared.closing.load(Ordering::Acquire) => {
+            drop(slot);
+            drop(o);
+            slot = shared.lock_slot();
+            Err(Error::Closed)
+        }
         Ok((stopped_ns, replayed, Ok(o))) => {
             let msg = format!(
                 "recreate ({}): device '{}' at {} Hz ({} ch, {:?}), content {} Hz, generation {generation}",

@@ -1,5 +1,11 @@
 //! The writing side: PCM into the ring and commands beside it, in step (one lock, held by
 //! whoever writes; never touched by the audio callback).
+//!
+//! Control calls never wait for that lock (issue 12: a writer may hold it for
+//! `write_timeout_ms` while the ring is full). They take it with `try_lock`; when a write is
+//! in progress they leave a [`Request`] in `Shared::requests` instead, and whoever holds the
+//! lock applies pending requests, in order, before releasing it (`Shared::release_writer`):
+//! a request made during a write takes effect right after the data that write queues.
 
 use std::sync::atomic::Ordering::*;
 use std::time::{Duration, Instant};
@@ -10,6 +16,17 @@ use crate::error::Error;
 use crate::player::Shared;
 use crate::render::{scratch_frames, InputShape};
 use crate::resample::Resampler;
+
+/// A control call made while the writer's lock was held by someone else.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Request {
+    EndUtterance,
+    Mark(u64),
+    Format(InputShape),
+    /// A flush happened while a write was in progress: end the utterance on the writing
+    /// side and reset the producer resampler (what `cut` does when the lock is free).
+    Cut,
+}
 
 pub struct Writer {
     pub ring: rtrb::Producer<u8>,
@@ -122,6 +139,32 @@ impl Writer {
         shared.counters.ring_frames_written.load(Acquire)
     }
 
+    /// Applies the control requests left while someone else held the lock, oldest first,
+    /// and the S3 fallback's request for producer resampling. Returns the first error (each
+    /// request is still attempted).
+    pub fn apply_requests(&mut self, shared: &Shared) -> Result<(), Error> {
+        if shared.producer_request.swap(false, AcqRel) && self.producer.is_none() {
+            // S3: built here, on a writing (or control) thread, never by the service thread.
+            self.producer = Some(ProducerResampler::new(shared.cfg.resample_quality));
+        }
+        let mut result = Ok(());
+        while let Some(req) = shared.take_request() {
+            let r = match req {
+                Request::EndUtterance => self.end_utterance(shared),
+                Request::Mark(id) => self.mark(shared, id),
+                Request::Format(shape) => self.set_format(shared, shape),
+                Request::Cut => {
+                    self.cut(shared);
+                    Ok(())
+                }
+            };
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+
     /// Queues whole frames of native-endian PCM in the current format; see `Player::write_bytes`.
     pub fn write(
         &mut self,
@@ -129,6 +172,13 @@ impl Writer {
         bytes: &[u8],
         timeout: Duration,
     ) -> Result<usize, Error> {
+        if shared.closing.load(Acquire) {
+            return Err(Error::Closed);
+        }
+        // Requests left before this write come first (a voice change applies to this data).
+        if let Err(e) = self.apply_requests(shared) {
+            shared.log_request_error(&e);
+        }
         let fb = self.shape.frame_bytes();
         if bytes.len() % fb != 0 {
             return Err(Error::InvalidArgument(format!(
@@ -152,6 +202,10 @@ impl Writer {
         let epoch = shared.flush_epoch.load(Acquire);
         let mut done = 0;
         while done < bytes.len() {
+            // A flush (barge-in) releases the writer with what it queued: nothing more after it.
+            if shared.flush_epoch.load(Acquire) != epoch {
+                break;
+            }
             let room = self.ring.slots() / out_fb;
             let fit = ((room.saturating_sub(4)) as f64 / ratio).floor() as usize;
             let take = fit.min((bytes.len() - done) / fb);
@@ -252,6 +306,17 @@ impl Writer {
         let epoch = shared.flush_epoch.load(Acquire);
         let mut done = 0;
         loop {
+            if shared.closing.load(Acquire) {
+                // Checked before queuing anything, under the writer's lock: close() tallies
+                // what is left as dropped once that lock is free, so nothing comes after it.
+                // What was queued is counted as dropped by close(); the caller learns why.
+                return Err(Error::Closed);
+            }
+            // A flush (barge-in) releases a blocked writer with what it queued: checked before
+            // queuing more, so a writer woken by the flush adds nothing after the flush point.
+            if shared.flush_epoch.load(Acquire) != epoch {
+                break;
+            }
             let n = (self.ring.slots() / fb * fb).min(bytes.len() - done);
             if n > 0 {
                 // Counted before the commit so that, read played-then-written, played never
@@ -278,10 +343,6 @@ impl Writer {
             if done == bytes.len() {
                 break;
             }
-            if shared.closing.load(Acquire) {
-                // What was queued is counted as dropped by close(); the caller learns why.
-                return Err(Error::Closed);
-            }
             // Output lost for good: a write that queued nothing says so; one that queued
             // some returns that.
             if shared.output_lost.load(Acquire) {
@@ -291,10 +352,6 @@ impl Writer {
                             .into(),
                     ));
                 }
-                break;
-            }
-            // A flush (barge-in) releases a blocked writer with what it queued.
-            if shared.flush_epoch.load(Acquire) != epoch {
                 break;
             }
             if Instant::now() >= deadline {

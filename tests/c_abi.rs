@@ -83,7 +83,7 @@ fn config_struct_size_and_enums_are_checked() {
         );
     }
     type Mutate = fn(&mut ApConfig);
-    let cases: [(Mutate, &str); 9] = [
+    let cases: [(Mutate, &str); 10] = [
         (|c| c.input_format = 99, "input_format 99"),
         (|c| c.prefer_stream_rate = -1, "prefer_stream_rate -1"),
         (|c| c.resample_mode = 0, "resample_mode 0"),
@@ -95,6 +95,10 @@ fn config_struct_size_and_enums_are_checked() {
         (
             |c| c.ring_capacity_ms = u32::MAX,
             "ring_capacity_ms 4294967295",
+        ),
+        (
+            |c| c.write_timeout_ms = 600_001,
+            "write_timeout_ms 600001 out of range 0..=600000",
         ),
     ];
     static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());

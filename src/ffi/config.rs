@@ -76,7 +76,7 @@ pub struct ApConfig {
     pub target_latency_ms: u32,
     /// Queue capacity in ms of content, 10..=60000 (default 2000).
     pub ring_capacity_ms: u32,
-    /// How long `ap_write` may block for space; 0 = never block (default 1000).
+    /// How long `ap_write` may block for space, ms, 0..=600000; 0 = never block (default 1000).
     pub write_timeout_ms: u32,
     /// `AP_STREAM_RATE_DEVICE` (default) or `AP_STREAM_RATE_CONTENT`.
     pub prefer_stream_rate: ApStreamRate,

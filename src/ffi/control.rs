@@ -28,7 +28,9 @@ fn with_player(
 
 /// Marks the end of what was written so far as one utterance. Returns at once. The queue
 /// running dry afterwards is the end of speech (no underrun); `AP_EVENT_UTTERANCE_END` fires
-/// when its last frame is heard; the next `ap_write` starts a new utterance. Thread-safe.
+/// when its last frame is heard; the next `ap_write` starts a new utterance. Never waits for
+/// a writer: if an `ap_write` is in progress on another thread (blocked for room, say), the
+/// utterance ends after the data that write queues, when it returns. Thread-safe.
 #[no_mangle]
 pub extern "C" fn ap_end_utterance(player: *mut ApPlayer) -> ApStatus {
     ffi_guard!({ with_player(player, "ap_end_utterance", |h| h.player.end_utterance()) })
@@ -36,7 +38,9 @@ pub extern "C" fn ap_end_utterance(player: *mut ApPlayer) -> ApStatus {
 
 /// Places marker `id` at the current write position: `AP_EVENT_MARKER` with this id fires
 /// when the device plays that frame (markers inside flushed audio never fire). Thread-safe;
-/// call it from the writing thread to place it between two writes.
+/// call it from the writing thread to place it between two writes. Never waits for a
+/// writer: during an `ap_write` on another thread the marker lands after the data that write
+/// queues (and a flush before that write returns drops it, counted in `markers_flushed`).
 #[no_mangle]
 pub extern "C" fn ap_mark(player: *mut ApPlayer, id: u64) -> ApStatus {
     ffi_guard!({ with_player(player, "ap_mark", |h| h.player.mark(id)) })
@@ -46,7 +50,8 @@ pub extern "C" fn ap_mark(player: *mut ApPlayer, id: u64) -> ApStatus {
 /// larger values are clamped to 10000) on the audio thread, without a click. Returns at once; `*heard_frame`
 /// (may be NULL) receives the content frame being heard when the flush was asked for, so
 /// the engine knows which word was interrupted. `AP_EVENT_FLUSHED` reports where the fade
-/// ended. A writer blocked in `ap_write` returns with what it queued. Thread-safe.
+/// ended. A writer blocked in `ap_write` returns with what it queued and queues nothing more;
+/// the flush never waits for it. Thread-safe.
 #[no_mangle]
 pub extern "C" fn ap_flush(player: *mut ApPlayer, fade_ms: u32, heard_frame: *mut u64) -> ApStatus {
     ffi_guard!({
@@ -97,7 +102,10 @@ pub extern "C" fn ap_set_volume(player: *mut ApPlayer, gain: f32, ramp_ms: u32) 
 
 /// Voice change, in band: audio written before this call plays in its old format, audio
 /// written after it in `format`/`channels`/`rate` (what `ap_write` takes from now on). The
-/// device stream is not recreated. Call it from the writing thread. Thread-safe.
+/// device stream is not recreated. Call it from the writing thread. Never waits for a
+/// writer: an `ap_write` in progress on another thread finishes in the old format and the
+/// new one applies from the next `ap_write` on. Invalid values are reported at once.
+/// Thread-safe.
 #[no_mangle]
 pub extern "C" fn ap_set_input_format(
     player: *mut ApPlayer,

@@ -72,11 +72,15 @@ pub extern "C" fn ap_poll_event(
             Ok(h) => h,
             Err(s) => return s,
         };
-        let out = try_mut!(event);
+        // The size first, by raw pointer: nothing past a wrong one is read or written.
+        let Some(size) = super::struct_size_of(event) else {
+            return ApStatus::AP_ERR_NULL;
+        };
         let n = try_mut!(n_events);
-        if !h.struct_size_is::<ApEvent>(out.struct_size, "ap_poll_event") {
+        if !h.struct_size_is::<ApEvent>(size, "ap_poll_event") {
             return ApStatus::AP_ERR_STRUCT_SIZE;
         }
+        let out = try_mut!(event);
         match h.player.poll_event() {
             Some(e) => {
                 *out = ApEvent::from(&e);

@@ -249,10 +249,14 @@ pub extern "C" fn ap_metrics(player: *mut ApPlayer, out: *mut ApMetrics) -> ApSt
             Ok(h) => h,
             Err(s) => return s,
         };
-        let out = try_mut!(out);
-        if !h.struct_size_is::<ApMetrics>(out.struct_size, "ap_metrics") {
+        // The size first, by raw pointer: nothing past a wrong one is read or written.
+        let Some(size) = super::struct_size_of(out) else {
+            return ApStatus::AP_ERR_NULL;
+        };
+        if !h.struct_size_is::<ApMetrics>(size, "ap_metrics") {
             return ApStatus::AP_ERR_STRUCT_SIZE;
         }
+        let out = try_mut!(out);
         *out = ApMetrics::from(&h.player.metrics());
         ApStatus::AP_OK
     })
@@ -288,10 +292,14 @@ pub extern "C" fn ap_snapshot_state(player: *mut ApPlayer, out: *mut ApStreamSta
             Ok(h) => h,
             Err(s) => return s,
         };
-        let out = try_mut!(out);
-        if !h.struct_size_is::<ApStreamState>(out.struct_size, "ap_snapshot_state") {
+        // The size first, by raw pointer: nothing past a wrong one is read or written.
+        let Some(size) = super::struct_size_of(out) else {
+            return ApStatus::AP_ERR_NULL;
+        };
+        if !h.struct_size_is::<ApStreamState>(size, "ap_snapshot_state") {
             return ApStatus::AP_ERR_STRUCT_SIZE;
         }
+        let out = try_mut!(out);
         let st = h.player.snapshot();
         let mut s = ApStreamState {
             struct_size: std::mem::size_of::<ApStreamState>() as u32,

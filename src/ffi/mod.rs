@@ -60,3 +60,15 @@ macro_rules! try_mut {
 }
 
 pub(crate) use {ffi_guard, try_mut, try_ref};
+
+/// Reads a public struct's leading `struct_size` through a raw pointer, before any reference
+/// to the whole struct is formed, so nothing past a wrong size is ever read or written (the
+/// caller may have allocated only that much). None if `p` is NULL.
+pub(crate) fn struct_size_of<T>(p: *const T) -> Option<u32> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-null; every public struct starts with a `u32 struct_size`, and the C caller
+    // promises at least that field is readable. Read unaligned: nothing else is known yet.
+    Some(unsafe { p.cast::<u32>().read_unaligned() })
+}

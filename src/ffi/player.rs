@@ -14,12 +14,20 @@ use crate::player::Player;
 /// the reason goes to the config's log function.
 ///
 /// Errors: `AP_ERR_NULL`, `AP_ERR_STRUCT_SIZE`, `AP_ERR_INVALID_ARG` (a field is out of range),
-/// `AP_ERR_NO_DEVICE`, `AP_ERR_DEVICE`. Thread-safe.
+/// `AP_ERR_NO_DEVICE`, `AP_ERR_DEVICE`. `config->struct_size` is read first and alone: on
+/// `AP_ERR_STRUCT_SIZE` nothing after it is read (so `log_fn` is not called either).
+/// Thread-safe.
 #[no_mangle]
 pub extern "C" fn ap_create(config: *const ApConfig, out_player: *mut *mut ApPlayer) -> ApStatus {
     ffi_guard!({
-        let c = try_ref!(config);
+        let Some(size) = super::struct_size_of(config) else {
+            return ApStatus::AP_ERR_NULL;
+        };
         let out = try_mut!(out_player);
+        if size as usize != std::mem::size_of::<ApConfig>() {
+            return ApStatus::AP_ERR_STRUCT_SIZE;
+        }
+        let c = try_ref!(config);
         let cfg = match to_config(c) {
             Ok(cfg) => cfg,
             Err((status, msg)) => {
@@ -32,19 +40,36 @@ pub extern "C" fn ap_create(config: *const ApConfig, out_player: *mut *mut ApPla
             }
         };
         match Player::new(cfg) {
-            Ok(p) => {
-                *out = handle::register(p);
-                ApStatus::AP_OK
-            }
+            Ok(p) => match handle::try_register(p) {
+                Some(h) => {
+                    *out = h;
+                    ApStatus::AP_OK
+                }
+                // 2^36 creates in one process (64-bit): no fresh handle value is left.
+                None => ApStatus::AP_ERR_DEVICE,
+            },
             Err(e) => ApStatus::from(&e),
         }
     })
 }
 
-/// Stops playback, joins every thread the player started and frees it. Audio still queued
-/// is discarded. NULL is a no-op (`AP_OK`); a handle that is not live gives
-/// `AP_ERR_BAD_HANDLE`. Calls blocked in other threads on this player return `AP_ERR_CLOSED`.
-/// Thread-safe, but the handle must not be used again afterwards.
+/// Stops playback, stops every thread the player started and frees it. Audio still queued
+/// is discarded (counted as dropped). NULL is a no-op (`AP_OK`); a handle that is not live
+/// gives `AP_ERR_BAD_HANDLE`. The handle is unregistered at once: every later call with it
+/// gives `AP_ERR_BAD_HANDLE` (handle values are never reused). Calls blocked in other
+/// threads on this player (`ap_write`, `ap_drain`) return `AP_ERR_CLOSED`.
+///
+/// Returns within about a second whatever the audio backend does: a library thread stuck
+/// in a sound-server round trip (a frozen server) is left to finish on its own.
+///
+/// Once it has returned, no `event_fn` or `log_fn` call starts again for this player, so
+/// their user context may be freed; if one is running on another thread, `ap_destroy`
+/// waits for it to return (so do not hold a lock those callbacks take while calling it).
+///
+/// May be called from inside `event_fn` or `log_fn`: the destroy completes and returns
+/// `AP_OK`; the library thread running the callback is not joined by itself, it finishes
+/// its teardown when the callback returns (and makes no further callbacks).
+/// Thread-safe.
 #[no_mangle]
 pub extern "C" fn ap_destroy(player: *mut ApPlayer) -> ApStatus {
     ffi_guard!({
@@ -111,6 +136,7 @@ pub extern "C" fn ap_write(
 /// Blocks until everything written so far has been played by the device (its latency
 /// included), or `timeout_ms` passes (`AP_ERR_TIMEOUT`). The queue running dry after a drain
 /// began is the end of speech, not an underrun; the next `ap_write` ends the drain state.
+/// `AP_ERR_CLOSED` if `ap_destroy` is called (on another thread) while it waits.
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn ap_drain(player: *mut ApPlayer, timeout_ms: u32) -> ApStatus {
