@@ -355,7 +355,18 @@ impl Recording {
     /// Stops recording and returns the samples as floats in [-1, 1).
     pub fn stop(mut self) -> Vec<f32> {
         std::thread::sleep(Duration::from_millis(200));
-        let _ = self.child.kill();
+        // SIGINT, not SIGKILL: parecord then writes out what it still buffers (a 4 KiB stdio
+        // buffer is 43 ms of the recording's end).
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let t0 = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() {
+            if t0.elapsed() > Duration::from_secs(2) {
+                let _ = self.child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.wait();
         read_raw_s16(&self.path)
     }
