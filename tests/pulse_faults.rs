@@ -471,3 +471,77 @@ fn reference_pacat_through_the_same_faults() {
         );
     }
 }
+
+/// The child side of `frozen_server_never_blocks_destroy_or_set_device`: runs in its own
+/// process with the server's environment (a test never changes its own environment).
+fn frozen_child(server_pid: i32) {
+    use audioplay::ffi::config::{ap_config_init, ApConfig};
+    use audioplay::ffi::devices::ap_set_device;
+    use audioplay::ffi::player::{ap_create, ap_destroy, ap_write};
+    use audioplay::ffi::status::ApStatus;
+    let mut cfg = std::mem::MaybeUninit::<ApConfig>::uninit();
+    assert_eq!(ap_config_init(cfg.as_mut_ptr()), ApStatus::AP_OK);
+    // SAFETY: ap_config_init filled it.
+    let cfg = unsafe { cfg.assume_init() };
+    let mut p = std::ptr::null_mut();
+    assert_eq!(ap_create(&cfg, &mut p), ApStatus::AP_OK);
+    let tone: Vec<i16> = (0..22050)
+        .map(|i| (8000.0 * (i as f64 * 0.1254).sin()) as i16)
+        .collect();
+    let mut n = 0;
+    assert_eq!(ap_write(p, tone.as_ptr().cast(), tone.len(), &mut n), ApStatus::AP_OK);
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on the test's server.
+    unsafe { libc::kill(server_pid, libc::SIGSTOP) };
+    // Long enough for the library's threads to be stuck in round trips to the frozen server.
+    std::thread::sleep(Duration::from_millis(1500));
+    let t0 = Instant::now();
+    let st = ap_set_device(p, c"s48".as_ptr());
+    let set_device = t0.elapsed();
+    let t1 = Instant::now();
+    assert_eq!(ap_destroy(p), ApStatus::AP_OK);
+    let destroy = t1.elapsed();
+    // SAFETY: as above.
+    unsafe { libc::kill(server_pid, libc::SIGCONT) };
+    println!(
+        "FROZEN set_device {:?} in {} ms, destroy in {} ms",
+        st,
+        set_device.as_millis(),
+        destroy.as_millis()
+    );
+    assert!(set_device <= Duration::from_secs(5), "ap_set_device took {set_device:?}");
+    assert!(destroy <= Duration::from_secs(1), "ap_destroy took {destroy:?}");
+}
+
+/// A frozen server (SIGSTOP) blocks neither `ap_destroy` (<= 1 s) nor `ap_set_device`
+/// (within the 5 s recreate budget), and nothing reaches stderr.
+#[test]
+fn frozen_server_never_blocks_destroy_or_set_device() {
+    if let Ok(pid) = std::env::var("AUDIOPLAY_FROZEN_CHILD") {
+        frozen_child(pid.parse().unwrap());
+        return;
+    }
+    let _g = serial();
+    let server = PulseServer::start(&[S48]);
+    let out = server
+        .command(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "frozen_server_never_blocks_destroy_or_set_device",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("AUDIOPLAY_FROZEN_CHILD", server.pid().to_string())
+        .output()
+        .unwrap();
+    server.signal(libc::SIGCONT);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.trim().is_empty(), "stderr: {stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("FROZEN"))
+        .expect("child result");
+    row("SIGSTOP 15 s: ap_set_device, ap_destroy", 0.0, 0.0, 0.0, 0.0, "-", line);
+}
