@@ -134,12 +134,17 @@ impl Host {
         // `Client::from_env` does a blocking auth handshake with no socket timeout. If this never
         // returns, fall through to the next host with no other option than to leak the thread.
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
+        let connect = std::thread::spawn(move || {
             let name = CString::new(format!("cpal-pulseaudio-{}", std::process::id())).unwrap();
             let _ = tx.send(pulseaudio::Client::from_env(&name));
         });
-        let client = rx
-            .recv_timeout(INIT_TIMEOUT)
+        let received = rx.recv_timeout(INIT_TIMEOUT);
+        // audioplay patch: unless it timed out, the connect thread has sent (or died) and is
+        // ending: join it, so that no thread of a finished `Host::new` is left running.
+        if !matches!(received, Err(mpsc::RecvTimeoutError::Timeout)) {
+            let _ = connect.join();
+        }
+        let client = received
             .map_err(|err| match err {
                 mpsc::RecvTimeoutError::Timeout => Error::with_message(
                     ErrorKind::HostUnavailable,
