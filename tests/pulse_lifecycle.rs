@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use audioplay::ffi::config::{ap_config_init, ApConfig};
 use audioplay::ffi::devices::{ap_list_devices, ApDeviceInfo};
 use audioplay::ffi::handle::ApPlayer;
-use audioplay::ffi::player::{ap_create, ap_destroy};
+use audioplay::ffi::metrics::{ap_metrics, ApMetrics};
+use audioplay::ffi::player::{ap_create, ap_destroy, ap_write};
 use audioplay::ffi::status::ApStatus::{self, AP_OK};
 use common::pulse::{PulseServer, S48};
 use common::serial;
@@ -190,4 +191,133 @@ fn lifecycle_child() {
     );
     assert_eq!(end, base, "threads, descriptors or server clients leaked");
     println!("LIFECYCLE OK");
+}
+
+/// What the vendored PulseAudio host guarantees for one server round trip
+/// (cpal's `ROUNDTRIP_TIMEOUT`, 2 s), plus scheduling slack on a busy 2-core machine.
+const ROUNDTRIP_BOUND: Duration = Duration::from_millis(3000);
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: plain kill(2) on the test's own server process.
+    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0, "kill {sig}");
+}
+
+/// Issue 12, item 2: with the server frozen (SIGSTOP), a device list returns within the
+/// round-trip bound; after SIGCONT the player that was playing goes on playing; frozen
+/// again, destroying it returns within the bound and leaves no thread behind.
+#[test]
+fn a_frozen_server_bounds_every_round_trip() {
+    let _g = serial();
+    let server = PulseServer::start(&[S48]);
+    let pid = server.pid();
+    let out = run_child(
+        &server,
+        "frozen_child",
+        &[("AUDIOPLAY_PULSE_PID", pid.to_string())],
+    );
+    // Never leave the server stopped, whatever the child did.
+    signal(pid, libc::SIGCONT);
+    check_child(&out, "FROZEN OK");
+}
+
+struct Handle(*mut ApPlayer);
+// SAFETY: the C ABI's calls are thread-safe; the handle outlives the writer (joined first).
+unsafe impl Send for Handle {}
+
+fn played(p: *mut ApPlayer) -> u64 {
+    let mut m = ApMetrics {
+        struct_size: std::mem::size_of::<ApMetrics>() as u32,
+        ..ApMetrics::default()
+    };
+    assert_eq!(ap_metrics(p, &mut m), AP_OK);
+    m.frames_played
+}
+
+/// Waits up to 3 s for the player to take at least `frames` more frames than `from`.
+fn plays_on(p: *mut ApPlayer, from: u64, frames: u64) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) {
+        if played(p) >= from + frames {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+#[ignore = "run by a_frozen_server_bounds_every_round_trip in a child process"]
+fn frozen_child() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Arc;
+
+    let pid: u32 = std::env::var("AUDIOPLAY_PULSE_PID")
+        .expect("run by a_frozen_server_bounds_every_round_trip")
+        .parse()
+        .unwrap();
+    let threads0 = threads();
+    let mut cfg = default_config();
+    cfg.write_timeout_ms = 100;
+    let mut p: *mut ApPlayer = null_mut();
+    assert_eq!(ap_create(&cfg, &mut p), AP_OK);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (h, stop) = (Handle(p), stop.clone());
+        std::thread::spawn(move || {
+            let h = h;
+            // 10 ms of a quiet 441 Hz tone at the default 22050 Hz, s16 mono.
+            let chunk: Vec<i16> = (0..221)
+                .map(|i| ((i as f32 * std::f32::consts::TAU / 50.0).sin() * 3000.0) as i16)
+                .collect();
+            while !stop.load(SeqCst) {
+                let mut n = 0usize;
+                // Times out (partly written) while the server is frozen: that is fine.
+                let _ = ap_write(h.0, chunk.as_ptr().cast(), chunk.len(), &mut n);
+            }
+        })
+    };
+    assert!(plays_on(p, 0, 22050 / 2), "not playing before the freeze");
+
+    signal(pid, libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(300));
+    let frozen_at = played(p);
+    let t = Instant::now();
+    let status = list_devices();
+    let listed = t.elapsed();
+    println!("frozen: ap_list_devices -> {status:?} in {listed:.2?}");
+    assert!(
+        listed <= ROUNDTRIP_BOUND,
+        "ap_list_devices took {listed:.2?}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let still = played(p);
+    println!("frozen: frames played {frozen_at} -> {still} in 0.5 s");
+
+    signal(pid, libc::SIGCONT);
+    let resumed = plays_on(p, still, 22050 / 2);
+    println!("thawed: playing on = {resumed}");
+    assert!(resumed, "playback did not continue after SIGCONT");
+
+    signal(pid, libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, SeqCst);
+    writer.join().unwrap();
+    let t = Instant::now();
+    assert_eq!(ap_destroy(p), AP_OK);
+    let destroyed = t.elapsed();
+    println!("frozen: ap_destroy in {destroyed:.2?}");
+    // Nothing of the player is left running, although the server never answered.
+    let t = Instant::now();
+    while threads() > threads0 && t.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left = threads();
+    signal(pid, libc::SIGCONT);
+    println!("frozen: threads {threads0} before ap_create, {left} after ap_destroy");
+    assert!(
+        destroyed <= ROUNDTRIP_BOUND,
+        "ap_destroy took {destroyed:.2?}"
+    );
+    assert_eq!(left, threads0, "threads left behind");
+    println!("FROZEN OK");
 }

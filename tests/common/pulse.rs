@@ -154,6 +154,11 @@ impl PulseServer {
         }
     }
 
+    /// The server's process id (to freeze it with SIGSTOP).
+    pub fn pid(&self) -> u32 {
+        self.server.id()
+    }
+
     /// The environment a client of this server needs.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
