@@ -364,7 +364,14 @@ impl Reactor {
         let mut events = mio::Events::with_capacity(1024);
 
         loop {
-            self.poll.poll(&mut events, None)?;
+            // audioplay patch: epoll_wait fails with EINTR after the process was stopped and
+            // continued (SIGSTOP/SIGCONT, a debugger, ^Z), even with no signal handler
+            // (signal(7)). Upstream that ended the reactor: the client was dead ("PulseAudio
+            // disconnected") after any pause of the process.
+            match self.poll.poll(&mut events, None) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                res => res?,
+            }
             self.recv()?;
 
             // Handle any requested writes.
