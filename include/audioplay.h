@@ -309,6 +309,10 @@ typedef struct ApMetrics {
   uint64_t late_callbacks;
   // 1 once SPEC S3 has moved resampling from the audio callback to the writing thread.
   uint32_t resample_fallback;
+  // Times the audio server played silence of its own because the stream's data came too
+  // late (PulseAudio's UNDERFLOW notification; an xrun on other hosts). Not part of
+  // `underruns` (a dry queue) or `stream_errors`.
+  uint64_t server_underflows;
 } ApMetrics;
 
 // The current stream, read without taking any lock (SPEC U3). Set `struct_size` first.

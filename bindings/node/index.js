@@ -37,7 +37,7 @@ Object.assign(fields, {
   device_id: koffi.array('char', 128, 'String'), device_name: koffi.array('char', 128, 'String'),
   frames_flushed: 'uint64', frames_heard: 'uint64', markers_flushed: 'uint64',
   events_dropped: 'uint64', last_wake_ms: 'double', suspended: 'uint32', late_callbacks: 'uint64',
-  resample_fallback: 'uint32',
+  resample_fallback: 'uint32', server_underflows: 'uint64',
 });
 const ApMetrics = koffi.struct('ApMetrics', fields);
 

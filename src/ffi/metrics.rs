@@ -144,6 +144,10 @@ pub struct ApMetrics {
     pub late_callbacks: u64,
     /// 1 once SPEC S3 has moved resampling from the audio callback to the writing thread.
     pub resample_fallback: u32,
+    /// Times the audio server played silence of its own because the stream's data came too
+    /// late (PulseAudio's UNDERFLOW notification; an xrun on other hosts). Not part of
+    /// `underruns` (a dry queue) or `stream_errors`.
+    pub server_underflows: u64,
 }
 
 fn us(ns: u64) -> f64 {
@@ -217,6 +221,7 @@ impl From<&Metrics> for ApMetrics {
             suspended: m.suspended as u32,
             late_callbacks: m.late_callbacks,
             resample_fallback: m.resample_fallback as u32,
+            server_underflows: m.server_underflows,
         };
         copy_str(&m.state.device_id, &mut out.device_id);
         copy_str(&m.state.device_name, &mut out.device_name);

@@ -75,6 +75,7 @@ class ApMetrics(ctypes.Structure):
                                           "events_dropped"]]
         + [("last_wake_ms", ctypes.c_double), ("suspended", ctypes.c_uint32)]
         + [("late_callbacks", ctypes.c_uint64), ("resample_fallback", ctypes.c_uint32)]
+        + [("server_underflows", ctypes.c_uint64)]
     )
 
 

@@ -4,7 +4,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc, Mutex, Weak,
-        atomic::{self, AtomicBool, AtomicU32},
+        atomic::{self, AtomicBool, AtomicU32, AtomicU64},
         mpsc::{Receiver, Sender, TryRecvError},
     },
     task::{Context, Poll},
@@ -29,6 +29,8 @@ struct PlaybackStreamState {
     requested_bytes: usize,
     done: bool,
     eof_notify: Option<oneshot::Sender<()>>,
+    // audioplay patch: UNDERFLOW notifications the server sent for this stream.
+    underflows: Arc<AtomicU64>,
 }
 
 pub(super) struct RecordStreamState {
@@ -137,6 +139,7 @@ impl ReactorHandle {
         params: protocol::PlaybackStreamParams,
         source: impl PlaybackSource,
         eof_notify: Option<oneshot::Sender<()>>,
+        underflows: Arc<AtomicU64>,
     ) -> Result<protocol::CreatePlaybackStreamReply, ClientError> {
         // This is the seq for the CreatePlaybackStream command.
         let seq = self.next_seq();
@@ -157,6 +160,7 @@ impl ReactorHandle {
                     requested_bytes,
                     done: false,
                     eof_notify,
+                    underflows,
                 },
             );
 
@@ -487,6 +491,13 @@ impl Reactor {
                     stream.requested_bytes += length as usize;
                 } else {
                     log::error!("unknown stream: {channel}");
+                }
+            }
+            // audioplay patch: upstream ignored these; the server played silence it had to
+            // invent for want of data. Counted for the stream's owner (one atomic add).
+            protocol::Command::Underflow(protocol::Underflow { channel, .. }) => {
+                if let Some(stream) = state.playback_streams.get(&channel) {
+                    stream.underflows.fetch_add(1, atomic::Ordering::Relaxed);
                 }
             }
             _ => log::debug!("ignoring unexpected command: {cmd:?}"),

@@ -276,9 +276,25 @@ impl Stream {
         let latency_handle = std::thread::spawn(move || {
             waiter_latency.wait();
             let mut not_playing_since: Option<Instant> = None;
+            let mut underflows_seen = 0;
             loop {
                 if cancel_thread.load(Ordering::Relaxed) {
                     break;
+                }
+
+                // audioplay patch: the server's UNDERFLOW notifications (it played silence for
+                // want of data), counted by the client's reactor, reach the error callback
+                // here, one `Xrun` error each, off the audio thread.
+                let underflows = stream_clone.underflows();
+                while underflows_seen < underflows {
+                    underflows_seen += 1;
+                    emit_error(
+                        &error_callback,
+                        Error::with_message(
+                            ErrorKind::Xrun,
+                            "PulseAudio server underflow: it played silence for want of data",
+                        ),
+                    );
                 }
 
                 // audioplay patch: a poll the server does not answer in time is skipped (a
