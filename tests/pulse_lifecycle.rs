@@ -334,7 +334,21 @@ fn frozen_child() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let left = threads();
+    // A new player on the frozen server: the connection's handshake is given up after the
+    // bound (its connect thread is left until the server answers: nothing can interrupt it).
+    let t = Instant::now();
+    let mut q: *mut ApPlayer = null_mut();
+    let created = ap_create(&cfg, &mut q);
+    let create_took = t.elapsed();
+    println!("frozen: ap_create -> {created:?} in {create_took:.2?}");
     signal(pid, libc::SIGCONT);
+    if created == AP_OK {
+        ap_destroy(q);
+    }
+    assert!(
+        create_took <= ROUNDTRIP_BOUND,
+        "ap_create took {create_took:.2?}"
+    );
     println!("frozen: threads {threads0} before ap_create, {left} after ap_destroy");
     // This layer bounds each wait: a device query the service thread has in flight, then the
     // stream's drop waiting for the server to confirm the delete (Player::close's own bound
