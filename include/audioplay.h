@@ -337,6 +337,10 @@ typedef struct ApMetrics {
   uint64_t last_outage_ms;
   // Connections to the sound server rebuilt after it went away and came back.
   uint64_t server_reconnects;
+  // Times the audio server played silence of its own because the stream's data came too
+  // late (PulseAudio's UNDERFLOW notification; an xrun on other hosts). Not part of
+  // `underruns` (a dry queue) or `stream_errors`.
+  uint64_t server_underflows;
 } ApMetrics;
 
 // The current stream, read without taking any lock (SPEC U3). Set `struct_size` first.

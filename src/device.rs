@@ -50,8 +50,17 @@ fn pick_host() -> Result<(cpal::Host, Option<Connect>), String> {
     #[cfg(target_os = "linux")]
     {
         if cpal::available_hosts().contains(&cpal::HostId::PulseAudio) {
-            if let Ok(h) = cpal::host_from_id(cpal::HostId::PulseAudio) {
-                return Ok((h, Some(reconnect_pulse as Connect)));
+            match cpal::host_from_id(cpal::HostId::PulseAudio) {
+                Ok(h) => return Ok((h, Some(reconnect_pulse as Connect))),
+                // A server is there but does not answer (frozen, hung): ALSA's default would
+                // reach the same server through its pulse plugin and wait far longer (64 s
+                // measured with a SIGSTOPped server, then JACK chatter on stderr), and cpal's
+                // default host would first try PulseAudio again for another 2 s. Say so
+                // instead. A server that refuses at once (a stale socket) still falls back.
+                Err(e) if e.to_string().contains("timed out") => {
+                    return Err(format!("the PulseAudio server is not answering: {e}"));
+                }
+                Err(_) => {}
             }
         }
         quiet_alsa();

@@ -172,6 +172,10 @@ pub struct Counters {
     /// Callbacks that found another callback rendering and stayed silent (C1 handoff).
     pub render_contended: AtomicU64,
     pub stream_errors: AtomicU64,
+    /// Times the audio server played silence of its own because the stream's data did not
+    /// arrive in time (PulseAudio's UNDERFLOW; an xrun on other hosts). Counted by the stream's
+    /// error callback, not the audio callback.
+    pub server_underflows: AtomicU64,
     /// Latest device latency estimate from the stream timestamps, nanoseconds.
     pub output_latency_ns: AtomicU64,
     pub callback_time: Histogram,

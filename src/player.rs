@@ -53,6 +53,9 @@ pub struct Metrics {
     pub resample_errors: u64,
     pub render_contended: u64,
     pub stream_errors: u64,
+    /// Times the audio server filled a gap with silence of its own (the stream's data came
+    /// too late: PulseAudio's UNDERFLOW). Not counted in `underruns` or `stream_errors`.
+    pub server_underflows: u64,
     pub callback_time: Percentiles,
     pub resample_time: Percentiles,
     pub output_latency_ns: u64,
@@ -781,6 +784,7 @@ impl Player {
             resample_errors: c.resample_errors.load(Relaxed),
             render_contended: c.render_contended.load(Relaxed),
             stream_errors: c.stream_errors.load(Relaxed),
+            server_underflows: c.server_underflows.load(Relaxed),
             callback_time: c.callback_time.percentiles(),
             resample_time: c.resample_time.percentiles(),
             output_latency_ns: c.output_latency_ns.load(Relaxed),

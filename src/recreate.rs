@@ -148,6 +148,15 @@ fn open(shared: &Shared, generation: u64, target: Option<&str>) -> Result<Opened
         if err_core.current_generation() != generation {
             return;
         }
+        // The server (or device) played silence for want of data: a glitch to count, not a
+        // stream failure (the stream goes on; PulseAudio reports each UNDERFLOW this way).
+        if e.kind() == cpal::ErrorKind::Xrun {
+            err_core
+                .counters
+                .server_underflows
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         err_core
             .counters
             .stream_errors

@@ -446,7 +446,9 @@ fn struct_layout_matches_what_a_c_compiler_sees() {
         device_rate, content_rate, device_format, needs_resample, recreating, last_recreate_reason,
         frames_replayed, recreates, recreate_failures, recreates_refused, device_query_failures,
         last_route_gap_ms, recreate_ms_p50, recreate_ms_p95, recreate_ms_max, device_id, device_name,
-        frames_flushed, frames_heard, markers_flushed, events_dropped, last_wake_ms, suspended);
+        frames_flushed, frames_heard, markers_flushed, events_dropped, last_wake_ms, suspended,
+        late_callbacks, resample_fallback, output_lost, outages, last_outage_ms, server_reconnects,
+        server_underflows);
     let state = fields!(ApStreamState: struct_size, started, generation, stream_rate, device_rate,
         content_rate, output_channels, recreating, device_format, device_id, device_name);
     let mut c = String::from(

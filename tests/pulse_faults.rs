@@ -489,7 +489,10 @@ fn frozen_child(server_pid: i32) {
         .map(|i| (8000.0 * (i as f64 * 0.1254).sin()) as i16)
         .collect();
     let mut n = 0;
-    assert_eq!(ap_write(p, tone.as_ptr().cast(), tone.len(), &mut n), ApStatus::AP_OK);
+    assert_eq!(
+        ap_write(p, tone.as_ptr().cast(), tone.len(), &mut n),
+        ApStatus::AP_OK
+    );
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: kill(2) on the test's server.
     unsafe { libc::kill(server_pid, libc::SIGSTOP) };
@@ -509,8 +512,14 @@ fn frozen_child(server_pid: i32) {
         set_device.as_millis(),
         destroy.as_millis()
     );
-    assert!(set_device <= Duration::from_secs(5), "ap_set_device took {set_device:?}");
-    assert!(destroy <= Duration::from_secs(1), "ap_destroy took {destroy:?}");
+    assert!(
+        set_device <= Duration::from_secs(5),
+        "ap_set_device took {set_device:?}"
+    );
+    assert!(
+        destroy <= Duration::from_secs(1),
+        "ap_destroy took {destroy:?}"
+    );
 }
 
 /// A frozen server (SIGSTOP) blocks neither `ap_destroy` (<= 1 s) nor `ap_set_device`
@@ -543,5 +552,13 @@ fn frozen_server_never_blocks_destroy_or_set_device() {
         .lines()
         .find(|l| l.starts_with("FROZEN"))
         .expect("child result");
-    row("SIGSTOP 15 s: ap_set_device, ap_destroy", 0.0, 0.0, 0.0, 0.0, "-", line);
+    row(
+        "SIGSTOP 15 s: ap_set_device, ap_destroy",
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        "-",
+        line,
+    );
 }

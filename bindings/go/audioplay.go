@@ -169,7 +169,7 @@ func (p *Player) Flush(fade time.Duration) (uint64, error) {
 // Metrics is the subset of ApMetrics most callers want.
 type Metrics struct {
 	FramesWritten, FramesPlayed, FramesQueued, FramesFlushed, FramesDropped uint64
-	Underruns, Recreates                                                    uint64
+	Underruns, Recreates, ServerUnderflows                                  uint64
 	StreamRate, DeviceRate, ContentRate                                     int
 	Device                                                                  string
 	CallbackP99Us                                                           float64
@@ -189,6 +189,7 @@ func (p *Player) Metrics() (Metrics, error) {
 		Recreates: uint64(m.recreates), StreamRate: int(m.stream_rate),
 		DeviceRate: int(m.device_rate), ContentRate: int(m.content_rate),
 		Device: C.GoString(&m.device_id[0]), CallbackP99Us: float64(m.callback_us_p99),
+		ServerUnderflows: uint64(m.server_underflows),
 	}, nil
 }
 

@@ -40,6 +40,7 @@ Object.assign(fields, {
   events_dropped: 'uint64', last_wake_ms: 'double', suspended: 'uint32', late_callbacks: 'uint64',
   resample_fallback: 'uint32', output_lost: 'uint32', outages: 'uint64', last_outage_ms: 'uint64',
   server_reconnects: 'uint64',
+  server_underflows: 'uint64',
 });
 const ApMetrics = koffi.struct('ApMetrics', fields);
 

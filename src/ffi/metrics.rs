@@ -155,6 +155,10 @@ pub struct ApMetrics {
     pub last_outage_ms: u64,
     /// Connections to the sound server rebuilt after it went away and came back.
     pub server_reconnects: u64,
+    /// Times the audio server played silence of its own because the stream's data came too
+    /// late (PulseAudio's UNDERFLOW notification; an xrun on other hosts). Not part of
+    /// `underruns` (a dry queue) or `stream_errors`.
+    pub server_underflows: u64,
 }
 
 fn us(ns: u64) -> f64 {
@@ -232,6 +236,7 @@ impl From<&Metrics> for ApMetrics {
             outages: m.outages,
             last_outage_ms: m.last_outage_ms,
             server_reconnects: m.server_reconnects,
+            server_underflows: m.server_underflows,
         };
         copy_str(&m.state.device_id, &mut out.device_id);
         copy_str(&m.state.device_name, &mut out.device_name);

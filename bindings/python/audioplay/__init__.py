@@ -77,6 +77,7 @@ class ApMetrics(ctypes.Structure):
         + [("late_callbacks", ctypes.c_uint64), ("resample_fallback", ctypes.c_uint32)]
         + [("output_lost", ctypes.c_uint32)]
         + [(n, ctypes.c_uint64) for n in ["outages", "last_outage_ms", "server_reconnects"]]
+        + [("server_underflows", ctypes.c_uint64)]
     )
 
 

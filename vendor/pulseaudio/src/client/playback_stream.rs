@@ -1,4 +1,5 @@
 use std::ffi::CString;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time;
 
@@ -20,6 +21,8 @@ struct InnerPlaybackStream {
     handle: ReactorHandle,
     info: protocol::CreatePlaybackStreamReply,
     eof_notify: futures::future::Shared<oneshot::Receiver<()>>,
+    // audioplay patch: counted by the reactor (see `underflows`).
+    underflows: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for PlaybackStream {
@@ -37,15 +40,23 @@ impl PlaybackStream {
         source: impl PlaybackSource,
     ) -> Result<Self, ClientError> {
         let (eof_tx, eof_rx) = oneshot::channel();
+        let underflows = Arc::new(AtomicU64::new(0));
         let info = handle
-            .insert_playback_stream(params, source, Some(eof_tx))
+            .insert_playback_stream(params, source, Some(eof_tx), underflows.clone())
             .await?;
 
         Ok(Self(Arc::new(InnerPlaybackStream {
             handle,
             info,
             eof_notify: eof_rx.shared(),
+            underflows,
         })))
+    }
+
+    /// audioplay patch: how many times the server has reported an underflow for this stream
+    /// (it ran out of data while playing and played silence instead).
+    pub fn underflows(&self) -> u64 {
+        self.0.underflows.load(Ordering::Relaxed)
     }
 
     /// The ID of the stream.

@@ -4,7 +4,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc, Mutex, Weak,
-        atomic::{self, AtomicU32},
+        atomic::{self, AtomicBool, AtomicU32, AtomicU64},
         mpsc::{Receiver, Sender, TryRecvError},
     },
     task::{Context, Poll},
@@ -29,6 +29,8 @@ struct PlaybackStreamState {
     requested_bytes: usize,
     done: bool,
     eof_notify: Option<oneshot::Sender<()>>,
+    // audioplay patch: UNDERFLOW notifications the server sent for this stream.
+    underflows: Arc<AtomicU64>,
 }
 
 pub(super) struct RecordStreamState {
@@ -43,10 +45,35 @@ struct ReactorState {
     record_streams: BTreeMap<u32, RecordStreamState>,
 }
 
+// audioplay patch: the command sender and the waker live here, shared by every handle, and
+// dropping the last handle ends the reactor thread (see `Drop`). Upstream each handle held its
+// own sender and nothing woke the reactor when the last one went: the thread, with its socket,
+// epoll fd and eventfd, slept in `poll` until the server happened to send something (often
+// never), so every dropped client could stay connected to the server for good.
 struct SharedState {
     protocol_version: u16,
     next_seq: AtomicU32,
-    _thread_handle: JoinHandle<super::Result<()>>,
+    outgoing: Option<Sender<(u32, protocol::Command)>>,
+    waker: Arc<Waker>,
+    closed: Arc<AtomicBool>,
+    thread_handle: Option<JoinHandle<super::Result<()>>>,
+}
+
+impl Drop for SharedState {
+    fn drop(&mut self) {
+        // The last handle is gone: close the command channel first, then say so and wake the
+        // reactor, which flushes what it can without blocking and exits.
+        drop(self.outgoing.take());
+        self.closed.store(true, atomic::Ordering::Release);
+        let _ = self.waker.0.wake();
+        // The reactor runs the stream callbacks, which may hold the last client: it must not
+        // join itself (its thread is ending anyway).
+        if let Some(thread) = self.thread_handle.take()
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
+    }
 }
 
 // We need to wrap this to implement futures::task::ArcWake.
@@ -62,8 +89,6 @@ impl futures::task::ArcWake for Waker {
 pub(super) struct ReactorHandle {
     state: Weak<Mutex<ReactorState>>,
     shared: Arc<SharedState>,
-    outgoing: Sender<(u32, protocol::Command)>,
-    waker: Arc<Waker>,
 }
 
 impl ReactorHandle {
@@ -114,6 +139,7 @@ impl ReactorHandle {
         params: protocol::PlaybackStreamParams,
         source: impl PlaybackSource,
         eof_notify: Option<oneshot::Sender<()>>,
+        underflows: Arc<AtomicU64>,
     ) -> Result<protocol::CreatePlaybackStreamReply, ClientError> {
         // This is the seq for the CreatePlaybackStream command.
         let seq = self.next_seq();
@@ -134,6 +160,7 @@ impl ReactorHandle {
                     requested_bytes,
                     done: false,
                     eof_notify,
+                    underflows,
                 },
             );
 
@@ -230,10 +257,13 @@ impl ReactorHandle {
     }
 
     fn write_command(&self, seq: u32, cmd: protocol::Command) -> Result<(), ClientError> {
-        self.outgoing
+        self.shared
+            .outgoing
+            .as_ref()
+            .ok_or(ClientError::Disconnected)?
             .send((seq, cmd))
             .map_err(|_| ClientError::Disconnected)?;
-        self.waker.0.wake()?;
+        self.shared.waker.0.wake()?;
 
         Ok(())
     }
@@ -267,6 +297,8 @@ pub(super) struct Reactor {
     waker: Arc<Waker>,
     state: Arc<Mutex<ReactorState>>,
     outgoing: Receiver<(u32, protocol::Command)>,
+    // audioplay patch: set when the last handle is dropped.
+    closed: Arc<AtomicBool>,
     protocol_version: u16,
 
     write_buf: Vec<u8>,
@@ -295,12 +327,14 @@ impl Reactor {
         let state = Arc::new(Mutex::new(ReactorState::default()));
 
         let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+        let closed = Arc::new(AtomicBool::new(false));
         let mut reactor = Self {
             socket,
             poll,
             waker: waker.clone(),
             state: state.clone(),
             outgoing: cmd_rx,
+            closed: closed.clone(),
             protocol_version,
 
             write_buf: Vec::new(),
@@ -319,12 +353,13 @@ impl Reactor {
 
         Ok(ReactorHandle {
             state: Arc::downgrade(&state),
-            outgoing: cmd_tx,
-            waker,
             shared: Arc::new(SharedState {
                 protocol_version,
                 next_seq: AtomicU32::new(1024),
-                _thread_handle: reactor_thread,
+                outgoing: Some(cmd_tx),
+                waker,
+                closed,
+                thread_handle: Some(reactor_thread),
             }),
         })
     }
@@ -333,12 +368,25 @@ impl Reactor {
         let mut events = mio::Events::with_capacity(1024);
 
         loop {
-            self.poll.poll(&mut events, None)?;
+            // audioplay patch: epoll_wait fails with EINTR after the process was stopped and
+            // continued (SIGSTOP/SIGCONT, a debugger, ^Z), even with no signal handler
+            // (signal(7)). Upstream that ended the reactor: the client was dead ("PulseAudio
+            // disconnected") after any pause of the process.
+            match self.poll.poll(&mut events, None) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                res => res?,
+            }
             self.recv()?;
 
             // Handle any requested writes.
             self.write_streams()?;
-            self.write_commands()?;
+            // audioplay patch: once the last handle is gone, send what can be sent without
+            // blocking (the channel reports Disconnected when it is empty) and stop.
+            let written = self.write_commands();
+            if self.closed.load(atomic::Ordering::Acquire) {
+                return Ok(());
+            }
+            written?;
         }
     }
 
@@ -443,6 +491,13 @@ impl Reactor {
                     stream.requested_bytes += length as usize;
                 } else {
                     log::error!("unknown stream: {channel}");
+                }
+            }
+            // audioplay patch: upstream ignored these; the server played silence it had to
+            // invent for want of data. Counted for the stream's owner (one atomic add).
+            protocol::Command::Underflow(protocol::Underflow { channel, .. }) => {
+                if let Some(stream) = state.playback_streams.get(&channel) {
+                    stream.underflows.fetch_add(1, atomic::Ordering::Relaxed);
                 }
             }
             _ => log::debug!("ignoring unexpected command: {cmd:?}"),

@@ -1,13 +1,15 @@
 use std::{
     ffi::CString,
     fmt,
+    future::Future,
     hash::{Hash, Hasher},
     mem::discriminant,
-    sync::mpsc,
-    time::Duration,
+    pin::pin,
+    sync::{mpsc, Arc},
+    task::{Context, Poll, Wake, Waker},
+    time::{Duration, Instant},
 };
 
-use futures::executor::block_on;
 use pulseaudio::protocol;
 
 mod stream;
@@ -24,6 +26,78 @@ use crate::{
 };
 
 const INIT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// audioplay patch: the longest this host waits for the server to answer one request (listing
+/// devices, looking one up, corking, a timing poll). Upstream waited with `block_on`, for good:
+/// a frozen server (SIGSTOP, a hung daemon) froze every caller with it. A live server answers
+/// in well under a millisecond; 2 s, like `INIT_TIMEOUT`, is a server that is not answering.
+pub(crate) const ROUNDTRIP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// audioplay patch: wakes the thread waiting in [`block_on_until`].
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// audioplay patch: runs `fut` on this thread like `futures::executor::block_on`, but gives up
+/// (`None`) once `timeout` has passed or, checked at every wakeup, `cancelled()` is true. An
+/// abandoned request's reply, if it ever comes, is dropped by the client.
+pub(crate) fn block_on_until<F: Future>(
+    fut: F,
+    timeout: Option<Duration>,
+    cancelled: impl Fn() -> bool,
+) -> Option<F::Output> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = pin!(fut);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return Some(out);
+        }
+        if cancelled() {
+            return None;
+        }
+        match deadline {
+            None => std::thread::park(),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                std::thread::park_timeout(left);
+            }
+        }
+    }
+}
+
+/// audioplay patch: [`block_on_until`] bounded by [`ROUNDTRIP_TIMEOUT`]; a request the server
+/// does not answer in time is an error.
+pub(crate) fn block_on_timeout<T>(
+    fut: impl Future<Output = Result<T, pulseaudio::ClientError>>,
+) -> Result<T, Error> {
+    block_on_until(fut, Some(ROUNDTRIP_TIMEOUT), || false)
+        .ok_or_else(timed_out)?
+        .map_err(Error::from)
+}
+
+/// audioplay patch: the error for a request the server did not answer within
+/// [`ROUNDTRIP_TIMEOUT`].
+pub(crate) fn timed_out() -> Error {
+    Error::with_message(
+        ErrorKind::DeviceBusy,
+        format!(
+            "PulseAudio server did not answer within {} s",
+            ROUNDTRIP_TIMEOUT.as_secs()
+        ),
+    )
+}
 
 const MIN_SAMPLE_RATE: SampleRate = 1; // per `pa_sample_spec_valid()`
 
@@ -134,12 +208,17 @@ impl Host {
         // `Client::from_env` does a blocking auth handshake with no socket timeout. If this never
         // returns, fall through to the next host with no other option than to leak the thread.
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
+        let connect = std::thread::spawn(move || {
             let name = CString::new(format!("cpal-pulseaudio-{}", std::process::id())).unwrap();
             let _ = tx.send(pulseaudio::Client::from_env(&name));
         });
-        let client = rx
-            .recv_timeout(INIT_TIMEOUT)
+        let received = rx.recv_timeout(INIT_TIMEOUT);
+        // audioplay patch: unless it timed out, the connect thread has sent (or died) and is
+        // ending: join it, so that no thread of a finished `Host::new` is left running.
+        if !matches!(received, Err(mpsc::RecvTimeoutError::Timeout)) {
+            let _ = connect.join();
+        }
+        let client = received
             .map_err(|err| match err {
                 mpsc::RecvTimeoutError::Timeout => Error::with_message(
                     ErrorKind::HostUnavailable,
@@ -165,9 +244,10 @@ impl HostTrait for Host {
     }
 
     fn devices(&self) -> Result<Self::Devices, Error> {
-        let sinks = block_on(self.client.list_sinks()).context("Failed to list sinks")?;
+        let sinks = block_on_timeout(self.client.list_sinks()).context("Failed to list sinks")?;
 
-        let sources = block_on(self.client.list_sources()).context("Failed to list sources")?;
+        let sources =
+            block_on_timeout(self.client.list_sources()).context("Failed to list sources")?;
 
         Ok(sinks
             .into_iter()
@@ -184,7 +264,7 @@ impl HostTrait for Host {
     }
 
     fn default_input_device(&self) -> Option<Self::Device> {
-        let source_info = block_on(
+        let source_info = block_on_timeout(
             self.client
                 .source_info_by_name(protocol::DEFAULT_SOURCE.to_owned()),
         )
@@ -197,7 +277,7 @@ impl HostTrait for Host {
     }
 
     fn default_output_device(&self) -> Option<Self::Device> {
-        let sink_info = block_on(
+        let sink_info = block_on_timeout(
             self.client
                 .sink_info_by_name(protocol::DEFAULT_SINK.to_owned()),
         )
@@ -376,30 +456,16 @@ impl DeviceTrait for Device {
         // Keep `capture` monotonic: the latency can step up when the server switches
         // to a different source, pulling `capture` backward.
         let data_callback = crate::host::monotonic_input_callback(data_callback);
-        let client = client.clone();
-        let stream = if let Some(dur) = timeout {
-            // Run stream creation on a thread so we can bound the wait. If the PulseAudio server
-            // is hung, `create_record_stream` would block forever.
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                tx.send(stream::Stream::new_record(
-                    client,
-                    params,
-                    data_callback,
-                    error_callback,
-                ))
-                .ok();
-            });
-            match rx.recv_timeout(dur) {
-                Ok(result) => result,
-                Err(_) => Err(Error::with_message(
-                    ErrorKind::DeviceNotAvailable,
-                    "Stream creation timed out",
-                )),
-            }
-        } else {
-            stream::Stream::new_record(client, params, data_callback, error_callback)
-        }?;
+        // audioplay patch: the creation request is bounded where it waits (by `timeout`, else
+        // ROUNDTRIP_TIMEOUT) instead of on a helper thread that a hung server stranded, still
+        // holding a client (so the connection could not close either).
+        let stream = stream::Stream::new_record(
+            client.clone(),
+            params,
+            data_callback,
+            error_callback,
+            timeout.unwrap_or(ROUNDTRIP_TIMEOUT),
+        )?;
         stream.signal_ready();
         Ok(stream)
     }
@@ -471,30 +537,16 @@ impl DeviceTrait for Device {
         // Keep `playback` monotonic: the latency can decrease when the server switches
         // to a different sink, pulling `playback` backward.
         let data_callback = crate::host::monotonic_output_callback(data_callback);
-        let client = client.clone();
-        let stream = if let Some(dur) = timeout {
-            // Run stream creation on a thread so we can bound the wait. If the PulseAudio server
-            // is hung, `create_playback_stream` would block forever.
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                tx.send(stream::Stream::new_playback(
-                    client,
-                    params,
-                    data_callback,
-                    error_callback,
-                ))
-                .ok();
-            });
-            match rx.recv_timeout(dur) {
-                Ok(result) => result,
-                Err(_) => Err(Error::with_message(
-                    ErrorKind::DeviceNotAvailable,
-                    "Stream creation timed out",
-                )),
-            }
-        } else {
-            stream::Stream::new_playback(client, params, data_callback, error_callback)
-        }?;
+        // audioplay patch: the creation request is bounded where it waits (by `timeout`, else
+        // ROUNDTRIP_TIMEOUT) instead of on a helper thread that a hung server stranded, still
+        // holding a client (so the connection could not close either).
+        let stream = stream::Stream::new_playback(
+            client.clone(),
+            params,
+            data_callback,
+            error_callback,
+            timeout.unwrap_or(ROUNDTRIP_TIMEOUT),
+        )?;
         stream.signal_ready();
         Ok(stream)
     }

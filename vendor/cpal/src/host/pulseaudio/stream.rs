@@ -11,10 +11,10 @@ use portable_atomic::AtomicU64;
 #[cfg(target_has_atomic = "64")]
 use std::sync::atomic::AtomicU64;
 
-use futures::executor::block_on;
 use futures::FutureExt as _;
 use pulseaudio::{protocol, AsPlaybackSource};
 
+use super::{block_on_timeout, block_on_until};
 use crate::{
     host::{emit_error, latch::Latch, ErrorCallbackArc},
     traits::StreamTrait,
@@ -101,12 +101,12 @@ impl StreamTrait for Stream {
     fn play(&self) -> Result<(), Error> {
         match &self.inner {
             StreamInner::Playback(stream, _, handle) => {
-                block_on(stream.uncork()).map_err(Error::from)?;
+                block_on_timeout(stream.uncork())?;
                 handle.notify();
             }
             StreamInner::Record(stream, _, handle) => {
-                block_on(stream.uncork()).map_err(Error::from)?;
-                block_on(stream.started()).map_err(Error::from)?;
+                block_on_timeout(stream.uncork())?;
+                block_on_timeout(stream.started())?;
                 handle.notify();
             }
         }
@@ -114,11 +114,10 @@ impl StreamTrait for Stream {
     }
 
     fn pause(&self) -> Result<(), Error> {
-        let res = match &self.inner {
-            StreamInner::Playback(stream, _, _) => block_on(stream.cork()),
-            StreamInner::Record(stream, _, _) => block_on(stream.cork()),
+        match &self.inner {
+            StreamInner::Playback(stream, _, _) => block_on_timeout(stream.cork())?,
+            StreamInner::Record(stream, _, _) => block_on_timeout(stream.cork())?,
         };
-        res.map_err(Error::from)?;
         match &self.inner {
             StreamInner::Playback(_, _, handle) | StreamInner::Record(_, _, handle) => {
                 handle.notify()
@@ -156,6 +155,7 @@ impl Stream {
         params: protocol::PlaybackStreamParams,
         mut data_callback: D,
         error_callback: E,
+        create_timeout: Duration,
     ) -> Result<Self, Error>
     where
         D: FnMut(&mut Data, &OutputCallbackInfo) + Send + 'static,
@@ -227,8 +227,13 @@ impl Stream {
             buf.len()
         };
 
-        let stream = block_on(client.create_playback_stream(params, callback.as_playback_source()))
-            .map_err(Error::from)?;
+        let stream = block_on_until(
+            client.create_playback_stream(params, callback.as_playback_source()),
+            Some(create_timeout),
+            || false,
+        )
+        .ok_or_else(stream_creation_timed_out)?
+        .map_err(Error::from)?;
 
         // Share the error callback between the worker and latency threads so
         // both can surface errors to the user.
@@ -247,7 +252,17 @@ impl Stream {
 
         let driver_handle = std::thread::spawn(move || {
             waiter_driver.wait();
-            if let Err(e) = block_on(stream_clone.play_all()) {
+            // audioplay patch: once the stream is dropped (cancelled, then unparked by the
+            // latch), wait for the server to confirm the delete (after which the reactor never
+            // calls the data callback again) for at most ROUNDTRIP_TIMEOUT: a frozen server
+            // held the drop's join for the whole freeze.
+            let mut play_all = std::pin::pin!(stream_clone.play_all());
+            let played =
+                block_on_until(play_all.as_mut(), None, || cancel_driver.load(Ordering::Relaxed))
+                    .or_else(|| {
+                        block_on_until(play_all.as_mut(), Some(super::ROUNDTRIP_TIMEOUT), || false)
+                    });
+            if let Some(Err(e)) = played {
                 // A server playback error is expected when the client
                 // closes their stream. No need to report it back to
                 // the client.
@@ -265,17 +280,40 @@ impl Stream {
         let latency_handle = std::thread::spawn(move || {
             waiter_latency.wait();
             let mut not_playing_since: Option<Instant> = None;
+            let mut underflows_seen = 0;
             loop {
                 if cancel_thread.load(Ordering::Relaxed) {
                     break;
                 }
 
-                let timing_info = match block_on(stream_clone.timing_info()) {
-                    Ok(timing_info) => timing_info,
-                    Err(e) => {
+                // audioplay patch: the server's UNDERFLOW notifications (it played silence for
+                // want of data), counted by the client's reactor, reach the error callback
+                // here, one `Xrun` error each, off the audio thread.
+                let underflows = stream_clone.underflows();
+                while underflows_seen < underflows {
+                    underflows_seen += 1;
+                    emit_error(
+                        &error_callback,
+                        Error::with_message(
+                            ErrorKind::Xrun,
+                            "PulseAudio server underflow: it played silence for want of data",
+                        ),
+                    );
+                }
+
+                // audioplay patch: a poll the server does not answer in time is skipped (a
+                // frozen server is not a lost stream); a drop cancels it at once.
+                let timing_info = match block_on_until(
+                    stream_clone.timing_info(),
+                    Some(super::ROUNDTRIP_TIMEOUT),
+                    || cancel_thread.load(Ordering::Relaxed),
+                ) {
+                    Some(Ok(timing_info)) => timing_info,
+                    Some(Err(e)) => {
                         emit_error(&error_callback, Error::from(e));
                         break;
                     }
+                    None => continue,
                 };
 
                 let poll_since_epoch =
@@ -331,6 +369,7 @@ impl Stream {
         params: protocol::RecordStreamParams,
         mut data_callback: D,
         mut error_callback: E,
+        create_timeout: Duration,
     ) -> Result<Self, Error>
     where
         D: FnMut(&Data, &InputCallbackInfo) + Send + 'static,
@@ -401,8 +440,13 @@ impl Stream {
             cvar.notify_one();
         };
 
-        let stream =
-            block_on(client.create_record_stream(params, callback)).map_err(Error::from)?;
+        let stream = block_on_until(
+            client.create_record_stream(params, callback),
+            Some(create_timeout),
+            || false,
+        )
+        .ok_or_else(stream_creation_timed_out)?
+        .map_err(Error::from)?;
 
         // Spawn a thread to monitor the stream's latency in a loop.
         let cancel_thread = handle.cancel.clone();
@@ -423,12 +467,18 @@ impl Stream {
                     break;
                 }
 
-                let timing_info = match block_on(stream_clone.timing_info()) {
-                    Ok(timing_info) => timing_info,
-                    Err(e) => {
+                // audioplay patch: bounded and cancellable, as for playback.
+                let timing_info = match block_on_until(
+                    stream_clone.timing_info(),
+                    Some(super::ROUNDTRIP_TIMEOUT),
+                    || cancel_thread.load(Ordering::Relaxed),
+                ) {
+                    Some(Ok(timing_info)) => timing_info,
+                    Some(Err(e)) => {
                         error_callback(Error::from(e));
                         break;
                     }
+                    None => continue,
                 };
 
                 let poll_since_epoch =
@@ -465,6 +515,11 @@ impl Stream {
     pub(crate) fn signal_ready(&self) {
         self.latch.release();
     }
+}
+
+/// audioplay patch: what stream creation reports when the server did not answer in time.
+fn stream_creation_timed_out() -> Error {
+    Error::with_message(ErrorKind::DeviceNotAvailable, "Stream creation timed out")
 }
 
 /// audioplay patch: a playback stream's timing, written by the latency thread at each poll
