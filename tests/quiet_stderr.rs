@@ -1,0 +1,163 @@
+//! Issue 12: a library never writes to its host's stderr. With no sound server the library
+//! falls back to cpal's ALSA host, whose enumeration opens ALSA's JACK plugin
+//! (libasound2-plugins), and libjack prints "Cannot connect to server socket" and friends to
+//! fd 2 itself. Every path that can reach ALSA or JACK runs here in a child process with a
+//! clean environment: an empty `XDG_RUNTIME_DIR` (no server), a fresh `HOME`, nothing else
+//! but `PATH`. (scripts/deps.sh installs libasound2-plugins so the JACK plugin is present.)
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Tells a re-executed test binary that it is the child that makes the C ABI calls.
+const CHILD_ENV: &str = "AUDIOPLAY_QUIET_STDERR_CHILD";
+const CHILD_TEST: &str = "child_calls_the_c_abi";
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "audioplay-quiet-{tag}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `program` with only PATH, HOME (fresh) and, if given, XDG_RUNTIME_DIR (an empty dir).
+fn no_server(program: impl AsRef<OsStr>, tag: &str, runtime_dir: bool) -> (Command, PathBuf) {
+    let dir = temp_dir(tag);
+    std::fs::create_dir_all(dir.join("home")).unwrap();
+    std::fs::create_dir_all(dir.join("run")).unwrap();
+    let mut c = Command::new(program);
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir.join("home"));
+    if runtime_dir {
+        c.env("XDG_RUNTIME_DIR", dir.join("run"));
+    }
+    (c, dir)
+}
+
+fn run(mut c: Command, dir: PathBuf) -> Output {
+    let out = c.output().expect("start the child");
+    let _ = std::fs::remove_dir_all(dir);
+    out
+}
+
+fn lines(b: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(b)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn applay(args: &[&str], runtime_dir: bool) -> Output {
+    let (mut c, dir) = no_server(env!("CARGO_BIN_EXE_applay"), "applay", runtime_dir);
+    c.args(args);
+    run(c, dir)
+}
+
+#[test]
+fn applay_list_prints_nothing_on_stderr() {
+    for runtime_dir in [true, false] {
+        let out = applay(&["--list"], runtime_dir);
+        let err = lines(&out.stderr);
+        assert!(
+            out.status.success() && err.is_empty(),
+            "XDG_RUNTIME_DIR set: {runtime_dir}; {}; {} stderr lines:\n{}",
+            out.status,
+            err.len(),
+            err.join("\n")
+        );
+    }
+}
+
+/// With no device the tone fails (exit 3) and applay prints its own one-line reason; with
+/// `--quiet` that line, starting "applay: ", is all there may be. If the machine does have
+/// a device, success with an empty stderr passes too.
+#[test]
+fn applay_tone_prints_only_its_own_error_line() {
+    for runtime_dir in [true, false] {
+        let out = applay(
+            &["--tone", "440", "--seconds", "0.3", "--quiet"],
+            runtime_dir,
+        );
+        let err = lines(&out.stderr);
+        let foreign: Vec<&String> = err.iter().filter(|l| !l.starts_with("applay: ")).collect();
+        assert!(
+            foreign.is_empty(),
+            "XDG_RUNTIME_DIR set: {runtime_dir}; {}; {} lines not from applay:\n{}",
+            out.status,
+            foreign.len(),
+            err.join("\n")
+        );
+        if out.status.success() {
+            assert!(err.is_empty(), "{}", err.join("\n"));
+        } else {
+            assert_eq!(out.status.code(), Some(3), "{}", err.join("\n"));
+            assert_eq!(err.len(), 1, "one reason line:\n{}", err.join("\n"));
+        }
+    }
+}
+
+/// The C ABI in a child (this test binary re-executed, its environment set by the parent and
+/// never changed by the child): stderr must stay empty. libtest writes its own report to
+/// stdout, and a passing child writes nothing to stderr; a failing child's panic message
+/// lands in stderr and fails the assertion, which shows it.
+#[test]
+fn c_abi_calls_print_nothing_on_stderr() {
+    for runtime_dir in [true, false] {
+        let (mut c, dir) = no_server(std::env::current_exe().unwrap(), "child", runtime_dir);
+        c.env(CHILD_ENV, "1")
+            .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"]);
+        let out = run(c, dir);
+        let err = lines(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the child failed ({}):\n{stdout}\n{}",
+            out.status,
+            err.join("\n")
+        );
+        assert!(
+            err.is_empty(),
+            "XDG_RUNTIME_DIR set: {runtime_dir}; {} stderr lines from 200 ap_list_devices and \
+             20 ap_create/ap_destroy:\n{}",
+            err.len(),
+            err.join("\n")
+        );
+    }
+}
+
+/// The child's part of `c_abi_calls_print_nothing_on_stderr`; does nothing when run directly.
+#[test]
+fn child_calls_the_c_abi() {
+    use audioplay::ffi::config::{ap_config_init, ApConfig};
+    use audioplay::ffi::devices::{ap_list_devices, ApDeviceInfo};
+    use audioplay::ffi::player::{ap_create, ap_destroy};
+    use audioplay::ffi::status::ApStatus::*;
+
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    for _ in 0..200 {
+        // SAFETY: plain data; ap_list_devices writes the fields.
+        let mut infos: [ApDeviceInfo; 8] = unsafe { std::mem::zeroed() };
+        let mut n = 0usize;
+        let s = ap_list_devices(infos.as_mut_ptr(), infos.len(), &mut n);
+        assert!(
+            matches!(s, AP_OK | AP_ERR_NO_DEVICE | AP_ERR_DEVICE),
+            "ap_list_devices: {s:?}"
+        );
+    }
+    for _ in 0..20 {
+        // SAFETY: plain data; ap_config_init overwrites every field.
+        let mut cfg: ApConfig = unsafe { std::mem::zeroed() };
+        assert_eq!(ap_config_init(&mut cfg), AP_OK);
+        let mut p = std::ptr::null_mut();
+        if ap_create(&cfg, &mut p) == AP_OK {
+            assert_eq!(ap_destroy(p), AP_OK);
+        }
+    }
+}
