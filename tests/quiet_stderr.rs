@@ -102,30 +102,41 @@ fn applay_tone_prints_only_its_own_error_line() {
     }
 }
 
-/// The C ABI in a child (this test binary re-executed, its environment set by the parent and
-/// never changed by the child): stderr must stay empty. libtest writes its own report to
-/// stdout, and a passing child writes nothing to stderr; a failing child's panic message
-/// lands in stderr and fails the assertion, which shows it.
+/// Runs the test `name` of this binary in a child with no server (its environment set by the
+/// parent and never changed by the child); returns its stderr lines once it has passed.
+/// libtest writes its own report to stdout, and a passing child writes nothing to stderr; a
+/// failing child's panic message lands in stderr and is shown.
+fn child(name: &str, runtime_dir: bool) -> Vec<String> {
+    let (mut c, dir) = no_server(std::env::current_exe().unwrap(), "child", runtime_dir);
+    // A short argv[0]: see `long_process_names_get_one_line_from_the_jack_plugin`.
+    c.arg0("quiet-child").env(CHILD_ENV, name).args([
+        "--exact",
+        name,
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    let out = run(c, dir);
+    let err = lines(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the child {name} failed ({}):\n{stdout}\n{}",
+        out.status,
+        err.join("\n")
+    );
+    err
+}
+
+/// Whether this process is the child running test `name`.
+fn is_child(name: &str) -> bool {
+    std::env::var_os(CHILD_ENV).is_some_and(|v| v == name)
+}
+
+/// The C ABI in a child: stderr must stay empty.
 #[test]
 fn c_abi_calls_print_nothing_on_stderr() {
     for runtime_dir in [true, false] {
-        let (mut c, dir) = no_server(std::env::current_exe().unwrap(), "child", runtime_dir);
-        // A short argv[0]: see `long_process_names_get_one_line_from_the_jack_plugin`.
-        c.arg0("quiet-child").env(CHILD_ENV, "1").args([
-            "--exact",
-            CHILD_TEST,
-            "--nocapture",
-            "--test-threads=1",
-        ]);
-        let out = run(c, dir);
-        let err = lines(&out.stderr);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("1 passed"),
-            "the child failed ({}):\n{stdout}\n{}",
-            out.status,
-            err.join("\n")
-        );
+        let err = child(CHILD_TEST, runtime_dir);
         assert!(
             err.is_empty(),
             "XDG_RUNTIME_DIR set: {runtime_dir}; {} stderr lines from 200 ap_list_devices and \
@@ -144,7 +155,7 @@ fn child_calls_the_c_abi() {
     use audioplay::ffi::player::{ap_create, ap_destroy};
     use audioplay::ffi::status::ApStatus::*;
 
-    if std::env::var_os(CHILD_ENV).is_none() {
+    if !is_child(CHILD_TEST) {
         return;
     }
     for _ in 0..200 {
@@ -182,4 +193,47 @@ fn long_process_names_get_one_line_from_the_jack_plugin() {
     let out = run(c, dir);
     let err = lines(&out.stderr);
     assert!(err.is_empty(), "{} lines:\n{}", err.len(), err.join("\n"));
+}
+
+/// A host that uses JACK itself and installed its own error handler keeps it: the library
+/// silences libjack only while libjack's printing default is in place.
+#[test]
+fn a_hosts_own_jack_error_handler_is_kept() {
+    let err = child("child_with_its_own_jack_handler", true);
+    assert!(err.is_empty(), "{}", err.join("\n"));
+}
+
+#[test]
+fn child_with_its_own_jack_handler() {
+    use std::os::raw::c_char;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SEEN: AtomicUsize = AtomicUsize::new(0);
+    unsafe extern "C" fn count(_: *const c_char) {
+        SEEN.fetch_add(1, Ordering::SeqCst);
+    }
+    if !is_child("child_with_its_own_jack_handler") {
+        return;
+    }
+    // SAFETY: dlopen/dlsym with NUL-terminated names; jack_set_error_function has this type.
+    unsafe {
+        let lib = libc::dlopen(c"libjack.so.0".as_ptr(), libc::RTLD_LAZY);
+        if lib.is_null() {
+            return; // no libjack: nothing can print, nothing to keep
+        }
+        let set = libc::dlsym(lib, c"jack_set_error_function".as_ptr());
+        assert!(!set.is_null());
+        let set: unsafe extern "C" fn(Option<unsafe extern "C" fn(*const c_char)>) =
+            std::mem::transmute(set);
+        set(Some(count));
+    }
+    let mut n = 0usize;
+    let s = audioplay::ffi::devices::ap_list_devices(std::ptr::null_mut(), 0, &mut n);
+    assert_eq!(s, audioplay::ffi::status::ApStatus::AP_OK);
+    // With the stock pcm.jack and no JACK server, libjack reports its failure to connect.
+    if std::path::Path::new("/usr/share/alsa/alsa.conf.d/50-jack.conf").exists() {
+        assert!(
+            SEEN.load(Ordering::SeqCst) > 0,
+            "the host's handler saw nothing"
+        );
+    }
 }
