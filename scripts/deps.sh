@@ -2,7 +2,10 @@
 # Installs the system packages the build, tests and demo need, if any are missing.
 set -euo pipefail
 pkgs=(pulseaudio pulseaudio-utils espeak-ng libespeak-ng-dev libasound2-dev pkg-config cmake
-      build-essential binutils python3 golang-go)
+      build-essential binutils python3 golang-go
+      # tests/quiet_stderr.rs: ALSA's JACK plugin and libjack, which print to stderr when no
+      # server runs (issue 12); the test must see the real condition.
+      libasound2-plugins libjack-jackd2-0)
 command -v node > /dev/null 2>&1 || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -64,6 +64,7 @@ fn pick_host() -> Result<(cpal::Host, Option<Connect>), String> {
             }
         }
         quiet_alsa();
+        quiet_jack();
     }
     Ok((cpal::default_host(), None))
 }
@@ -93,6 +94,80 @@ fn quiet_alsa() {
     unsafe {
         snd_lib_error_set_handler(Some(ignore));
     }
+}
+
+/// Silences libjack, which ALSA's JACK plugin (libasound2-plugins: `pcm.jack`, and any PCM
+/// of `type jack`) loads when cpal opens such a PCM to list it or play on it. With no JACK
+/// server libjack prints "Cannot connect to server socket", "jack server is not running" and
+/// two `JackShmReadWritePtr` lines to fd 2 itself, past `snd_lib_error_set_handler`: 5 lines
+/// per `ap_list_devices` or `applay --list`, measured on Debian 12 (libjack-jackd2-0 1.9.21).
+///
+/// Done through libjack's own switch, `jack_set_error_function` / `jack_set_info_function`,
+/// on the one libjack instance in the process: `dlopen("libjack.so.0")` finds it if it is
+/// loaded already or loads it, and the plugin's `DT_NEEDED libjack.so.0` then binds to the
+/// same object (the dynamic loader shares an object by soname). The handle is never closed,
+/// so ALSA unloading and reloading the plugin cannot bring back a fresh libjack with the
+/// default (printing) handlers. No libjack on the machine: nothing to do (the JACK plugin
+/// cannot load without it either), and no link-time dependency on it.
+///
+/// Rejected: redirecting fd 2 around the calls (loses the host's own stderr writes and races
+/// its other threads); `JACK_NO_START_SERVER` and the like (changes the host's environment,
+/// and libjack prints "Cannot connect" regardless); filtering JACK PCMs out of cpal's ALSA
+/// enumeration (drops working JACK devices when a server does run, and misses a user's
+/// `pcm.!default` of type jack).
+///
+/// A host that uses JACK itself and installed its own handlers keeps them: the handler
+/// slots (`jack_error_callback`, `jack_info_callback`, exported by jackd2 and jack1) are
+/// replaced only while they still point into libjack, i.e. at its printing defaults.
+#[cfg(target_os = "linux")]
+fn quiet_jack() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: dlopen/dlsym/dladdr with NUL-terminated names; the symbols, if present,
+        // have libjack's documented types (`void (*)(const char *)` setters and slots).
+        unsafe { silence_libjack() }
+    });
+}
+
+#[cfg(target_os = "linux")]
+unsafe fn silence_libjack() {
+    use std::os::raw::{c_char, c_void};
+    type Handler = unsafe extern "C" fn(*const c_char);
+    type Setter = unsafe extern "C" fn(Option<Handler>);
+    unsafe extern "C" fn ignore(_: *const c_char) {}
+
+    let lib = libc::dlopen(c"libjack.so.0".as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL);
+    if lib.is_null() {
+        return;
+    }
+    // The object a code address lies in (its load base), or null.
+    let base_of = |p: *const c_void| {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if p.is_null() || libc::dladdr(p, &mut info) == 0 {
+            std::ptr::null_mut()
+        } else {
+            info.dli_fbase
+        }
+    };
+    for (setter, slot) in [
+        (c"jack_set_error_function", c"jack_error_callback"),
+        (c"jack_set_info_function", c"jack_info_callback"),
+    ] {
+        let set = libc::dlsym(lib, setter.as_ptr());
+        if set.is_null() {
+            continue;
+        }
+        let current = libc::dlsym(lib, slot.as_ptr()) as *const *const c_void;
+        if !current.is_null() {
+            let handler = std::ptr::read_volatile(current);
+            if !handler.is_null() && base_of(handler) != base_of(set) {
+                continue; // the host's own handler: leave it
+            }
+        }
+        let set: Setter = std::mem::transmute::<*mut c_void, Setter>(set);
+        set(Some(ignore));
+    }
+    // `lib` stays open for the life of the process (see quiet_jack).
 }
 
 /// What the library knows about one output device.
