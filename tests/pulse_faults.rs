@@ -41,7 +41,10 @@ fn chirp_wav(dir: &std::path::Path, secs: f64) -> (std::path::PathBuf, Vec<f32>)
 fn applay(server: &PulseServer, wav: &std::path::Path, extra: &[&str]) -> Child {
     server
         .command(env!("CARGO_BIN_EXE_applay"))
-        .args(["--quiet", "--json"])
+        // 50 ms of device buffer: the faults are the subject here, not how tight a loaded
+        // 2-core machine can schedule (a late period makes the server play silence and drop
+        // what comes late: counted in `server_underflows`, see tests/pulse_underflow.rs).
+        .args(["--quiet", "--json", "--latency", "50"])
         .args(extra)
         .arg(wav)
         .stdin(Stdio::null())
@@ -140,8 +143,10 @@ fn segments(rec: &[f32], content: &[f32]) -> Vec<(usize, usize, usize)> {
 }
 
 /// What was heard of `content` over several recordings, seconds: (covered, lost, repeated).
-/// Loss counts between the first and last content heard: a recorder misses a few ms as it
-/// starts, which is not the player's.
+/// Loss counts between the first content heard and 50 ms before the end: a recorder misses a
+/// few ms as it starts, and applay exits when its drain says the end was heard, which on the
+/// pipe sink (whose latency PulseAudio underreports by the FIFO's fill) can cut the last
+/// few ms; neither is a fault's doing.
 fn coverage(recs: &[&[f32]], content: &[f32]) -> (f64, f64, f64, Vec<(usize, usize)>) {
     let mut spans: Vec<(usize, usize)> = recs
         .iter()
@@ -159,13 +164,19 @@ fn coverage(recs: &[&[f32]], content: &[f32]) -> (f64, f64, f64, Vec<(usize, usi
         }
     }
     let first = spans.first().map_or(0, |s| s.0);
+    let end = content.len() - RATE as usize / 20;
+    let mut interior = 0;
+    let mut reach = first;
+    for &(a, b) in &spans {
+        let (a, b) = (a.max(reach), b.min(end));
+        if b > a {
+            interior += b - a;
+            reach = b;
+        }
+    }
     let s = |n: usize| n as f64 / RATE as f64;
-    (
-        s(union),
-        s((reach - first).saturating_sub(union)),
-        s(total - union),
-        spans,
-    )
+    let lost = (end.saturating_sub(first)).saturating_sub(interior);
+    (s(union), s(lost), s(total - union), spans)
 }
 
 fn row(name: &str, written: f64, heard: f64, lost: f64, repeated: f64, gap: &str, m: &str) {
@@ -292,15 +303,19 @@ fn server_killed_for_good_gives_a_clear_error_within_the_timeout() {
 fn frozen_server_for_three_seconds_loses_nothing() {
     let _g = serial();
     let server = PulseServer::start(&[S48]);
+    // A null sink renders the frozen time at once on SIGCONT and skips what no stream had
+    // ready (pacat loses 0.05-1 s that way); hardware's clock just goes on. This sink is
+    // clocked like hardware, and what it played is read out exactly.
+    let hw = server.add_clocked_sink("hw", RATE);
+    server.set_default("hw");
     let (wav, content) = chirp_wav(&server.dir, 6.0);
-    let rec = server.record_with(S48.name, RATE, 2000);
     let player = applay(&server, &wav, &[]);
     std::thread::sleep(Duration::from_millis(1500));
     server.signal(libc::SIGSTOP);
     std::thread::sleep(Duration::from_secs(3));
     server.signal(libc::SIGCONT);
     let f = finish(player, Duration::from_secs(30));
-    let heard = rec.stop();
+    let heard = hw.stop();
     assert_eq!(f.code, Some(0), "{}\n{}", f.stdout, f.stderr);
     assert_quiet(&f);
     let m = metrics_line(&f);
@@ -310,9 +325,7 @@ fn frozen_server_for_three_seconds_loses_nothing() {
         "{m}"
     );
     let (covered, lost, repeated, spans) = coverage(&[&heard], &content);
-    // On SIGCONT the null sink renders the frozen 3 s at once and skips what no stream had
-    // ready: pacat loses 0.056 s the same way (the ignored reference test below).
-    assert!(lost <= 0.05, "{lost:.3} s lost: {spans:?}");
+    assert!(lost <= 0.005, "{lost:.3} s lost: {spans:?}");
     assert!(
         repeated <= MAX_REPLAY_S + 0.02,
         "{repeated:.3} s repeated: {spans:?}"
@@ -325,9 +338,10 @@ fn frozen_server_for_three_seconds_loses_nothing() {
         repeated,
         &format!("{} stretches", spans.len()),
         &format!(
-            "outages {}, recreates {}",
+            "outages {}, recreates {}, server underflows {}",
             json_num(m, "outages"),
-            json_num(m, "recreates")
+            json_num(m, "recreates"),
+            json_num(m, "server_underflows")
         ),
     );
 }
@@ -361,7 +375,7 @@ fn every_sink_gone_for_five_seconds_then_back_loses_nothing() {
     let (_, c0, _) = spans[0];
     let last = spans.last().unwrap();
     assert!(
-        last.1 + last.2 >= content.len() - RATE as usize / 50,
+        last.1 + last.2 >= content.len() - RATE as usize / 20,
         "did not play to the end: {spans:?}"
     );
     let resumed_at = c0 as f64 / RATE as f64;
@@ -392,21 +406,16 @@ fn every_sink_gone_for_five_seconds_then_back_loses_nothing() {
 fn suspended_sink_for_two_seconds_loses_nothing() {
     let _g = serial();
     let server = PulseServer::start(&[S48]);
+    let hw = server.add_clocked_sink("hw", RATE);
+    server.set_default("hw");
     let (wav, content) = chirp_wav(&server.dir, 6.0);
-    let rec = server.record_with(S48.name, RATE, 10);
     let player = applay(&server, &wav, &[]);
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(server
-        .pactl(&["suspend-sink", S48.name, "1"])
-        .status
-        .success());
+    assert!(server.pactl(&["suspend-sink", "hw", "1"]).status.success());
     std::thread::sleep(Duration::from_secs(2));
-    assert!(server
-        .pactl(&["suspend-sink", S48.name, "0"])
-        .status
-        .success());
+    assert!(server.pactl(&["suspend-sink", "hw", "0"]).status.success());
     let f = finish(player, Duration::from_secs(30));
-    let heard = rec.stop();
+    let heard = hw.stop();
     assert_eq!(f.code, Some(0), "{}\n{}", f.stdout, f.stderr);
     assert_quiet(&f);
     let m = metrics_line(&f);
@@ -417,7 +426,7 @@ fn suspended_sink_for_two_seconds_loses_nothing() {
     );
     let (covered, lost, repeated, spans) = coverage(&[&heard], &content);
 
-    assert!(lost <= 0.01, "{lost:.3} s lost: {spans:?}");
+    assert!(lost <= 0.005, "{lost:.3} s lost: {spans:?}");
     assert!(
         repeated <= MAX_REPLAY_S + 0.02,
         "{repeated:.3} s repeated: {spans:?}"
@@ -430,9 +439,10 @@ fn suspended_sink_for_two_seconds_loses_nothing() {
         repeated,
         &format!("{} stretches", spans.len()),
         &format!(
-            "outages {}, recreates {}",
+            "outages {}, recreates {}, server underflows {}",
             json_num(m, "outages"),
-            json_num(m, "recreates")
+            json_num(m, "recreates"),
+            json_num(m, "server_underflows")
         ),
     );
 }
@@ -548,10 +558,11 @@ fn frozen_server_never_blocks_destroy_or_set_device() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stderr.trim().is_empty(), "stderr: {stderr}");
+    // libtest prints "test NAME ... " before the child's own line, on the same line.
     let line = stdout
         .lines()
-        .find(|l| l.starts_with("FROZEN"))
-        .expect("child result");
+        .find_map(|l| l.find("FROZEN").map(|i| &l[i..]))
+        .unwrap_or_else(|| panic!("no result from the child: {stdout}"));
     row(
         "SIGSTOP 15 s: ap_set_device, ap_destroy",
         0.0,

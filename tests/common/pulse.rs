@@ -378,3 +378,115 @@ pub fn read_raw_s16(path: &Path) -> Vec<f32> {
         .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / 32768.0)
         .collect()
 }
+
+/// A sink that behaves like hardware: PulseAudio's pipe sink writing into a FIFO that a
+/// reader thread drains at the sink's rate in real time, as a sound card's clock would. A
+/// null sink is clocked by a timer and, after a freeze, renders the missed time at once; a
+/// clocked reader paces the server instead. What the reader takes out is exactly what was
+/// played (no monitor or recorder in between). The FIFO's buffer is cut to one page
+/// (about 21 ms at 48 kHz stereo s16), so the server cannot render far ahead.
+pub struct ClockedSink {
+    samples: std::sync::Arc<std::sync::Mutex<Vec<f32>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    pub rate: u32,
+}
+
+impl PulseServer {
+    /// Loads a pipe sink named `name` (stereo s16 at `rate`) and starts its clocked reader.
+    pub fn add_clocked_sink(&self, name: &str, rate: u32) -> ClockedSink {
+        let fifo = self.dir.join(format!("{name}.fifo"));
+        let o = self.pactl(&[
+            "load-module",
+            "module-pipe-sink",
+            &format!("sink_name={name}"),
+            &format!("file={}", fifo.display()),
+            "format=s16le",
+            &format!("rate={rate}"),
+            "channels=2",
+        ]);
+        assert!(
+            o.status.success(),
+            "load-module module-pipe-sink: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        ClockedSink::start(&fifo, rate)
+    }
+}
+
+impl ClockedSink {
+    fn start(fifo: &Path, rate: u32) -> ClockedSink {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: open(2) and fcntl(2) on a path we own; the fd is used only by the reader.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK) };
+        assert!(fd >= 0, "open {}", fifo.display());
+        // What the sink wrote before anyone read (a full 64 KiB pipe, 340 ms) would stay
+        // ahead of the clock for good: drop it, then shrink the pipe (the kernel refuses
+        // while it holds more than the new size).
+        let mut junk = vec![0u8; 65536];
+        for _ in 0..100 {
+            // SAFETY: reading into our own buffer; fcntl on our own fd.
+            while unsafe { libc::read(fd, junk.as_mut_ptr().cast(), junk.len()) } > 0 {}
+            if unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, 4096) } >= 0 {
+                break;
+            }
+        }
+        let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, st) = (samples.clone(), stop.clone());
+        let reader = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut taken: u64 = 0; // frames
+            let mut buf = vec![0u8; 4096];
+            let mut partial: Vec<u8> = Vec::new();
+            while !st.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(2));
+                // The card's clock: it has played this many frames by now. A reader that
+                // fell behind (a loaded machine) catches up by reading faster, as a card's
+                // DMA would have; one that finds the pipe empty has underrun (the server
+                // was late) and the clock goes on.
+                let due = (t0.elapsed().as_secs_f64() * rate as f64) as u64;
+                while taken < due {
+                    let want = (((due - taken) * 4) as usize).min(buf.len());
+                    // SAFETY: reading into our own buffer of at least `want` bytes.
+                    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), want) };
+                    if n <= 0 {
+                        taken = due; // nothing there: the device played silence
+                        break;
+                    }
+                    partial.extend_from_slice(&buf[..n as usize]);
+                    let whole = partial.len() / 4 * 4;
+                    let mut out = s.lock().unwrap();
+                    for f in partial[..whole].chunks_exact(4) {
+                        let l = i16::from_le_bytes([f[0], f[1]]) as f32;
+                        let r = i16::from_le_bytes([f[2], f[3]]) as f32;
+                        out.push((l + r) / 65536.0);
+                    }
+                    drop(out);
+                    partial.drain(..whole);
+                    taken += (n as u64) / 4;
+                }
+            }
+            // SAFETY: our own fd.
+            unsafe { libc::close(fd) };
+        });
+        ClockedSink {
+            samples,
+            stop,
+            reader: Some(reader),
+            rate,
+        }
+    }
+
+    /// Samples played so far (mono), in order; silence the device played while the server
+    /// had nothing ready is not in it (a gap in time, not in content).
+    pub fn stop(mut self) -> Vec<f32> {
+        std::thread::sleep(Duration::from_millis(200));
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        std::mem::take(&mut *self.samples.lock().unwrap())
+    }
+}
