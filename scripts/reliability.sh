@@ -34,6 +34,12 @@ speech="$work/speech.wav"
 espeak-ng -w "$speech" "Reliability is shown, not claimed."
 rows=()
 failed=0
+if [ "$soak_seconds" -gt 30 ]; then
+  AUDIOPLAY_FAULT_TABLE="$work/faults.md" env -u PULSE_SERVER \
+    cargo test --locked -q --test pulse_faults > "$work/faults.log" 2>&1 \
+    || { cat "$work/faults.log"; failed=1; }
+fi
+
 run() { # name, kind, command...
   local name="$1" kind="$2"; shift 2
   local log="$work/$name-$kind.log" rc=0
@@ -167,6 +173,26 @@ cd "$root"
   echo "header); the player used for the live rows is then checked for lost audio."
   echo
   cat target/tmp/bad_input.md
+  echo
+  echo "## Sound-server faults (tests/pulse_faults.rs)"
+  echo
+  if [ -s "$work/faults.md" ]; then
+    echo "Each row is one run of a fault test on private PulseAudio servers: \\`applay --quiet\\` plays"
+    echo "a 200-2000 Hz chirp (every moment of it different) and what the sink played is matched"
+    echo "against what was written, so audio lost or played twice shows as a jump. Seconds of"
+    echo "content: written, heard, lost (between the first content heard and 50 ms before the end),"
+    echo "played twice. Restarts use a standby server, warmed up beforehand, that takes over the"
+    echo "socket at once; freeze and suspend run on a pipe sink drained in real time like a sound"
+    echo "card (a null sink renders a freeze's missed time at once and skips what no stream had"
+    echo "ready: pacat loses 0.05-1 s there, the library the same). applay's stderr (the library's and"
+    echo "everything it loads) was empty in every run, and each run's frame accounting was exact."
+    echo
+    echo "| fault | written s | heard s | lost s | repeated s | timing | metrics | verdict |"
+    echo "|---|---|---|---|---|---|---|---|"
+    cat "$work/faults.md"
+  else
+    echo "Run \\`scripts/reliability.sh --long\\` for this table (CI runs the same tests in scripts/test.sh)."
+  fi
   echo
   echo "## Soak (speech-like production: 50-300 ms chunks at irregular intervals, faster than real"
   echo "time on average, pauses between utterances)"

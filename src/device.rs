@@ -258,11 +258,30 @@ pub fn detect_change(
 
 /// Every output device the host lists.
 pub fn list_outputs(host: &cpal::Host) -> Result<Vec<DeviceInfo>, String> {
+    let jack_down = host.id() == cpal::HostId::Alsa && !jack_server_running();
     Ok(host
         .output_devices()
         .map_err(|e| format!("cannot list output devices: {e}"))?
+        // Opening ALSA's JACK PCM with no JACK server to talk to only fails, and its plugin
+        // prints a warning to stderr with a plain fprintf when the process name is long
+        // (no handler reaches it): such a device is not listed while no server runs.
+        .filter(|d| !(jack_down && device_id_string(d).as_deref() == Some("jack")))
         .filter_map(|d| info_of(&d).ok())
         .collect())
+}
+
+/// A JACK server of this user is up: JACK 2 listens on `/dev/shm/jack_<server>_<uid>_<n>`.
+fn jack_server_running() -> bool {
+    // SAFETY: getuid(2) has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let mark = format!("_{uid}_");
+    std::fs::read_dir("/dev/shm").is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("jack_") && !name.starts_with("jack_sem") && name.contains(&mark)
+        })
+    })
 }
 
 /// The stream the library opens on a device.

