@@ -119,6 +119,12 @@ impl Outage {
         }
         let host = connect().ok()?;
         let info = device::query_target(&host, pinned.as_deref()).ok()?;
+        // A frozen server that resumed meanwhile answers the new connection and the old one
+        // alike: the old one, and its stream, are alive, and replacing them would cut what
+        // the stream holds. Only a dead connection is replaced.
+        if device::query_target(&shared.host(), pinned.as_deref()).is_ok() {
+            return None;
+        }
         drop(shared.replace_host(host));
         shared.stats.server_reconnects.fetch_add(1, Relaxed);
         shared.log(
