@@ -177,21 +177,21 @@ cd "$root"
   echo "## Sound-server faults (tests/pulse_faults.rs)"
   echo
   if [ -s "$work/faults.md" ]; then
-    echo "Each row is one run of a fault test on private PulseAudio servers: \\`applay --quiet\\` plays"
+    echo "Each row is one run of a fault test on private PulseAudio servers: \`applay --quiet\` plays"
     echo "a 200-2000 Hz chirp (every moment of it different) and what the sink played is matched"
     echo "against what was written, so audio lost or played twice shows as a jump. Seconds of"
     echo "content: written, heard, lost (between the first content heard and 50 ms before the end),"
     echo "played twice. Restarts use a standby server, warmed up beforehand, that takes over the"
     echo "socket at once; freeze and suspend run on a pipe sink drained in real time like a sound"
     echo "card (a null sink renders a freeze's missed time at once and skips what no stream had"
-    echo "ready: pacat loses 0.05-1 s there, the library the same). applay's stderr (the library's and"
+    echo "ready: pacat loses 0.05-1 s there). applay's stderr (the library's and"
     echo "everything it loads) was empty in every run, and each run's frame accounting was exact."
     echo
     echo "| fault | written s | heard s | lost s | repeated s | timing | metrics | verdict |"
     echo "|---|---|---|---|---|---|---|---|"
     cat "$work/faults.md"
   else
-    echo "Run \\`scripts/reliability.sh --long\\` for this table (CI runs the same tests in scripts/test.sh)."
+    echo "Run \`scripts/reliability.sh --long\` for this table (CI runs the same tests in scripts/test.sh)."
   fi
   echo
   echo "## Soak (speech-like production: 50-300 ms chunks at irregular intervals, faster than real"

@@ -580,3 +580,66 @@ fn frozen_server_never_blocks_destroy_or_set_device() {
         line,
     );
 }
+
+/// `examples-c/pipe.c` (a C program streaming stdin) exits non-zero with a plain message
+/// within `device_lost_timeout_ms` (its default, 10 s) + 1 s of the server dying for good.
+#[test]
+fn pipe_exits_non_zero_when_the_server_is_gone_for_good() {
+    let _g = serial();
+    let mut server = PulseServer::start(&[S48]);
+    let (wav, _) = chirp_wav(&server.dir, 30.0);
+    // The cdylib next to this test binary (target/debug), built by scripts/test.sh first.
+    let lib_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .to_path_buf();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let exe = server.dir.join("pipe");
+    let cc = std::process::Command::new("cc")
+        .args(["-std=c99", "-O1", "-I", &format!("{root}/include"), "-o"])
+        .arg(&exe)
+        .arg(format!("{root}/examples-c/pipe.c"))
+        .arg(format!("-L{}", lib_dir.display()))
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .args(["-laudioplay", "-lm"])
+        .output()
+        .expect("a C compiler (cc)");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let child = server
+        .command(&exe)
+        .stdin(std::fs::File::open(&wav).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    server.kill9();
+    let killed = Instant::now();
+    let f = finish(child, Duration::from_secs(30));
+    let after = f.at.duration_since(killed).as_secs_f64();
+    assert!(f.code.is_some_and(|c| c != 0), "pipe exited {:?}", f.code);
+    assert!(after <= 11.0, "exited {after:.2} s after the server died");
+    assert!(
+        f.stderr.contains("no audio output"),
+        "not a plain message: {:?}",
+        f.stderr
+    );
+    row(
+        "kill -9, no new server: examples-c/pipe",
+        30.0,
+        1.5,
+        0.0,
+        0.0,
+        &format!(
+            "exit {} after {after:.2} s (default timeout 10 s)",
+            f.code.unwrap()
+        ),
+        f.stderr.lines().last().unwrap_or_default().trim(),
+    );
+}
