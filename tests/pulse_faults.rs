@@ -596,6 +596,16 @@ fn pipe_exits_non_zero_when_the_server_is_gone_for_good() {
         .unwrap()
         .to_path_buf();
     let root = env!("CARGO_MANIFEST_DIR");
+    // Its SONAME is libaudioplay.so.0, as installed (scripts/install.sh makes the links).
+    let lib = server.dir.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::copy(
+        lib_dir.join("libaudioplay.so"),
+        lib.join("libaudioplay.so.0"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("libaudioplay.so.0", lib.join("libaudioplay.so")).unwrap();
+    let lib_dir = lib;
     let exe = server.dir.join("pipe");
     let cc = std::process::Command::new("cc")
         .args(["-std=c99", "-O1", "-I", &format!("{root}/include"), "-o"])
