@@ -729,16 +729,29 @@ impl RenderState {
         let before = self.content_pos;
         if !self.resampled_ring {
             self.content_pos += n;
-        } else if let Ok(&Cmd::Sync { at, content, .. }) = self.q.commands.peek() {
-            let (r0, c0) = self.sync_from;
-            let span = at.saturating_sub(r0);
-            let target = if span == 0 {
-                content
-            } else {
-                let into = self.pos.min(at).saturating_sub(r0) as u128;
-                c0 + (into * content.saturating_sub(c0) as u128 / span as u128) as u64
-            };
-            self.content_pos = self.content_pos.max(target.min(content));
+            return n;
+        }
+        // Sync points passed: applied here (they make no event), then towards the next one.
+        while let Ok(&Cmd::Sync { at, content, rate }) = self.q.commands.peek() {
+            if at > self.pos {
+                let (r0, c0) = self.sync_from;
+                // 64-bit arithmetic unless the product could overflow (a 128-bit division
+                // is a library call, ~40 instructions, on every chunk).
+                let (into, gained) = (self.pos.saturating_sub(r0), content.saturating_sub(c0));
+                let target = match (into.checked_mul(gained), at.saturating_sub(r0)) {
+                    (_, 0) => content,
+                    (Some(p), span) => c0 + p / span,
+                    (None, span) => c0 + (into as u128 * gained as u128 / span as u128) as u64,
+                };
+                self.content_pos = self.content_pos.max(target.min(content));
+                break;
+            }
+            if self.q.commands.pop().is_err() {
+                break;
+            }
+            self.sync_from = (at, content);
+            self.content_pos = self.content_pos.max(content);
+            self.content_rate = rate;
         }
         self.content_pos - before
     }
@@ -752,8 +765,24 @@ impl RenderState {
         }
     }
 
-    fn next_cmd_at(&self) -> Option<u64> {
-        self.q.commands.peek().ok().map(Cmd::at)
+    /// Where the next command that the audio must stop at sits: `Sync` points are passed
+    /// over (`advance` applies them as it goes), so a resampled ring is read in whole
+    /// callbacks, not split at every write (splitting cost 45% more instructions per frame).
+    /// Only what lies before `horizon` (where the caller's read ends anyway) is looked at.
+    fn next_cmd_at(&mut self, horizon: u64) -> Option<u64> {
+        match self.q.commands.peek().ok()? {
+            Cmd::Sync { .. } => {
+                let n = self.q.commands.slots();
+                let chunk = self.q.commands.read_chunk(n).ok()?;
+                let (a, b) = chunk.as_slices();
+                a.iter()
+                    .chain(b)
+                    .find(|c| !matches!(c, Cmd::Sync { .. }) || c.at() >= horizon)
+                    .map(Cmd::at)
+                // Not committed: the commands stay queued.
+            }
+            c => Some(c.at()),
+        }
     }
 
     /// Discards what a flush covers, once the fade-out has finished. Returns frames
@@ -766,7 +795,7 @@ impl RenderState {
                 break;
             }
             let fb = self.input.frame_bytes();
-            let limit = self.next_cmd_at().map_or(upto, |a| a.min(upto)) - self.pos;
+            let limit = self.next_cmd_at(upto).map_or(upto, |a| a.min(upto)) - self.pos;
             let n = (self.q.audio.slots() / fb).min(limit as usize);
             if n == 0 {
                 return flushed;
@@ -870,8 +899,11 @@ impl RenderState {
                 };
                 (used, p)
             } else {
-                let until_cmd = self.next_cmd_at().map_or(u64::MAX, |a| a - self.pos);
                 let identity = self.resampler.is_identity();
+                let most = if identity { n } else { limit } as u64;
+                let until_cmd = self
+                    .next_cmd_at(self.pos + most)
+                    .map_or(u64::MAX, |a| a - self.pos);
                 let m = (self.q.audio.slots() / fb)
                     .min(if identity { n } else { limit })
                     .min(until_cmd as usize);
