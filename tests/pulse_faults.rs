@@ -198,6 +198,19 @@ fn row(name: &str, written: Option<f64>, heard: Option<(f64, f64, f64)>, timing:
     }
 }
 
+/// applay exited 0 with an empty stderr and played everything written; its metrics line.
+fn played_all_quietly(f: &Finished) -> &str {
+    assert_eq!(f.code, Some(0), "{}\n{}", f.stdout, f.stderr);
+    assert_quiet(f);
+    let m = metrics_line(f);
+    assert_eq!(
+        json_num(m, "frames_played"),
+        json_num(m, "frames_written"),
+        "{m}"
+    );
+    m
+}
+
 fn metrics_line(f: &Finished) -> &str {
     f.stdout.lines().last().unwrap_or_default()
 }
@@ -317,14 +330,7 @@ fn on_a_clocked_sink(name: &str, max_lost_s: f64, fault: impl FnOnce(&PulseServe
     fault(&server);
     let f = finish(player, Duration::from_secs(30));
     let heard = hw.stop();
-    assert_eq!(f.code, Some(0), "{}\n{}", f.stdout, f.stderr);
-    assert_quiet(&f);
-    let m = metrics_line(&f);
-    assert_eq!(
-        json_num(m, "frames_played"),
-        json_num(m, "frames_written"),
-        "{m}"
-    );
+    let m = played_all_quietly(&f);
     // The stream lived through it: no recreate (so nothing to replay).
     assert_eq!(json_num(m, "recreates"), 1.0, "{m}");
     let (covered, lost, repeated, spans) = coverage(&[&heard], &content);
@@ -373,14 +379,7 @@ fn every_sink_gone_for_five_seconds_then_back_loses_nothing() {
     let rec = server.record_with(S48.name, RATE, 10);
     let f = finish(player, Duration::from_secs(40));
     let heard = rec.stop();
-    assert_eq!(f.code, Some(0), "{}\n{}", f.stdout, f.stderr);
-    assert_quiet(&f);
-    let m = metrics_line(&f);
-    assert_eq!(
-        json_num(m, "frames_played"),
-        json_num(m, "frames_written"),
-        "{m}"
-    );
+    let m = played_all_quietly(&f);
     // What played before the unplug went to a sink whose monitor is gone; what came after
     // must be the rest of the content with nothing skipped: one stretch to the end.
     let spans = segments(&heard, &content);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use audioplay::command::{Event, EventKind};
 use audioplay::{Config, InputFormat, Player};
-use common::analysis::{sine_max_step, tone_stats};
+use common::analysis::{sine_max_step, tone_stats, ToneStats};
 use common::pulse::{PulseServer, S48};
 use common::{json_num, serial};
 
@@ -51,6 +51,29 @@ fn run(scenario: &str) -> (String, Vec<f32>) {
     (json, heard)
 }
 
+/// `run`, for the click checks: a click can also be the server playing silence because a
+/// starved machine delivered a period late, which the player counts (`late_callbacks`,
+/// `server_underflows`). Such a run says nothing about the ramps and is run again, at most
+/// twice more; a click in a run with neither counted stands.
+fn run_unstarved(scenario: &str) -> (String, Vec<f32>, ToneStats) {
+    let mut attempt = 0;
+    loop {
+        let (j, heard) = run(scenario);
+        let s = tone_stats(&heard, 48000).expect("nothing heard");
+        let limit = sine_max_step(440.0, s.peak, 48000) * 1.2 + 2.0 / 32768.0;
+        let starved =
+            json_num(&j, "late_callbacks") > 0.0 || json_num(&j, "server_underflows") > 0.0;
+        attempt += 1;
+        if s.max_step <= limit || !starved || attempt == 3 {
+            return (j, heard, s);
+        }
+        eprintln!(
+            "{scenario}: a starved run (step {:.4}), again: {j}",
+            s.max_step
+        );
+    }
+}
+
 /// Runs of |x| < 1% of full scale, in seconds, in order: the silences in a recording.
 fn silences(x: &[f32], rate: u32, min_s: f64) -> Vec<(f64, f64)> {
     let mut out = Vec::new();
@@ -72,22 +95,7 @@ fn silences(x: &[f32], rate: u32, min_s: f64) -> Vec<(f64, f64)> {
 
 #[test]
 fn barge_in_reaches_silence_within_fade_plus_a_period_without_a_click() {
-    // As in the pause test: a run the player reports starved (a period delivered late, the
-    // server filling in silence) says nothing about the fade; run again, at most twice more.
-    let mut attempt = 0;
-    let (j, heard, s) = loop {
-        let (j, heard) = run("flush");
-        let s = tone_stats(&heard, 48000).expect("nothing heard");
-        let limit = sine_max_step(440.0, s.peak, 48000) * 1.2 + 2.0 / 32768.0;
-        let starved =
-            json_num(&j, "late_callbacks") > 0.0 || json_num(&j, "server_underflows") > 0.0;
-        attempt += 1;
-        if s.max_step <= limit || !starved || attempt == 3 {
-            break (j, heard, s);
-        }
-        eprintln!("flush: a starved run (step {:.4}), again: {j}", s.max_step);
-    };
-    let _ = &heard;
+    let (j, _, s) = run_unstarved("flush");
     // The tone was heard from its start until the flush took effect, then faded. Audio
     // already handed to the device cannot be recalled through cpal, so silence comes at most
     // fade + one period (until the next callback) + the device's buffer after the call
@@ -176,23 +184,7 @@ fn markers_fire_in_order_never_before_they_are_heard() {
 
 #[test]
 fn pause_holds_without_underrun_or_click_and_volume_ramps() {
-    // A click can also be the server playing silence because a starved machine delivered a
-    // period late; the player counts that (`late_callbacks`, `server_underflows`). Such a run
-    // says nothing about the ramps: run again (at most twice more). A click in a run with
-    // neither counted fails.
-    let mut attempt = 0;
-    let (j, heard, s) = loop {
-        let (j, heard) = run("pause");
-        let s = tone_stats(&heard, 48000).expect("nothing heard");
-        let limit = sine_max_step(440.0, s.peak, 48000) * 1.2 + 2.0 / 32768.0;
-        let starved =
-            json_num(&j, "late_callbacks") > 0.0 || json_num(&j, "server_underflows") > 0.0;
-        attempt += 1;
-        if s.max_step <= limit || !starved || attempt == 3 {
-            break (j, heard, s);
-        }
-        eprintln!("pause: a starved run (step {:.4}), again: {j}", s.max_step);
-    };
+    let (j, heard, s) = run_unstarved("pause");
     let gaps = silences(&heard, 48000, 0.5);
     let (at, _) = heard
         .windows(2)
