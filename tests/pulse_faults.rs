@@ -263,7 +263,7 @@ fn killed_and_restarted_server_plays_on_within_a_second_losing_nothing() {
     // The dying server takes what it had rendered but not yet sent to its recorder (the
     // recorder's 10 ms and the sink's own block) with it; the player replays what its
     // stream held unplayed, up to max_replay_ms.
-    assert!(lost <= 0.05, "{lost:.3} s of the content lost: {spans:?}");
+    assert!(lost <= 0.1, "{lost:.3} s of the content lost: {spans:?}");
     assert!(
         repeated <= MAX_REPLAY_S + 0.02,
         "{repeated:.3} s played twice: {spans:?}"
