@@ -6,7 +6,8 @@ pub struct ToneStats {
     pub duration: f64,
     /// Start of the sound in the recording, seconds.
     pub onset: f64,
-    /// Frequency from interpolated rising zero crossings, Hz: the median over 250 ms windows.
+    /// Frequency from interpolated rising zero crossings, Hz: the median over 250 ms windows of
+    /// whole cycles (no window spans a gap or a splice).
     pub freq: f64,
     /// Longest run of near-silence inside the sound, seconds (a dropout).
     pub longest_gap: f64,
@@ -32,18 +33,33 @@ pub fn tone_stats(x: &[f32], rate: u32) -> Option<ToneStats> {
         }
     }
     // Median of the frequencies of 250 ms windows: one splice (a device switch) cannot pull
-    // it, while a wrong rate anywhere shifts every window.
+    // it, while a wrong rate anywhere shifts every window. Windows never span a broken cycle:
+    // a starved stream's server inserts silence (often 1-2 ms, less than a period), and a
+    // window holding a few such gaps reads low although the rate is right. A clean sine's
+    // periods differ by far less than the 20% that marks a cycle as broken.
+    let mut periods: Vec<f64> = crossings.windows(2).map(|w| w[1] - w[0]).collect();
+    periods.sort_by(f64::total_cmp);
+    let period = periods.get(periods.len() / 2).copied().unwrap_or(0.0);
+    let whole = |a: f64, b: f64| (b - a) > 0.8 * period && (b - a) < 1.2 * period;
     let window = rate as f64 / 4.0;
     let mut per_window = Vec::new();
     let mut start = 0;
-    while start < crossings.len() {
-        let end = crossings[start..]
-            .iter()
-            .position(|&c| c - crossings[start] >= window)
-            .map(|i| start + i);
-        let Some(end) = end else { break };
-        per_window.push((end - start) as f64 * rate as f64 / (crossings[end] - crossings[start]));
-        start = end;
+    // A window also ends at a broken cycle; one of at least 10 whole cycles still reads to a
+    // small fraction of a hertz (interpolated crossings are exact to far below a sample).
+    let mut push = |start: usize, end: usize| {
+        if end - start >= 10 {
+            per_window
+                .push((end - start) as f64 * rate as f64 / (crossings[end] - crossings[start]));
+        }
+    };
+    for i in 1..crossings.len() {
+        if !whole(crossings[i - 1], crossings[i]) {
+            push(start, i - 1);
+            start = i;
+        } else if crossings[i] - crossings[start] >= window {
+            push(start, i);
+            start = i;
+        }
     }
     per_window.sort_by(f64::total_cmp);
     let freq = per_window.get(per_window.len() / 2).copied().unwrap_or(0.0);
