@@ -10,11 +10,11 @@
 
 use std::time::{Duration, Instant};
 
-use audioplay::command::EventKind;
+use audioplay::EventKind;
 use audioplay::{Config, InputFormat, Player};
 
 fn speech(path: &str) -> Vec<i16> {
-    audioplay::wav::read_s16_mono(std::path::Path::new(path))
+    audioplay::internals::wav::read_s16_mono(std::path::Path::new(path))
         .expect("speech WAV")
         .1
 }

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use audioadapter_buffers::direct::InterleavedSlice;
-use audioplay::quality::{measure, sine_s16};
+use audioplay::internals::quality::{measure, sine_s16};
 use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost, VirtualStreamHandle};
 use audioplay::{Config, InputFormat, Player, ResampleMode, ResampleQuality};
 use rubato::{
@@ -205,7 +205,7 @@ fn make(name: &str, in_rate: u32, out_rate: u32, block: usize) -> Box<dyn Path> 
 }
 
 fn read_wav_s16(path: &str) -> Vec<i16> {
-    audioplay::wav::read_s16_mono(std::path::Path::new(path))
+    audioplay::internals::wav::read_s16_mono(std::path::Path::new(path))
         .expect("speech WAV")
         .1
 }

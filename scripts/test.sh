@@ -16,6 +16,7 @@ echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 
+python3 scripts/check-layers.py
 scripts/check-swift.sh
 python3 scripts/gen-api-doc.py --check
 

@@ -3,47 +3,35 @@
 //! The Rust API ([`Player`]) is the safe core; [`ffi`] is the C ABI over it
 //! (`include/audioplay.h`). Requirement IDs in comments refer to the user's SPEC.md.
 
-mod clock;
-pub mod command;
-pub mod config;
-pub mod convert;
-pub mod device;
-pub mod error;
-pub mod events;
-mod fallback;
+// The layers, lowest first: each imports only layers listed before it (scripts/check-layers.py
+// keeps it so; docs/ARCHITECTURE.md draws them).
+mod control;
+mod data;
+mod dsp;
 pub mod ffi;
-mod gain;
-mod handoff;
-mod history;
-mod idle;
-mod lifecycle;
-mod log;
-pub mod metrics;
-mod outage;
-pub mod player;
-pub mod polyphase;
-mod prefault;
-mod priority;
-#[doc(hidden)]
-pub mod quality;
-pub mod recreate;
-pub mod render;
-pub mod resample;
-mod service;
-pub(crate) mod simd;
+mod player;
+mod realtime;
+mod sync;
 pub mod virtual_device;
-pub mod wav;
-mod writer;
 
-/// The atomics `handoff` is written against; `tests/loom_handoff.rs` swaps in loom's.
-mod sync {
-    pub use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    pub use std::thread::yield_now;
+pub use data::config::{
+    Config, InputFormat, LogLevel, PreferStreamRate, ResampleMode, ResampleQuality,
+};
+pub use data::error::Error;
+pub use data::events::{Event, EventKind, EventSink};
+pub use data::metrics::Metrics;
+pub use data::state::{Reason, StreamState};
+pub use data::{config, error, events, metrics};
+pub use player::Player;
+
+/// The crate's insides that its own binary, tests and benchmarks reach: not API, may change
+/// in any release.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::control::device;
+    pub use crate::dsp::{convert, quality, resample, wav};
+    pub use crate::realtime::{render, shape};
 }
-
-pub use config::{Config, InputFormat, LogLevel, PreferStreamRate, ResampleMode, ResampleQuality};
-pub use error::Error;
-pub use player::{Metrics, Player, StreamState};
 
 /// The header cbindgen generates from this build's `src/ffi`; a test checks that the
 /// committed `include/audioplay.h` equals it.

@@ -2,319 +2,31 @@
 //! three-phase recreate, and a service thread that does everything the callback may not.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use crate::command::{Event, EventKind};
-use crate::config::{Config, InputFormat, LogLevel};
-use crate::device;
-use crate::error::Error;
-use crate::events::Delivery;
-use crate::lifecycle::{Gate, Worker};
-use crate::log::Logger;
-use crate::metrics::{Counters, DeviceStats, Percentiles};
-use crate::recreate::{self, Reason, StreamSlot};
-use crate::render::{InputShape, OutputShape, Queues, RenderCore};
-use crate::service;
-use crate::writer::{Request, Writer, POLL};
-
-/// Stream state published for lock-free readers (U3). Replaced whole on every recreate.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StreamState {
-    pub generation: u64,
-    pub started: bool,
-    pub device_id: String,
-    pub device_name: String,
-    pub device_rate: u32,
-    pub stream_rate: u32,
-    pub content_rate: u32,
-    pub channels: u16,
-    pub format: Option<cpal::SampleFormat>,
-}
-
-/// A point-in-time view of everything the player counts (C3, M1).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Metrics {
-    pub frames_written: u64,
-    pub frames_played: u64,
-    pub frames_queued: u64,
-    pub frames_dropped: u64,
-    pub callbacks: u64,
-    pub underruns: u64,
-    /// Callbacks that came too late to keep the device fed (starved audio thread).
-    pub late_callbacks: u64,
-    /// SPEC S3 moved resampling from the callback to the writing thread.
-    pub resample_fallback: bool,
-    pub generation_mismatches: u64,
-    pub shape_mismatches: u64,
-    pub callback_errors: u64,
-    pub resample_errors: u64,
-    pub render_contended: u64,
-    pub stream_errors: u64,
-    /// Times the audio server filled a gap with silence of its own (the stream's data came
-    /// too late: PulseAudio's UNDERFLOW). Not counted in `underruns` or `stream_errors`.
-    pub server_underflows: u64,
-    pub callback_time: Percentiles,
-    pub resample_time: Percentiles,
-    pub output_latency_ns: u64,
-    pub recreating: bool,
-    /// The device stream is paused for idleness.
-    pub suspended: bool,
-    /// Write to first audio heard at the last wake from idle, ms.
-    pub last_wake_ms: Option<f64>,
-    pub state: StreamState,
-    pub frames_replayed: u64,
-    /// Content frames discarded by flushes.
-    pub frames_flushed: u64,
-    /// The content frame the listener hears now (monotonic, across device changes).
-    pub frames_heard: u64,
-    pub markers_flushed: u64,
-    pub events_dropped: u64,
-    pub recreates: u64,
-    pub recreate_failures: u64,
-    pub recreates_refused: u64,
-    pub device_query_failures: u64,
-    pub last_recreate_reason: Option<Reason>,
-    /// Milliseconds from the last frame on the old device to the first on the new one.
-    pub last_route_gap_ms: Option<f64>,
-    /// Recreate duration (p50, p95, max), ms.
-    pub recreate_ms: (f64, f64, f64),
-    /// Nothing has played for `device_lost_timeout_ms`: writes and drains fail.
-    pub output_lost: bool,
-    /// Outages so far and the latest one's length, ms.
-    pub outages: u64,
-    pub last_outage_ms: u64,
-    /// Sound-server connections rebuilt after a server restart.
-    pub server_reconnects: u64,
-}
-
-impl Metrics {
-    pub fn needs_resample(&self) -> bool {
-        self.state.stream_rate != 0 && self.state.stream_rate != self.state.content_rate
-    }
-}
-
-/// Wakes the service thread early (a stream error, shutdown).
-#[derive(Default)]
-pub struct Wake {
-    flag: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Wake {
-    pub fn notify(&self) {
-        *self.flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.cv.notify_all();
-    }
-
-    /// Waits until notified or `timeout`; returns whether it was notified.
-    pub fn wait(&self, timeout: Duration) -> bool {
-        let g = self.flag.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut g, _) = self
-            .cv
-            .wait_timeout_while(g, timeout, |f| !*f)
-            .unwrap_or_else(|e| e.into_inner());
-        std::mem::replace(&mut *g, false)
-    }
-}
-
-pub struct Shared {
-    pub cfg: Config,
-    /// The connection to the sound server (or the caller's host). Replaced whole when the
-    /// server restarts; every user clones the `Arc` out and releases the lock at once.
-    host: Mutex<Arc<cpal::Host>>,
-    /// Opens a fresh connection to the sound server, for a player on the system's host;
-    /// `None` for a host the caller gave (it cannot be rebuilt).
-    pub connect: Option<fn() -> Result<cpal::Host, String>>,
-    /// No output has played for `device_lost_timeout_ms`: writes and drains fail with
-    /// `Error::NoOutput` until it is back (the service thread sets and clears it).
-    pub output_lost: AtomicBool,
-    pub core: Arc<RenderCore>,
-    pub counters: Arc<Counters>,
-    slot: Mutex<StreamSlot>,
-    pub state: ArcSwap<StreamState>,
-    pub recreating: AtomicBool,
-    /// SPEC S3 moved resampling to the writing thread.
-    pub producer_fallback: AtomicBool,
-    pub next_generation: AtomicU64,
-    writer: Mutex<Writer>,
-    /// Control calls made while a write held `writer`, oldest first; applied by whoever
-    /// holds it before releasing it. Locked only briefly, never across a wait.
-    requests: Mutex<std::collections::VecDeque<Request>>,
-    /// S3: the writer builds its producer resampler at its next write (the service thread
-    /// never takes the writer's lock).
-    pub producer_request: AtomicBool,
-    /// Bumped by every flush: a writer blocked for space returns with what it queued.
-    pub flush_epoch: AtomicU64,
-    /// The service thread's ends of the callback's event and garbage queues.
-    pub from_callback: Mutex<(
-        rtrb::Consumer<Event>,
-        rtrb::Consumer<crate::command::Garbage>,
-    )>,
-    pub delivery: Delivery,
-    /// The device the application chose (`set_device`), else the config's.
-    pub pinned: Mutex<Option<String>>,
-    pub closing: AtomicBool,
-    pub wake: Arc<Wake>,
-    /// Wakes the event thread (an utterance starting, shutdown).
-    pub event_wake: Wake,
-    /// Releases a writer waiting for room in the ring: a flush or close (the callback that
-    /// frees room cannot signal; the writer sleeps until room should be there).
-    pub room_wake: Wake,
-    pub logger: Mutex<Logger>,
-    /// Set by a stream's error callback when its device is gone; the watcher acts at once.
-    pub stream_lost: Arc<AtomicBool>,
-    /// `set_device` asked for a move.
-    pub device_request: AtomicBool,
-    /// The device stream is paused for idleness; a write asks for it back.
-    pub suspended: AtomicBool,
-    pub resume_request: AtomicBool,
-    pub stats: DeviceStats,
-    /// Every call into the host's `event_fn`/`log_fn` passes it; closed by `close`.
-    pub callbacks: Arc<Gate>,
-}
-
-impl Shared {
-    /// L1: the only way to the stream slot.
-    pub fn lock_slot(&self) -> MutexGuard<'_, StreamSlot> {
-        self.slot.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The current host (sound-server connection).
-    pub fn host(&self) -> Arc<cpal::Host> {
-        self.host.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Puts a fresh connection in place of a dead one (service thread). The old one is
-    /// dropped by the caller's last clone, with no lock held.
-    pub fn replace_host(&self, host: cpal::Host) -> Arc<cpal::Host> {
-        std::mem::replace(
-            &mut *self.host.lock().unwrap_or_else(|e| e.into_inner()),
-            Arc::new(host),
-        )
-    }
-
-    pub fn pinned(&self) -> Option<String> {
-        self.pinned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// The writer, waiting for it: only for writes (which serialise). Release it with
-    /// [`Shared::release_writer`] so requests left meanwhile are applied.
-    fn writer(&self) -> MutexGuard<'_, Writer> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The writer if nobody holds it now; control calls never wait for it.
-    fn try_writer(&self) -> Option<MutexGuard<'_, Writer>> {
-        match self.writer.try_lock() {
-            Ok(g) => Some(g),
-            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        }
-    }
-
-    fn requests(&self) -> MutexGuard<'_, std::collections::VecDeque<Request>> {
-        self.requests.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn take_request(&self) -> Option<Request> {
-        self.requests().pop_front()
-    }
-
-    /// A request applied on behalf of another caller failed: nobody is waiting for its
-    /// result, so it is logged.
-    pub(crate) fn log_request_error(&self, e: &Error) {
-        self.log(
-            LogLevel::Warn,
-            &format!("deferred control request failed: {e}"),
-        );
-    }
-
-    /// Releases the writer after applying the requests left while it was held. A request
-    /// left just as the lock is dropped is picked up by trying again: either this thread gets
-    /// the lock back and applies it, or whoever holds it now will.
-    fn release_writer<'a>(&'a self, mut w: MutexGuard<'a, Writer>) {
-        loop {
-            if let Err(e) = w.apply_requests(self) {
-                self.log_request_error(&e);
-            }
-            drop(w);
-            if self.requests().is_empty() {
-                return;
-            }
-            match self.try_writer() {
-                Some(g) => w = g,
-                None => return,
-            }
-        }
-    }
-
-    /// A control request: applied now if no write is in progress (its error returned),
-    /// else left for the writer, which applies it right after the data it is queuing.
-    fn request(&self, req: Request) -> Result<(), Error> {
-        self.requests().push_back(req);
-        match self.try_writer() {
-            Some(mut w) => {
-                let r = w.apply_requests(self);
-                self.release_writer(w);
-                r
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Close: waits (until `deadline`) for a write in progress to notice `closing` and
-    /// return; writers check it under the writer's lock before queuing anything.
-    fn settle_writer(&self, deadline: Instant) {
-        loop {
-            match self.writer.try_lock() {
-                Ok(_) | Err(std::sync::TryLockError::Poisoned(_)) => return,
-                Err(std::sync::TryLockError::WouldBlock) => {
-                    if Instant::now() >= deadline {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-        }
-    }
-
-    pub fn log(&self, level: LogLevel, msg: &str) {
-        self.logger
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .log(level, msg);
-    }
-
-    /// S3 fallback: from the next write on, the writer resamples (the ring switches to float32
-    /// at the stream rate in band, like a voice change). Only raises a flag: the service
-    /// thread never waits for a writer; the writer builds its resampler on its own thread.
-    pub fn enable_producer_resampling(&self) {
-        self.producer_request.store(true, Release);
-    }
-
-    /// Logs at most once per `every` for `key`; returns whether it logged.
-    pub fn log_limited(
-        &self,
-        key: &'static str,
-        every: Duration,
-        level: LogLevel,
-        msg: &str,
-    ) -> bool {
-        self.logger
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .limited(key, every, level, msg)
-    }
-}
+use crate::control::delivery::Delivery;
+use crate::control::device;
+use crate::control::lifecycle::{Gate, Worker};
+use crate::control::log::Logger;
+use crate::control::recreate;
+use crate::control::service;
+use crate::control::shared::{Shared, StreamSlot, Wake};
+use crate::control::writer::{log_request_error, Request, Writer, Writing, POLL};
+use crate::data::config::{Config, InputFormat, LogLevel};
+use crate::data::error::Error;
+use crate::data::events::{Event, EventKind};
+use crate::data::metrics::{Counters, DeviceStats, Metrics};
+use crate::data::state::{Reason, StreamState};
+use crate::realtime::render::{Queues, RenderCore};
+use crate::realtime::shape::{InputShape, OutputShape};
 
 pub struct Player {
     shared: Arc<Shared>,
+    /// The ring's writing end: only the application's threads, through the player, write.
+    writing: Writing,
     service: Mutex<Option<Worker>>,
     events: Mutex<Option<Worker>>,
 }
@@ -349,7 +61,7 @@ impl Player {
         // Exactly the configured duration of the configured format. After a voice change to
         // wider frames the same bytes hold proportionally less time.
         let mut ring_bytes = ring_frames as usize * frame_bytes;
-        if cfg.resample_mode == crate::config::ResampleMode::Producer {
+        if cfg.resample_mode == crate::data::config::ResampleMode::Producer {
             // The ring carries float32 at the stream rate: size it for up to 96 kHz.
             ring_bytes = ring_bytes
                 .max(cfg.ring_capacity_ms as usize * 96 * 4 * cfg.input_channels as usize);
@@ -359,14 +71,14 @@ impl Player {
         let (mut events, mut ev_rx) = rtrb::RingBuffer::new(8192);
         let (mut garbage, mut garbage_rx) = rtrb::RingBuffer::new(8192);
         // The callback is the producer of these two: map their pages now, not on its thread.
-        crate::prefault::cycle_queue(&mut events, &mut ev_rx, || Event {
+        crate::dsp::prefault::cycle_queue(&mut events, &mut ev_rx, || Event {
             kind: EventKind::Marker,
             id: 0,
             frame: 0,
             heard_ns: 0,
         });
-        crate::prefault::cycle_queue(&mut garbage, &mut garbage_rx, || {
-            crate::command::Garbage::Scratch(Vec::new())
+        crate::dsp::prefault::cycle_queue(&mut garbage, &mut garbage_rx, || {
+            crate::realtime::command::Garbage::Scratch(Vec::new())
         });
         let counters = Arc::new(Counters::default());
         let input = InputShape {
@@ -394,8 +106,8 @@ impl Player {
             preroll,
         ));
         core.set_resample_quality(cfg.resample_quality);
-        let producer = (cfg.resample_mode == crate::config::ResampleMode::Producer)
-            .then(|| crate::writer::ProducerResampler::new(cfg.resample_quality));
+        let producer = (cfg.resample_mode == crate::data::config::ResampleMode::Producer)
+            .then(|| crate::control::writer::ProducerResampler::new(cfg.resample_quality));
         let writer = Writer {
             ring,
             commands: cmd_tx,
@@ -411,13 +123,13 @@ impl Player {
             let gate = callbacks.clone();
             Arc::new(move |level: LogLevel, msg: &str| {
                 gate.run(|| sink(level, msg));
-            }) as crate::config::LogSink
+            }) as crate::data::config::LogSink
         });
         let cfg_sink = cfg.event_sink.clone().map(|sink| {
             let gate = callbacks.clone();
             Arc::new(move |e: &Event| {
                 gate.run(|| sink(e));
-            }) as crate::events::EventSink
+            }) as crate::data::events::EventSink
         });
         let logger = Logger::new(log_sink, cfg.log_level);
         let pinned = cfg.device_id.clone();
@@ -433,8 +145,6 @@ impl Player {
             recreating: AtomicBool::new(false),
             producer_fallback: AtomicBool::new(false),
             next_generation: AtomicU64::new(0),
-            writer: Mutex::new(writer),
-            requests: Mutex::default(),
             producer_request: AtomicBool::new(false),
             flush_epoch: AtomicU64::new(0),
             from_callback: Mutex::new((ev_rx, garbage_rx)),
@@ -463,6 +173,7 @@ impl Player {
         recreate::recreate(&shared, Reason::Initial, target)?;
         let player = Player {
             shared: shared.clone(),
+            writing: Writing::new(writer),
             service: Mutex::new(None),
             events: Mutex::new(None),
         };
@@ -486,13 +197,7 @@ impl Player {
     /// Runs `f` on the writer (waiting for it, like a write), with pending requests applied
     /// first and again on release.
     fn with_writer<R>(&self, f: impl FnOnce(&mut Writer) -> R) -> R {
-        let mut w = self.shared.writer();
-        if let Err(e) = w.apply_requests(&self.shared) {
-            self.shared.log_request_error(&e);
-        }
-        let r = f(&mut w);
-        self.shared.release_writer(w);
-        r
+        self.writing.with(&self.shared, f)
     }
 
     /// Queues whole frames of native-endian PCM in the current format. Blocks up to the
@@ -509,10 +214,10 @@ impl Player {
             self.shared.wake.notify();
         }
         let timeout = Duration::from_millis(self.shared.cfg.write_timeout_ms as u64);
-        let mut w = self.shared.writer();
-        let r = w.write(&self.shared, bytes, timeout);
+        let mut w = self.writing.lock();
+        let r = w.write(&self.shared, &self.writing, bytes, timeout);
         // Control calls made during this write take effect here, after its data.
-        self.shared.release_writer(w);
+        self.writing.release(&self.shared, w);
         r
     }
 
@@ -548,14 +253,14 @@ impl Player {
     /// write starts a new utterance. Returns at once, never waiting for a writer: during a
     /// write on another thread, the utterance ends after the data that write queues.
     pub fn end_utterance(&self) -> Result<(), Error> {
-        self.shared.request(Request::EndUtterance)
+        self.writing.request(&self.shared, Request::EndUtterance)
     }
 
     /// Places a marker at the current write position; an event with `id` fires when the
     /// device plays that frame. During a write on another thread, the marker lands after the
     /// data that write queues (never waits for it).
     pub fn mark(&self, id: u64) -> Result<(), Error> {
-        self.shared.request(Request::Mark(id))
+        self.writing.request(&self.shared, Request::Mark(id))
     }
 
     /// Voice change, in band: audio written before plays in its old format, audio written
@@ -579,7 +284,7 @@ impl Player {
             channels: channels as usize,
             rate,
         };
-        self.shared.request(Request::Format(shape))
+        self.writing.request(&self.shared, Request::Format(shape))
     }
 
     /// Barge-in: drops everything queued; what is playing fades out over `fade_ms` on the
@@ -594,15 +299,15 @@ impl Player {
         self.shared.flush_epoch.fetch_add(1, AcqRel);
         self.shared.room_wake.notify();
         let fade_ms = fade_ms.min(10_000);
-        match self.shared.try_writer() {
+        match self.writing.try_lock() {
             Some(mut w) => {
                 // Requests made before the flush come first (a marker then is flushed).
-                if let Err(e) = w.apply_requests(&self.shared) {
-                    self.shared.log_request_error(&e);
+                if let Err(e) = w.apply_requests(&self.shared, &self.writing) {
+                    log_request_error(&self.shared, &e);
                 }
                 let upto = w.cut(&self.shared);
                 self.shared.core.request_flush(upto, fade_ms);
-                self.shared.release_writer(w);
+                self.writing.release(&self.shared, w);
             }
             None => {
                 // A write is in progress: it stops queuing at once (it checks the epoch before
@@ -612,7 +317,7 @@ impl Player {
                 // is kept).
                 let upto = self.shared.counters.ring_frames_written.load(Acquire);
                 self.shared.core.request_flush(upto, fade_ms);
-                let mut q = self.shared.requests();
+                let mut q = self.writing.requests();
                 let marks = q.iter().filter(|r| matches!(r, Request::Mark(_))).count();
                 q.retain(|r| matches!(r, Request::Format(_)));
                 q.push_back(Request::Cut);
@@ -622,8 +327,8 @@ impl Player {
                     .markers_flushed
                     .fetch_add(marks as u64, Relaxed);
                 // The writer may have released the lock meanwhile: apply if nobody holds it.
-                if let Some(w) = self.shared.try_writer() {
-                    self.shared.release_writer(w);
+                if let Some(w) = self.writing.try_lock() {
+                    self.writing.release(&self.shared, w);
                 }
             }
         }
@@ -849,7 +554,7 @@ impl Player {
         }
         // No write is in progress once the writer's lock is free: writers check `closing`
         // under it before queuing anything, so no frame is counted after the tally below.
-        self.shared.settle_writer(deadline);
+        self.writing.settle(deadline);
         // The callbacks stop consuming: no stream renders this generation, and taking the
         // render token waits out a callback that is rendering now.
         self.shared.core.publish_generation(u64::MAX);
@@ -861,7 +566,10 @@ impl Player {
         let old = self.shared.lock_slot().stream.take();
         if let Some(stream) = old {
             // Closed with the slot lock released (L2), and never blocking close for long.
-            crate::lifecycle::drop_by(stream, deadline.max(Instant::now() + CLOSE_STREAM_MIN));
+            crate::control::lifecycle::drop_by(
+                stream,
+                deadline.max(Instant::now() + CLOSE_STREAM_MIN),
+            );
         }
     }
 }

@@ -29,7 +29,7 @@ fn virtual_output_is_the_input_resampled_and_mapped() {
     let input: Vec<i16> = (0..22050)
         .map(|i| (12000.0 * (i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 22050.0).sin()) as i16)
         .collect();
-    audioplay::wav::write_s16(&dir.join("in.wav"), 22050, 1, &input).unwrap();
+    audioplay::internals::wav::write_s16(&dir.join("in.wav"), 22050, 1, &input).unwrap();
     let out = applay()
         .args(["--quiet", "--fast", "--virtual"])
         .arg(dir.join("out.wav"))
@@ -43,10 +43,10 @@ fn virtual_output_is_the_input_resampled_and_mapped() {
     );
     let (rate, channels, got) = read_wav_s16(&dir.join("out.wav"));
     assert_eq!((rate, channels), (48000, 2));
-    let want = audioplay::resample::resample_linear_s16(&input, 48000.0 / 22050.0);
+    let want = audioplay::internals::resample::resample_linear_s16(&input, 48000.0 / 22050.0);
     assert_eq!(got.len() / 2, want.len(), "round(len * ratio) frames (S1)");
     for (j, w) in want.iter().enumerate() {
-        let w = audioplay::convert::f32_to_s16(*w) as i32;
+        let w = audioplay::internals::convert::f32_to_s16(*w) as i32;
         for c in 0..2 {
             let g = got[2 * j + c] as i32;
             assert!((g - w).abs() <= 1, "frame {j} ch {c}: {g} vs {w}");

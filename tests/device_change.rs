@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use audioplay::recreate::Reason;
 use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost, VirtualStreamHandle};
+use audioplay::Reason;
 use audioplay::{Config, InputFormat, Metrics, Player};
 use cpal::SampleFormat;
 

@@ -369,7 +369,7 @@ fn destroy_from_inside_event_fn() {
     let cap = Fd2Capture::start();
     let h = host();
     let cfg = Config {
-        event_sink: Some(std::sync::Arc::new(|_e: &audioplay::command::Event| {
+        event_sink: Some(std::sync::Arc::new(|_e: &audioplay::Event| {
             if DESTROYED.load(SeqCst) != 0 {
                 LATE.fetch_add(1, SeqCst);
                 return;
@@ -496,7 +496,7 @@ fn no_event_fn_call_starts_after_destroy_returns() {
     let h = host();
     let cfg = Config {
         ring_capacity_ms: 2000,
-        event_sink: Some(std::sync::Arc::new(|_e: &audioplay::command::Event| {
+        event_sink: Some(std::sync::Arc::new(|_e: &audioplay::Event| {
             if RETURNED.load(SeqCst) != 0 {
                 LATE.fetch_add(1, SeqCst);
             }

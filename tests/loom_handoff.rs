@@ -1,6 +1,6 @@
 //! Issue 7: an exhaustive model of the generation handoff (SPEC C1, R3) and of ring ownership.
 //!
-//! `src/handoff.rs` is compiled here unchanged with loom's atomics, and loom runs every
+//! `src/realtime/handoff.rs` is compiled here unchanged with loom's atomics, and loom runs every
 //! interleaving (and every weak-memory outcome it models) of an old-generation callback, a
 //! new-generation callback and the service thread publishing the new generation and then
 //! reconfiguring the shared state. The shared render state is a loom `UnsafeCell`: loom fails
@@ -13,7 +13,7 @@ mod sync {
 }
 
 #[allow(dead_code)]
-#[path = "../src/handoff.rs"]
+#[path = "../src/realtime/handoff.rs"]
 mod handoff;
 
 use handoff::{Entry, Handoff};

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use audioplay::command::EventKind;
 use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost};
+use audioplay::EventKind;
 use audioplay::{Config, InputFormat, Player};
 use cpal::SampleFormat;
 

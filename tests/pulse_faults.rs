@@ -29,10 +29,10 @@ fn chirp_wav(dir: &std::path::Path, secs: f64) -> (std::path::PathBuf, Vec<f32>)
     let x = chirp(F0, F1, secs, RATE);
     let s16: Vec<i16> = x
         .iter()
-        .map(|&v| audioplay::convert::f32_to_s16(v))
+        .map(|&v| audioplay::internals::convert::f32_to_s16(v))
         .collect();
     let path = dir.join(format!("chirp-{secs}.wav"));
-    audioplay::wav::write_s16(&path, RATE, 1, &s16).unwrap();
+    audioplay::internals::wav::write_s16(&path, RATE, 1, &s16).unwrap();
     // What the library plays: the s16 values.
     let content = s16.iter().map(|&v| v as f32 / 32768.0).collect();
     (path, content)

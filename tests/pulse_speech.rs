@@ -10,8 +10,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use audioplay::command::{Event, EventKind};
 use audioplay::{Config, InputFormat, Player};
+use audioplay::{Event, EventKind};
 use common::analysis::{sine_max_step, tone_stats, ToneStats};
 use common::pulse::{PulseServer, S48};
 use common::{json_num, serial};

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use audioplay::quality::{measure, sine_s16};
+use audioplay::internals::quality::{measure, sine_s16};
 use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost};
 use audioplay::{Config, InputFormat, Player};
 

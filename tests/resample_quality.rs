@@ -2,7 +2,7 @@
 //! path (ring, decode, resample, channel map, device write) on the virtual device, so a later
 //! change cannot silently degrade them. Speed is measured in scripts/bench.sh, not here.
 
-use audioplay::quality::{measure, sine_s16, Measured};
+use audioplay::internals::quality::{measure, sine_s16, Measured};
 use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost};
 use audioplay::{Config, InputFormat, Player, ResampleMode, ResampleQuality};
 use cpal::SampleFormat;

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use audioplay::command::{Event, EventKind};
 use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost, VirtualStreamHandle};
 use audioplay::{Config, InputFormat, Metrics, Player};
+use audioplay::{Event, EventKind};
 use cpal::SampleFormat;
 
 const RATE: u32 = 48000;
@@ -344,7 +344,7 @@ fn set_device_moves_playback_and_reports_it() {
     ));
     assert_eq!(
         p.metrics().last_recreate_reason,
-        Some(audioplay::recreate::Reason::Requested)
+        Some(audioplay::Reason::Requested)
     );
 }
 

@@ -179,9 +179,9 @@ fn tone_bytes(a: &Args, hz: f64) -> Vec<u8> {
         let x = 0.5 * (2.0 * std::f64::consts::PI * hz * i as f64 / a.rate as f64).sin();
         for _ in 0..a.channels {
             match a.format {
-                InputFormat::S16 => {
-                    out.extend_from_slice(&audioplay::convert::f32_to_s16(x as f32).to_ne_bytes())
-                }
+                InputFormat::S16 => out.extend_from_slice(
+                    &audioplay::internals::convert::f32_to_s16(x as f32).to_ne_bytes(),
+                ),
                 InputFormat::F32 => out.extend_from_slice(&(x as f32).to_ne_bytes()),
             }
         }
@@ -206,7 +206,7 @@ fn open_input(a: &mut Args) -> Result<Box<dyn Read>, String> {
         }
     }
     if got == 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WAVE" {
-        let f = audioplay::wav::read_header_after_riff(&mut r)?;
+        let f = audioplay::internals::wav::read_header_after_riff(&mut r)?;
         a.rate = f.rate;
         a.channels = f.channels;
         a.format = if f.float {
@@ -241,8 +241,8 @@ fn json(m: &audioplay::Metrics) -> String {
 fn run() -> Result<(), (u8, String)> {
     let mut a = parse().map_err(|e| (2, e))?;
     if a.list {
-        let (host, _) = audioplay::device::system_host().map_err(|e| (3, e))?;
-        for d in audioplay::device::list_outputs(&host).map_err(|e| (3, e))? {
+        let (host, _) = audioplay::internals::device::system_host().map_err(|e| (3, e))?;
+        for d in audioplay::internals::device::list_outputs(&host).map_err(|e| (3, e))? {
             println!("{}\t{} Hz\t{} ch\t{}", d.id, d.rate, d.channels, d.name);
         }
         return Ok(());
@@ -354,9 +354,9 @@ fn run() -> Result<(), (u8, String)> {
             .map_err(|_| (5, "the virtual renderer failed".to_string()))?;
         let s16: Vec<i16> = samples
             .iter()
-            .map(|&v| audioplay::convert::f32_to_s16(v))
+            .map(|&v| audioplay::internals::convert::f32_to_s16(v))
             .collect();
-        audioplay::wav::write_s16(
+        audioplay::internals::wav::write_s16(
             std::path::Path::new(path),
             a.virtual_rate,
             a.virtual_channels,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::status::ApStatus;
 use super::{ffi_guard, try_mut};
-use crate::config::{
+use crate::data::config::{
     Config, InputFormat, LogLevel, PreferStreamRate, ResampleMode, ResampleQuality,
 };
 
@@ -269,13 +269,13 @@ pub(crate) fn to_config(c: &ApConfig) -> Result<Config, (ApStatus, String)> {
     };
     let channels = u16::try_from(c.input_channels)
         .map_err(|_| invalid(format!("input_channels {} out of range", c.input_channels)))?;
-    let log_sink: Option<crate::config::LogSink> = c.log_fn.map(|f| {
+    let log_sink: Option<crate::data::config::LogSink> = c.log_fn.map(|f| {
         let user = UserPtr(c.log_user);
         Arc::new(move |level: LogLevel, msg: &str| {
             let text = std::ffi::CString::new(msg.replace('\0', " ")).unwrap_or_default();
             // SAFETY: `f` is the caller's log function; the message outlives the call.
             unsafe { f(user.get(), level as i32, text.as_ptr()) }
-        }) as crate::config::LogSink
+        }) as crate::data::config::LogSink
     });
     let cfg = Config {
         input_format,
@@ -303,11 +303,11 @@ pub(crate) fn to_config(c: &ApConfig) -> Result<Config, (ApStatus, String)> {
         device_lost_timeout_ms: c.device_lost_timeout_ms,
         event_sink: c.event_fn.map(|f| {
             let user = UserPtr(c.event_user);
-            Arc::new(move |e: &crate::command::Event| {
+            Arc::new(move |e: &crate::data::events::Event| {
                 let ev = super::events::ApEvent::from(e);
                 // SAFETY: `f` is the caller's event function; `ev` outlives the call.
                 unsafe { f(user.get(), &ev) }
-            }) as crate::events::EventSink
+            }) as crate::data::events::EventSink
         }),
     };
     cfg.validate().map_err(invalid)?;

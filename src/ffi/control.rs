@@ -4,8 +4,8 @@ use super::config::{ApFormat, AP_FORMAT_F32, AP_FORMAT_S16};
 use super::ffi_guard;
 use super::handle::{self, ApPlayer, Handle};
 use super::status::ApStatus;
-use crate::config::InputFormat;
-use crate::error::Error;
+use crate::data::config::InputFormat;
+use crate::data::error::Error;
 
 /// Runs `f` on a resolved handle, recording its error as the last error.
 fn with_player(

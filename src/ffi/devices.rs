@@ -38,15 +38,15 @@ pub extern "C" fn ap_list_devices(
         if out.is_null() && capacity > 0 {
             return ApStatus::AP_ERR_NULL;
         }
-        let (host, _) = match crate::device::system_host() {
+        let (host, _) = match crate::control::device::system_host() {
             Ok(h) => h,
             Err(_) => return ApStatus::AP_ERR_NO_DEVICE,
         };
-        let list = match crate::device::list_outputs(&host) {
+        let list = match crate::control::device::list_outputs(&host) {
             Ok(l) => l,
             Err(_) => return ApStatus::AP_ERR_DEVICE,
         };
-        let default = crate::device::find_output(&host, None)
+        let default = crate::control::device::find_output(&host, None)
             .ok()
             .map(|(_, d)| d.id);
         for (i, d) in list.iter().take(capacity).enumerate() {

@@ -3,7 +3,7 @@
 use super::handle::{self, ApPlayer};
 use super::status::ApStatus;
 use super::{ffi_guard, try_mut};
-use crate::command::{Event, EventKind};
+use crate::data::events::{Event, EventKind};
 
 /// Event kinds (`ApEvent.kind`).
 pub const AP_EVENT_MARKER: u32 = 1;

@@ -5,8 +5,8 @@ use std::os::raw::c_char;
 use super::handle::{self, ApPlayer};
 use super::status::ApStatus;
 use super::{ffi_guard, try_mut};
-use crate::metrics::Percentiles;
-use crate::player::Metrics;
+use crate::data::metrics::Metrics;
+use crate::data::metrics::Percentiles;
 
 /// Size of the device id and name buffers in `ApMetrics` and `ApStreamState`.
 pub const AP_DEVICE_ID_LEN: usize = 128;

@@ -2,7 +2,7 @@
 
 use std::os::raw::c_char;
 
-use crate::error::Error;
+use crate::data::error::Error;
 
 /// Every entry point returns one of these: `AP_OK` (0) or a negative error.
 #[repr(i32)]

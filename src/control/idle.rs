@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use cpal::traits::StreamTrait;
 
-use crate::config::LogLevel;
-use crate::player::Shared;
+use crate::control::shared::Shared;
+use crate::data::config::LogLevel;
 
 #[derive(Default)]
 pub struct Idle {

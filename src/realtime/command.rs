@@ -2,15 +2,24 @@
 //! tagged with the content frame they apply at, and events from the callback to the service
 //! thread, stamped with when they are heard.
 
-use crate::render::InputShape;
-use crate::resample::Resampler;
+use crate::dsp::resample::{Heap, Period, Resampler};
+use crate::realtime::shape::InputShape;
 
 /// What the callback retires: freed on the service thread, never on the audio thread.
 pub enum Garbage {
     Scratch(Vec<f32>),
     Resampler(Box<Resampler>),
     /// The linear resampler's period tables (from one the callback could not use).
-    Tables(Box<crate::resample::Period>),
+    Tables(Box<Period>),
+}
+
+impl From<Heap> for Garbage {
+    fn from(h: Heap) -> Self {
+        match h {
+            Heap::Scratch(v) => Garbage::Scratch(v),
+            Heap::Tables(t) => Garbage::Tables(t),
+        }
+    }
 }
 
 /// In-band commands. Each applies when the callback has consumed exactly `at` ring frames
@@ -61,33 +70,4 @@ impl Cmd {
             | Cmd::Sync { at, .. } => *at,
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum EventKind {
-    Marker = 1,
-    UtteranceStart = 2,
-    UtteranceEnd = 3,
-    UnderrunStart = 4,
-    UnderrunEnd = 5,
-    DeviceChanged = 6,
-    Flushed = 7,
-    /// Nothing can play: the sound server or every device is gone, or the stream stopped.
-    /// Queued audio waits.
-    OutputLost = 8,
-    /// Output is back (a new server, device or stream): queued audio plays on.
-    OutputRestored = 9,
-}
-
-/// Something that happened, reported when the listener hears it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Event {
-    pub kind: EventKind,
-    /// The marker id (markers), the stream generation (device changes), else 0.
-    pub id: u64,
-    /// The content frame it happened at.
-    pub frame: u64,
-    /// When it reaches the listener, ns on the render core's clock.
-    pub heard_ns: u64,
 }

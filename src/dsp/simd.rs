@@ -53,7 +53,7 @@ macro_rules! multiversion {
                 imp($($a),*)
             }
             #[cfg(target_arch = "x86_64")]
-            if $crate::simd::avx2() {
+            if $crate::dsp::simd::avx2() {
                 // SAFETY: `avx2()` is true only after `detect` found AVX2 and FMA on this CPU.
                 return unsafe { avx2($($a),*) };
             }

@@ -10,49 +10,20 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::clock::Clock;
+use crate::realtime::clock::Clock;
 
-use crate::command::{Cmd, Event, EventKind, Garbage};
-use crate::config::ResampleQuality;
-use crate::config::MAX_CHANNELS;
-use crate::convert;
-use crate::gain::{self, Ramp};
-use crate::handoff::{Entry, Handoff, Token};
-use crate::history::History;
-use crate::metrics::{self, Counters};
-use crate::prefault;
-use crate::resample::{LinearResampler, Resampler};
-
-/// Output frames rendered per inner step at most. Devices asking for more are served in
-/// several steps, never with silence.
-pub const CHUNK_FRAMES: usize = 1024;
-
-/// What the render path needs to know about the stream it feeds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OutputShape {
-    pub rate: u32,
-    pub channels: usize,
-}
-
-/// Content description: the format of the bytes in the ring.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InputShape {
-    pub s16: bool,
-    pub channels: usize,
-    pub rate: u32,
-}
-
-impl InputShape {
-    pub fn frame_bytes(&self) -> usize {
-        self.channels * if self.s16 { 2 } else { 4 }
-    }
-}
-
-/// Decode scratch (input frames) for one chunk of output at these rates.
-pub fn scratch_frames(input: InputShape, output: OutputShape) -> usize {
-    let in_per_out = (input.rate as usize).div_ceil(output.rate.max(1) as usize);
-    CHUNK_FRAMES * in_per_out.max(1) + in_per_out + 4
-}
+use crate::data::config::ResampleQuality;
+use crate::data::config::MAX_CHANNELS;
+use crate::data::events::{Event, EventKind};
+use crate::data::metrics::{self, Counters};
+use crate::dsp::convert;
+use crate::dsp::gain::{self, Ramp};
+use crate::dsp::prefault;
+use crate::dsp::resample::{LinearResampler, Resampler};
+use crate::realtime::command::{Cmd, Garbage};
+use crate::realtime::handoff::{Entry, Handoff, Token};
+use crate::realtime::history::History;
+use crate::realtime::shape::{scratch_frames, InputShape, OutputShape, CHUNK_FRAMES};
 
 /// The ends of the lock-free queues the callback uses, created with the player.
 pub struct Queues {
@@ -202,7 +173,7 @@ impl RenderCore {
         history_frames: usize,
         preroll_frames: u64,
     ) -> Self {
-        crate::simd::detect();
+        crate::dsp::simd::detect();
         let n_in = scratch_frames(input, output);
         let mut st = RenderState {
             q,
@@ -699,7 +670,7 @@ impl RenderState {
                         // retired (tables and buffers alike), never freed here.
                         c.resample_errors.fetch_add(1, Ordering::Relaxed);
                         for g in resampler.take_heap().into_iter().flatten() {
-                            self.retire(g, c);
+                            self.retire(g.into(), c);
                         }
                         let linear =
                             LinearResampler::new(shape.rate, self.output.rate, shape.channels);

@@ -4,9 +4,9 @@
 //! its output never drifts and does not depend on how input and output are cut into blocks:
 //! rendering in 1-frame or 4096-frame callbacks gives the same samples.
 
-use crate::command::Garbage;
-use crate::config::{ResampleQuality, MAX_CHANNELS};
-use crate::polyphase::PolyphaseResampler;
+use crate::data::config::{ResampleQuality, MAX_CHANNELS};
+use crate::dsp::phase::{advance_phase, gcd};
+use crate::dsp::polyphase::PolyphaseResampler;
 
 /// Stateful linear interpolator between `in_rate` and `out_rate` for interleaved frames.
 ///
@@ -126,7 +126,7 @@ impl LinearResampler {
 
     /// As `new`, with the period tables (allocates: not for the audio thread).
     pub fn with_tables(in_rate: u32, out_rate: u32, channels: usize) -> Self {
-        crate::simd::detect();
+        crate::dsp::simd::detect();
         let mut r = Self::new(in_rate, out_rate, channels);
         let (m, l) = (r.in_rate, r.out_rate);
         if l <= MAX_PERIOD && m != l {
@@ -196,7 +196,7 @@ impl LinearResampler {
     /// are owned by the resampler from then on (the last one is kept as `prev`).
     pub fn process(&mut self, input: &[f32], output: &mut [f32]) -> (usize, usize) {
         #[cfg(target_arch = "x86_64")]
-        if crate::simd::avx2() {
+        if crate::dsp::simd::avx2() {
             // SAFETY: `avx2()` is true only after detection found AVX2 and FMA on this CPU.
             return unsafe { self.process_avx2(input, output) };
         }
@@ -268,7 +268,7 @@ impl LinearResampler {
                         };
                         // Mono upsampling, the TTS case: 8 outputs at a time.
                         #[cfg(target_arch = "x86_64")]
-                        let first = if CH == 1 && t.window8 && crate::simd::avx2() {
+                        let first = if CH == 1 && t.window8 && crate::dsp::simd::avx2() {
                             // SAFETY: AVX2 is present (checked); the bounds the kernel
                             // relies on are checked inside it.
                             unsafe { lerp8_mono_avx2(input, ia0, base, span, fr, out) }
@@ -347,6 +347,13 @@ impl LinearResampler {
 /// (`ResampleQuality::High`, transparent for int16 speech). Same contract for both; all memory
 /// is allocated in `new`.
 #[derive(Clone, Debug)]
+/// A resampler's heap allocation, moved out so that another thread frees it.
+pub enum Heap {
+    Scratch(Vec<f32>),
+    /// The linear resampler's period tables.
+    Tables(Box<Period>),
+}
+
 pub enum Resampler {
     Linear(LinearResampler),
     High(PolyphaseResampler),
@@ -377,10 +384,10 @@ impl Resampler {
 
     /// Moves out every heap allocation this resampler owns, as garbage for the service
     /// thread, leaving a husk that frees nothing when dropped (the audio thread's way out).
-    pub fn take_heap(&mut self) -> [Option<Garbage>; 2] {
+    pub fn take_heap(&mut self) -> [Option<Heap>; 2] {
         match self {
-            Resampler::Linear(r) => [r.period.take().map(Garbage::Tables), None],
-            Resampler::High(r) => r.take_buffers().map(|b| Some(Garbage::Scratch(b))),
+            Resampler::Linear(r) => [r.period.take().map(Heap::Tables), None],
+            Resampler::High(r) => r.take_buffers().map(|b| Some(Heap::Scratch(b))),
         }
     }
 
@@ -421,23 +428,6 @@ impl Resampler {
     }
 }
 
-/// Moves a phase numerator `acc` (in `0..modulus`) on by `frac` without dividing; returns
-/// the carry (1 when it wrapped into the next whole frame), to add to the integer step.
-#[inline(always)]
-pub(crate) fn advance_phase(acc: &mut u64, frac: u64, modulus: u64) -> u64 {
-    *acc += frac;
-    let carry = (*acc >= modulus) as u64;
-    *acc -= carry * modulus;
-    carry
-}
-
-pub(crate) fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
 /// Whole-buffer linear resampling of mono float32 (S1, S2): the output is exactly
 /// `round(len * ratio)` long, never truncated, so repeated use does not drift.
 pub fn resample_linear(input: &[f32], ratio: f64) -> Vec<f32> {
@@ -466,7 +456,7 @@ pub fn resample_linear(input: &[f32], ratio: f64) -> Vec<f32> {
 pub fn resample_linear_s16(input: &[i16], ratio: f64) -> Vec<f32> {
     let f: Vec<f32> = input
         .iter()
-        .map(|&x| crate::convert::s16_to_f32(x))
+        .map(|&x| crate::dsp::convert::s16_to_f32(x))
         .collect();
     resample_linear(&f, ratio)
 }
@@ -510,7 +500,7 @@ pub(crate) mod tests {
 
     #[test]
     fn block_size_does_not_change_output_u1() {
-        crate::simd::detect();
+        crate::dsp::simd::detect();
         let x: Vec<f32> = (0..22050).map(|i| (i as f32 * 0.0627).sin()).collect();
         for (a, b) in [
             (22050, 48000),

@@ -6,12 +6,9 @@
 //! known name (`device::system_host`), and the service thread finds it by name and asks for
 //! `audio_thread_priority` (SCHED_FIFO), best effort, as cubeb and PortAudio do for theirs.
 
-use crate::config::LogLevel;
-use crate::player::Shared;
-
-/// The name the PulseAudio client's socket thread (the audio thread) inherits (at most 15
-/// bytes: the kernel's limit).
-pub const AUDIO_THREAD_NAME: &str = "audioplay-audio";
+use crate::control::device::AUDIO_THREAD_NAME;
+use crate::control::shared::Shared;
+use crate::data::config::LogLevel;
 
 #[derive(Default)]
 pub struct Priority {

@@ -14,58 +14,14 @@ use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, StreamTrait};
 
-use crate::device::{self, DeviceInfo, StreamPlan};
-use crate::error::Error;
-use crate::player::{Shared, StreamState};
-use crate::render::OutputShape;
+use crate::control::device::{self, DeviceInfo, StreamPlan};
+use crate::control::shared::{Shared, StreamSlot};
+use crate::data::error::Error;
+use crate::data::state::{Reason, StreamState};
+use crate::realtime::shape::OutputShape;
 
 /// P2: a recreate not finished within this is abandoned and `recreating` cleared.
 pub const RECREATE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Why a stream was (re)created; also `ApMetrics.last_recreate_reason`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Reason {
-    Initial = 1,
-    /// The system default output changed (or the pinned device left or came back).
-    DeviceChanged = 2,
-    /// The stream reported its device gone.
-    StreamLost = 3,
-    /// Same device, new native rate or channel count.
-    FormatChanged = 4,
-    /// No stream is running (an earlier attempt failed or timed out).
-    Retry = 5,
-    /// The application chose another device.
-    Requested = 6,
-    /// The sound server went away and a new one accepts clients: the connection was rebuilt.
-    ServerRestarted = 7,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Initial => "initial",
-            Reason::DeviceChanged => "device changed",
-            Reason::StreamLost => "stream lost",
-            Reason::FormatChanged => "device format changed",
-            Reason::Retry => "retry",
-            Reason::Requested => "requested",
-            Reason::ServerRestarted => "sound server restarted",
-        }
-    }
-}
-
-/// L1: the stream handle and what describes it, nothing else.
-#[derive(Default)]
-pub struct StreamSlot {
-    pub stream: Option<cpal::Stream>,
-    pub started: bool,
-    pub stream_rate: u32,
-    pub device_id: Option<String>,
-    pub device_rate: u32,
-    pub actual_rate: u32,
-    pub generation: u64,
-}
 
 /// What phase 2 hands to phase 3.
 pub struct Opened {
@@ -76,11 +32,8 @@ pub struct Opened {
 
 /// What a finished recreate reports to the service thread.
 pub struct Report {
-    pub elapsed: Duration,
     /// When the old stream stopped (ns on the render core's clock), if there was one.
     pub stopped_ns: Option<u64>,
-    /// Content frames scheduled for replay.
-    pub replayed: u64,
 }
 
 /// R1, with the lock held: empties the slot, marks `recreating`, and reserves the next
@@ -88,7 +41,6 @@ pub struct Report {
 pub fn begin(slot: &mut StreamSlot, shared: &Shared) -> (Option<cpal::Stream>, u64) {
     shared.recreating.store(true, Ordering::Release);
     let generation = shared.next_generation.fetch_add(1, Ordering::AcqRel) + 1;
-    slot.started = false;
     (slot.stream.take(), generation)
 }
 
@@ -96,12 +48,6 @@ pub fn begin(slot: &mut StreamSlot, shared: &Shared) -> (Option<cpal::Stream>, u
 pub fn install(slot: &mut StreamSlot, shared: &Shared, generation: u64, o: Opened) {
     let rate = o.plan.config.sample_rate;
     slot.stream = Some(o.stream);
-    slot.started = true;
-    slot.stream_rate = rate;
-    slot.actual_rate = rate;
-    slot.device_id = Some(o.info.id.clone());
-    slot.device_rate = o.info.rate;
-    slot.generation = generation;
     shared.core.publish_generation(generation);
     shared.state.store(Arc::new(StreamState {
         generation,
@@ -305,26 +251,22 @@ pub fn recreate(
     match result {
         Ok((msg, stopped_ns, replayed)) => {
             let level = if ms > shared.cfg.recreate_warn_ms as f64 {
-                crate::config::LogLevel::Warn
+                crate::data::config::LogLevel::Warn
             } else {
-                crate::config::LogLevel::Info
+                crate::data::config::LogLevel::Info
             };
             shared.log(
                 level,
                 &format!("{msg}, {ms:.1} ms, {replayed} frames replayed"),
             );
-            Ok(Report {
-                elapsed,
-                stopped_ns,
-                replayed,
-            })
+            Ok(Report { stopped_ns })
         }
         Err(e) => {
             // Rate-limited: while a server is gone, retries fail every tick.
             shared.log_limited(
                 "recreate-failed",
                 Duration::from_secs(5),
-                crate::config::LogLevel::Error,
+                crate::data::config::LogLevel::Error,
                 &format!(
                     "recreate ({}) failed after {ms:.1} ms: {e}",
                     reason.as_str()

@@ -106,7 +106,7 @@ pub struct Config {
     pub idle_suspend_ms: u32,
     /// Receives events (markers, utterance start/end, underruns, device changes, flushes)
     /// on the player's event thread when they are heard; they are also queued for polling.
-    pub event_sink: Option<crate::events::EventSink>,
+    pub event_sink: Option<crate::data::events::EventSink>,
     /// After this long with no output at all (no server, no device, a stopped stream),
     /// `write` and `drain` fail with `Error::NoOutput` until output is back (0 = never).
     pub device_lost_timeout_ms: u32,

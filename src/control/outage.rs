@@ -6,10 +6,10 @@
 use std::sync::atomic::Ordering::{AcqRel, Relaxed, Release};
 use std::time::{Duration, Instant};
 
-use crate::command::{Event, EventKind};
-use crate::config::LogLevel;
-use crate::device::{self, DeviceInfo};
-use crate::player::Shared;
+use crate::control::device::{self, DeviceInfo};
+use crate::control::shared::Shared;
+use crate::data::config::LogLevel;
+use crate::data::events::{Event, EventKind};
 
 /// A running (not suspended) stream whose callbacks have not come for this long has stopped:
 /// its server died or froze. Periods are 1-500 ms; a callback comes at least every period.

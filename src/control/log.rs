@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::config::{LogLevel, LogSink};
+use crate::data::config::{LogLevel, LogSink};
 
 pub struct Logger {
     sink: Option<LogSink>,

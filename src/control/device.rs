@@ -4,8 +4,12 @@
 use cpal::traits::{DeviceTrait, HostTrait};
 use cpal::{BufferSize, SampleFormat, StreamConfig, SupportedBufferSize};
 
-use crate::config::{Config, PreferStreamRate, ResampleMode};
-use crate::convert;
+use crate::data::config::{Config, PreferStreamRate, ResampleMode};
+use crate::dsp::convert;
+
+/// The name the PulseAudio client's socket thread (the audio thread) inherits (at most 15
+/// bytes: the kernel's limit); `priority` finds the audio thread by it.
+pub const AUDIO_THREAD_NAME: &str = "audioplay-audio";
 
 /// How the player reconnects to its sound server when the connection dies.
 pub type Connect = fn() -> Result<cpal::Host, String>;
@@ -33,13 +37,13 @@ pub fn reconnect_pulse() -> Result<cpal::Host, String> {
 
 /// The PulseAudio client's socket thread, which runs the audio callback, is started with
 /// the host and inherits the name of the thread that creates it: create the host on a thread
-/// named for it, so the service thread can find it (crate::priority) and it shows as what it
+/// named for it, so the service thread can find it (crate::control::priority) and it shows as what it
 /// is in top and perf (not as the application's thread).
 fn on_audio_thread<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
     std::thread::Builder::new()
-        .name(crate::priority::AUDIO_THREAD_NAME.into())
+        .name(AUDIO_THREAD_NAME.into())
         .spawn(f)
         .map_err(|e| format!("cannot start a thread: {e}"))?
         .join()
@@ -246,7 +250,7 @@ pub fn query_target(host: &cpal::Host, pinned: Option<&str>) -> Result<DeviceInf
 /// `(changed, device_id, device_rate)`. A device that comes back at another rate or channel
 /// count is a change too.
 pub fn detect_change(
-    current: &crate::player::StreamState,
+    current: &crate::data::state::StreamState,
     observed: &DeviceInfo,
 ) -> (bool, String, u32) {
     let changed = !current.started

@@ -56,7 +56,7 @@ impl History {
 impl History {
     pub fn new(bytes: usize) -> Self {
         History {
-            buf: crate::prefault::zeroed(bytes),
+            buf: crate::dsp::prefault::zeroed(bytes),
             head: 0,
             len: 0,
             replay: 0,

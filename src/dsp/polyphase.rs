@@ -7,13 +7,13 @@
 //! over 100 dB of image rejection with a transition band of 0.415-0.585 of the lower rate,
 //! and 20 input frames (under 1 ms at 22.05 kHz) of lookahead.
 //!
-//! Like [`crate::resample::LinearResampler`] the phase is an exact integer fraction, so the
+//! Like [`crate::dsp::resample::LinearResampler`] the phase is an exact integer fraction, so the
 //! output does not drift and does not depend on how input and output are cut into blocks
 //! (U1), and a finished stream is `round(len * ratio)` frames long (S1). All memory is
 //! allocated in `new`; `process`, `finish` and `reset` never allocate (C2).
 
-use crate::config::MAX_CHANNELS;
-use crate::resample::{advance_phase, gcd};
+use crate::data::config::MAX_CHANNELS;
+use crate::dsp::phase::{advance_phase, gcd};
 
 /// Taps per output sample when upsampling; downsampling widens the filter by the ratio.
 const TAPS: usize = 40;
@@ -127,7 +127,7 @@ impl PolyphaseResampler {
             table,
             phases,
             exact,
-            window: crate::prefault::zeroed(channels * cap),
+            window: crate::dsp::prefault::zeroed(channels * cap),
             cap,
             filled: 0,
             start: 0,
@@ -413,7 +413,7 @@ impl Dot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resample::tests::run_blocks_with;
+    use crate::dsp::resample::tests::run_blocks_with;
 
     /// Runs `x` through in blocks, then the tail (`finish`).
     fn run_blocks(x: &[f32], ch: usize, r: &mut PolyphaseResampler, block: usize) -> Vec<f32> {

@@ -4,7 +4,7 @@
 
 use cpal::{FromSample, SampleFormat, I24, U24};
 
-use crate::simd::multiversion;
+use crate::dsp::simd::multiversion;
 
 const I16_SCALE: f32 = 32768.0;
 /// Largest float that maps to i16::MAX under D3: `1 - 1/32768`.

@@ -4,12 +4,9 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use crate::command::Event;
-
-/// Receives events on the player's event thread.
-pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+use crate::data::events::{Event, EventSink};
 
 /// Events kept for `poll` at most; older ones are dropped (and counted) past this.
 const POLL_CAPACITY: usize = 4096;

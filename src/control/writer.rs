@@ -3,19 +3,22 @@
 //!
 //! Control calls never wait for that lock (issue 12: a writer may hold it for
 //! `write_timeout_ms` while the ring is full). They take it with `try_lock`; when a write is
-//! in progress they leave a [`Request`] in `Shared::requests` instead, and whoever holds the
-//! lock applies pending requests, in order, before releasing it (`Shared::release_writer`):
+//! in progress they leave a [`Request`] in [`Writing`]'s queue instead, and whoever holds
+//! the lock applies pending requests, in order, before releasing it ([`Writing::release`]):
 //! a request made during a write takes effect right after the data that write queues.
+//! The player owns the [`Writing`]; no other thread touches it.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::*;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use crate::command::Cmd;
-use crate::config::ResampleQuality;
-use crate::error::Error;
-use crate::player::Shared;
-use crate::render::{scratch_frames, InputShape};
-use crate::resample::Resampler;
+use crate::control::shared::Shared;
+use crate::data::config::ResampleQuality;
+use crate::data::error::Error;
+use crate::dsp::resample::Resampler;
+use crate::realtime::command::Cmd;
+use crate::realtime::shape::{scratch_frames, InputShape};
 
 /// A control call made while the writer's lock was held by someone else.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,6 +29,115 @@ pub enum Request {
     /// A flush happened while a write was in progress: end the utterance on the writing
     /// side and reset the producer resampler (what `cut` does when the lock is free).
     Cut,
+}
+
+/// The writer behind its lock, and the control requests left for whoever holds it.
+pub struct Writing {
+    writer: Mutex<Writer>,
+    /// Control calls made while a write held `writer`, oldest first; applied by whoever
+    /// holds it before releasing it. Locked only briefly, never across a wait.
+    requests: Mutex<VecDeque<Request>>,
+}
+
+impl Writing {
+    pub fn new(writer: Writer) -> Self {
+        Writing {
+            writer: Mutex::new(writer),
+            requests: Mutex::default(),
+        }
+    }
+
+    /// The writer, waiting for it: only for writes (which serialise). Release it with
+    /// [`Writing::release`] so requests left meanwhile are applied.
+    pub fn lock(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The writer if nobody holds it now; control calls never wait for it.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, Writer>> {
+        match self.writer.try_lock() {
+            Ok(g) => Some(g),
+            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    pub fn requests(&self) -> MutexGuard<'_, VecDeque<Request>> {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn take_request(&self) -> Option<Request> {
+        self.requests().pop_front()
+    }
+
+    /// Runs `f` on the writer with pending requests applied first and again on release.
+    pub fn with<R>(&self, shared: &Shared, f: impl FnOnce(&mut Writer) -> R) -> R {
+        let mut w = self.lock();
+        if let Err(e) = w.apply_requests(shared, self) {
+            log_request_error(shared, &e);
+        }
+        let r = f(&mut w);
+        self.release(shared, w);
+        r
+    }
+
+    /// Releases the writer after applying the requests left while it was held. A request
+    /// left just as the lock is dropped is picked up by trying again: either this thread gets
+    /// the lock back and applies it, or whoever holds it now will.
+    pub fn release<'a>(&'a self, shared: &Shared, mut w: MutexGuard<'a, Writer>) {
+        loop {
+            if let Err(e) = w.apply_requests(shared, self) {
+                log_request_error(shared, &e);
+            }
+            drop(w);
+            if self.requests().is_empty() {
+                return;
+            }
+            match self.try_lock() {
+                Some(g) => w = g,
+                None => return,
+            }
+        }
+    }
+
+    /// A control request: applied now if no write is in progress (its error returned),
+    /// else left for the writer, which applies it right after the data it is queuing.
+    pub fn request(&self, shared: &Shared, req: Request) -> Result<(), Error> {
+        self.requests().push_back(req);
+        match self.try_lock() {
+            Some(mut w) => {
+                let r = w.apply_requests(shared, self);
+                self.release(shared, w);
+                r
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Close: waits (until `deadline`) for a write in progress to notice `closing` and
+    /// return; writers check it under the writer's lock before queuing anything.
+    pub fn settle(&self, deadline: Instant) {
+        loop {
+            match self.writer.try_lock() {
+                Ok(_) | Err(TryLockError::Poisoned(_)) => return,
+                Err(TryLockError::WouldBlock) => {
+                    if Instant::now() >= deadline {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+}
+
+/// A request applied on behalf of another caller failed: nobody is waiting for its result,
+/// so it is logged.
+pub fn log_request_error(shared: &Shared, e: &Error) {
+    shared.log(
+        crate::data::config::LogLevel::Warn,
+        &format!("deferred control request failed: {e}"),
+    );
 }
 
 pub struct Writer {
@@ -72,7 +184,7 @@ impl ProducerResampler {
         let ch = shape.channels;
         let frames = input.len() / shape.frame_bytes();
         self.decoded.resize(frames * ch, 0.0);
-        crate::convert::decode_into(shape.s16, input, &mut self.decoded);
+        crate::dsp::convert::decode_into(shape.s16, input, &mut self.decoded);
         let cap = self.resampler.max_input_for(0) + frames * 8 + 8;
         self.out.resize(cap * ch, 0.0);
         let (_, produced) = self.resampler.process(&self.decoded, &mut self.out);
@@ -142,13 +254,13 @@ impl Writer {
     /// Applies the control requests left while someone else held the lock, oldest first,
     /// and the S3 fallback's request for producer resampling. Returns the first error (each
     /// request is still attempted).
-    pub fn apply_requests(&mut self, shared: &Shared) -> Result<(), Error> {
+    pub fn apply_requests(&mut self, shared: &Shared, writing: &Writing) -> Result<(), Error> {
         if shared.producer_request.swap(false, AcqRel) && self.producer.is_none() {
             // S3: built here, on a writing (or control) thread, never by the service thread.
             self.producer = Some(ProducerResampler::new(shared.cfg.resample_quality));
         }
         let mut result = Ok(());
-        while let Some(req) = shared.take_request() {
+        while let Some(req) = writing.take_request() {
             let r = match req {
                 Request::EndUtterance => self.end_utterance(shared),
                 Request::Mark(id) => self.mark(shared, id),
@@ -169,6 +281,7 @@ impl Writer {
     pub fn write(
         &mut self,
         shared: &Shared,
+        writing: &Writing,
         bytes: &[u8],
         timeout: Duration,
     ) -> Result<usize, Error> {
@@ -176,8 +289,8 @@ impl Writer {
             return Err(Error::Closed);
         }
         // Requests left before this write come first (a voice change applies to this data).
-        if let Err(e) = self.apply_requests(shared) {
-            shared.log_request_error(&e);
+        if let Err(e) = self.apply_requests(shared, writing) {
+            log_request_error(shared, &e);
         }
         let fb = self.shape.frame_bytes();
         if bytes.len() % fb != 0 {
@@ -445,11 +558,11 @@ impl Writer {
     fn push_format(&mut self, shared: &Shared, shape: InputShape) -> Result<(), Error> {
         // Decode scratch for the new format, allocated here, not on the audio thread.
         let out = shared.state.load().stream_rate.max(8000);
-        let output = crate::render::OutputShape {
+        let output = crate::realtime::shape::OutputShape {
             rate: out,
             channels: 1,
         };
-        let xin = crate::prefault::zeroed(scratch_frames(shape, output) * shape.channels);
+        let xin = crate::dsp::prefault::zeroed(scratch_frames(shape, output) * shape.channels);
         let resampler = Box::new(Resampler::new(
             shared.cfg.resample_quality,
             shape.rate,

@@ -7,11 +7,12 @@ use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::command::{Event, EventKind};
-use crate::config::LogLevel;
-use crate::device::{self, DeviceInfo};
-use crate::player::Shared;
-use crate::recreate::{self, Reason};
+use crate::control::device::{self, DeviceInfo};
+use crate::control::recreate;
+use crate::control::shared::Shared;
+use crate::data::config::LogLevel;
+use crate::data::events::{Event, EventKind};
+use crate::data::state::Reason;
 
 const EVERY: Duration = Duration::from_secs(5);
 /// A route-change gap is measured only if the new device sounds within this long.
@@ -38,7 +39,7 @@ struct Watcher {
     /// Route-change clock: when the old stream stopped (render-core ns).
     gap_from: Option<u64>,
     /// Output lost and found, and the sound-server connection rebuilt.
-    outage: crate::outage::Outage,
+    outage: crate::control::outage::Outage,
 }
 
 pub fn run(shared: Arc<Shared>) {
@@ -49,12 +50,12 @@ pub fn run(shared: Arc<Shared>) {
         pending: None,
         recent: VecDeque::new(),
         gap_from: None,
-        outage: crate::outage::Outage::new(),
+        outage: crate::control::outage::Outage::new(),
     };
     let poll = Duration::from_millis(shared.cfg.device_poll_ms as u64);
-    let mut idle = crate::idle::Idle::default();
-    let mut fallback = crate::fallback::Fallback::default();
-    let mut priority = crate::priority::Priority::default();
+    let mut idle = crate::control::idle::Idle::default();
+    let mut fallback = crate::control::fallback::Fallback::default();
+    let mut priority = crate::control::priority::Priority::default();
     shared.core.calibrate_clock();
     loop {
         let wait = match &w.pending {

@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::data::state::{Reason, StreamState};
+
 /// Sub-buckets per power of two: 8 gives ~9% resolution, plenty for p95 tripwires.
 const SUB: usize = 8;
 const OCTAVES: usize = 40;
@@ -226,7 +228,7 @@ impl Default for DeviceStats {
 }
 
 impl DeviceStats {
-    pub fn record_recreate(&self, reason: crate::recreate::Reason, ms: f64, ok: bool) {
+    pub fn record_recreate(&self, reason: crate::data::state::Reason, ms: f64, ok: bool) {
         self.recreates.fetch_add(1, Relaxed);
         if !ok {
             self.recreate_failures.fetch_add(1, Relaxed);
@@ -254,5 +256,67 @@ impl DeviceStats {
         v.sort_by(f64::total_cmp);
         let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
         (at(0.5), at(0.95), *v.last().unwrap())
+    }
+}
+
+/// A point-in-time view of everything the player counts (C3, M1).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Metrics {
+    pub frames_written: u64,
+    pub frames_played: u64,
+    pub frames_queued: u64,
+    pub frames_dropped: u64,
+    pub callbacks: u64,
+    pub underruns: u64,
+    /// Callbacks that came too late to keep the device fed (starved audio thread).
+    pub late_callbacks: u64,
+    /// SPEC S3 moved resampling from the callback to the writing thread.
+    pub resample_fallback: bool,
+    pub generation_mismatches: u64,
+    pub shape_mismatches: u64,
+    pub callback_errors: u64,
+    pub resample_errors: u64,
+    pub render_contended: u64,
+    pub stream_errors: u64,
+    /// Times the audio server filled a gap with silence of its own (the stream's data came
+    /// too late: PulseAudio's UNDERFLOW). Not counted in `underruns` or `stream_errors`.
+    pub server_underflows: u64,
+    pub callback_time: Percentiles,
+    pub resample_time: Percentiles,
+    pub output_latency_ns: u64,
+    pub recreating: bool,
+    /// The device stream is paused for idleness.
+    pub suspended: bool,
+    /// Write to first audio heard at the last wake from idle, ms.
+    pub last_wake_ms: Option<f64>,
+    pub state: StreamState,
+    pub frames_replayed: u64,
+    /// Content frames discarded by flushes.
+    pub frames_flushed: u64,
+    /// The content frame the listener hears now (monotonic, across device changes).
+    pub frames_heard: u64,
+    pub markers_flushed: u64,
+    pub events_dropped: u64,
+    pub recreates: u64,
+    pub recreate_failures: u64,
+    pub recreates_refused: u64,
+    pub device_query_failures: u64,
+    pub last_recreate_reason: Option<Reason>,
+    /// Milliseconds from the last frame on the old device to the first on the new one.
+    pub last_route_gap_ms: Option<f64>,
+    /// Recreate duration (p50, p95, max), ms.
+    pub recreate_ms: (f64, f64, f64),
+    /// Nothing has played for `device_lost_timeout_ms`: writes and drains fail.
+    pub output_lost: bool,
+    /// Outages so far and the latest one's length, ms.
+    pub outages: u64,
+    pub last_outage_ms: u64,
+    /// Sound-server connections rebuilt after a server restart.
+    pub server_reconnects: u64,
+}
+
+impl Metrics {
+    pub fn needs_resample(&self) -> bool {
+        self.state.stream_rate != 0 && self.state.stream_rate != self.state.content_rate
     }
 }

@@ -6,8 +6,8 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::config::{LogLevel, ResampleMode};
-use crate::player::Shared;
+use crate::control::shared::Shared;
+use crate::data::config::{LogLevel, ResampleMode};
 
 /// Callbacks per decision: about 1 s of 10 ms callbacks.
 const WINDOW: u64 = 100;
@@ -35,7 +35,7 @@ impl Fallback {
             return;
         }
         self.last = now;
-        let p95_ns = crate::metrics::percentile_of(&window, 0.95);
+        let p95_ns = crate::data::metrics::percentile_of(&window, 0.95);
         let limit_ns = shared.cfg.resample_p95_limit_us as u64 * 1000;
         if p95_ns <= limit_ns {
             return;

@@ -1,0 +1,156 @@
+//! What the player's threads share: the ring's writing end (behind the writer's lock), the
+//! stream slot (behind L1), published stream state, and the flags and wakes by which any
+//! thread asks the service thread for work. Owned by the player; every control thread holds
+//! an `Arc` of it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::control::delivery::Delivery;
+use crate::control::lifecycle::Gate;
+use crate::control::log::Logger;
+use crate::data::config::{Config, LogLevel};
+use crate::data::events::Event;
+use crate::data::metrics::{Counters, DeviceStats};
+use crate::data::state::StreamState;
+use crate::realtime::command::Garbage;
+use crate::realtime::render::RenderCore;
+
+/// L1: the device stream, behind the slot's lock. What describes it is published in
+/// [`Shared::state`] for lock-free readers; the slot holds nothing else.
+#[derive(Default)]
+pub struct StreamSlot {
+    pub stream: Option<cpal::Stream>,
+}
+
+/// Wakes the service thread early (a stream error, shutdown).
+#[derive(Default)]
+pub struct Wake {
+    flag: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Wake {
+    pub fn notify(&self) {
+        *self.flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits until notified or `timeout`; returns whether it was notified.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let g = self.flag.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut g, _) = self
+            .cv
+            .wait_timeout_while(g, timeout, |f| !*f)
+            .unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *g, false)
+    }
+}
+
+pub struct Shared {
+    pub cfg: Config,
+    /// The connection to the sound server (or the caller's host). Replaced whole when the
+    /// server restarts; every user clones the `Arc` out and releases the lock at once.
+    pub(crate) host: Mutex<Arc<cpal::Host>>,
+    /// Opens a fresh connection to the sound server, for a player on the system's host;
+    /// `None` for a host the caller gave (it cannot be rebuilt).
+    pub connect: Option<fn() -> Result<cpal::Host, String>>,
+    /// No output has played for `device_lost_timeout_ms`: writes and drains fail with
+    /// `Error::NoOutput` until it is back (the service thread sets and clears it).
+    pub output_lost: AtomicBool,
+    pub core: Arc<RenderCore>,
+    pub counters: Arc<Counters>,
+    pub(crate) slot: Mutex<StreamSlot>,
+    pub state: ArcSwap<StreamState>,
+    pub recreating: AtomicBool,
+    /// SPEC S3 moved resampling to the writing thread.
+    pub producer_fallback: AtomicBool,
+    pub next_generation: AtomicU64,
+    /// S3: the writer builds its producer resampler at its next write (the service thread
+    /// never takes the writer's lock).
+    pub producer_request: AtomicBool,
+    /// Bumped by every flush: a writer blocked for space returns with what it queued.
+    pub flush_epoch: AtomicU64,
+    /// The service thread's ends of the callback's event and garbage queues.
+    pub from_callback: Mutex<(rtrb::Consumer<Event>, rtrb::Consumer<Garbage>)>,
+    pub delivery: Delivery,
+    /// The device the application chose (`set_device`), else the config's.
+    pub pinned: Mutex<Option<String>>,
+    pub closing: AtomicBool,
+    pub wake: Arc<Wake>,
+    /// Wakes the event thread (an utterance starting, shutdown).
+    pub event_wake: Wake,
+    /// Releases a writer waiting for room in the ring: a flush or close (the callback that
+    /// frees room cannot signal; the writer sleeps until room should be there).
+    pub room_wake: Wake,
+    pub logger: Mutex<Logger>,
+    /// Set by a stream's error callback when its device is gone; the watcher acts at once.
+    pub stream_lost: Arc<AtomicBool>,
+    /// `set_device` asked for a move.
+    pub device_request: AtomicBool,
+    /// The device stream is paused for idleness; a write asks for it back.
+    pub suspended: AtomicBool,
+    pub resume_request: AtomicBool,
+    pub stats: DeviceStats,
+    /// Every call into the host's `event_fn`/`log_fn` passes it; closed by `close`.
+    pub callbacks: Arc<Gate>,
+}
+
+impl Shared {
+    /// L1: the only way to the stream slot.
+    pub fn lock_slot(&self) -> MutexGuard<'_, StreamSlot> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current host (sound-server connection).
+    pub fn host(&self) -> Arc<cpal::Host> {
+        self.host.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts a fresh connection in place of a dead one (service thread). The old one is
+    /// dropped by the caller's last clone, with no lock held.
+    pub fn replace_host(&self, host: cpal::Host) -> Arc<cpal::Host> {
+        std::mem::replace(
+            &mut *self.host.lock().unwrap_or_else(|e| e.into_inner()),
+            Arc::new(host),
+        )
+    }
+
+    pub fn pinned(&self) -> Option<String> {
+        self.pinned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn log(&self, level: LogLevel, msg: &str) {
+        self.logger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .log(level, msg);
+    }
+
+    /// S3 fallback: from the next write on, the writer resamples (the ring switches to float32
+    /// at the stream rate in band, like a voice change). Only raises a flag: the service
+    /// thread never waits for a writer; the writer builds its resampler on its own thread.
+    pub fn enable_producer_resampling(&self) {
+        self.producer_request.store(true, Release);
+    }
+
+    /// Logs at most once per `every` for `key`; returns whether it logged.
+    pub fn log_limited(
+        &self,
+        key: &'static str,
+        every: Duration,
+        level: LogLevel,
+        msg: &str,
+    ) -> bool {
+        self.logger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .limited(key, every, level, msg)
+    }
+}
