@@ -136,13 +136,13 @@ fn section_stream(path: &str, secs: f64, hist: &str) {
         .map(|(c, c0)| c - c0)
         .collect();
     let n: u64 = during.iter().sum();
-    let upto = |q: f64| audioplay::metrics::percentile_of(&during, q);
+    let upto = |q: f64| audioplay::internals::counters::percentile_of(&during, q);
     println!("streaming_callbacks\t{n}");
     println!("streaming_callback_us_p99\t{:.2}", upto(0.99) as f64 / 1e3);
     println!("streaming_callback_us_max\t{:.2}", upto(1.0) as f64 / 1e3);
     let mut out = String::from("upper_ns\tcount\n");
     for (i, &c) in during.iter().enumerate().filter(|b| *b.1 > 0) {
-        out += &format!("{}\t{c}\n", audioplay::metrics::bucket_upper(i));
+        out += &format!("{}\t{c}\n", audioplay::internals::counters::bucket_upper(i));
     }
     std::fs::write(hist, out).unwrap();
 }

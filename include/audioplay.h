@@ -22,16 +22,22 @@
 // Event kinds (`ApEvent.kind`).
 #define AP_EVENT_MARKER 1
 
+// The first frame of an utterance was heard.
 #define AP_EVENT_UTTERANCE_START 2
 
+// The last frame of an utterance was heard.
 #define AP_EVENT_UTTERANCE_END 3
 
+// The queue ran dry while audio was playing.
 #define AP_EVENT_UNDERRUN_START 4
 
+// Audio plays again after an underrun.
 #define AP_EVENT_UNDERRUN_END 5
 
+// Playback moved to another device or stream; `id` is the new stream generation.
 #define AP_EVENT_DEVICE_CHANGED 6
 
+// A flush finished fading out; `frame` is where the fade ended.
 #define AP_EVENT_FLUSHED 7
 
 // No output at all (the sound server or every device gone, or the stream stopped); queued
@@ -47,16 +53,22 @@
 // Why the stream was last (re)created (`ApMetrics.last_recreate_reason`).
 #define AP_REASON_NONE 0
 
+// The first stream, at creation.
 #define AP_REASON_INITIAL 1
 
+// The system's default output changed (or the pinned device left or came back).
 #define AP_REASON_DEVICE_CHANGED 2
 
+// The stream reported its device gone.
 #define AP_REASON_STREAM_LOST 3
 
+// Same device, new native rate or channel count.
 #define AP_REASON_FORMAT_CHANGED 4
 
+// No stream was running (an earlier attempt failed).
 #define AP_REASON_RETRY 5
 
+// The application chose another device (`ap_set_device`).
 #define AP_REASON_REQUESTED 6
 
 // The sound server restarted and the player rebuilt its connection.
@@ -225,11 +237,13 @@ typedef struct ApDeviceInfo {
   uint32_t struct_size;
   // Native sample rate and channel count.
   uint32_t rate;
+  // Channels the device plays natively.
   uint32_t channels;
   // 1 for the system default output.
   uint32_t is_default;
   // Pass to `ApConfig.device_id` or `ap_set_device`.
   char id[AP_DEVICE_ID_LEN];
+  // The device's name for people, NUL-terminated (truncated to fit).
   char name[AP_DEVICE_ID_LEN];
 } ApDeviceInfo;
 
@@ -240,6 +254,7 @@ typedef int32_t ApDeviceFormat;
 // Frame accounting: `frames_written = frames_played + frames_queued + frames_flushed +
 // frames_dropped`.
 typedef struct ApMetrics {
+  // `sizeof(ApMetrics)`, set by the caller.
   uint32_t struct_size;
   // Output channels of the device stream.
   uint32_t output_channels;
@@ -257,7 +272,11 @@ typedef struct ApMetrics {
   uint64_t generation_mismatches;
   // Callbacks whose buffer did not fit the stream's shape (silence).
   uint64_t shape_mismatches;
+  // Memory the callback could not hand back for freeing (the garbage queue was full) and
+  // leaked rather than free on the audio thread.
   uint64_t callback_errors;
+  // Voice changes whose prepared resampler no longer fit the stream's rate: played on
+  // with linear resampling until the next change.
   uint64_t resample_errors;
   // Audio callbacks run.
   uint64_t callbacks;
@@ -267,13 +286,19 @@ typedef struct ApMetrics {
   uint64_t stream_generation;
   // Audio callback duration percentiles, microseconds.
   double callback_us_p50;
+  // 95th percentile.
   double callback_us_p95;
+  // 99th percentile.
   double callback_us_p99;
+  // Largest seen.
   double callback_us_max;
   // Time spent resampling per callback, microseconds (SPEC S3 tripwire).
   double resample_us_p50;
+  // 95th percentile.
   double resample_us_p95;
+  // 99th percentile.
   double resample_us_p99;
+  // Largest seen.
   double resample_us_max;
   // Device latency reported by the stream, milliseconds.
   double output_latency_ms;
@@ -296,6 +321,7 @@ typedef struct ApMetrics {
   uint64_t frames_replayed;
   // Stream (re)creations, including the first and failed ones.
   uint64_t recreates;
+  // Stream (re)creations that failed.
   uint64_t recreate_failures;
   // Recreates held back by `max_recreate_per_minute`.
   uint64_t recreates_refused;
@@ -306,10 +332,13 @@ typedef struct ApMetrics {
   double last_route_gap_ms;
   // Recreate durations, milliseconds.
   double recreate_ms_p50;
+  // 95th percentile.
   double recreate_ms_p95;
+  // Largest seen.
   double recreate_ms_max;
   // Current output device id and name, NUL-terminated (truncated to fit).
   char device_id[AP_DEVICE_ID_LEN];
+  // Current output device's name, NUL-terminated (truncated to fit).
   char device_name[AP_DEVICE_ID_LEN];
   // Content frames discarded by `ap_flush`.
   uint64_t frames_flushed;
@@ -334,6 +363,7 @@ typedef struct ApMetrics {
   // Outages so far (no server, no device, or a stream whose callbacks stopped), and how
   // long the latest lasted (or has lasted), ms.
   uint64_t outages;
+  // How long the latest outage lasted (or has lasted), ms.
   uint64_t last_outage_ms;
   // Connections to the sound server rebuilt after it went away and came back.
   uint64_t server_reconnects;
@@ -345,19 +375,27 @@ typedef struct ApMetrics {
 
 // The current stream, read without taking any lock (SPEC U3). Set `struct_size` first.
 typedef struct ApStreamState {
+  // `sizeof(ApStreamState)`, set by the caller.
   uint32_t struct_size;
   // 1 while a stream is installed and running.
   uint32_t started;
   // Generation of the installed stream.
   uint64_t generation;
+  // Rate the device stream runs at, Hz.
   uint32_t stream_rate;
+  // The device's native rate, Hz.
   uint32_t device_rate;
+  // Rate of the content being played now (follows voice changes), Hz.
   uint32_t content_rate;
+  // Channels of the device stream.
   uint32_t output_channels;
   // 1 while a recreate is in progress.
   uint32_t recreating;
+  // `AP_DEVICE_FORMAT_*` of the device stream.
   ApDeviceFormat device_format;
+  // Current output device id, NUL-terminated (truncated to fit).
   char device_id[AP_DEVICE_ID_LEN];
+  // Current output device's name, NUL-terminated (truncated to fit).
   char device_name[AP_DEVICE_ID_LEN];
 } ApStreamState;
 
@@ -389,28 +427,40 @@ typedef struct ApStreamState {
 // the lower rate, under 1 ms of lookahead, a few ns per output frame.
 #define AP_QUALITY_HIGH 2
 
+// Errors only.
 #define AP_LOG_ERROR 1
 
+// Warnings and errors.
 #define AP_LOG_WARN 2
 
+// What the player did, warnings and errors.
 #define AP_LOG_INFO 3
 
+// Everything.
 #define AP_LOG_DEBUG 4
 
+// No stream yet.
 #define AP_DEVICE_FORMAT_UNKNOWN 0
 
+// Signed 16-bit.
 #define AP_DEVICE_FORMAT_I16 1
 
+// 32-bit float.
 #define AP_DEVICE_FORMAT_F32 2
 
+// Signed 32-bit.
 #define AP_DEVICE_FORMAT_I32 3
 
+// Signed 24-bit.
 #define AP_DEVICE_FORMAT_I24 4
 
+// Unsigned 8-bit.
 #define AP_DEVICE_FORMAT_U8 5
 
+// 64-bit float.
 #define AP_DEVICE_FORMAT_F64 6
 
+// Another format.
 #define AP_DEVICE_FORMAT_OTHER 7
 
 #ifdef __cplusplus

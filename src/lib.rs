@@ -1,7 +1,31 @@
 //! audioplay: glitch-free speech playback for TTS engines, with a C ABI.
 //!
 //! The Rust API ([`Player`]) is the safe core; [`ffi`] is the C ABI over it
-//! (`include/audioplay.h`). Requirement IDs in comments refer to the user's SPEC.md.
+//! (`include/audioplay.h`). Requirement IDs in comments are defined in
+//! docs/REQUIREMENTS.md; docs/ARCHITECTURE.md shows the layers and threads.
+//!
+//! ```no_run
+//! use audioplay::{Config, EventKind, Player};
+//! use std::time::Duration;
+//!
+//! // 22050 Hz mono int16, the system's default output.
+//! let player = Player::new(Config::default())?;
+//! let tone: Vec<i16> = (0..22050)
+//!     .map(|i| ((i as f32 * 440.0 * std::f32::consts::TAU / 22050.0).sin() * 8000.0) as i16)
+//!     .collect();
+//! player.write_i16(&tone)?; // blocks only while the queue is full
+//! player.mark(1)?; // an event fires when the listener hears this point
+//! player.end_utterance()?;
+//! player.drain(Duration::from_secs(5))?; // everything written has been heard
+//! while let Some(e) = player.poll_event() {
+//!     if e.kind == EventKind::Marker {
+//!         println!("marker {} heard at content frame {}", e.id, e.frame);
+//!     }
+//! }
+//! # Ok::<(), audioplay::Error>(())
+//! ```
+
+#![warn(missing_docs)]
 
 // The layers, lowest first: each imports only layers listed before it (scripts/check-layers.py
 // keeps it so; docs/ARCHITECTURE.md draws them).
@@ -29,6 +53,7 @@ pub use player::Player;
 #[doc(hidden)]
 pub mod internals {
     pub use crate::control::device;
+    pub use crate::data::counters;
     pub use crate::dsp::{convert, quality, resample, wav};
     pub use crate::realtime::{render, shape};
 }

@@ -16,13 +16,16 @@ use crate::control::service;
 use crate::control::shared::{Shared, StreamSlot, Wake};
 use crate::control::writer::{log_request_error, Request, Writer, Writing, POLL};
 use crate::data::config::{Config, InputFormat, LogLevel};
+use crate::data::counters::{Counters, DeviceStats};
 use crate::data::error::Error;
 use crate::data::events::{Event, EventKind};
-use crate::data::metrics::{Counters, DeviceStats, Metrics};
+use crate::data::metrics::Metrics;
 use crate::data::state::{Reason, StreamState};
 use crate::realtime::render::{Queues, RenderCore};
 use crate::realtime::shape::{InputShape, OutputShape};
 
+/// Plays speech on one output: accepts PCM from any thread, follows the output device
+/// through changes, and reports what is heard. Dropping it closes it.
 pub struct Player {
     shared: Arc<Shared>,
     /// The ring's writing end: only the application's threads, through the player, write.
@@ -342,6 +345,7 @@ impl Player {
         self.shared.wake.notify();
     }
 
+    /// Resumes after `pause` with a `ramp_ms` fade in.
     pub fn resume(&self, ramp_ms: u32) {
         self.shared.core.set_paused(false, ramp_ms.min(10_000));
         self.shared.wake.notify();
@@ -444,6 +448,7 @@ impl Player {
         self.shared.state.load_full()
     }
 
+    /// Whether a stream recreate is in progress now.
     pub fn recreating(&self) -> bool {
         self.shared.recreating.load(Acquire)
     }
@@ -467,6 +472,7 @@ impl Player {
         self.shared.counters.callback_time.buckets()
     }
 
+    /// A point-in-time view of everything the player counts.
     pub fn metrics(&self) -> Metrics {
         let c = &*self.shared.counters;
         let d = &self.shared.stats;

@@ -21,9 +21,13 @@ use cpal::{
 /// real hardware without a mixing server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VirtualDeviceSpec {
+    /// The device id hosts and `Config::device_id` name it by.
     pub id: String,
+    /// Native rate, Hz.
     pub rate: u32,
+    /// Native channels.
     pub channels: u16,
+    /// Native sample format.
     pub format: SampleFormat,
 }
 
@@ -77,18 +81,22 @@ impl VirtualHost {
         cpal::Host::from(cpal::platform::CustomHost::from_host(self.clone()))
     }
 
+    /// Plugs in a device.
     pub fn add_device(&self, spec: VirtualDeviceSpec) {
         self.inner.devices.lock().unwrap().push(spec);
     }
 
+    /// Unplugs a device: its open streams report it gone.
     pub fn remove_device(&self, id: &str) {
         self.inner.devices.lock().unwrap().retain(|d| d.id != id);
     }
 
+    /// Makes `id` the default output (`None`: no default).
     pub fn set_default(&self, id: Option<&str>) {
         *self.inner.default.lock().unwrap() = id.map(str::to_string);
     }
 
+    /// Makes the next `n` stream opens fail.
     pub fn fail_next_opens(&self, n: u32) {
         self.inner.fail_opens.store(n, SeqCst);
     }
@@ -155,15 +163,19 @@ pub struct VirtualStreamHandle {
 }
 
 impl VirtualStreamHandle {
+    /// The stream's rate, Hz.
     pub fn rate(&self) -> u32 {
         self.core.rate
     }
+    /// The stream's channels.
     pub fn channels(&self) -> u16 {
         self.core.channels
     }
+    /// The stream's sample format.
     pub fn format(&self) -> SampleFormat {
         self.core.format
     }
+    /// Whether the stream is playing (not paused).
     pub fn is_playing(&self) -> bool {
         self.core.playing.load(SeqCst)
     }
@@ -213,6 +225,7 @@ impl VirtualStreamHandle {
     }
 }
 
+/// A virtual output device of a [`VirtualHost`].
 #[derive(Clone)]
 pub struct VirtualDevice {
     host: VirtualHost,
@@ -425,6 +438,7 @@ impl DeviceTrait for VirtualDevice {
     }
 }
 
+/// A stream on a [`VirtualDevice`]; the test drives its callback.
 pub struct VirtualStream {
     core: Arc<StreamCore>,
 }

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use audioplay::internals::counters::Counters;
 use audioplay::internals::render::{Queues, RenderCore};
 use audioplay::internals::shape::{InputShape, OutputShape};
-use audioplay::metrics::Counters;
 use cpal::{OutputCallbackInfo, OutputStreamTimestamp, SampleFormat, StreamInstant};
 
 fn callback(core: &RenderCore, generation: u64, buf: &mut [f32]) {

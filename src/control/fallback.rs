@@ -35,7 +35,7 @@ impl Fallback {
             return;
         }
         self.last = now;
-        let p95_ns = crate::data::metrics::percentile_of(&window, 0.95);
+        let p95_ns = crate::data::counters::percentile_of(&window, 0.95);
         let limit_ns = shared.cfg.resample_p95_limit_us as u64 * 1000;
         if p95_ns <= limit_ns {
             return;

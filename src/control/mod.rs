@@ -4,6 +4,10 @@
 //! callback may not do happens here. Imports `data`, `dsp` and `realtime`, never the player
 //! facade or the FFI.
 
+// Internals: nothing here is API. What the crate exports from here (through `internals`,
+// hidden) is for its own binary, tests and benchmarks.
+#![allow(missing_docs)]
+
 pub mod delivery;
 pub mod device;
 pub mod fallback;

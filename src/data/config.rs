@@ -12,6 +12,7 @@ pub enum InputFormat {
 }
 
 impl InputFormat {
+    /// Bytes one sample of this format takes.
     pub fn bytes_per_sample(self) -> usize {
         match self {
             InputFormat::S16 => 2,
@@ -53,29 +54,42 @@ pub enum ResampleQuality {
 /// Severity of a deferred log line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
+    /// Something failed: a stream could not be opened, a request was lost.
     Error = 1,
+    /// Something the application should know: a slow recreate, a fallback taken.
     Warn = 2,
+    /// What the player did: device changes, recreates, suspends.
     Info = 3,
+    /// Detail for debugging: every query and decision.
     Debug = 4,
 }
 
 /// Receives formatted log lines on the player's service thread, never on the audio thread (C4).
 pub type LogSink = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
 
+/// How a [`crate::Player`] is set up; `Config::default()` is speech at 22050 Hz mono int16
+/// to the system's default output.
 #[derive(Clone)]
 pub struct Config {
+    /// Sample format `write` takes at first (`set_input_format` changes it).
     pub input_format: InputFormat,
+    /// Interleaved channels of the written audio at first (1 or 2).
     pub input_channels: u16,
+    /// Rate of the written audio at first, Hz.
     pub input_rate: u32,
     /// `None` = follow the system default output.
     pub device_id: Option<String>,
     /// End-to-end device buffer target; one callback period is half of it.
     pub target_latency_ms: u32,
+    /// How much written audio the queue holds, ms of the configured format.
     pub ring_capacity_ms: u32,
     /// How long `write` may block for ring space; 0 = never block.
     pub write_timeout_ms: u32,
+    /// Which rate the device stream opens at.
     pub prefer_stream_rate: PreferStreamRate,
+    /// Where resampling runs.
     pub resample_mode: ResampleMode,
+    /// How resampling is done.
     pub resample_quality: ResampleQuality,
     /// SPEC S3: when the callback's resample time p95 (over ~100 callbacks) exceeds this,
     /// resampling moves to the writing thread, once and for good (logged).
@@ -83,7 +97,9 @@ pub struct Config {
     /// SCHED_FIFO priority asked for the audio thread (PulseAudio's client thread, which runs
     /// the callback), best effort: 0 leaves its scheduling alone (see `priority`).
     pub audio_thread_priority: u32,
+    /// Receives log lines (on the service thread); `None` drops them.
     pub log_sink: Option<LogSink>,
+    /// The most detailed level passed to `log_sink`.
     pub log_level: LogLevel,
     /// How often the service thread checks the output device (V1).
     pub device_poll_ms: u32,
@@ -145,7 +161,9 @@ impl Default for Config {
 
 /// Largest channel count accepted on either side; bounds the resampler's per-frame state.
 pub const MAX_CHANNELS: usize = 32;
+/// Lowest content rate accepted, Hz.
 pub const MIN_RATE: u32 = 1000;
+/// Highest content rate accepted, Hz.
 pub const MAX_RATE: u32 = 384_000;
 
 impl Config {
@@ -218,6 +236,7 @@ impl Config {
         Ok(())
     }
 
+    /// Bytes per frame of the configured input format.
     pub fn frame_bytes(&self) -> usize {
         self.input_format.bytes_per_sample() * self.input_channels as usize
     }

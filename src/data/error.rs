@@ -2,10 +2,14 @@
 
 use std::fmt;
 
+/// Why a call failed; every variant carries a message for people.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
+    /// A bad argument or configuration; nothing was changed.
     InvalidArgument(String),
+    /// No output device could be found or opened.
     NoDevice(String),
+    /// The device or sound server failed; the player keeps what it accepted and retries.
     Device(String),
     /// The player was closed (or is closing) while the call ran.
     Closed,

@@ -3,6 +3,9 @@
 //! use it.
 
 pub mod config;
+// Internals (reached by tests and benchmarks through `internals`), not API.
+#[allow(missing_docs)]
+pub mod counters;
 pub mod error;
 pub mod events;
 pub mod metrics;

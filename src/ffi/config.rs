@@ -43,9 +43,13 @@ pub const AP_QUALITY_HIGH: ApResampleQuality = 2;
 
 /// Log severities, most severe first.
 pub type ApLogLevel = i32;
+/// Errors only.
 pub const AP_LOG_ERROR: ApLogLevel = 1;
+/// Warnings and errors.
 pub const AP_LOG_WARN: ApLogLevel = 2;
+/// What the player did, warnings and errors.
 pub const AP_LOG_INFO: ApLogLevel = 3;
+/// Everything.
 pub const AP_LOG_DEBUG: ApLogLevel = 4;
 
 /// Receives log lines. Called on the player's service thread (or the thread calling

@@ -16,11 +16,13 @@ pub struct ApDeviceInfo {
     pub struct_size: u32,
     /// Native sample rate and channel count.
     pub rate: u32,
+    /// Channels the device plays natively.
     pub channels: u32,
     /// 1 for the system default output.
     pub is_default: u32,
     /// Pass to `ApConfig.device_id` or `ap_set_device`.
     pub id: [c_char; AP_DEVICE_ID_LEN],
+    /// The device's name for people, NUL-terminated (truncated to fit).
     pub name: [c_char; AP_DEVICE_ID_LEN],
 }
 

@@ -7,11 +7,17 @@ use crate::data::events::{Event, EventKind};
 
 /// Event kinds (`ApEvent.kind`).
 pub const AP_EVENT_MARKER: u32 = 1;
+/// The first frame of an utterance was heard.
 pub const AP_EVENT_UTTERANCE_START: u32 = 2;
+/// The last frame of an utterance was heard.
 pub const AP_EVENT_UTTERANCE_END: u32 = 3;
+/// The queue ran dry while audio was playing.
 pub const AP_EVENT_UNDERRUN_START: u32 = 4;
+/// Audio plays again after an underrun.
 pub const AP_EVENT_UNDERRUN_END: u32 = 5;
+/// Playback moved to another device or stream; `id` is the new stream generation.
 pub const AP_EVENT_DEVICE_CHANGED: u32 = 6;
+/// A flush finished fading out; `frame` is where the fade ended.
 pub const AP_EVENT_FLUSHED: u32 = 7;
 /// No output at all (the sound server or every device gone, or the stream stopped); queued
 /// audio waits. `frame` is the content frame being heard when it was noticed.

@@ -13,11 +13,17 @@ pub const AP_DEVICE_ID_LEN: usize = 128;
 
 /// Why the stream was last (re)created (`ApMetrics.last_recreate_reason`).
 pub const AP_REASON_NONE: u32 = 0;
+/// The first stream, at creation.
 pub const AP_REASON_INITIAL: u32 = 1;
+/// The system's default output changed (or the pinned device left or came back).
 pub const AP_REASON_DEVICE_CHANGED: u32 = 2;
+/// The stream reported its device gone.
 pub const AP_REASON_STREAM_LOST: u32 = 3;
+/// Same device, new native rate or channel count.
 pub const AP_REASON_FORMAT_CHANGED: u32 = 4;
+/// No stream was running (an earlier attempt failed).
 pub const AP_REASON_RETRY: u32 = 5;
+/// The application chose another device (`ap_set_device`).
 pub const AP_REASON_REQUESTED: u32 = 6;
 /// The sound server restarted and the player rebuilt its connection.
 pub const AP_REASON_SERVER_RESTARTED: u32 = 7;
@@ -43,13 +49,21 @@ impl Default for ApMetrics {
 
 /// Device sample formats reported in `ApMetrics.device_format`.
 pub type ApDeviceFormat = i32;
+/// No stream yet.
 pub const AP_DEVICE_FORMAT_UNKNOWN: ApDeviceFormat = 0;
+/// Signed 16-bit.
 pub const AP_DEVICE_FORMAT_I16: ApDeviceFormat = 1;
+/// 32-bit float.
 pub const AP_DEVICE_FORMAT_F32: ApDeviceFormat = 2;
+/// Signed 32-bit.
 pub const AP_DEVICE_FORMAT_I32: ApDeviceFormat = 3;
+/// Signed 24-bit.
 pub const AP_DEVICE_FORMAT_I24: ApDeviceFormat = 4;
+/// Unsigned 8-bit.
 pub const AP_DEVICE_FORMAT_U8: ApDeviceFormat = 5;
+/// 64-bit float.
 pub const AP_DEVICE_FORMAT_F64: ApDeviceFormat = 6;
+/// Another format.
 pub const AP_DEVICE_FORMAT_OTHER: ApDeviceFormat = 7;
 
 /// Counters and timings. Set `struct_size = sizeof(ApMetrics)` before `ap_metrics`.
@@ -58,6 +72,7 @@ pub const AP_DEVICE_FORMAT_OTHER: ApDeviceFormat = 7;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ApMetrics {
+    /// `sizeof(ApMetrics)`, set by the caller.
     pub struct_size: u32,
     /// Output channels of the device stream.
     pub output_channels: u32,
@@ -75,7 +90,11 @@ pub struct ApMetrics {
     pub generation_mismatches: u64,
     /// Callbacks whose buffer did not fit the stream's shape (silence).
     pub shape_mismatches: u64,
+    /// Memory the callback could not hand back for freeing (the garbage queue was full) and
+    /// leaked rather than free on the audio thread.
     pub callback_errors: u64,
+    /// Voice changes whose prepared resampler no longer fit the stream's rate: played on
+    /// with linear resampling until the next change.
     pub resample_errors: u64,
     /// Audio callbacks run.
     pub callbacks: u64,
@@ -85,13 +104,19 @@ pub struct ApMetrics {
     pub stream_generation: u64,
     /// Audio callback duration percentiles, microseconds.
     pub callback_us_p50: f64,
+    /// 95th percentile.
     pub callback_us_p95: f64,
+    /// 99th percentile.
     pub callback_us_p99: f64,
+    /// Largest seen.
     pub callback_us_max: f64,
     /// Time spent resampling per callback, microseconds (SPEC S3 tripwire).
     pub resample_us_p50: f64,
+    /// 95th percentile.
     pub resample_us_p95: f64,
+    /// 99th percentile.
     pub resample_us_p99: f64,
+    /// Largest seen.
     pub resample_us_max: f64,
     /// Device latency reported by the stream, milliseconds.
     pub output_latency_ms: f64,
@@ -114,6 +139,7 @@ pub struct ApMetrics {
     pub frames_replayed: u64,
     /// Stream (re)creations, including the first and failed ones.
     pub recreates: u64,
+    /// Stream (re)creations that failed.
     pub recreate_failures: u64,
     /// Recreates held back by `max_recreate_per_minute`.
     pub recreates_refused: u64,
@@ -124,10 +150,13 @@ pub struct ApMetrics {
     pub last_route_gap_ms: f64,
     /// Recreate durations, milliseconds.
     pub recreate_ms_p50: f64,
+    /// 95th percentile.
     pub recreate_ms_p95: f64,
+    /// Largest seen.
     pub recreate_ms_max: f64,
     /// Current output device id and name, NUL-terminated (truncated to fit).
     pub device_id: [c_char; AP_DEVICE_ID_LEN],
+    /// Current output device's name, NUL-terminated (truncated to fit).
     pub device_name: [c_char; AP_DEVICE_ID_LEN],
     /// Content frames discarded by `ap_flush`.
     pub frames_flushed: u64,
@@ -152,6 +181,7 @@ pub struct ApMetrics {
     /// Outages so far (no server, no device, or a stream whose callbacks stopped), and how
     /// long the latest lasted (or has lasted), ms.
     pub outages: u64,
+    /// How long the latest outage lasted (or has lasted), ms.
     pub last_outage_ms: u64,
     /// Connections to the sound server rebuilt after it went away and came back.
     pub server_reconnects: u64,
@@ -271,19 +301,27 @@ pub extern "C" fn ap_metrics(player: *mut ApPlayer, out: *mut ApMetrics) -> ApSt
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ApStreamState {
+    /// `sizeof(ApStreamState)`, set by the caller.
     pub struct_size: u32,
     /// 1 while a stream is installed and running.
     pub started: u32,
     /// Generation of the installed stream.
     pub generation: u64,
+    /// Rate the device stream runs at, Hz.
     pub stream_rate: u32,
+    /// The device's native rate, Hz.
     pub device_rate: u32,
+    /// Rate of the content being played now (follows voice changes), Hz.
     pub content_rate: u32,
+    /// Channels of the device stream.
     pub output_channels: u32,
     /// 1 while a recreate is in progress.
     pub recreating: u32,
+    /// `AP_DEVICE_FORMAT_*` of the device stream.
     pub device_format: ApDeviceFormat,
+    /// Current output device id, NUL-terminated (truncated to fit).
     pub device_id: [c_char; AP_DEVICE_ID_LEN],
+    /// Current output device's name, NUL-terminated (truncated to fit).
     pub device_name: [c_char; AP_DEVICE_ID_LEN],
 }
 

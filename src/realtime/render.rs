@@ -14,8 +14,8 @@ use crate::realtime::clock::Clock;
 
 use crate::data::config::ResampleQuality;
 use crate::data::config::MAX_CHANNELS;
+use crate::data::counters::{self as metrics, Counters};
 use crate::data::events::{Event, EventKind};
-use crate::data::metrics::{self, Counters};
 use crate::dsp::convert;
 use crate::dsp::gain::{self, Ramp};
 use crate::dsp::prefault;
