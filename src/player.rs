@@ -443,9 +443,19 @@ impl Player {
         Ok(())
     }
 
-    /// Lock-free view of the current stream (U3).
+    /// Lock-free view of the current stream (U3). The published state is replaced only by
+    /// recreates; the content rate is the live one (voice changes move it without a
+    /// recreate), so a copy is made only while they differ.
     pub fn snapshot(&self) -> Arc<StreamState> {
-        self.shared.state.load_full()
+        let st = self.shared.state.load_full();
+        let live = self.shared.core.content_rate();
+        if st.content_rate == live {
+            return st;
+        }
+        Arc::new(StreamState {
+            content_rate: live,
+            ..(*st).clone()
+        })
     }
 
     /// Whether a stream recreate is in progress now.
@@ -505,11 +515,7 @@ impl Player {
                 u64::MAX => None,
                 us => Some(us as f64 / 1000.0),
             },
-            state: StreamState {
-                // Follows voice changes (the published state is replaced only on recreates).
-                content_rate: self.shared.core.content_rate(),
-                ..(*self.snapshot()).clone()
-            },
+            state: (*self.snapshot()).clone(),
             frames_replayed: c.frames_replayed.load(Relaxed),
             frames_flushed: flushed,
             frames_heard: self.shared.core.heard_frames(),

@@ -507,3 +507,34 @@ fn producer_resampling_counts_content_frames_everywhere() {
     let want: Vec<u64> = (1..=10).map(|i| i * 1600).collect();
     assert_eq!(markers, want, "marker frames are content frames");
 }
+
+/// A voice change without a stream recreate: the content rate that metrics, the lock-free
+/// snapshot (`ap_snapshot_state`) and `needs_resample` report follows what is being heard.
+#[test]
+fn content_rate_follows_a_voice_change() {
+    let h = host();
+    let p = player(&h, |_| {});
+    let s = h.stream("v").unwrap();
+    p.write_f32(&sine(440.0, RATE, 4800, 0.5)).unwrap();
+    p.set_input_format(InputFormat::F32, 1, 16000).unwrap();
+    p.write_f32(&sine(440.0, 16000, 1600, 0.5)).unwrap();
+    p.end_utterance().unwrap();
+    let before = p.metrics();
+    assert_eq!(before.state.content_rate, RATE);
+    assert_eq!(p.snapshot().content_rate, RATE);
+    assert!(!before.needs_resample(), "{before:?}");
+    // 100 ms at 48 kHz plays the first voice out; the next 10 ms are the second.
+    render(&s, 4800 + 480);
+    let after = p.metrics();
+    assert_eq!(after.state.content_rate, 16000, "{after:?}");
+    assert_eq!(p.snapshot().content_rate, 16000);
+    assert!(after.needs_resample(), "{after:?}");
+    assert_eq!(
+        after.state.stream_rate, RATE,
+        "no recreate: the stream is the same"
+    );
+    assert_eq!(after.recreates, before.recreates);
+    render(&s, 4800);
+    let end = p.metrics();
+    assert_eq!(end.frames_played, 4800 + 1600, "{end:?}");
+}
