@@ -17,6 +17,7 @@ cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 
 python3 scripts/check-layers.py
+python3 scripts/check-requirements.py -q
 scripts/check-swift.sh
 python3 scripts/gen-api-doc.py --check
 
