@@ -9,7 +9,7 @@ import re
 import sys
 
 # Lowest first. A module may import any module listed before it, never one after it.
-LAYERS = ["sync", "data", "dsp", "realtime", "virtual_device", "control", "player", "ffi", "lib"]
+LAYERS = ["sync", "thread_role", "data", "dsp", "realtime", "virtual_device", "control", "player", "ffi", "lib"]
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 

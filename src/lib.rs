@@ -36,6 +36,7 @@ pub mod ffi;
 mod player;
 mod realtime;
 mod sync;
+mod thread_role;
 pub mod virtual_device;
 
 pub use data::config::{
@@ -56,6 +57,10 @@ pub mod internals {
     pub use crate::data::counters;
     pub use crate::dsp::{convert, quality, resample, wav};
     pub use crate::realtime::{render, shape};
+    /// Tests that call the render core directly take the audio thread's role.
+    pub mod thread_role {
+        pub use crate::thread_role::{current, enter, Guard, Role};
+    }
 }
 
 /// The header cbindgen generates from this build's `src/ffi`; a test checks that the

@@ -23,6 +23,7 @@ use crate::data::metrics::Metrics;
 use crate::data::state::{Reason, StreamState};
 use crate::realtime::render::{Queues, RenderCore};
 use crate::realtime::shape::{InputShape, OutputShape};
+use crate::thread_role::{self, Role};
 
 /// Plays speech on one output: accepts PCM from any thread, follows the output device
 /// through changes, and reports what is heard. Dropping it closes it.
@@ -182,12 +183,18 @@ impl Player {
         };
         // On an error the player is dropped: close() stops what did start.
         let svc = shared.clone();
-        let handle = Worker::spawn("audioplay-service", move || service::run(svc))
-            .map_err(|e| Error::Device(format!("cannot start the service thread: {e}")))?;
+        let handle = Worker::spawn("audioplay-service", move || {
+            let _role = thread_role::enter(Role::Service);
+            service::run(svc)
+        })
+        .map_err(|e| Error::Device(format!("cannot start the service thread: {e}")))?;
         *player.service.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         let ev = shared;
-        let events = Worker::spawn("audioplay-events", move || service::run_events(ev))
-            .map_err(|e| Error::Device(format!("cannot start the event thread: {e}")))?;
+        let events = Worker::spawn("audioplay-events", move || {
+            let _role = thread_role::enter(Role::Events);
+            service::run_events(ev)
+        })
+        .map_err(|e| Error::Device(format!("cannot start the event thread: {e}")))?;
         *player.events.lock().unwrap_or_else(|e| e.into_inner()) = Some(events);
         Ok(player)
     }

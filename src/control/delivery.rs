@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 
 use crate::data::events::{Event, EventSink};
+use crate::thread_role::{debug_assert_not_audio, debug_assert_role};
 
 /// Events kept for `poll` at most; older ones are dropped (and counted) past this.
 const POLL_CAPACITY: usize = 4096;
@@ -36,6 +37,7 @@ impl Delivery {
     }
 
     pub fn push_pending(&self, e: Event) {
+        debug_assert_not_audio!();
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -64,6 +66,7 @@ impl Delivery {
 
     /// Delivers everything heard by `now_ns`; returns when the next pending event is due.
     pub fn deliver_due(&self, now_ns: u64) -> Option<u64> {
+        debug_assert_role!(Events);
         loop {
             let e = {
                 let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -80,6 +83,7 @@ impl Delivery {
 
     /// Hands an event to the sink and the poll queue now.
     pub fn deliver(&self, e: Event) {
+        debug_assert_not_audio!();
         if let Some(s) = &self.sink {
             s(&e);
         }

@@ -6,6 +6,7 @@ use cpal::{BufferSize, SampleFormat, StreamConfig, SupportedBufferSize};
 
 use crate::data::config::{Config, PreferStreamRate, ResampleMode};
 use crate::dsp::convert;
+use crate::thread_role::debug_assert_not_audio;
 
 /// The name the PulseAudio client's socket thread (the audio thread) inherits (at most 15
 /// bytes: the kernel's limit); `priority` finds the audio thread by it.
@@ -26,6 +27,7 @@ pub fn system_host() -> Result<(cpal::Host, Option<Connect>), String> {
 /// accepts clients. Never falls back to another host: a player that was on the server
 /// waits for it.
 pub fn reconnect_pulse() -> Result<cpal::Host, String> {
+    debug_assert_not_audio!();
     on_audio_thread(|| {
         #[cfg(target_os = "linux")]
         if cpal::available_hosts().contains(&cpal::HostId::PulseAudio) {
@@ -237,6 +239,7 @@ pub fn find_output(
 /// The device the player should be on now: the pinned one while it is present, else the
 /// system default (the pinned one is taken back as soon as it reappears). I/O; no locks.
 pub fn query_target(host: &cpal::Host, pinned: Option<&str>) -> Result<DeviceInfo, String> {
+    debug_assert_not_audio!();
     if let Some(id) = pinned {
         if let Ok((_, info)) = find_output(host, Some(id)) {
             return Ok(info);
@@ -262,6 +265,7 @@ pub fn detect_change(
 
 /// Every output device the host lists.
 pub fn list_outputs(host: &cpal::Host) -> Result<Vec<DeviceInfo>, String> {
+    debug_assert_not_audio!();
     let jack_down = host.id() == cpal::HostId::Alsa && !jack_server_running();
     Ok(host
         .output_devices()

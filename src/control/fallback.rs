@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crate::control::shared::Shared;
 use crate::data::config::{LogLevel, ResampleMode};
+use crate::thread_role::debug_assert_role;
 
 /// Callbacks per decision: about 1 s of 10 ms callbacks.
 const WINDOW: u64 = 100;
@@ -21,6 +22,7 @@ pub struct Fallback {
 
 impl Fallback {
     pub fn tick(&mut self, shared: &Shared) {
+        debug_assert_role!(Service);
         if self.done || shared.cfg.resample_mode != ResampleMode::Callback {
             return;
         }

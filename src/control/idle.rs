@@ -10,6 +10,7 @@ use cpal::traits::StreamTrait;
 
 use crate::control::shared::Shared;
 use crate::data::config::LogLevel;
+use crate::thread_role::debug_assert_role;
 
 #[derive(Default)]
 pub struct Idle {
@@ -37,6 +38,7 @@ fn with_stream(shared: &Shared, play: bool) -> bool {
 
 impl Idle {
     pub fn tick(&mut self, shared: &Shared) {
+        debug_assert_role!(Service);
         if shared.resume_request.swap(false, AcqRel) && shared.suspended.load(Acquire) {
             let asked = shared.core.now_ns();
             shared.core.await_first_audio();

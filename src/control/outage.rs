@@ -10,6 +10,7 @@ use crate::control::device::{self, DeviceInfo};
 use crate::control::shared::Shared;
 use crate::data::config::LogLevel;
 use crate::data::events::{Event, EventKind};
+use crate::thread_role::debug_assert_role;
 
 /// A running (not suspended) stream whose callbacks have not come for this long has stopped:
 /// its server died or froze. Periods are 1-500 ms; a callback comes at least every period.
@@ -55,6 +56,7 @@ impl Outage {
 
     /// Notices outages and their end (every service tick).
     pub fn tick(&mut self, shared: &Shared) {
+        debug_assert_role!(Service);
         let lost = self.output_lost_now(shared);
         let event = |kind| Event {
             kind,
@@ -104,6 +106,7 @@ impl Outage {
     /// accepts clients again, puts a new connection in place and returns the device to play
     /// on (the caller recreates the stream there).
     pub fn reconnect(&mut self, shared: &Shared) -> Option<DeviceInfo> {
+        debug_assert_role!(Service);
         let connect = shared.connect?;
         if !self.output_lost_now(shared) {
             return None;

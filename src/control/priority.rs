@@ -9,6 +9,7 @@
 use crate::control::device::AUDIO_THREAD_NAME;
 use crate::control::shared::Shared;
 use crate::data::config::LogLevel;
+use crate::thread_role::debug_assert_role;
 
 #[derive(Default)]
 pub struct Priority {
@@ -19,6 +20,7 @@ pub struct Priority {
 impl Priority {
     /// Promotes audio threads not yet promoted, once per stream generation (service thread).
     pub fn tick(&mut self, shared: &Shared) {
+        debug_assert_role!(Service);
         let want = shared.cfg.audio_thread_priority;
         let generation = shared.core.current_generation();
         if want == 0 || generation == 0 || self.done_for == Some(generation) {

@@ -19,6 +19,7 @@ use crate::control::shared::{Shared, StreamSlot};
 use crate::data::error::Error;
 use crate::data::state::{Reason, StreamState};
 use crate::realtime::shape::OutputShape;
+use crate::thread_role::debug_assert_not_audio;
 
 /// P2: a recreate not finished within this is abandoned and `recreating` cleared.
 pub const RECREATE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -87,6 +88,7 @@ fn open(shared: &Shared, generation: u64, target: Option<&str>) -> Result<Opened
     let wake = shared.wake.clone();
     let lost = shared.stream_lost.clone();
     let data_cb = move |data: &mut cpal::Data, info: &cpal::OutputCallbackInfo| {
+        let _role = crate::thread_role::enter(crate::thread_role::Role::Audio);
         core.render(generation, data, info);
     };
     let err_cb = move |e: cpal::Error| {
@@ -191,6 +193,7 @@ pub fn recreate(
     reason: Reason,
     target: Option<String>,
 ) -> Result<Report, Error> {
+    debug_assert_not_audio!();
     let t0 = Instant::now();
     let (old, generation) = {
         let mut slot = shared.lock_slot();

@@ -18,6 +18,7 @@ use crate::data::events::Event;
 use crate::data::state::StreamState;
 use crate::realtime::command::Garbage;
 use crate::realtime::render::RenderCore;
+use crate::thread_role::debug_assert_not_audio;
 
 /// L1: the device stream, behind the slot's lock. What describes it is published in
 /// [`Shared::state`] for lock-free readers; the slot holds nothing else.
@@ -102,6 +103,7 @@ pub struct Shared {
 impl Shared {
     /// L1: the only way to the stream slot.
     pub fn lock_slot(&self) -> MutexGuard<'_, StreamSlot> {
+        debug_assert_not_audio!();
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -127,6 +129,7 @@ impl Shared {
     }
 
     pub fn log(&self, level: LogLevel, msg: &str) {
+        debug_assert_not_audio!();
         self.logger
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -148,6 +151,7 @@ impl Shared {
         level: LogLevel,
         msg: &str,
     ) -> bool {
+        debug_assert_not_audio!();
         self.logger
             .lock()
             .unwrap_or_else(|e| e.into_inner())
