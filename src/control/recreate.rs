@@ -42,6 +42,7 @@ pub struct Report {
 pub fn begin(slot: &mut StreamSlot, shared: &Shared) -> (Option<cpal::Stream>, u64) {
     shared.recreating.store(true, Ordering::Release);
     let generation = shared.next_generation.fetch_add(1, Ordering::AcqRel) + 1;
+    slot.state.started = false;
     (slot.stream.take(), generation)
 }
 
@@ -50,7 +51,7 @@ pub fn install(slot: &mut StreamSlot, shared: &Shared, generation: u64, o: Opene
     let rate = o.plan.config.sample_rate;
     slot.stream = Some(o.stream);
     shared.core.publish_generation(generation);
-    shared.state.store(Arc::new(StreamState {
+    slot.state = StreamState {
         generation,
         started: true,
         device_id: o.info.id,
@@ -60,14 +61,15 @@ pub fn install(slot: &mut StreamSlot, shared: &Shared, generation: u64, o: Opene
         content_rate: shared.core.content_rate(),
         channels: o.plan.config.channels,
         format: Some(o.plan.format),
-    }));
+    };
+    slot.publish(shared);
 }
 
-/// R3 when phase 2 failed or timed out: the slot stays empty, readers see no stream.
-fn mark_stopped(shared: &Shared) {
-    let mut st = (*shared.state.load_full()).clone();
-    st.started = false;
-    shared.state.store(Arc::new(st));
+/// R3 when phase 2 failed or timed out: the slot stays empty, readers see no stream (the
+/// rest of the description is the last stream's, as before).
+fn mark_stopped(slot: &mut StreamSlot, shared: &Shared) {
+    slot.state.started = false;
+    slot.publish(shared);
 }
 
 /// Part of R2, lock released: finds the device and builds and starts a stream whose
@@ -242,7 +244,7 @@ pub fn recreate(
             Ok((msg, stopped_ns, replayed))
         }
         Ok((_, _, Err(e))) | Err(e) => {
-            mark_stopped(shared);
+            mark_stopped(&mut slot, shared);
             Err(e)
         }
     };

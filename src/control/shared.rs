@@ -20,11 +20,21 @@ use crate::realtime::command::Garbage;
 use crate::realtime::render::RenderCore;
 use crate::thread_role::debug_assert_not_audio;
 
-/// L1: the device stream, behind the slot's lock. What describes it is published in
-/// [`Shared::state`] for lock-free readers; the slot holds nothing else.
+/// L1: the device stream and what describes it (started, device id, rates, generation),
+/// behind the slot's lock and nothing else. The description is the one source of the state
+/// published in [`Shared::state`] for lock-free readers: R3 and a failed recreate publish a
+/// copy of it, with the lock held.
 #[derive(Default)]
 pub struct StreamSlot {
     pub stream: Option<cpal::Stream>,
+    pub state: StreamState,
+}
+
+impl StreamSlot {
+    /// Publishes the slot's description (with the lock held, so publications keep order).
+    pub fn publish(&self, shared: &Shared) {
+        shared.state.store(Arc::new(self.state.clone()));
+    }
 }
 
 /// Wakes the service thread early (a stream error, shutdown).
