@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use cpal::traits::{DeviceTrait, StreamTrait};
 
 use crate::control::device::{self, DeviceInfo, StreamPlan};
-use crate::control::shared::{Shared, StreamSlot};
+use crate::control::shared::Shared;
 use crate::data::error::Error;
 use crate::data::state::{Reason, StreamState};
 use crate::realtime::shape::OutputShape;
@@ -37,39 +37,20 @@ pub struct Report {
     pub stopped_ns: Option<u64>,
 }
 
-/// R1, with the lock held: empties the slot, marks `recreating`, and reserves the next
-/// generation. The returned stream is closed by phase 2 with the lock released.
-pub fn begin(slot: &mut StreamSlot, shared: &Shared) -> (Option<cpal::Stream>, u64) {
-    shared.recreating.store(true, Ordering::Release);
-    let generation = shared.next_generation.fetch_add(1, Ordering::AcqRel) + 1;
-    slot.state.started = false;
-    (slot.stream.take(), generation)
-}
-
-/// R3, with the lock held: installs the running stream and publishes its generation (C1).
-pub fn install(slot: &mut StreamSlot, shared: &Shared, generation: u64, o: Opened) {
-    let rate = o.plan.config.sample_rate;
-    slot.stream = Some(o.stream);
-    shared.core.publish_generation(generation);
-    slot.state = StreamState {
+/// R3's input: the opened stream and its description.
+fn describe(o: Opened, generation: u64, content_rate: u32) -> (cpal::Stream, StreamState) {
+    let state = StreamState {
         generation,
         started: true,
         device_id: o.info.id,
         device_name: o.info.name,
         device_rate: o.info.rate,
-        stream_rate: rate,
-        content_rate: shared.core.content_rate(),
+        stream_rate: o.plan.config.sample_rate,
+        content_rate,
         channels: o.plan.config.channels,
         format: Some(o.plan.format),
     };
-    slot.publish(shared);
-}
-
-/// R3 when phase 2 failed or timed out: the slot stays empty, readers see no stream (the
-/// rest of the description is the last stream's, as before).
-fn mark_stopped(slot: &mut StreamSlot, shared: &Shared) {
-    slot.state.started = false;
-    slot.publish(shared);
+    (o.stream, state)
 }
 
 /// Part of R2, lock released: finds the device and builds and starts a stream whose
@@ -199,7 +180,7 @@ pub fn recreate(
     let t0 = Instant::now();
     let (old, generation) = {
         let mut slot = shared.lock_slot();
-        begin(&mut slot, shared)
+        slot.begin(&shared.recreating, &shared.next_generation)
     };
     let (tx, rx) = mpsc::channel();
     let worker_shared = shared.clone();
@@ -240,11 +221,12 @@ pub fn recreate(
                 o.plan.format,
                 shared.core.content_rate()
             );
-            install(&mut slot, shared, generation, o);
+            let (stream, state) = describe(o, generation, shared.core.content_rate());
+            slot.install(stream, state, &shared.core, &shared.state);
             Ok((msg, stopped_ns, replayed))
         }
         Ok((_, _, Err(e))) | Err(e) => {
-            mark_stopped(&mut slot, shared);
+            slot.mark_stopped(&shared.state);
             Err(e)
         }
     };

@@ -30,10 +30,47 @@ pub struct StreamSlot {
     pub state: StreamState,
 }
 
+/// L3: what runs under the slot's lock is a method of the slot, handed only the atomics and
+/// the publication it touches: it cannot reach `Shared` (so neither the lock again nor the
+/// host, the logger or any I/O).
 impl StreamSlot {
-    /// Publishes the slot's description (with the lock held, so publications keep order).
-    pub fn publish(&self, shared: &Shared) {
-        shared.state.store(Arc::new(self.state.clone()));
+    /// R1: empties the slot, marks `recreating`, and reserves the next generation. The
+    /// returned stream is closed by phase 2 with the lock released.
+    pub fn begin(
+        &mut self,
+        recreating: &AtomicBool,
+        next_generation: &AtomicU64,
+    ) -> (Option<cpal::Stream>, u64) {
+        recreating.store(true, Release);
+        let generation = next_generation.fetch_add(1, AcqRel) + 1;
+        self.state.started = false;
+        (self.stream.take(), generation)
+    }
+
+    /// R3: installs the running stream, lets its generation's callbacks render (C1), and
+    /// publishes its description.
+    pub fn install(
+        &mut self,
+        stream: cpal::Stream,
+        state: StreamState,
+        core: &RenderCore,
+        published: &ArcSwap<StreamState>,
+    ) {
+        self.stream = Some(stream);
+        core.publish_generation(state.generation);
+        self.state = state;
+        self.publish(published);
+    }
+
+    /// R3 when phase 2 failed or timed out: the slot stays empty, readers see no stream (the
+    /// rest of the description is the last stream's).
+    pub fn mark_stopped(&mut self, published: &ArcSwap<StreamState>) {
+        self.state.started = false;
+        self.publish(published);
+    }
+
+    fn publish(&self, published: &ArcSwap<StreamState>) {
+        published.store(Arc::new(self.state.clone()));
     }
 }
 
