@@ -19,4 +19,5 @@ pub mod priority;
 pub mod recreate;
 pub mod service;
 pub mod shared;
+pub mod watcher;
 pub mod writer;

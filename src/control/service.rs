@@ -1,15 +1,16 @@
 //! The player's service thread: watches the output device and recreates the stream when it
-//! changes (V1, V2, P1, debounce), and turns counter changes into rate-limited log lines
-//! (C4, M2). Everything the audio callback may not do happens here.
+//! changes (V1, V2, P1, debounce: decided by `watcher`, acted on here), and turns counter
+//! changes into rate-limited log lines (C4, M2). Everything the audio callback may not do
+//! happens here.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::control::device::{self, DeviceInfo};
+use crate::control::device;
 use crate::control::recreate;
 use crate::control::shared::Shared;
+use crate::control::watcher::{self, Action, Limits, Observation, Signals, WatcherState};
 use crate::data::config::LogLevel;
 use crate::data::events::{Event, EventKind};
 use crate::data::state::Reason;
@@ -28,14 +29,9 @@ struct Seen {
 }
 
 struct Watcher {
-    /// V2: the last device a query returned, used while queries fail.
-    last_good: Option<DeviceInfo>,
-    /// V2: cooldown applies only after a failed query.
-    cooldown_until: Option<Instant>,
-    /// Debounce: a changed target and when it was first seen.
-    pending: Option<(String, u32, u16, Instant)>,
-    /// P1: when recent recreates started.
-    recent: VecDeque<Instant>,
+    /// What the decisions remember: last good device, cooldown, debounce, P1 window.
+    state: WatcherState,
+    limits: Limits,
     /// Route-change clock: when the old stream stopped (render-core ns).
     gap_from: Option<u64>,
     /// Output lost and found, and the sound-server connection rebuilt.
@@ -45,10 +41,8 @@ struct Watcher {
 pub fn run(shared: Arc<Shared>) {
     let mut seen = Seen::default();
     let mut w = Watcher {
-        last_good: None,
-        cooldown_until: None,
-        pending: None,
-        recent: VecDeque::new(),
+        state: WatcherState::default(),
+        limits: Limits::from_config(&shared.cfg),
         gap_from: None,
         outage: crate::control::outage::Outage::new(),
     };
@@ -58,13 +52,12 @@ pub fn run(shared: Arc<Shared>) {
     let mut priority = crate::control::priority::Priority::default();
     shared.core.calibrate_clock();
     loop {
-        let wait = match &w.pending {
-            Some((.., since)) => {
-                let debounce = Duration::from_millis(shared.cfg.debounce_ms as u64);
-                debounce
-                    .saturating_sub(since.elapsed())
-                    .max(Duration::from_millis(5))
-            }
+        let wait = match &w.state.pending {
+            Some(p) => w
+                .limits
+                .debounce
+                .saturating_sub(p.since.elapsed())
+                .max(Duration::from_millis(5)),
             None if w.gap_from.is_some() => Duration::from_millis(10),
             None => poll,
         };
@@ -95,97 +88,58 @@ impl Watcher {
     fn watch(&mut self, shared: &Arc<Shared>, woke: bool) {
         // A dead sound-server connection is rebuilt first: every query on it fails.
         if let Some(info) = self.outage.reconnect(shared) {
-            self.last_good = Some(info.clone());
-            self.cooldown_until = None;
-            self.pending = None;
+            self.state.reconnected(info.clone());
             self.switch(shared, Reason::ServerRestarted, info.id);
             return;
         }
         let now = Instant::now();
         let lost = shared.stream_lost.swap(false, AcqRel) && !still_running(shared);
         let requested = shared.device_request.swap(false, AcqRel);
-        if !woke && !lost && self.cooldown_until.is_some_and(|t| now < t) {
+        let signals = Signals {
+            woke,
+            lost,
+            requested,
+        };
+        if !watcher::should_query(&self.state, signals, now) {
             return;
         }
         // The only I/O of detection; done with no lock held (L2).
-        let observed = match device::query_target(&shared.host(), shared.pinned().as_deref()) {
-            Ok(info) => {
-                self.cooldown_until = None;
-                self.last_good = Some(info.clone());
-                info
-            }
-            Err(e) => {
-                shared.stats.device_query_failures.fetch_add(1, Relaxed);
-                let cooldown = Duration::from_millis(shared.cfg.device_query_cooldown_ms as u64);
-                self.cooldown_until = Some(now + cooldown);
-                shared.log_limited(
-                    "device-query",
-                    EVERY,
-                    LogLevel::Warn,
-                    &format!("device query failed: {e}; using the last known device"),
-                );
-                match &self.last_good {
-                    Some(c) => c.clone(),
-                    None => return,
-                }
-            }
-        };
-        let state = shared.state.load_full();
-        let (changed, id, rate) = device::detect_change(&state, &observed);
-        let reason = if lost {
-            Reason::StreamLost
-        } else if requested && changed {
-            Reason::Requested
-        } else if !changed {
-            self.pending = None;
-            return;
-        } else if !state.started {
-            Reason::Retry
-        } else if state.device_id == id {
-            Reason::FormatChanged
-        } else {
-            Reason::DeviceChanged
-        };
-        // Debounce a flapping route: act once the same target has held for debounce_ms.
-        // A lost stream or an empty slot is acted on at once.
-        if matches!(reason, Reason::DeviceChanged | Reason::FormatChanged) {
-            let debounce = Duration::from_millis(shared.cfg.debounce_ms as u64);
-            let held = match &self.pending {
-                Some((pid, prate, pch, since))
-                    if *pid == id && *prate == rate && *pch == observed.channels =>
-                {
-                    Some(since.elapsed())
-                }
-                _ => None,
-            };
-            match held {
-                Some(t) if t < debounce => return,
-                None if !debounce.is_zero() => {
-                    self.pending = Some((id, rate, observed.channels, now));
-                    return;
-                }
-                _ => {}
-            }
+        let target = device::query_target(&shared.host(), shared.pinned().as_deref());
+        let stream = shared.state.load_full();
+        let decision = watcher::decide(
+            Observation {
+                signals,
+                target,
+                answered: Instant::now(),
+                stream: &stream,
+            },
+            &mut self.state,
+            &self.limits,
+            now,
+        );
+        if let Some(e) = decision.query_failed {
+            shared.stats.device_query_failures.fetch_add(1, Relaxed);
+            shared.log_limited(
+                "device-query",
+                EVERY,
+                LogLevel::Warn,
+                &format!("device query failed: {e}; using the last known device"),
+            );
         }
-        self.pending = None;
-        // P1: at most max_recreate_per_minute in any 60 s window.
-        while self
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-        {
-            self.recent.pop_front();
+        match decision.action {
+            Action::NoKnownDevice
+            | Action::Unchanged
+            | Action::DebounceStarted
+            | Action::Debouncing => {}
+            Action::Refused { reason, recent } => {
+                shared.stats.recreates_refused.fetch_add(1, Relaxed);
+                shared.log_limited("recreate-limit", EVERY, LogLevel::Warn, &format!(
+                    "recreate ({}) held back: {recent} recreates in the last minute (max_recreate_per_minute)",
+                    reason.as_str()
+                ));
+            }
+            Action::Recreate { reason, target } => self.switch(shared, reason, target),
         }
-        if self.recent.len() >= shared.cfg.max_recreate_per_minute as usize {
-            shared.stats.recreates_refused.fetch_add(1, Relaxed);
-            shared.log_limited("recreate-limit", EVERY, LogLevel::Warn, &format!(
-                "recreate ({}) held back: {} recreates in the last minute (max_recreate_per_minute)",
-                reason.as_str(), self.recent.len()
-            ));
-            return;
-        }
-        self.recent.push_back(now);
-        self.switch(shared, reason, id);
     }
 
     /// Recreates the stream on `id` and reports it (route-change clock, event).
