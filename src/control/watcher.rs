@@ -121,7 +121,9 @@ pub enum Action {
 /// Whether this tick queries the device (V2: the cooldown after a failed query is skipped
 /// only when something woke the thread or the stream was lost).
 pub fn should_query(st: &WatcherState, signals: Signals, now: Instant) -> bool {
-    signals.woke || signals.lost || st.cooldown_until.is_none_or(|t| now >= t)
+    // A request's flag is consumed by this tick: skipping the query would lose it (the move
+    // then came a tick later, debounced, as "device changed").
+    signals.woke || signals.lost || signals.requested || st.cooldown_until.is_none_or(|t| now >= t)
 }
 
 /// Decides what a tick's observation calls for and updates the watcher's state to match.
@@ -498,9 +500,10 @@ mod tests {
                     ..Signals::default()
                 },
                 target: Ok(b()),
-                action: None,
-                want_cooldown: Some(NOW + 1),
-                ..base("cooldown running: a request alone does not query")
+                action: recreate(Reason::Requested, "s16"),
+                want_last_good: Some(b()),
+                want_recent: vec![NOW],
+                ..base("cooldown running: a request alone queries (its flag is consumed)")
             },
             Case {
                 cooldown_until: Some(NOW + 500),
