@@ -13,7 +13,7 @@ use crate::control::lifecycle::{Gate, Worker};
 use crate::control::log::Logger;
 use crate::control::recreate;
 use crate::control::service;
-use crate::control::shared::{Shared, StreamSlot, Wake};
+use crate::control::shared::{Ask, Phase, Shared, StreamPhase, StreamSlot, Wake};
 use crate::control::writer::{log_request_error, Request, Writer, Writing, POLL};
 use crate::data::config::{Config, InputFormat, LogLevel};
 use crate::data::counters::{Counters, DeviceStats};
@@ -146,7 +146,7 @@ impl Player {
             counters,
             slot: Mutex::new(StreamSlot::default()),
             state: ArcSwap::from_pointee(StreamState::default()),
-            recreating: AtomicBool::new(false),
+            phase: Phase::default(),
             producer_fallback: AtomicBool::new(false),
             next_generation: AtomicU64::new(0),
             producer_request: AtomicBool::new(false),
@@ -155,14 +155,10 @@ impl Player {
             delivery: Delivery::new(cfg_sink),
             pinned: Mutex::new(pinned),
             closing: AtomicBool::new(false),
-            wake: Arc::new(Wake::default()),
+            requests: Arc::default(),
             event_wake: Wake::default(),
             room_wake: Wake::default(),
             logger: Mutex::new(logger),
-            stream_lost: Arc::new(AtomicBool::new(false)),
-            device_request: AtomicBool::new(false),
-            suspended: AtomicBool::new(false),
-            resume_request: AtomicBool::new(false),
             stats: DeviceStats::default(),
             callbacks,
         });
@@ -220,8 +216,8 @@ impl Player {
             return Err(Error::Closed);
         }
         self.check_output()?;
-        if self.shared.suspended.load(Acquire) && !self.shared.resume_request.swap(true, AcqRel) {
-            self.shared.wake.notify();
+        if self.shared.phase.get() == StreamPhase::Suspended {
+            self.shared.requests.ask(Ask::Resume);
         }
         let timeout = Duration::from_millis(self.shared.cfg.write_timeout_ms as u64);
         let mut w = self.writing.lock();
@@ -342,20 +338,20 @@ impl Player {
                 }
             }
         }
-        self.shared.wake.notify();
+        self.shared.requests.notify();
         Ok(heard)
     }
 
     /// Pauses with a `ramp_ms` fade; no underruns are counted and the position holds.
     pub fn pause(&self, ramp_ms: u32) {
         self.shared.core.set_paused(true, ramp_ms.min(10_000));
-        self.shared.wake.notify();
+        self.shared.requests.notify();
     }
 
     /// Resumes after `pause` with a `ramp_ms` fade in.
     pub fn resume(&self, ramp_ms: u32) {
         self.shared.core.set_paused(false, ramp_ms.min(10_000));
-        self.shared.wake.notify();
+        self.shared.requests.notify();
     }
 
     /// Sets the output gain (0..=4, linear), ramped over `ramp_ms` so it never clicks.
@@ -376,8 +372,7 @@ impl Player {
             device::find_output(&self.shared.host(), Some(id)).map_err(Error::NoDevice)?;
         }
         *self.shared.pinned.lock().unwrap_or_else(|e| e.into_inner()) = id.map(str::to_string);
-        self.shared.device_request.store(true, Release);
-        self.shared.wake.notify();
+        self.shared.requests.ask(Ask::Device);
         Ok(())
     }
 
@@ -467,7 +462,7 @@ impl Player {
 
     /// Whether a stream recreate is in progress now.
     pub fn recreating(&self) -> bool {
-        self.shared.recreating.load(Acquire)
+        self.shared.phase.get() == StreamPhase::Recreating
     }
 
     /// The render core's clock and the start of the latest callback that rendered audio
@@ -517,7 +512,7 @@ impl Player {
             resample_time: c.resample_time.percentiles(),
             output_latency_ns: c.output_latency_ns.load(Relaxed),
             recreating: self.recreating(),
-            suspended: self.shared.suspended.load(Relaxed),
+            suspended: self.shared.phase.get() == StreamPhase::Suspended,
             last_wake_ms: match d.last_wake_us.load(Relaxed) {
                 u64::MAX => None,
                 us => Some(us as f64 / 1000.0),
@@ -561,7 +556,7 @@ impl Player {
             return;
         }
         let deadline = Instant::now() + CLOSE_BUDGET;
-        self.shared.wake.notify();
+        self.shared.requests.notify();
         self.shared.event_wake.notify();
         self.shared.room_wake.notify();
         self.shared.callbacks.close();

@@ -3,12 +3,12 @@
 //! stream is taken out of the slot for the pause/play call so no I/O happens under the slot
 //! lock (L2).
 
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::time::{Duration, Instant};
 
 use cpal::traits::StreamTrait;
 
-use crate::control::shared::Shared;
+use crate::control::shared::{Ask, Shared, StreamPhase};
 use crate::data::config::LogLevel;
 use crate::thread_role::debug_assert_role;
 
@@ -39,11 +39,11 @@ fn with_stream(shared: &Shared, play: bool) -> bool {
 impl Idle {
     pub fn tick(&mut self, shared: &Shared) {
         debug_assert_role!(Service);
-        if shared.resume_request.swap(false, AcqRel) && shared.suspended.load(Acquire) {
+        if shared.requests.take(Ask::Resume) && shared.phase.get() == StreamPhase::Suspended {
             let asked = shared.core.now_ns();
             shared.core.await_first_audio();
             with_stream(shared, true);
-            shared.suspended.store(false, Release);
+            shared.phase.resume();
             self.waking_from = Some(asked);
             self.since = None;
             shared.log(LogLevel::Debug, "resumed the device stream");
@@ -58,7 +58,7 @@ impl Idle {
             }
         }
         let limit = shared.cfg.idle_suspend_ms;
-        if limit == 0 || shared.suspended.load(Acquire) {
+        if limit == 0 || shared.phase.get() != StreamPhase::Running {
             return;
         }
         let c = &shared.counters;
@@ -71,11 +71,11 @@ impl Idle {
         }
         let since = *self.since.get_or_insert_with(Instant::now);
         if since.elapsed() >= Duration::from_millis(limit as u64) && with_stream(shared, false) {
-            shared.suspended.store(true, Release);
+            shared.phase.suspend();
             shared.log(LogLevel::Debug, "idle: paused the device stream");
             // A write may have raced the pause: honour it on the next tick.
             if shared.counters.ring_frames_written.load(Acquire) > shared.core.position() {
-                shared.resume_request.store(true, Release);
+                shared.requests.ask(Ask::Resume);
             }
         }
     }
@@ -87,7 +87,7 @@ impl Idle {
         }
         let limit = shared.cfg.idle_suspend_ms as u64;
         match self.since {
-            Some(t) if limit > 0 && !shared.suspended.load(Relaxed) => Some(
+            Some(t) if limit > 0 && shared.phase.get() == StreamPhase::Running => Some(
                 Duration::from_millis(limit)
                     .saturating_sub(t.elapsed())
                     .max(Duration::from_millis(5)),

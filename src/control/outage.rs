@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::{AcqRel, Relaxed, Release};
 use std::time::{Duration, Instant};
 
 use crate::control::device::{self, DeviceInfo};
-use crate::control::shared::Shared;
+use crate::control::shared::{Shared, StreamPhase};
 use crate::data::config::LogLevel;
 use crate::data::events::{Event, EventKind};
 use crate::thread_role::debug_assert_role;
@@ -43,10 +43,7 @@ impl Outage {
     fn output_lost_now(&mut self, shared: &Shared) -> bool {
         let now = Instant::now();
         let callbacks = shared.counters.callbacks.load(Relaxed);
-        if callbacks != self.callbacks
-            || shared.suspended.load(Relaxed)
-            || shared.recreating.load(Relaxed)
-        {
+        if callbacks != self.callbacks || shared.phase.get() != StreamPhase::Running {
             self.callbacks = callbacks;
             self.progress = now;
         }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use cpal::traits::{DeviceTrait, StreamTrait};
 
 use crate::control::device::{self, DeviceInfo, StreamPlan};
-use crate::control::shared::Shared;
+use crate::control::shared::{Ask, Shared};
 use crate::data::error::Error;
 use crate::data::state::{Reason, StreamState};
 use crate::realtime::shape::OutputShape;
@@ -68,8 +68,7 @@ fn open(shared: &Shared, generation: u64, target: Option<&str>) -> Result<Opened
     );
     let core = shared.core.clone();
     let err_core = shared.core.clone();
-    let wake = shared.wake.clone();
-    let lost = shared.stream_lost.clone();
+    let requests = shared.requests.clone();
     let data_cb = move |data: &mut cpal::Data, info: &cpal::OutputCallbackInfo| {
         let _role = crate::thread_role::enter(crate::thread_role::Role::Audio);
         core.render(generation, data, info);
@@ -96,10 +95,10 @@ fn open(shared: &Shared, generation: u64, target: Option<&str>) -> Result<Opened
             e.kind(),
             cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::StreamInvalidated
         ) {
-            lost.store(true, Ordering::Release);
+            requests.ask(Ask::StreamLost);
         }
         // DeviceChanged is informational: the watcher verifies what the device really is.
-        wake.notify();
+        requests.notify();
     };
     let build = |cfg: cpal::StreamConfig| {
         dev.build_output_stream_raw(
@@ -180,7 +179,7 @@ pub fn recreate(
     let t0 = Instant::now();
     let (old, generation) = {
         let mut slot = shared.lock_slot();
-        slot.begin(&shared.recreating, &shared.next_generation)
+        slot.begin(&shared.phase, &shared.next_generation)
     };
     let (tx, rx) = mpsc::channel();
     let worker_shared = shared.clone();
@@ -230,7 +229,7 @@ pub fn recreate(
             Err(e)
         }
     };
-    shared.recreating.store(false, Ordering::Release);
+    shared.phase.end_recreate();
     drop(slot);
     let elapsed = t0.elapsed();
     let ms = elapsed.as_secs_f64() * 1000.0;

@@ -3,13 +3,13 @@
 //! changes into rate-limited log lines (C4, M2). Everything the audio callback may not do
 //! happens here.
 
-use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::control::device;
 use crate::control::recreate;
-use crate::control::shared::Shared;
+use crate::control::shared::{Ask, Shared, StreamPhase};
 use crate::control::watcher::{self, Action, Limits, Observation, Signals, WatcherState};
 use crate::data::config::LogLevel;
 use crate::data::events::{Event, EventKind};
@@ -68,7 +68,7 @@ pub fn run(shared: Arc<Shared>) {
         } else {
             wait.min(Duration::from_millis(5))
         };
-        let woke = shared.wake.wait(wait);
+        let woke = shared.requests.wait(wait);
         if shared.closing.load(Relaxed) {
             report(&shared, &mut seen);
             break;
@@ -93,8 +93,8 @@ impl Watcher {
             return;
         }
         let now = Instant::now();
-        let lost = shared.stream_lost.swap(false, AcqRel) && !still_running(shared);
-        let requested = shared.device_request.swap(false, AcqRel);
+        let lost = shared.requests.take(Ask::StreamLost) && !still_running(shared);
+        let requested = shared.requests.take(Ask::Device);
         let signals = Signals {
             woke,
             lost,
@@ -145,10 +145,6 @@ impl Watcher {
     /// Recreates the stream on `id` and reports it (route-change clock, event).
     fn switch(&mut self, shared: &Arc<Shared>, reason: Reason, id: String) {
         if let Ok(r) = recreate::recreate(shared, reason, Some(id)) {
-            // A new stream runs: it is not suspended, whatever the old one was.
-            shared
-                .suspended
-                .store(false, std::sync::atomic::Ordering::Release);
             if let Some(t) = r.stopped_ns {
                 shared.core.await_first_audio();
                 self.gap_from = Some(t);
@@ -182,7 +178,7 @@ impl Watcher {
 /// A stream error (a failed latency poll under load, say) is not proof the stream died:
 /// it is lost only if its callbacks stopped. Waits about three periods to see.
 fn still_running(shared: &Shared) -> bool {
-    if shared.suspended.load(Relaxed) {
+    if shared.phase.get() == StreamPhase::Suspended {
         return false;
     }
     let before = shared.counters.callbacks.load(Relaxed);

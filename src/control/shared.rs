@@ -3,7 +3,7 @@
 //! thread asks the service thread for work. Owned by the player; every control thread holds
 //! an `Arc` of it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -38,10 +38,10 @@ impl StreamSlot {
     /// returned stream is closed by phase 2 with the lock released.
     pub fn begin(
         &mut self,
-        recreating: &AtomicBool,
+        phase: &Phase,
         next_generation: &AtomicU64,
     ) -> (Option<cpal::Stream>, u64) {
-        recreating.store(true, Release);
+        phase.begin_recreate();
         let generation = next_generation.fetch_add(1, AcqRel) + 1;
         self.state.started = false;
         (self.stream.take(), generation)
@@ -74,7 +74,111 @@ impl StreamSlot {
     }
 }
 
-/// Wakes the service thread early (a stream error, shutdown).
+/// What any thread asks of the service thread: flags it takes (clearing them) on its next
+/// tick, and the wake that cuts its sleep short. The only way in: nobody else reads the bits.
+#[derive(Default)]
+pub struct ServiceRequests {
+    bits: AtomicU32,
+    wake: Wake,
+}
+
+/// One thing asked of the service thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Ask {
+    /// A stream's error callback saw its device gone: the watcher checks at once.
+    StreamLost = 1,
+    /// `set_device` asked for a move.
+    Device = 2,
+    /// A write arrived while the stream is suspended for idleness.
+    Resume = 4,
+}
+
+impl ServiceRequests {
+    /// Asks, and wakes the service thread unless it was asked already (then a wake is on its
+    /// way or the thread is about to take it). Returns whether it was asked already.
+    pub fn ask(&self, what: Ask) -> bool {
+        let already = self.bits.fetch_or(what as u32, AcqRel) & what as u32 != 0;
+        if !already {
+            self.wake.notify();
+        }
+        already
+    }
+
+    /// Takes the request (service thread): whether it was asked since the last take.
+    pub fn take(&self, what: Ask) -> bool {
+        self.bits.fetch_and(!(what as u32), AcqRel) & what as u32 != 0
+    }
+
+    /// Wakes the service thread for work that has no flag of its own (an utterance starting,
+    /// pause, resume, flush, close).
+    pub fn notify(&self) {
+        self.wake.notify();
+    }
+
+    /// Service thread: sleeps until woken or `timeout`; returns whether it was woken.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        self.wake.wait(timeout)
+    }
+}
+
+/// Where the device stream is in its life, published by the service thread (and by player
+/// creation, before that thread starts). Each transition is one method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StreamPhase {
+    /// A stream is installed and playing, or none could be opened (`StreamState::started`
+    /// says which); the watcher retries the latter.
+    Running = 0,
+    /// R1-R3 in progress: the old stream is out of the slot, the new one not yet in.
+    Recreating = 1,
+    /// Paused for idleness (`idle_suspend_ms`); a write asks for it back.
+    Suspended = 2,
+}
+
+/// The published [`StreamPhase`].
+#[derive(Default)]
+pub struct Phase(AtomicU8);
+
+impl Phase {
+    /// The phase now.
+    pub fn get(&self) -> StreamPhase {
+        match self.0.load(Acquire) {
+            1 => StreamPhase::Recreating,
+            2 => StreamPhase::Suspended,
+            _ => StreamPhase::Running,
+        }
+    }
+
+    /// R1 (under the slot lock).
+    pub fn begin_recreate(&self) {
+        self.0.store(StreamPhase::Recreating as u8, Release);
+    }
+
+    /// After R3 or a failed recreate: a new stream (or none) is not suspended, whatever the
+    /// old one was.
+    pub fn end_recreate(&self) {
+        self.0.store(StreamPhase::Running as u8, Release);
+    }
+
+    /// Idle suspend: only a running stream is suspended. Returns whether it was.
+    pub fn suspend(&self) -> bool {
+        self.swap_from(StreamPhase::Running, StreamPhase::Suspended)
+    }
+
+    /// Back from idle suspend. Returns whether it was suspended.
+    pub fn resume(&self) -> bool {
+        self.swap_from(StreamPhase::Suspended, StreamPhase::Running)
+    }
+
+    fn swap_from(&self, from: StreamPhase, to: StreamPhase) -> bool {
+        self.0
+            .compare_exchange(from as u8, to as u8, AcqRel, Acquire)
+            .is_ok()
+    }
+}
+
+/// Wakes a thread early (a stream error, shutdown).
 #[derive(Default)]
 pub struct Wake {
     flag: Mutex<bool>,
@@ -113,7 +217,8 @@ pub struct Shared {
     pub counters: Arc<Counters>,
     pub(crate) slot: Mutex<StreamSlot>,
     pub state: ArcSwap<StreamState>,
-    pub recreating: AtomicBool,
+    /// Running, recreating or suspended (service thread).
+    pub phase: Phase,
     /// SPEC S3 moved resampling to the writing thread.
     pub producer_fallback: AtomicBool,
     pub next_generation: AtomicU64,
@@ -128,20 +233,14 @@ pub struct Shared {
     /// The device the application chose (`set_device`), else the config's.
     pub pinned: Mutex<Option<String>>,
     pub closing: AtomicBool,
-    pub wake: Arc<Wake>,
+    /// Requests to the service thread and its wake (shared with streams' error callbacks).
+    pub requests: Arc<ServiceRequests>,
     /// Wakes the event thread (an utterance starting, shutdown).
     pub event_wake: Wake,
     /// Releases a writer waiting for room in the ring: a flush or close (the callback that
     /// frees room cannot signal; the writer sleeps until room should be there).
     pub room_wake: Wake,
     pub logger: Mutex<Logger>,
-    /// Set by a stream's error callback when its device is gone; the watcher acts at once.
-    pub stream_lost: Arc<AtomicBool>,
-    /// `set_device` asked for a move.
-    pub device_request: AtomicBool,
-    /// The device stream is paused for idleness; a write asks for it back.
-    pub suspended: AtomicBool,
-    pub resume_request: AtomicBool,
     pub stats: DeviceStats,
     /// Every call into the host's `event_fn`/`log_fn` passes it; closed by `close`.
     pub callbacks: Arc<Gate>,

@@ -519,7 +519,7 @@ impl Writer {
             self.in_utterance = true;
             // The service thread may be in its long device-poll sleep, and the callback
             // cannot wake it: events from this utterance must be delivered on time.
-            shared.wake.notify();
+            shared.requests.notify();
             self.fresh_utterance = true;
         }
         Ok(())
