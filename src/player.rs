@@ -1,11 +1,9 @@
 //! The player: a ring that outlives device streams, a stream slot replaced through the
 //! three-phase recreate, and a service thread that does everything the callback may not.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use arc_swap::ArcSwap;
 
 use crate::control::delivery::Delivery;
 use crate::control::device;
@@ -13,7 +11,9 @@ use crate::control::lifecycle::{Gate, Worker};
 use crate::control::log::Logger;
 use crate::control::recreate;
 use crate::control::service;
-use crate::control::shared::{Ask, Phase, Shared, StreamPhase, StreamSlot, Wake};
+use crate::control::shared::{
+    Ask, EventPump, ServiceOwned, Shared, StreamPhase, Wake, WriterSignals,
+};
 use crate::control::writer::{log_request_error, Request, Writer, Writing, POLL};
 use crate::data::config::{Config, InputFormat, LogLevel};
 use crate::data::counters::{Counters, DeviceStats};
@@ -139,34 +139,26 @@ impl Player {
         let pinned = cfg.device_id.clone();
         let shared = Arc::new(Shared {
             cfg,
-            host: Mutex::new(Arc::new(host)),
-            connect,
-            output_lost: AtomicBool::new(false),
             core,
             counters,
-            slot: Mutex::new(StreamSlot::default()),
-            state: ArcSwap::from_pointee(StreamState::default()),
-            phase: Phase::default(),
-            producer_fallback: AtomicBool::new(false),
-            next_generation: AtomicU64::new(0),
-            producer_request: AtomicBool::new(false),
-            flush_epoch: AtomicU64::new(0),
-            from_callback: Mutex::new((ev_rx, garbage_rx)),
-            delivery: Delivery::new(cfg_sink),
-            pinned: Mutex::new(pinned),
-            closing: AtomicBool::new(false),
-            requests: Arc::default(),
-            event_wake: Wake::default(),
-            room_wake: Wake::default(),
-            logger: Mutex::new(logger),
             stats: DeviceStats::default(),
+            service: ServiceOwned::new(host, connect, pinned),
+            requests: Arc::default(),
+            events: EventPump {
+                from_callback: Mutex::new((ev_rx, garbage_rx)),
+                delivery: Delivery::new(cfg_sink),
+                wake: Wake::default(),
+            },
+            writers: WriterSignals::default(),
+            closing: AtomicBool::new(false),
+            logger: Mutex::new(logger),
             callbacks,
         });
         // A pinned device must exist at creation (a typo is an error, not a silent fallback);
         // later it may come and go.
-        let target = match shared.pinned() {
+        let target = match shared.service.pinned() {
             Some(id) => Some(id),
-            None => device::query_target(&shared.host(), None)
+            None => device::query_target(&shared.service.host(), None)
                 .ok()
                 .map(|d| d.id),
         };
@@ -216,7 +208,7 @@ impl Player {
             return Err(Error::Closed);
         }
         self.check_output()?;
-        if self.shared.phase.get() == StreamPhase::Suspended {
+        if self.shared.service.phase.get() == StreamPhase::Suspended {
             self.shared.requests.ask(Ask::Resume);
         }
         let timeout = Duration::from_millis(self.shared.cfg.write_timeout_ms as u64);
@@ -302,8 +294,8 @@ impl Player {
             return Err(Error::Closed);
         }
         let heard = self.shared.core.heard_frames();
-        self.shared.flush_epoch.fetch_add(1, AcqRel);
-        self.shared.room_wake.notify();
+        self.shared.writers.flush_epoch.fetch_add(1, AcqRel);
+        self.shared.writers.room_wake.notify();
         let fade_ms = fade_ms.min(10_000);
         match self.writing.try_lock() {
             Some(mut w) => {
@@ -369,16 +361,16 @@ impl Player {
     /// same three-phase recreate as a device change; nothing queued is lost.
     pub fn set_device(&self, id: Option<&str>) -> Result<(), Error> {
         if let Some(id) = id {
-            device::find_output(&self.shared.host(), Some(id)).map_err(Error::NoDevice)?;
+            device::find_output(&self.shared.service.host(), Some(id)).map_err(Error::NoDevice)?;
         }
-        *self.shared.pinned.lock().unwrap_or_else(|e| e.into_inner()) = id.map(str::to_string);
+        self.shared.service.pin(id.map(str::to_string));
         self.shared.requests.ask(Ask::Device);
         Ok(())
     }
 
     /// The next delivered event, if any (for hosts that poll instead of taking callbacks).
     pub fn poll_event(&self) -> Option<Event> {
-        self.shared.delivery.poll()
+        self.shared.events.delivery.poll()
     }
 
     /// (content frame heard now, frames queued, device latency in ns). Atomics only.
@@ -436,7 +428,7 @@ impl Player {
 
     /// `Error::NoOutput` once nothing has played for `device_lost_timeout_ms`.
     fn check_output(&self) -> Result<(), Error> {
-        if self.shared.output_lost.load(Acquire) {
+        if self.shared.service.output_lost.load(Acquire) {
             return Err(Error::NoOutput(format!(
                 "nothing has played for {} ms or more (sound server or device gone); queued audio waits",
                 self.shared.cfg.device_lost_timeout_ms
@@ -449,7 +441,7 @@ impl Player {
     /// recreates; the content rate is the live one (voice changes move it without a
     /// recreate), so a copy is made only while they differ.
     pub fn snapshot(&self) -> Arc<StreamState> {
-        let st = self.shared.state.load_full();
+        let st = self.shared.service.state.load_full();
         let live = self.shared.core.content_rate();
         if st.content_rate == live {
             return st;
@@ -462,7 +454,7 @@ impl Player {
 
     /// Whether a stream recreate is in progress now.
     pub fn recreating(&self) -> bool {
-        self.shared.phase.get() == StreamPhase::Recreating
+        self.shared.service.phase.get() == StreamPhase::Recreating
     }
 
     /// The render core's clock and the start of the latest callback that rendered audio
@@ -500,7 +492,7 @@ impl Player {
             callbacks: c.callbacks.load(Relaxed),
             underruns: c.underruns.load(Relaxed),
             late_callbacks: c.late_callbacks.load(Relaxed),
-            resample_fallback: self.shared.producer_fallback.load(Relaxed),
+            resample_fallback: self.shared.service.producer_fallback.load(Relaxed),
             generation_mismatches: c.generation_mismatches.load(Relaxed),
             shape_mismatches: c.shape_mismatches.load(Relaxed),
             callback_errors: c.callback_errors.load(Relaxed),
@@ -512,7 +504,7 @@ impl Player {
             resample_time: c.resample_time.percentiles(),
             output_latency_ns: c.output_latency_ns.load(Relaxed),
             recreating: self.recreating(),
-            suspended: self.shared.phase.get() == StreamPhase::Suspended,
+            suspended: self.shared.service.phase.get() == StreamPhase::Suspended,
             last_wake_ms: match d.last_wake_us.load(Relaxed) {
                 u64::MAX => None,
                 us => Some(us as f64 / 1000.0),
@@ -523,7 +515,7 @@ impl Player {
             frames_heard: self.shared.core.heard_frames(),
             markers_flushed: c.markers_flushed.load(Relaxed),
             events_dropped: c.events_dropped.load(Relaxed)
-                + self.shared.delivery.dropped.load(Relaxed),
+                + self.shared.events.delivery.dropped.load(Relaxed),
             recreates: d.recreates.load(Relaxed),
             recreate_failures: d.recreate_failures.load(Relaxed),
             recreates_refused: d.recreates_refused.load(Relaxed),
@@ -534,7 +526,7 @@ impl Player {
                 us => Some(us as f64 / 1000.0),
             },
             recreate_ms: d.recreate_ms(),
-            output_lost: self.shared.output_lost.load(Relaxed),
+            output_lost: self.shared.service.output_lost.load(Relaxed),
             outages: d.outages.load(Relaxed),
             last_outage_ms: d.outage_ms.load(Relaxed),
             server_reconnects: d.server_reconnects.load(Relaxed),
@@ -557,8 +549,8 @@ impl Player {
         }
         let deadline = Instant::now() + CLOSE_BUDGET;
         self.shared.requests.notify();
-        self.shared.event_wake.notify();
-        self.shared.room_wake.notify();
+        self.shared.events.wake.notify();
+        self.shared.writers.room_wake.notify();
         self.shared.callbacks.close();
         for t in [&self.service, &self.events] {
             let worker = t.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -577,7 +569,7 @@ impl Player {
         let gone = c.frames_played.load(Acquire) + c.frames_flushed.load(Acquire);
         let left = c.frames_written.load(Acquire).saturating_sub(gone);
         c.frames_dropped.fetch_add(left, Release);
-        let old = self.shared.lock_slot().stream.take();
+        let old = self.shared.service.lock_slot().stream.take();
         if let Some(stream) = old {
             // Closed with the slot lock released (L2), and never blocking close for long.
             crate::control::lifecycle::drop_by(

@@ -43,7 +43,7 @@ impl Fallback {
             return;
         }
         self.done = true;
-        shared.producer_fallback.store(true, Relaxed);
+        shared.service.producer_fallback.store(true, Relaxed);
         shared.enable_producer_resampling();
         shared.log(
             LogLevel::Warn,

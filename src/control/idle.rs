@@ -21,7 +21,7 @@ pub struct Idle {
 
 /// Pauses or plays the installed stream with the slot lock released around the call.
 fn with_stream(shared: &Shared, play: bool) -> bool {
-    let Some(stream) = shared.lock_slot().stream.take() else {
+    let Some(stream) = shared.service.lock_slot().stream.take() else {
         return false;
     };
     let ok = if play {
@@ -29,7 +29,7 @@ fn with_stream(shared: &Shared, play: bool) -> bool {
     } else {
         stream.pause().is_ok()
     };
-    let mut slot = shared.lock_slot();
+    let mut slot = shared.service.lock_slot();
     if slot.stream.is_none() {
         slot.stream = Some(stream);
     }
@@ -39,11 +39,12 @@ fn with_stream(shared: &Shared, play: bool) -> bool {
 impl Idle {
     pub fn tick(&mut self, shared: &Shared) {
         debug_assert_role!(Service);
-        if shared.requests.take(Ask::Resume) && shared.phase.get() == StreamPhase::Suspended {
+        if shared.requests.take(Ask::Resume) && shared.service.phase.get() == StreamPhase::Suspended
+        {
             let asked = shared.core.now_ns();
             shared.core.await_first_audio();
             with_stream(shared, true);
-            shared.phase.resume();
+            shared.service.phase.resume();
             self.waking_from = Some(asked);
             self.since = None;
             shared.log(LogLevel::Debug, "resumed the device stream");
@@ -58,7 +59,7 @@ impl Idle {
             }
         }
         let limit = shared.cfg.idle_suspend_ms;
-        if limit == 0 || shared.phase.get() != StreamPhase::Running {
+        if limit == 0 || shared.service.phase.get() != StreamPhase::Running {
             return;
         }
         let c = &shared.counters;
@@ -71,7 +72,7 @@ impl Idle {
         }
         let since = *self.since.get_or_insert_with(Instant::now);
         if since.elapsed() >= Duration::from_millis(limit as u64) && with_stream(shared, false) {
-            shared.phase.suspend();
+            shared.service.phase.suspend();
             shared.log(LogLevel::Debug, "idle: paused the device stream");
             // A write may have raced the pause: honour it on the next tick.
             if shared.counters.ring_frames_written.load(Acquire) > shared.core.position() {
@@ -87,7 +88,7 @@ impl Idle {
         }
         let limit = shared.cfg.idle_suspend_ms as u64;
         match self.since {
-            Some(t) if limit > 0 && shared.phase.get() == StreamPhase::Running => Some(
+            Some(t) if limit > 0 && shared.service.phase.get() == StreamPhase::Running => Some(
                 Duration::from_millis(limit)
                     .saturating_sub(t.elapsed())
                     .max(Duration::from_millis(5)),

@@ -43,12 +43,13 @@ impl Outage {
     fn output_lost_now(&mut self, shared: &Shared) -> bool {
         let now = Instant::now();
         let callbacks = shared.counters.callbacks.load(Relaxed);
-        if callbacks != self.callbacks || shared.phase.get() != StreamPhase::Running {
+        if callbacks != self.callbacks || shared.service.phase.get() != StreamPhase::Running {
             self.callbacks = callbacks;
             self.progress = now;
         }
-        let stalled = shared.connect.is_some() && now.duration_since(self.progress) >= STALL;
-        !shared.state.load().started || stalled
+        let stalled =
+            shared.service.connect.is_some() && now.duration_since(self.progress) >= STALL;
+        !shared.service.state.load().started || stalled
     }
 
     /// Notices outages and their end (every service tick).
@@ -57,7 +58,7 @@ impl Outage {
         let lost = self.output_lost_now(shared);
         let event = |kind| Event {
             kind,
-            id: shared.state.load().generation,
+            id: shared.service.state.load().generation,
             frame: shared.core.heard_frames(),
             heard_ns: shared.core.now_ns(),
         };
@@ -69,13 +70,13 @@ impl Outage {
                     LogLevel::Warn,
                     "output lost: no stream is playing (sound server or device gone); queued audio waits",
                 );
-                shared.delivery.deliver(event(EventKind::OutputLost));
+                shared.events.delivery.deliver(event(EventKind::OutputLost));
             }
             Some(t) if lost => {
                 let ms = t.elapsed().as_millis() as u64;
                 shared.stats.outage_ms.store(ms, Relaxed);
                 let limit = shared.cfg.device_lost_timeout_ms as u64;
-                if limit != 0 && ms >= limit && !shared.output_lost.swap(true, AcqRel) {
+                if limit != 0 && ms >= limit && !shared.service.output_lost.swap(true, AcqRel) {
                     shared.log(
                         LogLevel::Error,
                         &format!(
@@ -83,17 +84,20 @@ impl Outage {
                         ),
                     );
                     // Writers blocked for room and drains give up now.
-                    shared.room_wake.notify();
+                    shared.writers.room_wake.notify();
                 }
             }
             Some(t) => {
                 self.since = None;
-                shared.output_lost.store(false, Release);
+                shared.service.output_lost.store(false, Release);
                 shared.log(
                     LogLevel::Info,
                     &format!("output back after {} ms", t.elapsed().as_millis()),
                 );
-                shared.delivery.deliver(event(EventKind::OutputRestored));
+                shared
+                    .events
+                    .delivery
+                    .deliver(event(EventKind::OutputRestored));
             }
             None => {}
         }
@@ -104,7 +108,7 @@ impl Outage {
     /// on (the caller recreates the stream there).
     pub fn reconnect(&mut self, shared: &Shared) -> Option<DeviceInfo> {
         debug_assert_role!(Service);
-        let connect = shared.connect?;
+        let connect = shared.service.connect?;
         if !self.output_lost_now(shared) {
             return None;
         }
@@ -113,8 +117,8 @@ impl Outage {
             return None;
         }
         self.next_connect = now + RECONNECT_EVERY;
-        let pinned = shared.pinned();
-        if device::query_target(&shared.host(), pinned.as_deref()).is_ok() {
+        let pinned = shared.service.pinned();
+        if device::query_target(&shared.service.host(), pinned.as_deref()).is_ok() {
             return None; // the connection works: a device problem, not a server restart
         }
         let host = connect().ok()?;
@@ -122,10 +126,10 @@ impl Outage {
         // A frozen server that resumed meanwhile answers the new connection and the old one
         // alike: the old one, and its stream, are alive, and replacing them would cut what
         // the stream holds. Only a dead connection is replaced.
-        if device::query_target(&shared.host(), pinned.as_deref()).is_ok() {
+        if device::query_target(&shared.service.host(), pinned.as_deref()).is_ok() {
             return None;
         }
-        drop(shared.replace_host(host));
+        drop(shared.service.replace_host(host));
         shared.stats.server_reconnects.fetch_add(1, Relaxed);
         shared.log(
             LogLevel::Info,

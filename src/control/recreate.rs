@@ -56,7 +56,7 @@ fn describe(o: Opened, generation: u64, content_rate: u32) -> (cpal::Stream, Str
 /// Part of R2, lock released: finds the device and builds and starts a stream whose
 /// callback captures `generation` (C1).
 fn open(shared: &Shared, generation: u64, target: Option<&str>) -> Result<Opened, Error> {
-    let host = shared.host();
+    let host = shared.service.host();
     let (dev, info) = device::find_output(&host, target).map_err(Error::NoDevice)?;
     let plan = device::plan_stream(&dev, &info, &shared.cfg);
     shared.core.configure(
@@ -178,8 +178,8 @@ pub fn recreate(
     debug_assert_not_audio!();
     let t0 = Instant::now();
     let (old, generation) = {
-        let mut slot = shared.lock_slot();
-        slot.begin(&shared.phase, &shared.next_generation)
+        let mut slot = shared.service.lock_slot();
+        slot.begin(&shared.service.phase, &shared.service.next_generation)
     };
     let (tx, rx) = mpsc::channel();
     let worker_shared = shared.clone();
@@ -200,14 +200,14 @@ pub fn recreate(
             "cannot start a recreate worker: {e}"
         ))),
     };
-    let mut slot = shared.lock_slot();
+    let mut slot = shared.service.lock_slot();
     let result = match outcome {
         // The player closed while this ran (an abandoned service thread finishing late):
         // nothing may start playing again. The stream is dropped with the lock released.
         Ok((_, _, Ok(o))) if shared.closing.load(Ordering::Acquire) => {
             drop(slot);
             drop(o);
-            slot = shared.lock_slot();
+            slot = shared.service.lock_slot();
             Err(Error::Closed)
         }
         Ok((stopped_ns, replayed, Ok(o))) => {
@@ -221,15 +221,15 @@ pub fn recreate(
                 shared.core.content_rate()
             );
             let (stream, state) = describe(o, generation, shared.core.content_rate());
-            slot.install(stream, state, &shared.core, &shared.state);
+            slot.install(stream, state, &shared.core, &shared.service.state);
             Ok((msg, stopped_ns, replayed))
         }
         Ok((_, _, Err(e))) | Err(e) => {
-            slot.mark_stopped(&shared.state);
+            slot.mark_stopped(&shared.service.state);
             Err(e)
         }
     };
-    shared.phase.end_recreate();
+    shared.service.phase.end_recreate();
     drop(slot);
     let elapsed = t0.elapsed();
     let ms = elapsed.as_secs_f64() * 1000.0;

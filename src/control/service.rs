@@ -104,8 +104,9 @@ impl Watcher {
             return;
         }
         // The only I/O of detection; done with no lock held (L2).
-        let target = device::query_target(&shared.host(), shared.pinned().as_deref());
-        let stream = shared.state.load_full();
+        let target =
+            device::query_target(&shared.service.host(), shared.service.pinned().as_deref());
+        let stream = shared.service.state.load_full();
         let decision = watcher::decide(
             Observation {
                 signals,
@@ -149,9 +150,9 @@ impl Watcher {
                 shared.core.await_first_audio();
                 self.gap_from = Some(t);
             }
-            shared.delivery.deliver(Event {
+            shared.events.delivery.deliver(Event {
                 kind: EventKind::DeviceChanged,
-                id: shared.state.load().generation,
+                id: shared.service.state.load().generation,
                 frame: shared.core.position(),
                 heard_ns: shared.core.now_ns(),
             });
@@ -178,7 +179,7 @@ impl Watcher {
 /// A stream error (a failed latency poll under load, say) is not proof the stream died:
 /// it is lost only if its callbacks stopped. Waits about three periods to see.
 fn still_running(shared: &Shared) -> bool {
-    if shared.phase.get() == StreamPhase::Suspended {
+    if shared.service.phase.get() == StreamPhase::Suspended {
         return false;
     }
     let before = shared.counters.callbacks.load(Relaxed);
@@ -204,11 +205,12 @@ pub fn deliver(shared: &Shared) -> Option<Duration> {
     let pos = shared.core.position();
     {
         let mut q = shared
+            .events
             .from_callback
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         while let Ok(e) = q.0.pop() {
-            shared.delivery.push_pending(e);
+            shared.events.delivery.push_pending(e);
         }
         while let Ok(buf) = q.1.pop() {
             drop(buf);
@@ -216,6 +218,7 @@ pub fn deliver(shared: &Shared) -> Option<Duration> {
     }
     let now = shared.core.now_ns();
     let next = shared
+        .events
         .delivery
         .deliver_due(now)
         .map(|t| Duration::from_nanos(t.saturating_sub(now)));
@@ -231,6 +234,7 @@ pub fn deliver(shared: &Shared) -> Option<Duration> {
         }
         let rate = u64::from(shared.core.ring_rate().max(1));
         shared
+            .events
             .delivery
             .next_expected(pos)
             .map_or(POLL_QUIET, |at| {
@@ -303,7 +307,7 @@ fn report(shared: &Shared, seen: &mut Seen) {
 pub fn run_events(shared: Arc<Shared>) {
     loop {
         let wait = deliver(&shared).unwrap_or(Duration::from_millis(50));
-        shared.event_wake.wait(wait);
+        shared.events.wake.wait(wait);
         if shared.closing.load(Relaxed) {
             deliver(&shared);
             break;

@@ -202,51 +202,74 @@ impl Wake {
     }
 }
 
+/// What the player's threads share, grouped by who writes it. Each group says its owner;
+/// nothing outside its owner writes it (the atomics make reads safe from anywhere).
 pub struct Shared {
     pub cfg: Config,
-    /// The connection to the sound server (or the caller's host). Replaced whole when the
-    /// server restarts; every user clones the `Arc` out and releases the lock at once.
-    pub(crate) host: Mutex<Arc<cpal::Host>>,
-    /// Opens a fresh connection to the sound server, for a player on the system's host;
-    /// `None` for a host the caller gave (it cannot be rebuilt).
-    pub connect: Option<fn() -> Result<cpal::Host, String>>,
-    /// No output has played for `device_lost_timeout_ms`: writes and drains fail with
-    /// `Error::NoOutput` until it is back (the service thread sets and clears it).
-    pub output_lost: AtomicBool,
+    /// The render core the audio callback runs (its own synchronisation: handoff, queues).
     pub core: Arc<RenderCore>,
+    /// Counted by the callback, read by anyone.
     pub counters: Arc<Counters>,
-    pub(crate) slot: Mutex<StreamSlot>,
-    pub state: ArcSwap<StreamState>,
-    /// Running, recreating or suspended (service thread).
-    pub phase: Phase,
-    /// SPEC S3 moved resampling to the writing thread.
-    pub producer_fallback: AtomicBool,
-    pub next_generation: AtomicU64,
-    /// S3: the writer builds its producer resampler at its next write (the service thread
-    /// never takes the writer's lock).
-    pub producer_request: AtomicBool,
-    /// Bumped by every flush: a writer blocked for space returns with what it queued.
-    pub flush_epoch: AtomicU64,
-    /// The service thread's ends of the callback's event and garbage queues.
-    pub from_callback: Mutex<(rtrb::Consumer<Event>, rtrb::Consumer<Garbage>)>,
-    pub delivery: Delivery,
-    /// The device the application chose (`set_device`), else the config's.
-    pub pinned: Mutex<Option<String>>,
-    pub closing: AtomicBool,
+    /// Recreate and watch statistics, written by the service thread.
+    pub stats: DeviceStats,
+    /// The service thread's: the slot, the host connection, what it publishes.
+    pub service: ServiceOwned,
     /// Requests to the service thread and its wake (shared with streams' error callbacks).
     pub requests: Arc<ServiceRequests>,
-    /// Wakes the event thread (an utterance starting, shutdown).
-    pub event_wake: Wake,
-    /// Releases a writer waiting for room in the ring: a flush or close (the callback that
-    /// frees room cannot signal; the writer sleeps until room should be there).
-    pub room_wake: Wake,
+    /// What the event thread pumps.
+    pub events: EventPump,
+    /// What the writers and the control calls that interrupt them signal each other.
+    pub writers: WriterSignals,
+    /// Set once by `close`; every thread checks it.
+    pub closing: AtomicBool,
     pub logger: Mutex<Logger>,
-    pub stats: DeviceStats,
     /// Every call into the host's `event_fn`/`log_fn` passes it; closed by `close`.
     pub callbacks: Arc<Gate>,
 }
 
-impl Shared {
+/// Written by the service thread (and by player creation, before that thread starts).
+pub struct ServiceOwned {
+    /// The connection to the sound server (or the caller's host). Replaced whole when the
+    /// server restarts; every user clones the `Arc` out and releases the lock at once.
+    host: Mutex<Arc<cpal::Host>>,
+    /// Opens a fresh connection to the sound server, for a player on the system's host;
+    /// `None` for a host the caller gave (it cannot be rebuilt).
+    pub connect: Option<fn() -> Result<cpal::Host, String>>,
+    slot: Mutex<StreamSlot>,
+    /// The slot's description, published for lock-free readers (U3).
+    pub state: ArcSwap<StreamState>,
+    /// Running, recreating or suspended.
+    pub phase: Phase,
+    pub next_generation: AtomicU64,
+    /// No output has played for `device_lost_timeout_ms`: writes and drains fail with
+    /// `Error::NoOutput` until it is back.
+    pub output_lost: AtomicBool,
+    /// SPEC S3 moved resampling to the writing thread.
+    pub producer_fallback: AtomicBool,
+    /// The device the application chose (`set_device` writes it, then asks for a move),
+    /// else the config's.
+    pinned: Mutex<Option<String>>,
+}
+
+impl ServiceOwned {
+    pub fn new(
+        host: cpal::Host,
+        connect: Option<fn() -> Result<cpal::Host, String>>,
+        pinned: Option<String>,
+    ) -> Self {
+        ServiceOwned {
+            host: Mutex::new(Arc::new(host)),
+            connect,
+            slot: Mutex::default(),
+            state: ArcSwap::from_pointee(StreamState::default()),
+            phase: Phase::default(),
+            next_generation: AtomicU64::new(0),
+            output_lost: AtomicBool::new(false),
+            producer_fallback: AtomicBool::new(false),
+            pinned: Mutex::new(pinned),
+        }
+    }
+
     /// L1: the only way to the stream slot.
     pub fn lock_slot(&self) -> MutexGuard<'_, StreamSlot> {
         debug_assert_not_audio!();
@@ -258,8 +281,8 @@ impl Shared {
         self.host.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Puts a fresh connection in place of a dead one (service thread). The old one is
-    /// dropped by the caller's last clone, with no lock held.
+    /// Puts a fresh connection in place of a dead one. The old one is dropped by the
+    /// caller's last clone, with no lock held.
     pub fn replace_host(&self, host: cpal::Host) -> Arc<cpal::Host> {
         std::mem::replace(
             &mut *self.host.lock().unwrap_or_else(|e| e.into_inner()),
@@ -267,6 +290,7 @@ impl Shared {
         )
     }
 
+    /// The device the application chose, if any.
     pub fn pinned(&self) -> Option<String> {
         self.pinned
             .lock()
@@ -274,6 +298,35 @@ impl Shared {
             .clone()
     }
 
+    /// `set_device`: the next move goes to `id` (None = follow the system default).
+    pub fn pin(&self, id: Option<String>) {
+        *self.pinned.lock().unwrap_or_else(|e| e.into_inner()) = id;
+    }
+}
+
+/// The event thread's: events and garbage from the callback, delivery, and its wake.
+pub struct EventPump {
+    /// The consumer ends of the callback's event and garbage queues.
+    pub from_callback: Mutex<(rtrb::Consumer<Event>, rtrb::Consumer<Garbage>)>,
+    pub delivery: Delivery,
+    /// Wakes the event thread (an utterance starting, shutdown).
+    pub wake: Wake,
+}
+
+/// Between writers and the calls that interrupt them.
+#[derive(Default)]
+pub struct WriterSignals {
+    /// Bumped by every flush: a writer blocked for space returns with what it queued.
+    pub flush_epoch: AtomicU64,
+    /// Releases a writer waiting for room in the ring: a flush or close (the callback that
+    /// frees room cannot signal; the writer sleeps until room should be there).
+    pub room_wake: Wake,
+    /// S3: the writer builds its producer resampler at its next write (the service thread
+    /// never takes the writer's lock).
+    pub producer_request: AtomicBool,
+}
+
+impl Shared {
     pub fn log(&self, level: LogLevel, msg: &str) {
         debug_assert_not_audio!();
         self.logger
@@ -286,7 +339,7 @@ impl Shared {
     /// at the stream rate in band, like a voice change). Only raises a flag: the service
     /// thread never waits for a writer; the writer builds its resampler on its own thread.
     pub fn enable_producer_resampling(&self) {
-        self.producer_request.store(true, Release);
+        self.writers.producer_request.store(true, Release);
     }
 
     /// Logs at most once per `every` for `key`; returns whether it logged.

@@ -228,8 +228,8 @@ impl Writer {
         loop {
             match self.commands.push(cmd) {
                 Ok(()) => {
-                    if emits.is_some_and(|at| shared.delivery.expect(at)) {
-                        shared.event_wake.notify();
+                    if emits.is_some_and(|at| shared.events.delivery.expect(at)) {
+                        shared.events.wake.notify();
                     }
                     return Ok(());
                 }
@@ -255,7 +255,7 @@ impl Writer {
     /// and the S3 fallback's request for producer resampling. Returns the first error (each
     /// request is still attempted).
     pub fn apply_requests(&mut self, shared: &Shared, writing: &Writing) -> Result<(), Error> {
-        if shared.producer_request.swap(false, AcqRel) && self.producer.is_none() {
+        if shared.writers.producer_request.swap(false, AcqRel) && self.producer.is_none() {
             // S3: built here, on a writing (or control) thread, never by the service thread.
             self.producer = Some(ProducerResampler::new(shared.cfg.resample_quality));
         }
@@ -312,11 +312,11 @@ impl Writer {
         self.follow_stream_rate(shared, deadline)?;
         let ratio = self.ring_shape.rate as f64 / self.shape.rate as f64;
         let out_fb = self.ring_shape.frame_bytes();
-        let epoch = shared.flush_epoch.load(Acquire);
+        let epoch = shared.writers.flush_epoch.load(Acquire);
         let mut done = 0;
         while done < bytes.len() {
             // A flush (barge-in) releases the writer with what it queued: nothing more after it.
-            if shared.flush_epoch.load(Acquire) != epoch {
+            if shared.writers.flush_epoch.load(Acquire) != epoch {
                 break;
             }
             let room = self.ring.slots() / out_fb;
@@ -344,15 +344,15 @@ impl Writer {
             if shared.closing.load(Acquire) {
                 return Err(Error::Closed);
             }
-            if shared.output_lost.load(Acquire) && done == 0 {
+            if shared.service.output_lost.load(Acquire) && done == 0 {
                 return Err(Error::NoOutput(
                     "nothing has played for device_lost_timeout_ms (sound server or device gone)"
                         .into(),
                 ));
             }
             if Instant::now() >= deadline
-                || shared.flush_epoch.load(Acquire) != epoch
-                || shared.output_lost.load(Acquire)
+                || shared.writers.flush_epoch.load(Acquire) != epoch
+                || shared.service.output_lost.load(Acquire)
             {
                 break;
             }
@@ -366,7 +366,7 @@ impl Writer {
     /// Producer mode: the ring carries float32 at the stream rate; follow it when a device
     /// change moved it (what is already queued keeps its rate and the callback adapts it).
     fn follow_stream_rate(&mut self, shared: &Shared, deadline: Instant) -> Result<(), Error> {
-        let rate = match shared.state.load().stream_rate {
+        let rate = match shared.service.state.load().stream_rate {
             0 => self.shape.rate,
             r => r,
         };
@@ -416,7 +416,7 @@ impl Writer {
     /// Queues ring-format bytes, blocking up to `deadline` for space. Returns bytes queued.
     fn put(&mut self, shared: &Shared, bytes: &[u8], deadline: Instant) -> Result<usize, Error> {
         let fb = self.ring_shape.frame_bytes();
-        let epoch = shared.flush_epoch.load(Acquire);
+        let epoch = shared.writers.flush_epoch.load(Acquire);
         let mut done = 0;
         loop {
             if shared.closing.load(Acquire) {
@@ -427,7 +427,7 @@ impl Writer {
             }
             // A flush (barge-in) releases a blocked writer with what it queued: checked before
             // queuing more, so a writer woken by the flush adds nothing after the flush point.
-            if shared.flush_epoch.load(Acquire) != epoch {
+            if shared.writers.flush_epoch.load(Acquire) != epoch {
                 break;
             }
             let n = (self.ring.slots() / fb * fb).min(bytes.len() - done);
@@ -450,7 +450,7 @@ impl Writer {
                 if self.fresh_utterance {
                     // The first audio of an utterance is queued: its events are coming.
                     self.fresh_utterance = false;
-                    shared.event_wake.notify();
+                    shared.events.wake.notify();
                 }
             }
             if done == bytes.len() {
@@ -458,7 +458,7 @@ impl Writer {
             }
             // Output lost for good: a write that queued nothing says so; one that queued
             // some returns that.
-            if shared.output_lost.load(Acquire) {
+            if shared.service.output_lost.load(Acquire) {
                 if done == 0 {
                     return Err(Error::NoOutput(
                         "nothing has played for device_lost_timeout_ms (sound server or device gone)"
@@ -486,7 +486,7 @@ impl Writer {
         let t = Duration::from_nanos(missing as u64 * 1_000_000_000 / rate)
             .clamp(POLL, MAX_ROOM_WAIT)
             .min(deadline.saturating_duration_since(Instant::now()));
-        shared.room_wake.wait(t);
+        shared.writers.room_wake.wait(t);
     }
 
     pub fn end_utterance(&mut self, shared: &Shared) -> Result<(), Error> {
@@ -557,7 +557,7 @@ impl Writer {
     /// Announces, in band, the format of the ring's bytes from here on.
     fn push_format(&mut self, shared: &Shared, shape: InputShape) -> Result<(), Error> {
         // Decode scratch for the new format, allocated here, not on the audio thread.
-        let out = shared.state.load().stream_rate.max(8000);
+        let out = shared.service.state.load().stream_rate.max(8000);
         let output = crate::realtime::shape::OutputShape {
             rate: out,
             channels: 1,
