@@ -4,14 +4,17 @@
 //! Invariants, checked continuously: frame accounting is exact, counters never go back,
 //! `recreating` returns to false, markers fire at most once and in order, nothing panics.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audioplay::command::EventKind;
-use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost};
+use audioplay::virtual_device::VirtualHost;
 use audioplay::{Config, InputFormat, Player};
+use common::virtual_host::device;
 use cpal::SampleFormat;
 
 struct Rng(u64);
@@ -26,18 +29,8 @@ impl Rng {
 
 fn run(seed: u64, seconds: u64) {
     let h = VirtualHost::new(vec![
-        VirtualDeviceSpec {
-            id: "A".into(),
-            rate: 48000,
-            channels: 2,
-            format: SampleFormat::F32,
-        },
-        VirtualDeviceSpec {
-            id: "B".into(),
-            rate: 44100,
-            channels: 1,
-            format: SampleFormat::I16,
-        },
+        device("A", 48000, 2, SampleFormat::F32),
+        device("B", 44100, 1, SampleFormat::I16),
     ]);
     let p = Arc::new(
         Player::with_host(

@@ -2,21 +2,18 @@
 //! resampling moves to the writing thread by itself, logged once (M2), and the audio carries
 //! on at the right pitch without a gap.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use audioplay::quality::{measure, sine_s16};
-use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost};
 use audioplay::{Config, InputFormat, Player};
+use common::virtual_host::one_device;
 
 #[test]
 fn callback_resampling_over_the_limit_moves_to_the_writer_once() {
-    let h = VirtualHost::new(vec![VirtualDeviceSpec {
-        id: "v".into(),
-        rate: 48000,
-        channels: 2,
-        format: cpal::SampleFormat::F32,
-    }]);
+    let h = one_device(48000, 2, cpal::SampleFormat::F32);
     let logs = Arc::new(Mutex::new(Vec::<String>::new()));
     let sink = logs.clone();
     let cfg = Config {

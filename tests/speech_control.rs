@@ -2,30 +2,19 @@
 //! barge-in with a click-free fade, pause and volume ramps, pre-roll, in-band voice changes,
 //! device choice, and the whole flow driven through the event queue alone (Go-style).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use audioplay::command::{Event, EventKind};
-use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost, VirtualStreamHandle};
+use audioplay::virtual_device::VirtualHost;
 use audioplay::{Config, InputFormat, Metrics, Player};
-use cpal::SampleFormat;
+use common::virtual_host::{f32_device, render};
 
 const RATE: u32 = 48000;
 
 fn host() -> VirtualHost {
-    VirtualHost::new(vec![
-        VirtualDeviceSpec {
-            id: "v".into(),
-            rate: RATE,
-            channels: 1,
-            format: SampleFormat::F32,
-        },
-        VirtualDeviceSpec {
-            id: "w".into(),
-            rate: RATE,
-            channels: 2,
-            format: SampleFormat::F32,
-        },
-    ])
+    VirtualHost::new(vec![f32_device("v", RATE, 1), f32_device("w", RATE, 2)])
 }
 
 fn player(h: &VirtualHost, tweak: impl FnOnce(&mut Config)) -> Player {
@@ -47,15 +36,6 @@ fn sine(freq: f64, rate: u32, frames: usize, amp: f32) -> Vec<f32> {
     (0..frames)
         .map(|i| amp * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin() as f32)
         .collect()
-}
-
-fn render(s: &VirtualStreamHandle, frames: usize) -> Vec<f32> {
-    let ch = s.channels() as usize;
-    let mut out = vec![0.0f32; frames * ch];
-    for block in out.chunks_mut(480 * ch) {
-        assert!(s.render_f32(block.len() / ch, block));
-    }
-    out.iter().step_by(ch).copied().collect()
 }
 
 fn max_step(x: &[f32]) -> f32 {
@@ -414,12 +394,7 @@ fn producer_side_resampling_gives_the_callback_ready_frames_u2() {
         .collect();
     let mut outs = Vec::new();
     for mode in [ResampleMode::Callback, ResampleMode::Producer] {
-        let h = VirtualHost::new(vec![VirtualDeviceSpec {
-            id: "v".into(),
-            rate: RATE,
-            channels: 2,
-            format: SampleFormat::F32,
-        }]);
+        let h = VirtualHost::new(vec![f32_device("v", RATE, 2)]);
         let p = player(&h, |c| {
             c.input_format = InputFormat::S16;
             c.input_rate = 22050;
@@ -456,12 +431,7 @@ fn producer_side_resampling_gives_the_callback_ready_frames_u2() {
 #[test]
 fn producer_resampling_counts_content_frames_everywhere() {
     use audioplay::ResampleMode;
-    let h = VirtualHost::new(vec![VirtualDeviceSpec {
-        id: "v".into(),
-        rate: RATE,
-        channels: 1,
-        format: SampleFormat::F32,
-    }]);
+    let h = VirtualHost::new(vec![f32_device("v", RATE, 1)]);
     let p = player(&h, |c| {
         c.input_format = InputFormat::S16;
         c.input_rate = 16000;
