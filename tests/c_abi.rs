@@ -7,7 +7,7 @@ use std::ffi::CStr;
 use std::os::raw::{c_char, c_void};
 use std::process::Command;
 use std::ptr::{null, null_mut};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use audioplay::ffi::config::*;
 use audioplay::ffi::devices::ApDeviceInfo;
@@ -19,15 +19,8 @@ use audioplay::ffi::status::{ap_strerror, ApStatus, ApStatus::*};
 use audioplay::ffi::version::ap_version;
 use audioplay::virtual_device::VirtualHost;
 use audioplay::{Config, Player};
+use common::serial;
 use common::virtual_host::{one_device, render, render_blocks};
-
-/// Handle tests run one at a time: a freed handle's address may be reused by the allocator
-/// for another test's new handle, which would make a stale-handle check pass for the
-/// wrong reason.
-fn serial() -> MutexGuard<'static, ()> {
-    static L: Mutex<()> = Mutex::new(());
-    L.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn default_config() -> ApConfig {
     // SAFETY: ApConfig is plain data; ap_config_init overwrites every field.

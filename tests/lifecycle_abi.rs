@@ -9,7 +9,6 @@ use std::collections::HashSet;
 use std::os::raw::{c_char, c_void};
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering::*};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use audioplay::ffi::config::*;
@@ -21,13 +20,8 @@ use audioplay::ffi::player::*;
 use audioplay::ffi::status::ApStatus::{self, *};
 use audioplay::virtual_device::{VirtualHost, VirtualStreamHandle};
 use audioplay::{Config, Player};
+use common::serial;
 use common::virtual_host::{advance, f32_device, one_device, wait_until};
-
-/// One test at a time: some capture fd 2, and timing bounds are measured on a quiet process.
-fn serial() -> MutexGuard<'static, ()> {
-    static L: Mutex<()> = Mutex::new(());
-    L.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn host() -> VirtualHost {
     one_device(48000, 1, cpal::SampleFormat::F32)

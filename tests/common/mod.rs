@@ -13,8 +13,10 @@ pub mod virtual_host;
 
 use std::sync::{Mutex, MutexGuard};
 
-/// Real-audio tests share two cores; running them one at a time keeps a busy machine from
-/// turning into underruns the library did not cause.
+/// Runs a binary's tests one at a time. Real-audio tests share two cores: one at a time keeps
+/// a busy machine from turning into underruns the library did not cause. C ABI tests: a freed
+/// handle's address may be reused for another test's new handle (a stale-handle check would
+/// pass for the wrong reason), some capture fd 2, and their time bounds want a quiet process.
 pub fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
