@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use audioplay::recreate::Reason;
 use audioplay::virtual_device::VirtualHost;
-use audioplay::{Config, InputFormat, Metrics, Player};
+use audioplay::{Config, InputFormat, Player};
+use common::accounting::assert_accounting_unflushed;
 use common::virtual_host::{device, f32_device, on_device, render, wait_until};
 use cpal::SampleFormat;
 
@@ -36,14 +37,6 @@ fn index_of(v: f32) -> i64 {
     (v * 1048576.0).round() as i64 - 1
 }
 
-fn accounting_holds(m: &Metrics) {
-    assert_eq!(
-        m.frames_written,
-        m.frames_played + m.frames_queued + m.frames_dropped,
-        "{m:?}"
-    );
-}
-
 #[test]
 fn follows_the_default_device_and_loses_nothing() {
     let h = VirtualHost::new(vec![f32_device("A", 48000, 2), f32_device("B", 48000, 1)]);
@@ -67,7 +60,7 @@ fn follows_the_default_device_and_loses_nothing() {
         "content across the switch is exactly what was written"
     );
     let m = p.metrics();
-    accounting_holds(&m);
+    assert_accounting_unflushed(&m);
     assert_eq!((m.recreates, m.recreate_failures, m.underruns), (2, 0, 0));
     assert_eq!(m.last_recreate_reason, Some(Reason::DeviceChanged));
     assert_eq!(m.state.generation, 2);
@@ -154,7 +147,7 @@ fn failing_opens_are_retried_until_one_succeeds() {
     assert_eq!(m.recreates, 4, "initial, two failures, one success");
     assert_eq!(m.last_recreate_reason, Some(Reason::Retry));
     assert!(!m.recreating);
-    accounting_holds(&m);
+    assert_accounting_unflushed(&m);
     assert_eq!(
         m.frames_queued, 1000,
         "queued audio waited for the new stream"
@@ -333,7 +326,7 @@ fn audio_the_old_device_never_played_is_replayed_on_the_new_one() {
         );
     }
     assert_eq!(index_of(*after.last().unwrap()), 19_999);
-    accounting_holds(&m);
+    assert_accounting_unflushed(&m);
     assert_eq!(
         m.frames_played, 20_000,
         "replayed frames are not counted as played twice"

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use audioplay::command::EventKind;
 use audioplay::virtual_device::VirtualHost;
 use audioplay::{Config, InputFormat, Player};
+use common::accounting::assert_accounting;
 use common::virtual_host::device;
 use cpal::SampleFormat;
 
@@ -81,11 +82,7 @@ fn run(seed: u64, seconds: u64) {
             let mut last_marker = None;
             while !stop.load(SeqCst) {
                 let m = p.metrics();
-                assert_eq!(
-                    m.frames_written,
-                    m.frames_played + m.frames_queued + m.frames_flushed + m.frames_dropped,
-                    "{m:?}"
-                );
+                assert_accounting(&m);
                 for (a, b, what) in [
                     (last.frames_written, m.frames_written, "written"),
                     (last.frames_played, m.frames_played, "played"),
@@ -180,10 +177,7 @@ fn run(seed: u64, seconds: u64) {
         std::thread::sleep(Duration::from_millis(5));
     }
     let m = p.metrics();
-    assert_eq!(
-        m.frames_written,
-        m.frames_played + m.frames_queued + m.frames_flushed + m.frames_dropped
-    );
+    assert_accounting(&m);
     eprintln!(
         "seed {seed}: {} written, {} played, {} flushed, {} recreates, {} markers fired, {} underruns",
         m.frames_written, m.frames_played, m.frames_flushed, m.recreates, markers, m.underruns

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use audioplay::command::{Event, EventKind};
 use audioplay::{Config, InputFormat, Player};
+use common::accounting::accounting_holds;
 use common::analysis::{sine_max_step, tone_stats, ToneStats};
 use common::pulse::{PulseServer, S48};
 use common::{json_num, serial};
@@ -294,12 +295,6 @@ fn wait_event(log: &Log, kind: EventKind) -> Instant {
     }
 }
 
-fn accounting_ok(p: &Player) -> u32 {
-    let m = p.metrics();
-    (m.frames_written == m.frames_played + m.frames_queued + m.frames_flushed + m.frames_dropped)
-        as u32
-}
-
 /// The scenarios, run by the tests above in a child process.
 #[test]
 #[ignore = "run by the tests in this file in a child process"]
@@ -329,7 +324,7 @@ fn scenario_child() {
                 returned.saturating_duration_since(t).as_secs_f64() * 1e3,
                 m.frames_flushed,
                 m.underruns,
-                accounting_ok(&p),
+                accounting_holds(&m) as u32,
                 m.output_latency_ns as f64 / 1e6,
                 m.late_callbacks,
                 m.server_underflows

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use audioplay::command::{Event, EventKind};
 use audioplay::virtual_device::VirtualHost;
-use audioplay::{Config, InputFormat, Metrics, Player};
+use audioplay::{Config, InputFormat, Player};
+use common::accounting::assert_accounting;
 use common::virtual_host::{f32_device, render};
 
 const RATE: u32 = 48000;
@@ -55,14 +56,6 @@ fn events_until(p: &Player, mut pred: impl FnMut(&[Event]) -> bool) -> Vec<Event
         }
     }
     got
-}
-
-fn accounting(m: &Metrics) {
-    assert_eq!(
-        m.frames_written,
-        m.frames_played + m.frames_queued + m.frames_flushed + m.frames_dropped,
-        "{m:?}"
-    );
 }
 
 #[test]
@@ -144,7 +137,7 @@ fn barge_in_fades_out_without_a_click_and_accounts_every_frame() {
         "markers in flushed audio never fire"
     );
     let m = p.metrics();
-    accounting(&m);
+    assert_accounting(&m);
     assert_eq!(m.frames_flushed, 48000 + 4800 - 4800 - fade as u64);
     assert_eq!((m.frames_queued, m.markers_flushed, m.underruns), (0, 1, 0));
     // The next utterance plays normally.
@@ -295,7 +288,7 @@ fn voice_changes_in_band_play_each_part_at_its_rate_without_a_recreate() {
     let m = p.metrics();
     assert_eq!(m.recreates, 1, "no recreate");
     assert_eq!(m.frames_written, 22050 + 24000 + 16000);
-    accounting(&m);
+    assert_accounting(&m);
 }
 
 #[test]
@@ -408,7 +401,7 @@ fn producer_side_resampling_gives_the_callback_ready_frames_u2() {
         p.end_utterance().unwrap();
         let out = render(&h.stream("v").unwrap(), 48000 + 960);
         let m = p.metrics();
-        accounting(&m);
+        assert_accounting(&m);
         assert_eq!(m.underruns, 0);
         // Frame counters count content frames in every mode (issue 12).
         assert_eq!(m.frames_written, 22050, "{mode:?} {m:?}");
@@ -454,7 +447,7 @@ fn producer_resampling_counts_content_frames_everywhere() {
     for _ in 0..110 {
         render(&s, 480); // 10 ms
         let m = p.metrics();
-        accounting(&m);
+        assert_accounting(&m);
         assert!(m.frames_played >= last.frames_played && m.frames_heard >= last.frames_heard);
         // 10 ms of a 16 kHz voice is 160 content frames (a few more at a Sync point).
         assert!(

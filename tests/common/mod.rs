@@ -1,12 +1,13 @@
-//! Shared test support: the virtual device as tests drive it, a private headless PulseAudio
-//! server, recording what a sink played, and analysing it. Tests never change their own
-//! environment (cpal reads it when a host is created, and the test process is
-//! multi-threaded): whatever talks to the server runs as a child process with the server's
-//! environment.
+//! Shared test support: the virtual device as tests drive it, the frame-accounting check, a
+//! private headless PulseAudio server, recording what a sink played, and analysing it. Tests
+//! never change their own environment (cpal reads it when a host is created, and the test
+//! process is multi-threaded): whatever talks to the server runs as a child process with the
+//! server's environment.
 
 // Every test binary compiles all of this and uses a part.
 #![allow(dead_code)]
 
+pub mod accounting;
 pub mod analysis;
 pub mod pulse;
 pub mod virtual_host;
