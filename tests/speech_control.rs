@@ -10,6 +10,7 @@ use audioplay::command::{Event, EventKind};
 use audioplay::virtual_device::VirtualHost;
 use audioplay::{Config, InputFormat, Player};
 use common::accounting::assert_accounting;
+use common::analysis::sine;
 use common::virtual_host::{f32_device, render};
 
 const RATE: u32 = 48000;
@@ -31,12 +32,6 @@ fn player(h: &VirtualHost, tweak: impl FnOnce(&mut Config)) -> Player {
     };
     tweak(&mut c);
     Player::with_host(c, h.cpal_host()).unwrap()
-}
-
-fn sine(freq: f64, rate: u32, frames: usize, amp: f32) -> Vec<f32> {
-    (0..frames)
-        .map(|i| amp * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin() as f32)
-        .collect()
 }
 
 fn max_step(x: &[f32]) -> f32 {
