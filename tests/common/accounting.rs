@@ -23,15 +23,22 @@ pub trait FrameCounts {
     fn context(&self) -> String;
 }
 
+/// The Rust and the C metrics name the counters alike.
+macro_rules! frames_of {
+    ($m:expr) => {
+        Frames {
+            written: $m.frames_written,
+            played: $m.frames_played,
+            queued: $m.frames_queued,
+            flushed: $m.frames_flushed,
+            dropped: $m.frames_dropped,
+        }
+    };
+}
+
 impl FrameCounts for Metrics {
     fn frames(&self) -> Frames {
-        Frames {
-            written: self.frames_written,
-            played: self.frames_played,
-            queued: self.frames_queued,
-            flushed: self.frames_flushed,
-            dropped: self.frames_dropped,
-        }
+        frames_of!(self)
     }
     fn context(&self) -> String {
         format!("{self:?}")
@@ -40,13 +47,7 @@ impl FrameCounts for Metrics {
 
 impl FrameCounts for ApMetrics {
     fn frames(&self) -> Frames {
-        Frames {
-            written: self.frames_written,
-            played: self.frames_played,
-            queued: self.frames_queued,
-            flushed: self.frames_flushed,
-            dropped: self.frames_dropped,
-        }
+        frames_of!(self)
     }
     fn context(&self) -> String {
         format!("{:?}", self.frames())
