@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost};
 use audioplay::{Config, InputFormat, Player, ResampleQuality};
-use common::virtual_host::{device, on_device, render, wait_until};
+use common::virtual_host::{device, render, wait_on_device};
 use cpal::SampleFormat;
 
 struct Counting;
@@ -282,9 +282,7 @@ fn no_free_when_a_queued_voice_change_outlives_its_device_rate() {
     p.set_input_format(InputFormat::S16, 1, 16000).unwrap();
     p.write_i16(&[1000i16; 1600]).unwrap();
     h.set_default(Some("b"));
-    wait_until("the route change", Duration::from_secs(5), || {
-        on_device(&p, "b")
-    });
+    wait_on_device(&p, "b", Duration::from_secs(5));
     let s = h.stream("b").unwrap();
     let mut out = vec![0.0f32; 882];
     reset_events();

@@ -10,7 +10,7 @@ use audioplay::recreate::Reason;
 use audioplay::virtual_device::VirtualHost;
 use audioplay::{Config, InputFormat, Player};
 use common::accounting::assert_accounting_unflushed;
-use common::virtual_host::{device, f32_device, on_device, render, wait_until};
+use common::virtual_host::{device, f32_device, on_device, render, wait_on_device, wait_until};
 use cpal::SampleFormat;
 
 fn cfg() -> Config {
@@ -45,9 +45,7 @@ fn follows_the_default_device_and_loses_nothing() {
     assert_eq!(p.write_f32(&content).unwrap(), content.len());
     let mut heard = render(&h.stream("A").unwrap(), 2400);
     h.set_default(Some("B"));
-    wait_until("a stream on B", Duration::from_secs(2), || {
-        on_device(&p, "B")
-    });
+    wait_on_device(&p, "B", Duration::from_secs(2));
     assert!(h.stream("A").is_none(), "the old stream was closed");
     let b = h.stream("B").unwrap();
     p.end_utterance().unwrap(); // the ring running dry at the end is the end of speech, not an underrun
@@ -104,17 +102,9 @@ fn a_pinned_device_falls_back_to_the_default_and_comes_back() {
     .unwrap();
     assert!(on_device(&p, "B"));
     h.remove_device("B");
-    wait_until(
-        "the fall-back to the default",
-        Duration::from_secs(2),
-        || on_device(&p, "A"),
-    );
+    wait_on_device(&p, "A", Duration::from_secs(2)); // fell back to the default
     h.add_device(f32_device("B", 44100, 2));
-    wait_until(
-        "the return to the pinned device",
-        Duration::from_secs(2),
-        || on_device(&p, "B"),
-    );
+    wait_on_device(&p, "B", Duration::from_secs(2)); // back on the pinned device
     assert_eq!(p.metrics().recreates, 3);
 }
 
@@ -139,9 +129,7 @@ fn failing_opens_are_retried_until_one_succeeds() {
     p.write_f32(&ramp(1000)).unwrap();
     h.fail_next_opens(2);
     h.set_default(Some("B"));
-    wait_until("a stream on B", Duration::from_secs(3), || {
-        on_device(&p, "B")
-    });
+    wait_on_device(&p, "B", Duration::from_secs(3));
     let m = p.metrics();
     assert_eq!(m.recreate_failures, 2);
     assert_eq!(m.recreates, 4, "initial, two failures, one success");
@@ -181,9 +169,7 @@ fn failing_queries_back_off_and_use_the_cached_device() {
     h.set_default(Some("B"));
     h.fail_next_queries(0);
     let t0 = Instant::now();
-    wait_until("a stream on B", Duration::from_secs(2), || {
-        on_device(&p, "B")
-    });
+    wait_on_device(&p, "B", Duration::from_secs(2));
     assert!(
         t0.elapsed() < Duration::from_millis(450),
         "{:?}",
@@ -207,9 +193,7 @@ fn a_hung_open_is_abandoned_after_5_s_and_a_later_recreate_succeeds() {
         cleared >= Duration::from_millis(4900) && cleared < Duration::from_millis(5800),
         "{cleared:?}"
     );
-    wait_until("a stream on B", Duration::from_secs(2), || {
-        on_device(&p, "B")
-    });
+    wait_on_device(&p, "B", Duration::from_secs(2));
     let m = p.metrics();
     assert_eq!(m.recreate_failures, 1);
     assert!(
@@ -244,9 +228,7 @@ fn a_flapping_route_causes_one_recreate() {
         std::thread::sleep(Duration::from_millis(20));
     }
     h.set_default(Some("B"));
-    wait_until("a stream on B", Duration::from_secs(2), || {
-        on_device(&p, "B")
-    });
+    wait_on_device(&p, "B", Duration::from_secs(2));
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         p.metrics().recreates,
@@ -292,9 +274,7 @@ fn audio_the_old_device_never_played_is_replayed_on_the_new_one() {
     p.write_f32(&content).unwrap();
     let before = render(&h.stream("A").unwrap(), 4800);
     h.set_default(Some("B"));
-    wait_until("a stream on B", Duration::from_secs(2), || {
-        on_device(&p, "B")
-    });
+    wait_on_device(&p, "B", Duration::from_secs(2));
     let m = p.metrics();
     let replayed = m.frames_replayed; // counted when rendered, so 0 until B renders
     assert_eq!(replayed, 0);
@@ -350,9 +330,7 @@ fn prefer_content_rate_uses_it_where_the_device_can_and_falls_back_where_not_a2(
     );
     assert!(m.needs_resample());
     h.set_default(Some("B"));
-    wait_until("a stream on B", Duration::from_secs(2), || {
-        on_device(&p, "B")
-    });
+    wait_on_device(&p, "B", Duration::from_secs(2));
     let m = p.metrics();
     assert_eq!(
         m.state.stream_rate, 22050,

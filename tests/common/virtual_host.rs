@@ -77,3 +77,10 @@ pub fn on_device(p: &Player, id: &str) -> bool {
     let s = p.snapshot();
     s.started && s.device_id == id && !p.recreating()
 }
+
+/// Waits up to `limit` for the player to settle on device `id` ([`on_device`]).
+pub fn wait_on_device(p: &Player, id: &str, limit: Duration) {
+    wait_until(&format!("a started stream on {id}"), limit, || {
+        on_device(p, id)
+    });
+}
