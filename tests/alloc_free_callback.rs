@@ -2,13 +2,16 @@
 //! counting global allocator counts every allocation, reallocation and free made while the
 //! device clock (this test's thread) is inside a callback, from the very first one.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost};
 use audioplay::{Config, InputFormat, Player, ResampleQuality};
+use common::virtual_host::{device, render, wait_on_device};
 use cpal::SampleFormat;
 
 struct Counting;
@@ -127,19 +130,10 @@ fn run_with(
     assert_eq!(events(), 0, "allocations or frees on the audio thread");
 }
 
-fn device(rate: u32, channels: u16, format: SampleFormat) -> VirtualDeviceSpec {
-    VirtualDeviceSpec {
-        id: "v".into(),
-        rate,
-        channels,
-        format,
-    }
-}
-
 #[test]
 fn no_allocation_resampling_mono_to_stereo_f32() {
     run(
-        device(48000, 2, SampleFormat::F32),
+        device("v", 48000, 2, SampleFormat::F32),
         InputFormat::S16,
         1,
         22050,
@@ -152,7 +146,7 @@ fn no_allocation_resampling_mono_to_stereo_f32() {
 #[test]
 fn no_allocation_high_quality_resampling() {
     run(
-        device(48000, 2, SampleFormat::F32),
+        device("v", 48000, 2, SampleFormat::F32),
         InputFormat::S16,
         1,
         22050,
@@ -165,7 +159,7 @@ fn no_allocation_high_quality_resampling() {
 #[test]
 fn no_allocation_stereo_to_mono_i16_device_and_large_blocks() {
     run(
-        device(16000, 1, SampleFormat::I16),
+        device("v", 16000, 1, SampleFormat::I16),
         InputFormat::F32,
         2,
         24000,
@@ -178,7 +172,7 @@ fn no_allocation_stereo_to_mono_i16_device_and_large_blocks() {
 #[test]
 fn no_allocation_producer_resampling_high_quality() {
     run_with(
-        device(48000, 2, SampleFormat::F32),
+        device("v", 48000, 2, SampleFormat::F32),
         InputFormat::S16,
         1,
         22050,
@@ -196,7 +190,7 @@ fn no_allocation_producer_resampling_high_quality() {
 #[test]
 fn no_allocation_across_the_s3_fallback() {
     run_with(
-        device(48000, 2, SampleFormat::F32),
+        device("v", 48000, 2, SampleFormat::F32),
         InputFormat::S16,
         1,
         22050,
@@ -212,7 +206,7 @@ fn no_allocation_across_the_s3_fallback() {
 #[test]
 fn no_allocation_six_channel_i32_device() {
     run(
-        device(44100, 6, SampleFormat::I32),
+        device("v", 44100, 6, SampleFormat::I32),
         InputFormat::S16,
         1,
         22050,
@@ -234,7 +228,7 @@ fn the_counter_does_see_allocations() {
 /// retires the old ones to the service thread instead of freeing them.
 #[test]
 fn no_allocation_across_voice_changes_high_quality() {
-    let h = VirtualHost::new(vec![device(48000, 2, SampleFormat::F32)]);
+    let h = VirtualHost::new(vec![device("v", 48000, 2, SampleFormat::F32)]);
     let cfg = Config {
         input_rate: 22050,
         write_timeout_ms: 0,
@@ -272,27 +266,23 @@ fn no_allocation_across_voice_changes_high_quality() {
 /// tables) to the service thread rather than free it.
 #[test]
 fn no_free_when_a_queued_voice_change_outlives_its_device_rate() {
-    let mut b = device(44100, 2, SampleFormat::F32);
-    b.id = "b".into();
-    let h = VirtualHost::new(vec![device(48000, 2, SampleFormat::F32), b]);
+    let h = VirtualHost::new(vec![
+        device("v", 48000, 2, SampleFormat::F32),
+        device("b", 44100, 2, SampleFormat::F32),
+    ]);
     let cfg = Config {
         input_rate: 22050,
         write_timeout_ms: 0,
         ..Config::default()
     };
     let p = Player::with_host(cfg, h.cpal_host()).unwrap();
-    let mut out = vec![0.0f32; 960];
     p.write_i16(&[1000i16; 2205]).unwrap();
-    assert!(h.stream("v").unwrap().render_f32(480, &mut out));
+    render(&h.stream("v").unwrap(), 480);
     // Prepared for 48 kHz, still queued when the stream moves to 44.1 kHz.
     p.set_input_format(InputFormat::S16, 1, 16000).unwrap();
     p.write_i16(&[1000i16; 1600]).unwrap();
     h.set_default(Some("b"));
-    let t0 = Instant::now();
-    while p.snapshot().device_id != "b" || p.recreating() {
-        assert!(t0.elapsed() < Duration::from_secs(5), "no route change");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_on_device(&p, "b", Duration::from_secs(5));
     let s = h.stream("b").unwrap();
     let mut out = vec![0.0f32; 882];
     reset_events();

@@ -4,6 +4,8 @@
 //! still play every frame it accepted (nothing lost). The table is written to
 //! `target/tmp/bad_input.md` for scripts/reliability.sh to put in docs/RELIABILITY.md.
 
+mod common;
+
 use std::os::raw::c_char;
 use std::ptr::{null, null_mut};
 
@@ -15,8 +17,9 @@ use audioplay::ffi::handle::{register, ApPlayer};
 use audioplay::ffi::metrics::{ap_metrics, ap_snapshot_state, ApMetrics, ApStreamState};
 use audioplay::ffi::player::*;
 use audioplay::ffi::status::{ApStatus, ApStatus::*};
-use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost};
 use audioplay::{Config, InputFormat, Player};
+use common::accounting::assert_all_played;
+use common::virtual_host::{one_device, render_blocks};
 
 struct Case {
     entry: &'static str,
@@ -413,12 +416,7 @@ fn live_cases(t: &mut Table, p: *mut ApPlayer) -> u64 {
 fn every_entry_point_rejects_bad_input_and_loses_nothing() {
     let mut t = Table(Vec::new());
     create_cases(&mut t);
-    let h = VirtualHost::new(vec![VirtualDeviceSpec {
-        id: "v".into(),
-        rate: 48000,
-        channels: 2,
-        format: cpal::SampleFormat::F32,
-    }]);
+    let h = one_device(48000, 2, cpal::SampleFormat::F32);
     let cfg = Config {
         input_format: InputFormat::S16,
         input_rate: 48000,
@@ -428,15 +426,9 @@ fn every_entry_point_rejects_bad_input_and_loses_nothing() {
     let p = register(Player::with_host(cfg, h.cpal_host()).unwrap());
     let accepted = live_cases(&mut t, p);
     // Nothing accepted is lost and nothing hostile reaches the device.
-    let s = h.stream("v").unwrap();
-    let mut out = vec![0.0f32; 960];
-    let mut non_finite = 0;
-    let mut too_loud = 0;
-    for _ in 0..40 {
-        assert!(s.render_f32(480, &mut out));
-        non_finite += out.iter().filter(|v| !v.is_finite()).count();
-        too_loud += out.iter().filter(|v| v.abs() > 1.0).count();
-    }
+    let out = render_blocks(&h.stream("v").unwrap(), 40 * 480, 480);
+    let non_finite = out.iter().filter(|v| !v.is_finite()).count();
+    let too_loud = out.iter().filter(|v| v.abs() > 1.0).count();
     let wrong: Vec<String> =
         t.0.iter()
             .filter(|c| c.got != c.want)
@@ -446,8 +438,7 @@ fn every_entry_point_rejects_bad_input_and_loses_nothing() {
     let mut m: ApMetrics = sized(std::mem::size_of::<ApMetrics>() as u32);
     assert_eq!(ap_metrics(p, &mut m), AP_OK);
     assert_eq!(m.frames_written, accepted);
-    assert_eq!(m.frames_played, accepted, "accepted audio was lost");
-    assert_eq!(m.frames_dropped, 0);
+    assert_all_played(&m); // accepted audio is never lost
     assert_eq!(non_finite, 0, "NaN/Inf reached the device");
     assert_eq!(too_loud, 0, "samples beyond full scale reached the device");
     // Barge-in with a huge fade: clamped, and only what was queued is flushed (counted).

@@ -1,11 +1,13 @@
 //! The C ABI's contract: argument checks, error codes, handle safety, struct layout as a C
 //! compiler sees it, the committed header, and the exported symbols.
 
+mod common;
+
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_void};
 use std::process::Command;
 use std::ptr::{null, null_mut};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use audioplay::ffi::config::*;
 use audioplay::ffi::devices::ApDeviceInfo;
@@ -15,16 +17,10 @@ use audioplay::ffi::metrics::{ap_metrics, ap_snapshot_state, ApMetrics, ApStream
 use audioplay::ffi::player::*;
 use audioplay::ffi::status::{ap_strerror, ApStatus, ApStatus::*};
 use audioplay::ffi::version::ap_version;
-use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost};
+use audioplay::virtual_device::VirtualHost;
 use audioplay::{Config, Player};
-
-/// Handle tests run one at a time: a freed handle's address may be reused by the allocator
-/// for another test's new handle, which would make a stale-handle check pass for the
-/// wrong reason.
-fn serial() -> MutexGuard<'static, ()> {
-    static L: Mutex<()> = Mutex::new(());
-    L.lock().unwrap_or_else(|e| e.into_inner())
-}
+use common::serial;
+use common::virtual_host::{one_device, render, render_blocks};
 
 fn default_config() -> ApConfig {
     // SAFETY: ApConfig is plain data; ap_config_init overwrites every field.
@@ -35,12 +31,7 @@ fn default_config() -> ApConfig {
 
 /// A C handle on a virtual-device player (the C ABI over the same core `ap_create` builds).
 fn virtual_handle(cfg: Config) -> (*mut ApPlayer, VirtualHost) {
-    let h = VirtualHost::new(vec![VirtualDeviceSpec {
-        id: "v".into(),
-        rate: 48000,
-        channels: 2,
-        format: cpal::SampleFormat::F32,
-    }]);
+    let h = one_device(48000, 2, cpal::SampleFormat::F32);
     let p = Player::with_host(cfg, h.cpal_host()).unwrap();
     (register(p), h)
 }
@@ -197,9 +188,7 @@ fn write_metrics_and_last_error_on_a_live_handle() {
     assert_eq!(ap_metrics(p, &mut m), AP_ERR_STRUCT_SIZE);
     assert_eq!(m.frames_written, 0, "untouched on error");
     m.struct_size = std::mem::size_of::<ApMetrics>() as u32;
-    let s = h.stream("v").unwrap();
-    let mut buf = vec![0.0f32; 960];
-    s.render_f32(480, &mut buf);
+    render(&h.stream("v").unwrap(), 480);
     assert_eq!(ap_metrics(p, &mut m), AP_OK);
     assert_eq!(
         (m.frames_written, m.frames_played, m.frames_queued),
@@ -347,8 +336,7 @@ fn speech_control_entry_points_check_their_arguments() {
     let mut w = 0usize;
     assert_eq!(ap_write(p, pcm.as_ptr().cast(), pcm.len(), &mut w), AP_OK);
     assert_eq!(ap_end_utterance(p), AP_OK);
-    let mut buf = vec![0.0f32; 9600];
-    h.stream("v").unwrap().render_f32(4800, &mut buf);
+    render_blocks(&h.stream("v").unwrap(), 4800, 4800);
     let mut kinds = Vec::new();
     let t0 = std::time::Instant::now();
     while kinds.len() < 3 && t0.elapsed() < std::time::Duration::from_secs(2) {

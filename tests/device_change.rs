@@ -2,21 +2,16 @@
 //! R1-R3, P1-P3, C1). Every frame is accounted for; with replay off, the content heard across
 //! a switch is exactly the content written.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost, VirtualStreamHandle};
+use audioplay::virtual_device::VirtualHost;
 use audioplay::Reason;
-use audioplay::{Config, InputFormat, Metrics, Player};
+use audioplay::{Config, InputFormat, Player};
+use common::accounting::assert_accounting_unflushed;
+use common::virtual_host::{device, f32_device, on_device, render, wait_on_device, wait_until};
 use cpal::SampleFormat;
-
-fn dev(id: &str, rate: u32, channels: u16) -> VirtualDeviceSpec {
-    VirtualDeviceSpec {
-        id: id.into(),
-        rate,
-        channels,
-        format: SampleFormat::F32,
-    }
-}
 
 fn cfg() -> Config {
     Config {
@@ -33,22 +28,6 @@ fn cfg() -> Config {
     }
 }
 
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t0 = Instant::now();
-    while t0.elapsed() < timeout {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    f()
-}
-
-fn on_device(p: &Player, id: &str) -> bool {
-    let s = p.snapshot();
-    s.started && s.device_id == id && !p.recreating()
-}
-
 /// Content frame i is (i + 1) / 2^20: exact in f32 and never zero.
 fn ramp(n: usize) -> Vec<f32> {
     (0..n).map(|i| (i + 1) as f32 / 1048576.0).collect()
@@ -58,40 +37,20 @@ fn index_of(v: f32) -> i64 {
     (v * 1048576.0).round() as i64 - 1
 }
 
-/// Renders `blocks` blocks of 480 frames; returns channel 0.
-fn render(s: &VirtualStreamHandle, blocks: usize) -> Vec<f32> {
-    let ch = s.channels() as usize;
-    let mut out = Vec::new();
-    let mut buf = vec![0.0f32; 480 * ch];
-    for _ in 0..blocks {
-        assert!(s.render_f32(480, &mut buf));
-        out.extend(buf.iter().step_by(ch));
-    }
-    out
-}
-
-fn accounting_holds(m: &Metrics) {
-    assert_eq!(
-        m.frames_written,
-        m.frames_played + m.frames_queued + m.frames_dropped,
-        "{m:?}"
-    );
-}
-
 #[test]
 fn follows_the_default_device_and_loses_nothing() {
-    let h = VirtualHost::new(vec![dev("A", 48000, 2), dev("B", 48000, 1)]);
+    let h = VirtualHost::new(vec![f32_device("A", 48000, 2), f32_device("B", 48000, 1)]);
     let p = Player::with_host(cfg(), h.cpal_host()).unwrap();
     let content = ramp(20_000);
     assert_eq!(p.write_f32(&content).unwrap(), content.len());
-    let mut heard = render(&h.stream("A").unwrap(), 5);
+    let mut heard = render(&h.stream("A").unwrap(), 2400);
     h.set_default(Some("B"));
-    assert!(wait_until(Duration::from_secs(2), || on_device(&p, "B")));
+    wait_on_device(&p, "B", Duration::from_secs(2));
     assert!(h.stream("A").is_none(), "the old stream was closed");
     let b = h.stream("B").unwrap();
     p.end_utterance().unwrap(); // the ring running dry at the end is the end of speech, not an underrun
     while p.metrics().frames_queued > 0 {
-        heard.extend(render(&b, 1));
+        heard.extend(render(&b, 480));
     }
     heard.retain(|&v| v != 0.0);
     assert!(
@@ -99,7 +58,7 @@ fn follows_the_default_device_and_loses_nothing() {
         "content across the switch is exactly what was written"
     );
     let m = p.metrics();
-    accounting_holds(&m);
+    assert_accounting_unflushed(&m);
     assert_eq!((m.recreates, m.recreate_failures, m.underruns), (2, 0, 0));
     assert_eq!(m.last_recreate_reason, Some(Reason::DeviceChanged));
     assert_eq!(m.state.generation, 2);
@@ -108,28 +67,20 @@ fn follows_the_default_device_and_loses_nothing() {
 
 #[test]
 fn a_device_back_at_another_rate_gets_a_new_stream() {
-    let h = VirtualHost::new(vec![dev("A", 48000, 2)]);
+    let h = VirtualHost::new(vec![f32_device("A", 48000, 2)]);
     let p = Player::with_host(cfg(), h.cpal_host()).unwrap();
     h.remove_device("A");
-    assert!(wait_until(Duration::from_secs(2), || p
-        .metrics()
-        .device_query_failures
-        > 0));
+    wait_until("a failed query", Duration::from_secs(2), || {
+        p.metrics().device_query_failures > 0
+    });
     assert!(
         on_device(&p, "A"),
         "while queries fail, the cached device stands (V2)"
     );
-    h.add_device(VirtualDeviceSpec {
-        id: "A".into(),
-        rate: 16000,
-        channels: 1,
-        format: SampleFormat::I16,
+    h.add_device(device("A", 16000, 1, SampleFormat::I16));
+    wait_until("a 16 kHz stream", Duration::from_secs(2), || {
+        p.snapshot().stream_rate == 16000 && !p.recreating()
     });
-    assert!(wait_until(Duration::from_secs(2), || p
-        .snapshot()
-        .stream_rate
-        == 16000
-        && !p.recreating()));
     let m = p.metrics();
     assert_eq!(m.last_recreate_reason, Some(Reason::FormatChanged));
     assert_eq!(
@@ -140,7 +91,7 @@ fn a_device_back_at_another_rate_gets_a_new_stream() {
 
 #[test]
 fn a_pinned_device_falls_back_to_the_default_and_comes_back() {
-    let h = VirtualHost::new(vec![dev("A", 48000, 2), dev("B", 44100, 2)]);
+    let h = VirtualHost::new(vec![f32_device("A", 48000, 2), f32_device("B", 44100, 2)]);
     let p = Player::with_host(
         Config {
             device_id: Some("B".into()),
@@ -151,21 +102,15 @@ fn a_pinned_device_falls_back_to_the_default_and_comes_back() {
     .unwrap();
     assert!(on_device(&p, "B"));
     h.remove_device("B");
-    assert!(
-        wait_until(Duration::from_secs(2), || on_device(&p, "A")),
-        "fell back to the default"
-    );
-    h.add_device(dev("B", 44100, 2));
-    assert!(
-        wait_until(Duration::from_secs(2), || on_device(&p, "B")),
-        "returned to the pinned device"
-    );
+    wait_on_device(&p, "A", Duration::from_secs(2)); // fell back to the default
+    h.add_device(f32_device("B", 44100, 2));
+    wait_on_device(&p, "B", Duration::from_secs(2)); // back on the pinned device
     assert_eq!(p.metrics().recreates, 3);
 }
 
 #[test]
 fn a_pinned_device_that_does_not_exist_is_an_error_at_creation() {
-    let h = VirtualHost::new(vec![dev("A", 48000, 2)]);
+    let h = VirtualHost::new(vec![f32_device("A", 48000, 2)]);
     let e = Player::with_host(
         Config {
             device_id: Some("nope".into()),
@@ -179,18 +124,18 @@ fn a_pinned_device_that_does_not_exist_is_an_error_at_creation() {
 
 #[test]
 fn failing_opens_are_retried_until_one_succeeds() {
-    let h = VirtualHost::new(vec![dev("A", 48000, 2), dev("B", 48000, 2)]);
+    let h = VirtualHost::new(vec![f32_device("A", 48000, 2), f32_device("B", 48000, 2)]);
     let p = Player::with_host(cfg(), h.cpal_host()).unwrap();
     p.write_f32(&ramp(1000)).unwrap();
     h.fail_next_opens(2);
     h.set_default(Some("B"));
-    assert!(wait_until(Duration::from_secs(3), || on_device(&p, "B")));
+    wait_on_device(&p, "B", Duration::from_secs(3));
     let m = p.metrics();
     assert_eq!(m.recreate_failures, 2);
     assert_eq!(m.recreates, 4, "initial, two failures, one success");
     assert_eq!(m.last_recreate_reason, Some(Reason::Retry));
     assert!(!m.recreating);
-    accounting_holds(&m);
+    assert_accounting_unflushed(&m);
     assert_eq!(
         m.frames_queued, 1000,
         "queued audio waited for the new stream"
@@ -199,7 +144,7 @@ fn failing_opens_are_retried_until_one_succeeds() {
 
 #[test]
 fn failing_queries_back_off_and_use_the_cached_device() {
-    let h = VirtualHost::new(vec![dev("A", 48000, 2)]);
+    let h = VirtualHost::new(vec![f32_device("A", 48000, 2)]);
     let c = Config {
         device_query_cooldown_ms: 300,
         ..cfg()
@@ -220,11 +165,11 @@ fn failing_queries_back_off_and_use_the_cached_device() {
     assert_eq!(m.recreates, 1, "no recreate while the cached device stands");
     // A successful query is acted on at once: the first one after the cooldown that sees a
     // new device moves the stream, with no further delay.
-    h.add_device(dev("B", 48000, 2));
+    h.add_device(f32_device("B", 48000, 2));
     h.set_default(Some("B"));
     h.fail_next_queries(0);
     let t0 = Instant::now();
-    assert!(wait_until(Duration::from_secs(2), || on_device(&p, "B")));
+    wait_on_device(&p, "B", Duration::from_secs(2));
     assert!(
         t0.elapsed() < Duration::from_millis(450),
         "{:?}",
@@ -234,22 +179,21 @@ fn failing_queries_back_off_and_use_the_cached_device() {
 
 #[test]
 fn a_hung_open_is_abandoned_after_5_s_and_a_later_recreate_succeeds() {
-    let h = VirtualHost::new(vec![dev("A", 48000, 2), dev("B", 48000, 2)]);
+    let h = VirtualHost::new(vec![f32_device("A", 48000, 2), f32_device("B", 48000, 2)]);
     let p = Player::with_host(cfg(), h.cpal_host()).unwrap();
     h.hang_next_open(Duration::from_secs(7));
     let t0 = Instant::now();
     h.set_default(Some("B"));
-    assert!(wait_until(Duration::from_secs(1), || p.recreating()));
-    assert!(
-        wait_until(Duration::from_secs(6), || !p.recreating()),
-        "recreating cleared"
-    );
+    wait_until("the recreate", Duration::from_secs(1), || p.recreating());
+    wait_until("recreating to clear", Duration::from_secs(6), || {
+        !p.recreating()
+    });
     let cleared = t0.elapsed();
     assert!(
         cleared >= Duration::from_millis(4900) && cleared < Duration::from_millis(5800),
         "{cleared:?}"
     );
-    assert!(wait_until(Duration::from_secs(2), || on_device(&p, "B")));
+    wait_on_device(&p, "B", Duration::from_secs(2));
     let m = p.metrics();
     assert_eq!(m.recreate_failures, 1);
     assert!(
@@ -270,7 +214,7 @@ fn a_hung_open_is_abandoned_after_5_s_and_a_later_recreate_succeeds() {
 
 #[test]
 fn a_flapping_route_causes_one_recreate() {
-    let h = VirtualHost::new(vec![dev("A", 48000, 2), dev("B", 48000, 2)]);
+    let h = VirtualHost::new(vec![f32_device("A", 48000, 2), f32_device("B", 48000, 2)]);
     let p = Player::with_host(
         Config {
             debounce_ms: 100,
@@ -284,7 +228,7 @@ fn a_flapping_route_causes_one_recreate() {
         std::thread::sleep(Duration::from_millis(20));
     }
     h.set_default(Some("B"));
-    assert!(wait_until(Duration::from_secs(2), || on_device(&p, "B")));
+    wait_on_device(&p, "B", Duration::from_secs(2));
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         p.metrics().recreates,
@@ -295,7 +239,7 @@ fn a_flapping_route_causes_one_recreate() {
 
 #[test]
 fn recreates_per_minute_are_capped() {
-    let h = VirtualHost::new(vec![dev("A", 48000, 2), dev("B", 48000, 2)]);
+    let h = VirtualHost::new(vec![f32_device("A", 48000, 2), f32_device("B", 48000, 2)]);
     let p = Player::with_host(
         Config {
             max_recreate_per_minute: 3,
@@ -316,7 +260,7 @@ fn recreates_per_minute_are_capped() {
 
 #[test]
 fn audio_the_old_device_never_played_is_replayed_on_the_new_one() {
-    let h = VirtualHost::new(vec![dev("A", 48000, 1), dev("B", 48000, 1)]);
+    let h = VirtualHost::new(vec![f32_device("A", 48000, 1), f32_device("B", 48000, 1)]);
     h.set_latency(Duration::from_millis(50));
     let p = Player::with_host(
         Config {
@@ -328,16 +272,16 @@ fn audio_the_old_device_never_played_is_replayed_on_the_new_one() {
     .unwrap();
     let content = ramp(20_000);
     p.write_f32(&content).unwrap();
-    let before = render(&h.stream("A").unwrap(), 10);
+    let before = render(&h.stream("A").unwrap(), 4800);
     h.set_default(Some("B"));
-    assert!(wait_until(Duration::from_secs(2), || on_device(&p, "B")));
+    wait_on_device(&p, "B", Duration::from_secs(2));
     let m = p.metrics();
     let replayed = m.frames_replayed; // counted when rendered, so 0 until B renders
     assert_eq!(replayed, 0);
     let b = h.stream("B").unwrap();
     let mut after = Vec::new();
     while p.metrics().frames_queued > 0 || after.len() < 100 {
-        after.extend(render(&b, 1));
+        after.extend(render(&b, 480));
     }
     after.retain(|&v| v != 0.0);
     let m = p.metrics();
@@ -362,7 +306,7 @@ fn audio_the_old_device_never_played_is_replayed_on_the_new_one() {
         );
     }
     assert_eq!(index_of(*after.last().unwrap()), 19_999);
-    accounting_holds(&m);
+    assert_accounting_unflushed(&m);
     assert_eq!(
         m.frames_played, 20_000,
         "replayed frames are not counted as played twice"
@@ -372,7 +316,7 @@ fn audio_the_old_device_never_played_is_replayed_on_the_new_one() {
 #[test]
 fn prefer_content_rate_uses_it_where_the_device_can_and_falls_back_where_not_a2() {
     use audioplay::PreferStreamRate;
-    let h = VirtualHost::new(vec![dev("A", 48000, 2), dev("B", 22050, 2)]);
+    let h = VirtualHost::new(vec![f32_device("A", 48000, 2), f32_device("B", 22050, 2)]);
     let c = Config {
         input_rate: 22050,
         prefer_stream_rate: PreferStreamRate::Content,
@@ -386,7 +330,7 @@ fn prefer_content_rate_uses_it_where_the_device_can_and_falls_back_where_not_a2(
     );
     assert!(m.needs_resample());
     h.set_default(Some("B"));
-    assert!(wait_until(Duration::from_secs(2), || on_device(&p, "B")));
+    wait_on_device(&p, "B", Duration::from_secs(2));
     let m = p.metrics();
     assert_eq!(
         m.state.stream_rate, 22050,

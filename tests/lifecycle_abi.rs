@@ -3,11 +3,12 @@
 //! bounded teardown, control calls that never wait behind a blocked writer, and
 //! `ap_drain` racing `ap_destroy`. Virtual-device players only: no sound server needed.
 
+mod common;
+
 use std::collections::HashSet;
 use std::os::raw::{c_char, c_void};
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering::*};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use audioplay::ffi::config::*;
@@ -17,22 +18,14 @@ use audioplay::ffi::handle::{register, ApPlayer};
 use audioplay::ffi::metrics::{ap_metrics, ap_snapshot_state, ApMetrics, ApStreamState};
 use audioplay::ffi::player::*;
 use audioplay::ffi::status::ApStatus::{self, *};
-use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost, VirtualStreamHandle};
+use audioplay::virtual_device::{VirtualHost, VirtualStreamHandle};
 use audioplay::{Config, Player};
-
-/// One test at a time: some capture fd 2, and timing bounds are measured on a quiet process.
-fn serial() -> MutexGuard<'static, ()> {
-    static L: Mutex<()> = Mutex::new(());
-    L.lock().unwrap_or_else(|e| e.into_inner())
-}
+use common::accounting::assert_accounting;
+use common::serial;
+use common::virtual_host::{advance, f32_device, one_device, wait_until};
 
 fn host() -> VirtualHost {
-    VirtualHost::new(vec![VirtualDeviceSpec {
-        id: "v".into(),
-        rate: 48000,
-        channels: 1,
-        format: cpal::SampleFormat::F32,
-    }])
+    one_device(48000, 1, cpal::SampleFormat::F32)
 }
 
 fn base() -> Config {
@@ -336,22 +329,6 @@ impl Drop for PanicCount {
     }
 }
 
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// Renders `frames` on the virtual stream in 480-frame blocks.
-fn render(s: &VirtualStreamHandle, frames: usize) {
-    let mut buf = vec![0.0f32; 480 * s.channels() as usize];
-    for _ in 0..frames.div_ceil(480) {
-        s.render_f32(480, &mut buf);
-    }
-}
-
 const UNSET: i32 = 12345;
 
 #[test]
@@ -395,11 +372,11 @@ fn destroy_from_inside_event_fn() {
     // event thread.
     let t0 = Instant::now();
     while STATUS.load(SeqCst) == UNSET && t0.elapsed() < Duration::from_secs(10) {
-        render(&s, 480);
+        advance(&s, 480);
         std::thread::sleep(Duration::from_millis(5));
     }
     // Later events (marker, utterance end) were due: none may reach event_fn now.
-    render(&s, 4800);
+    advance(&s, 4800);
     std::thread::sleep(Duration::from_millis(300));
     let err = cap.finish();
     assert_eq!(
@@ -437,12 +414,7 @@ fn destroy_from_inside_log_fn() {
     let panics = PanicCount::start();
     let cap = Fd2Capture::start();
     let h = host();
-    h.add_device(VirtualDeviceSpec {
-        id: "w".into(),
-        rate: 44100,
-        channels: 2,
-        format: cpal::SampleFormat::F32,
-    });
+    h.add_device(f32_device("w", 44100, 2));
     let cfg = Config {
         log_level: audioplay::LogLevel::Debug,
         log_sink: Some(std::sync::Arc::new(|_l, _m: &str| {
@@ -521,7 +493,7 @@ fn no_event_fn_call_starts_after_destroy_returns() {
     let stop2 = stop.clone();
     let r = std::thread::spawn(move || {
         while !stop2.load(SeqCst) {
-            render(&s, 480);
+            advance(&s, 480);
             std::thread::sleep(Duration::from_millis(1));
         }
     });
@@ -544,18 +516,13 @@ fn no_event_fn_call_starts_after_destroy_returns() {
 fn destroy_is_bounded_while_the_service_thread_is_stuck_in_the_backend() {
     let _s = serial();
     let h = host();
-    h.add_device(VirtualDeviceSpec {
-        id: "w".into(),
-        rate: 44100,
-        channels: 2,
-        format: cpal::SampleFormat::F32,
-    });
+    h.add_device(f32_device("w", 44100, 2));
     let p = handle_on(&h, base());
     let pcm = vec![700i16; 2400];
     let mut n = 0usize;
     assert_eq!(ap_write(p, pcm.as_ptr().cast(), pcm.len(), &mut n), AP_OK);
     let s = h.stream("v").unwrap();
-    render(&s, 480);
+    advance(&s, 480);
     // The service thread moves to "w" and hangs in the open for 4 s (a frozen server).
     h.hang_next_open(Duration::from_secs(4));
     h.set_default(Some("w"));
@@ -701,7 +668,7 @@ fn control_calls_never_wait_for_blocked_writers() {
     // Let the device free exactly the room the four writes need (1920 frames): they finish
     // one by one without further rendering, and the requests made during the first one's
     // write take effect right after its 480 frames.
-    render(&s, 1920);
+    advance(&s, 1920);
     let mut events = Vec::new();
     let t0 = Instant::now();
     while !writers.iter().all(|w| w.is_finished()) {
@@ -723,8 +690,7 @@ fn control_calls_never_wait_for_blocked_writers() {
     let mut played_48k_at = None;
     while metrics(p).frames_played < m.frames_written {
         assert!(device_frames < 100_000, "never played out");
-        let mut buf = [0.0f32; 48];
-        s.render_f32(48, &mut buf);
+        advance(&s, 48);
         device_frames += 48;
         if played_48k_at.is_none() && metrics(p).frames_played >= 5280 {
             played_48k_at = Some(device_frames);
@@ -741,7 +707,7 @@ fn control_calls_never_wait_for_blocked_writers() {
         .any(|e: &ApEvent| e.kind == AP_EVENT_UTTERANCE_END && e.frame > 5280)
     {
         assert!(t1.elapsed() < Duration::from_secs(10), "events: {events:?}");
-        render(&s, 480);
+        advance(&s, 480);
         poll_all(p, &mut events);
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -778,7 +744,7 @@ fn flush_never_waits_for_blocked_writers() {
             t0.elapsed() < Duration::from_secs(20),
             "writers never finished"
         );
-        render(&s, 480);
+        advance(&s, 480);
         poll_all(p, &mut events);
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -791,15 +757,12 @@ fn flush_never_waits_for_blocked_writers() {
     );
     let m = metrics(p);
     assert_eq!(m.frames_written, 4800 + 3 * 480);
-    assert_eq!(
-        m.frames_written,
-        m.frames_played + m.frames_queued + m.frames_flushed + m.frames_dropped
-    );
+    assert_accounting(&m);
     assert_eq!(m.frames_flushed, 4800, "what was queued before the flush");
     let t1 = Instant::now();
     while !events.iter().any(|e| e.kind == AP_EVENT_FLUSHED) {
         assert!(t1.elapsed() < Duration::from_secs(10), "{events:?}");
-        render(&s, 480);
+        advance(&s, 480);
         poll_all(p, &mut events);
         std::thread::sleep(Duration::from_millis(5));
     }

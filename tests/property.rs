@@ -4,14 +4,18 @@
 //! Invariants, checked continuously: frame accounting is exact, counters never go back,
 //! `recreating` returns to false, markers fire at most once and in order, nothing panics.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost};
+use audioplay::virtual_device::VirtualHost;
 use audioplay::EventKind;
 use audioplay::{Config, InputFormat, Player};
+use common::accounting::assert_accounting;
+use common::virtual_host::device;
 use cpal::SampleFormat;
 
 struct Rng(u64);
@@ -26,18 +30,8 @@ impl Rng {
 
 fn run(seed: u64, seconds: u64) {
     let h = VirtualHost::new(vec![
-        VirtualDeviceSpec {
-            id: "A".into(),
-            rate: 48000,
-            channels: 2,
-            format: SampleFormat::F32,
-        },
-        VirtualDeviceSpec {
-            id: "B".into(),
-            rate: 44100,
-            channels: 1,
-            format: SampleFormat::I16,
-        },
+        device("A", 48000, 2, SampleFormat::F32),
+        device("B", 44100, 1, SampleFormat::I16),
     ]);
     let p = Arc::new(
         Player::with_host(
@@ -88,11 +82,7 @@ fn run(seed: u64, seconds: u64) {
             let mut last_marker = None;
             while !stop.load(SeqCst) {
                 let m = p.metrics();
-                assert_eq!(
-                    m.frames_written,
-                    m.frames_played + m.frames_queued + m.frames_flushed + m.frames_dropped,
-                    "{m:?}"
-                );
+                assert_accounting(&m);
                 for (a, b, what) in [
                     (last.frames_written, m.frames_written, "written"),
                     (last.frames_played, m.frames_played, "played"),
@@ -187,10 +177,7 @@ fn run(seed: u64, seconds: u64) {
         std::thread::sleep(Duration::from_millis(5));
     }
     let m = p.metrics();
-    assert_eq!(
-        m.frames_written,
-        m.frames_played + m.frames_queued + m.frames_flushed + m.frames_dropped
-    );
+    assert_accounting(&m);
     eprintln!(
         "seed {seed}: {} written, {} played, {} flushed, {} recreates, {} markers fired, {} underruns",
         m.frames_written, m.frames_played, m.frames_flushed, m.recreates, markers, m.underruns

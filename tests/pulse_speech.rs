@@ -10,9 +10,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use audioplay::{Config, InputFormat, Player};
-use audioplay::{Event, EventKind};
-use common::analysis::{sine_max_step, tone_stats, ToneStats};
+use audioplay::{Config, Event, EventKind, InputFormat, Player};
+use common::accounting::accounting_holds;
+use common::analysis::{sine, sine_max_step, tone_stats, ToneStats};
 use common::pulse::{PulseServer, S48};
 use common::{json_num, serial};
 
@@ -258,12 +258,6 @@ fn event_queue_only_flow_go_style() {
     assert_eq!(json_num(&j, "ok"), 1.0, "{j}");
 }
 
-fn tone(freq: f64, rate: u32, frames: usize) -> Vec<f32> {
-    (0..frames)
-        .map(|i| 0.5 * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin() as f32)
-        .collect()
-}
-
 /// Events with the wall time the sink delivered them.
 type Log = Arc<Mutex<Vec<(Event, Instant)>>>;
 
@@ -294,12 +288,6 @@ fn wait_event(log: &Log, kind: EventKind) -> Instant {
     }
 }
 
-fn accounting_ok(p: &Player) -> u32 {
-    let m = p.metrics();
-    (m.frames_written == m.frames_played + m.frames_queued + m.frames_flushed + m.frames_dropped)
-        as u32
-}
-
 /// The scenarios, run by the tests above in a child process.
 #[test]
 #[ignore = "run by the tests in this file in a child process"]
@@ -312,7 +300,7 @@ fn scenario_child() {
                 let p = p.clone();
                 // 5 s into a 2 s ring: this writer blocks for space.
                 std::thread::spawn(move || {
-                    let n = p.write_f32(&tone(440.0, 24000, 5 * 24000)).unwrap();
+                    let n = p.write_f32(&sine(440.0, 24000, 5 * 24000, 0.5)).unwrap();
                     (n, Instant::now())
                 })
             };
@@ -329,7 +317,7 @@ fn scenario_child() {
                 returned.saturating_duration_since(t).as_secs_f64() * 1e3,
                 m.frames_flushed,
                 m.underruns,
-                accounting_ok(&p),
+                accounting_holds(&m) as u32,
                 m.output_latency_ns as f64 / 1e6,
                 m.late_callbacks,
                 m.server_underflows
@@ -337,7 +325,7 @@ fn scenario_child() {
         }
         "drain" => {
             let (p, log) = player_with_log(|_| {});
-            p.write_f32(&tone(440.0, 24000, 2 * 24000)).unwrap();
+            p.write_f32(&sine(440.0, 24000, 2 * 24000, 0.5)).unwrap();
             let t = Instant::now();
             assert!(
                 !p.drain(Duration::from_millis(100)).unwrap(),
@@ -355,7 +343,7 @@ fn scenario_child() {
         }
         "markers" => {
             let (p, log) = player_with_log(|_| {});
-            let t = tone(440.0, 24000, 5 * 24000);
+            let t = sine(440.0, 24000, 5 * 24000, 0.5);
             for (k, chunk) in t.chunks(2400).enumerate() {
                 p.mark(k as u64).unwrap();
                 p.write_f32(chunk).unwrap();
@@ -391,7 +379,7 @@ fn scenario_child() {
             let w = {
                 let p = p.clone();
                 std::thread::spawn(move || {
-                    p.write_f32(&tone(440.0, 24000, 4 * 24000)).unwrap();
+                    p.write_f32(&sine(440.0, 24000, 4 * 24000, 0.5)).unwrap();
                     p.end_utterance().unwrap(); // the engine has written it all
                 })
             };
@@ -431,17 +419,17 @@ fn scenario_child() {
                     .map(|&v| (v * 32767.0) as i16)
                     .collect::<Vec<i16>>()
             };
-            p.write_i16(&s16(tone(440.0, 22050, 22050))).unwrap();
+            p.write_i16(&s16(sine(440.0, 22050, 22050, 0.5))).unwrap();
             p.set_input_format(InputFormat::F32, 2, 24000).unwrap();
             p.write_f32(
-                &tone(660.0, 24000, 24000)
+                &sine(660.0, 24000, 24000, 0.5)
                     .iter()
                     .flat_map(|&v| [v, v])
                     .collect::<Vec<f32>>(),
             )
             .unwrap();
             p.set_input_format(InputFormat::S16, 1, 16000).unwrap();
-            p.write_i16(&s16(tone(880.0, 16000, 16000))).unwrap();
+            p.write_i16(&s16(sine(880.0, 16000, 16000, 0.5))).unwrap();
             assert!(p.drain(Duration::from_secs(10)).unwrap());
             format!(
                 "{{\"recreates\":{},\"underruns\":{}}}",
@@ -451,13 +439,13 @@ fn scenario_child() {
         }
         "idle" => {
             let (p, log) = player_with_log(|c| c.idle_suspend_ms = 200);
-            p.write_f32(&tone(440.0, 24000, 12000)).unwrap();
+            p.write_f32(&sine(440.0, 24000, 12000, 0.5)).unwrap();
             assert!(p.drain(Duration::from_secs(5)).unwrap());
             std::thread::sleep(Duration::from_millis(800));
             let suspended = p.metrics().suspended;
             log.lock().unwrap().clear();
             let t = Instant::now();
-            p.write_f32(&tone(440.0, 24000, 12000)).unwrap();
+            p.write_f32(&sine(440.0, 24000, 12000, 0.5)).unwrap();
             p.end_utterance().unwrap();
             let heard = wait_event(&log, EventKind::UtteranceStart);
             assert!(p.drain(Duration::from_secs(5)).unwrap());
@@ -477,7 +465,7 @@ fn scenario_child() {
                 ..Config::default()
             })
             .unwrap();
-            let t = tone(440.0, 24000, 24000);
+            let t = sine(440.0, 24000, 24000, 0.5);
             p.mark(1).unwrap();
             p.write_f32(&t[..12000]).unwrap();
             p.mark(2).unwrap();

@@ -2,9 +2,11 @@
 //! path (ring, decode, resample, channel map, device write) on the virtual device, so a later
 //! change cannot silently degrade them. Speed is measured in scripts/bench.sh, not here.
 
+mod common;
+
 use audioplay::internals::quality::{measure, sine_s16, Measured};
-use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost};
 use audioplay::{Config, InputFormat, Player, ResampleMode, ResampleQuality};
+use common::virtual_host::{one_device, render};
 use cpal::SampleFormat;
 
 /// Peak level of the test sines: -0.9 dBFS, so int16 quantisation alone allows ~97.2 dB.
@@ -19,12 +21,7 @@ fn play(
     out_rate: u32,
     freq: f64,
 ) -> Measured {
-    let h = VirtualHost::new(vec![VirtualDeviceSpec {
-        id: "v".into(),
-        rate: out_rate,
-        channels: 2,
-        format: SampleFormat::F32,
-    }]);
+    let h = one_device(out_rate, 2, SampleFormat::F32);
     let cfg = Config {
         input_format: InputFormat::S16,
         input_channels: 1,
@@ -40,12 +37,7 @@ fn play(
     let x = sine_s16(freq, in_rate, 2.0, AMP);
     assert_eq!(p.write_i16(&x).unwrap(), x.len());
     p.end_utterance().unwrap();
-    let mut out = Vec::new();
-    let mut buf = vec![0.0f32; 960];
-    while out.len() < (2.2 * out_rate as f64) as usize {
-        assert!(s.render_f32(480, &mut buf));
-        out.extend(buf.chunks_exact(2).map(|f| f[0]));
-    }
+    let out = render(&s, (2.2 * out_rate as f64) as usize);
     let want = (x.len() as f64 * out_rate as f64 / in_rate as f64).round() as usize;
     let skip = out_rate as usize / 10;
     assert_eq!(p.metrics().resample_errors, 0);

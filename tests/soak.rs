@@ -4,9 +4,12 @@
 //! underruns inside utterances, exact frame accounting, resident memory flat after warm-up.
 //! Ignored by `cargo test`: it needs the server's environment from process start.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use audioplay::{Config, InputFormat, Player};
+use common::accounting::{assert_accounting, assert_all_played};
 
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap();
@@ -56,11 +59,7 @@ fn soak() {
         if rss_warm.is_none() && t0.elapsed() > Duration::from_secs(seconds / 4) {
             rss_warm = Some(rss_kib());
         }
-        let m = p.metrics();
-        assert_eq!(
-            m.frames_written,
-            m.frames_played + m.frames_queued + m.frames_flushed + m.frames_dropped
-        );
+        assert_accounting(&p.metrics());
     }
     assert!(p.drain(Duration::from_secs(10)).unwrap());
     let m = p.metrics();
@@ -76,7 +75,7 @@ fn soak() {
         m.callback_time.max_ns as f64 / 1e3
     );
     assert_eq!(m.underruns, 0, "underruns inside utterances");
-    assert_eq!(m.frames_written, m.frames_played);
+    assert_all_played(&m);
     assert!(
         rss_end <= rss_warm + 1024,
         "RSS grew {} KiB after warm-up",

@@ -2,30 +2,21 @@
 //! barge-in with a click-free fade, pause and volume ramps, pre-roll, in-band voice changes,
 //! device choice, and the whole flow driven through the event queue alone (Go-style).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost, VirtualStreamHandle};
-use audioplay::{Config, InputFormat, Metrics, Player};
+use audioplay::virtual_device::VirtualHost;
+use audioplay::{Config, InputFormat, Player};
 use audioplay::{Event, EventKind};
-use cpal::SampleFormat;
+use common::accounting::assert_accounting;
+use common::analysis::sine;
+use common::virtual_host::{f32_device, render};
 
 const RATE: u32 = 48000;
 
 fn host() -> VirtualHost {
-    VirtualHost::new(vec![
-        VirtualDeviceSpec {
-            id: "v".into(),
-            rate: RATE,
-            channels: 1,
-            format: SampleFormat::F32,
-        },
-        VirtualDeviceSpec {
-            id: "w".into(),
-            rate: RATE,
-            channels: 2,
-            format: SampleFormat::F32,
-        },
-    ])
+    VirtualHost::new(vec![f32_device("v", RATE, 1), f32_device("w", RATE, 2)])
 }
 
 fn player(h: &VirtualHost, tweak: impl FnOnce(&mut Config)) -> Player {
@@ -41,21 +32,6 @@ fn player(h: &VirtualHost, tweak: impl FnOnce(&mut Config)) -> Player {
     };
     tweak(&mut c);
     Player::with_host(c, h.cpal_host()).unwrap()
-}
-
-fn sine(freq: f64, rate: u32, frames: usize, amp: f32) -> Vec<f32> {
-    (0..frames)
-        .map(|i| amp * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin() as f32)
-        .collect()
-}
-
-fn render(s: &VirtualStreamHandle, frames: usize) -> Vec<f32> {
-    let ch = s.channels() as usize;
-    let mut out = vec![0.0f32; frames * ch];
-    for block in out.chunks_mut(480 * ch) {
-        assert!(s.render_f32(block.len() / ch, block));
-    }
-    out.iter().step_by(ch).copied().collect()
 }
 
 fn max_step(x: &[f32]) -> f32 {
@@ -75,14 +51,6 @@ fn events_until(p: &Player, mut pred: impl FnMut(&[Event]) -> bool) -> Vec<Event
         }
     }
     got
-}
-
-fn accounting(m: &Metrics) {
-    assert_eq!(
-        m.frames_written,
-        m.frames_played + m.frames_queued + m.frames_flushed + m.frames_dropped,
-        "{m:?}"
-    );
 }
 
 #[test]
@@ -164,7 +132,7 @@ fn barge_in_fades_out_without_a_click_and_accounts_every_frame() {
         "markers in flushed audio never fire"
     );
     let m = p.metrics();
-    accounting(&m);
+    assert_accounting(&m);
     assert_eq!(m.frames_flushed, 48000 + 4800 - 4800 - fade as u64);
     assert_eq!((m.frames_queued, m.markers_flushed, m.underruns), (0, 1, 0));
     // The next utterance plays normally.
@@ -315,7 +283,7 @@ fn voice_changes_in_band_play_each_part_at_its_rate_without_a_recreate() {
     let m = p.metrics();
     assert_eq!(m.recreates, 1, "no recreate");
     assert_eq!(m.frames_written, 22050 + 24000 + 16000);
-    accounting(&m);
+    assert_accounting(&m);
 }
 
 #[test]
@@ -414,12 +382,7 @@ fn producer_side_resampling_gives_the_callback_ready_frames_u2() {
         .collect();
     let mut outs = Vec::new();
     for mode in [ResampleMode::Callback, ResampleMode::Producer] {
-        let h = VirtualHost::new(vec![VirtualDeviceSpec {
-            id: "v".into(),
-            rate: RATE,
-            channels: 2,
-            format: SampleFormat::F32,
-        }]);
+        let h = VirtualHost::new(vec![f32_device("v", RATE, 2)]);
         let p = player(&h, |c| {
             c.input_format = InputFormat::S16;
             c.input_rate = 22050;
@@ -433,7 +396,7 @@ fn producer_side_resampling_gives_the_callback_ready_frames_u2() {
         p.end_utterance().unwrap();
         let out = render(&h.stream("v").unwrap(), 48000 + 960);
         let m = p.metrics();
-        accounting(&m);
+        assert_accounting(&m);
         assert_eq!(m.underruns, 0);
         // Frame counters count content frames in every mode (issue 12).
         assert_eq!(m.frames_written, 22050, "{mode:?} {m:?}");
@@ -456,12 +419,7 @@ fn producer_side_resampling_gives_the_callback_ready_frames_u2() {
 #[test]
 fn producer_resampling_counts_content_frames_everywhere() {
     use audioplay::ResampleMode;
-    let h = VirtualHost::new(vec![VirtualDeviceSpec {
-        id: "v".into(),
-        rate: RATE,
-        channels: 1,
-        format: SampleFormat::F32,
-    }]);
+    let h = VirtualHost::new(vec![f32_device("v", RATE, 1)]);
     let p = player(&h, |c| {
         c.input_format = InputFormat::S16;
         c.input_rate = 16000;
@@ -484,7 +442,7 @@ fn producer_resampling_counts_content_frames_everywhere() {
     for _ in 0..110 {
         render(&s, 480); // 10 ms
         let m = p.metrics();
-        accounting(&m);
+        assert_accounting(&m);
         assert!(m.frames_played >= last.frames_played && m.frames_heard >= last.frames_heard);
         // 10 ms of a 16 kHz voice is 160 content frames (a few more at a Sync point).
         assert!(

@@ -1,20 +1,15 @@
 //! The full render path on the virtual device, sample-exact (SPEC D3, D4, S1, U1, C1).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost, VirtualStreamHandle};
+use audioplay::virtual_device::{VirtualHost, VirtualStreamHandle};
 use audioplay::{Config, InputFormat, Player};
+use common::accounting::{assert_accounting_unflushed, assert_all_played};
+use common::virtual_host::{one_device, render, render_blocks};
 use cpal::SampleFormat;
-
-fn host(rate: u32, channels: u16, format: SampleFormat) -> VirtualHost {
-    VirtualHost::new(vec![VirtualDeviceSpec {
-        id: "v".into(),
-        rate,
-        channels,
-        format,
-    }])
-}
 
 fn player(h: &VirtualHost, format: InputFormat, channels: u16, rate: u32, ring_ms: u32) -> Player {
     let cfg = Config {
@@ -32,25 +27,12 @@ fn stream(h: &VirtualHost) -> VirtualStreamHandle {
     h.stream("v").expect("the player opened a stream")
 }
 
-/// Renders float frames in blocks of `block` until `frames` have been rendered.
-fn render_f32(s: &VirtualStreamHandle, frames: usize, block: usize) -> Vec<f32> {
-    let ch = s.channels() as usize;
-    let mut out = vec![0.0f32; frames * ch];
-    let mut done = 0;
-    while done < frames {
-        let n = block.min(frames - done);
-        assert!(s.render_f32(n, &mut out[done * ch..(done + n) * ch]));
-        done += n;
-    }
-    out
-}
-
 #[test]
 fn d4_channel_policies_through_the_callback() {
     // Every sample distinct and exactly representable, so comparisons are exact.
     let value = |frame: usize, ch: usize| ((frame * 8 + ch) as f32) / 65536.0;
     for (in_ch, out_ch) in [(1usize, 2usize), (2, 1), (6, 2), (2, 6), (1, 4), (3, 3)] {
-        let h = host(48000, out_ch as u16, SampleFormat::F32);
+        let h = one_device(48000, out_ch as u16, SampleFormat::F32);
         let p = player(&h, InputFormat::F32, in_ch as u16, 48000, 1000);
         let frames = 1000;
         let input: Vec<f32> = (0..frames)
@@ -58,7 +40,7 @@ fn d4_channel_policies_through_the_callback() {
             .collect();
         assert_eq!(p.write_f32(&input).unwrap(), frames);
         let s = stream(&h);
-        let got = render_f32(&s, frames, 480);
+        let got = render_blocks(&s, frames, 480);
         for f in 0..frames {
             for c in 0..out_ch {
                 let want = if in_ch == 1 && out_ch >= 2 {
@@ -87,7 +69,7 @@ fn d4_channel_policies_through_the_callback() {
 
 #[test]
 fn d3_s16_passes_through_to_an_i16_device_bit_exact() {
-    let h = host(22050, 1, SampleFormat::I16);
+    let h = one_device(22050, 1, SampleFormat::I16);
     let p = player(&h, InputFormat::S16, 1, 22050, 5000);
     let all: Vec<i16> = (i16::MIN..=i16::MAX).collect();
     assert_eq!(p.write_i16(&all).unwrap(), all.len());
@@ -129,7 +111,7 @@ fn render_to_end(p: &Player, s: &VirtualStreamHandle, block: usize) -> Vec<f32> 
 
 #[test]
 fn sixty_seconds_22050_to_48000_is_round_len_times_ratio_s1() {
-    let h = host(48000, 1, SampleFormat::F32);
+    let h = one_device(48000, 1, SampleFormat::F32);
     let p = player(&h, InputFormat::F32, 1, 22050, 60_000);
     let len = 60 * 22050;
     // A DC signal: every output frame is non-zero, so its length is measurable.
@@ -156,7 +138,7 @@ fn block_size_does_not_change_the_resampled_signal_u1() {
         .collect();
     let mut reference: Option<Vec<f32>> = None;
     for block in [1usize, 7, 480, 4096] {
-        let h = host(48000, 2, SampleFormat::F32);
+        let h = one_device(48000, 2, SampleFormat::F32);
         let p = player(&h, InputFormat::F32, 1, 22050, 2000);
         assert_eq!(p.write_f32(&sine).unwrap(), sine.len());
         let out = render_to_end(&p, &stream(&h), block);
@@ -171,12 +153,12 @@ fn block_size_does_not_change_the_resampled_signal_u1() {
 #[test]
 fn devices_asking_for_more_than_the_scratch_get_every_frame() {
     // 16000 frames in one callback: far beyond the scratch's 1024-frame chunk.
-    let h = host(48000, 2, SampleFormat::F32);
+    let h = one_device(48000, 2, SampleFormat::F32);
     let p = player(&h, InputFormat::S16, 1, 16000, 2000);
     let ramp: Vec<i16> = (0..8000).map(|i| (i % 2000 + 1) as i16).collect();
     p.write_i16(&ramp).unwrap();
     let s = stream(&h);
-    let out = render_f32(&s, 16000, 16000);
+    let out = render_blocks(&s, 16000, 16000);
     assert!(
         out.iter().all(|&v| v != 0.0),
         "the 16000-frame callback was filled to the end"
@@ -186,7 +168,7 @@ fn devices_asking_for_more_than_the_scratch_get_every_frame() {
 
 #[test]
 fn write_with_timeout_zero_returns_a_partial_count_at_once() {
-    let h = host(48000, 2, SampleFormat::F32);
+    let h = one_device(48000, 2, SampleFormat::F32);
     let p = player(&h, InputFormat::S16, 1, 48000, 100); // 4800 frames of room
     let t0 = std::time::Instant::now();
     let n = p.write_i16(&vec![1i16; 10_000]).unwrap();
@@ -200,7 +182,7 @@ fn write_with_timeout_zero_returns_a_partial_count_at_once() {
 
 #[test]
 fn write_with_a_timeout_waits_for_space() {
-    let h = host(48000, 2, SampleFormat::F32);
+    let h = one_device(48000, 2, SampleFormat::F32);
     let cfg = Config {
         input_rate: 48000,
         ring_capacity_ms: 100,
@@ -214,10 +196,9 @@ fn write_with_a_timeout_waits_for_space() {
         std::thread::spawn(move || p.write_i16(&vec![1i16; 20_000]).unwrap())
     };
     // The device clock frees space; the writer must wait for it rather than give up.
-    let mut buf = vec![0.0f32; 480 * 2];
     for _ in 0..200 {
         std::thread::sleep(Duration::from_millis(2));
-        s.render_f32(480, &mut buf);
+        render(&s, 480);
         if writer.is_finished() {
             break;
         }
@@ -225,15 +206,12 @@ fn write_with_a_timeout_waits_for_space() {
     assert_eq!(writer.join().unwrap(), 20_000);
     let m = p.metrics();
     assert_eq!(m.frames_written, 20_000);
-    assert_eq!(
-        m.frames_written,
-        m.frames_played + m.frames_queued + m.frames_dropped
-    );
+    assert_accounting_unflushed(&m);
 }
 
 #[test]
 fn a_write_that_times_out_returns_what_it_queued() {
-    let h = host(48000, 2, SampleFormat::F32);
+    let h = one_device(48000, 2, SampleFormat::F32);
     let cfg = Config {
         input_rate: 48000,
         ring_capacity_ms: 100,
@@ -253,35 +231,32 @@ fn a_write_that_times_out_returns_what_it_queued() {
 
 #[test]
 fn underruns_count_dry_spells_in_speech_not_idle_silence() {
-    let h = host(48000, 1, SampleFormat::F32);
+    let h = one_device(48000, 1, SampleFormat::F32);
     let p = player(&h, InputFormat::F32, 1, 48000, 1000);
     let s = stream(&h);
-    let mut buf = vec![0.0f32; 480];
     for _ in 0..10 {
-        s.render_f32(480, &mut buf); // idle: silence is not an underrun
+        render(&s, 480); // idle: silence is not an underrun
     }
     assert_eq!(p.metrics().underruns, 0);
     p.write_f32(&vec![0.5; 700]).unwrap();
-    s.render_f32(480, &mut buf);
-    s.render_f32(480, &mut buf); // runs dry part-way: one underrun
-    s.render_f32(480, &mut buf); // still dry: the same spell
+    render(&s, 480);
+    render(&s, 480); // runs dry part-way: one underrun
+    render(&s, 480); // still dry: the same spell
     assert_eq!(p.metrics().underruns, 1);
     p.write_f32(&vec![0.5; 700]).unwrap();
     p.end_utterance().unwrap();
     for _ in 0..4 {
-        s.render_f32(480, &mut buf); // dry after the declared end: not an underrun
+        render(&s, 480); // dry after the declared end: not an underrun
     }
     assert_eq!(p.metrics().underruns, 1);
     let m = p.metrics();
-    assert_eq!(
-        (m.frames_written, m.frames_played, m.frames_queued),
-        (1400, 1400, 0)
-    );
+    assert_eq!(m.frames_written, 1400);
+    assert_all_played(&m);
 }
 
 #[test]
 fn nan_and_infinite_input_never_reach_the_device() {
-    let h = host(48000, 1, SampleFormat::F32);
+    let h = one_device(48000, 1, SampleFormat::F32);
     let p = player(&h, InputFormat::F32, 1, 48000, 1000);
     p.write_f32(&[
         f32::NAN,
@@ -293,13 +268,13 @@ fn nan_and_infinite_input_never_reach_the_device() {
         0.5,
     ])
     .unwrap();
-    let out = render_f32(&stream(&h), 7, 7);
+    let out = render_blocks(&stream(&h), 7, 7);
     assert_eq!(out, vec![0.0, 1.0, -1.0, 1.0, -1.0, 1e-40, 0.5]);
 }
 
 #[test]
 fn stream_state_is_published_for_lock_free_readers_u3() {
-    let h = host(44100, 2, SampleFormat::I16);
+    let h = one_device(44100, 2, SampleFormat::I16);
     let p = player(&h, InputFormat::S16, 1, 22050, 1000);
     let st = p.snapshot();
     assert_eq!(

@@ -89,6 +89,13 @@ pub fn tone_stats(x: &[f32], rate: u32) -> Option<ToneStats> {
     })
 }
 
+/// `frames` samples of a sine at `rate`, starting at phase 0.
+pub fn sine(freq: f64, rate: u32, frames: usize, amp: f32) -> Vec<f32> {
+    (0..frames)
+        .map(|i| amp * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin() as f32)
+        .collect()
+}
+
 /// The largest step a sine of this frequency and amplitude takes between two samples.
 pub fn sine_max_step(freq: f64, amplitude: f64, rate: u32) -> f64 {
     2.0 * amplitude * (std::f64::consts::PI * freq / rate as f64).sin()

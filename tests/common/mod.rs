@@ -1,17 +1,23 @@
-//! Shared test support: a private headless PulseAudio server, recording what a sink played,
-//! and analysing it. Tests never change their own environment (cpal reads it when a host is
-//! created, and the test process is multi-threaded): whatever talks to the server runs as a
-//! child process with the server's environment.
+//! Shared test support: the virtual device as tests drive it, the frame-accounting check, a
+//! private headless PulseAudio server, recording what a sink played, and analysing it. Tests
+//! never change their own environment (cpal reads it when a host is created, and the test
+//! process is multi-threaded): whatever talks to the server runs as a child process with the
+//! server's environment.
 
+// Every test binary compiles all of this and uses a part.
 #![allow(dead_code)]
 
+pub mod accounting;
 pub mod analysis;
 pub mod pulse;
+pub mod virtual_host;
 
 use std::sync::{Mutex, MutexGuard};
 
-/// Real-audio tests share two cores; running them one at a time keeps a busy machine from
-/// turning into underruns the library did not cause.
+/// Runs a binary's tests one at a time. Real-audio tests share two cores: one at a time keeps
+/// a busy machine from turning into underruns the library did not cause. C ABI tests: a freed
+/// handle's address may be reused for another test's new handle (a stale-handle check would
+/// pass for the wrong reason), some capture fd 2, and their time bounds want a quiet process.
 pub fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())

@@ -1,4 +1,6 @@
-//! A private PulseAudio server with null sinks, as the test harness uses it.
+//! A private PulseAudio server with null sinks, as the test harness uses it. How the server
+//! is started and set up is scripts/lib/pulse.sh's, run step by step here so that this
+//! process owns the server and its helper streams (to kill, freeze or restart them).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -35,6 +37,32 @@ pub struct PulseServer {
     helpers: Vec<Child>,
 }
 
+/// The server's definition (daemon flags, sinks, keep-alives, the setup steps), shared with
+/// the scripts.
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lib/pulse.sh");
+
+impl Sink {
+    /// As scripts/lib/pulse.sh takes it: name:rate:channels.
+    fn spec(&self) -> String {
+        format!("{}:{}:{}", self.name, self.rate, self.channels)
+    }
+}
+
+/// What a client of the server at `dir` (its clients' HOME `home`) needs, and nothing else.
+fn client_env(dir: &Path, home: &Path) -> Vec<(String, String)> {
+    vec![
+        ("XDG_RUNTIME_DIR".into(), dir.display().to_string()),
+        ("HOME".into(), home.display().to_string()),
+        ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+    ]
+}
+
+fn client_command(dir: &Path, home: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(program);
+    c.env_clear().envs(client_env(dir, home));
+    c
+}
+
 fn unique_dir(tag: &str) -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
@@ -49,15 +77,11 @@ fn unique_dir(tag: &str) -> PathBuf {
 }
 
 impl PulseServer {
-    /// Starts a server with these sinks; the first is the default. Each sink gets a
-    /// low-latency keep-alive stream, as real hardware would have (shared/NOTES.md: an idle
-    /// null sink otherwise stalls a new stream's first callbacks for about a second).
-    ///
-    /// PulseAudio 16 moves every stream that was created on the then-default sink (or source)
-    /// when the default changes, whatever device the stream named. The harness's own streams
-    /// must stay where they are, so they are created while an unused sink, `harness_idle`, is
-    /// the default (it is unloaded afterwards, so the server can never fall back to it), and
-    /// the default source stays pinned to a null source no recorder uses.
+    /// Starts a server with these sinks, the first the default, as scripts/lib/pulse.sh
+    /// defines it (the scripts start theirs the same way): each sink with a low-latency
+    /// keep-alive stream, as real hardware would have, that stays on its sink whatever the
+    /// default becomes, and the default source pinned to a null source no recorder uses. It
+    /// returns once every sink runs at low latency.
     pub fn start(sinks: &[Sink]) -> PulseServer {
         let dir = unique_dir("pulse");
         let home = dir.join("home");
@@ -102,117 +126,59 @@ impl PulseServer {
 
     fn start_with(dir: PathBuf, home: PathBuf, sinks: &[Sink]) -> PulseServer {
         std::fs::create_dir_all(&home).unwrap();
-        let mut cmd = Command::new("pulseaudio");
-        cmd.args([
-            "-n",
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-            "--disable-shm=yes",
-            "--log-target=stderr",
-        ])
-        .arg("--load=module-native-protocol-unix")
-        .arg("--load=module-null-sink sink_name=harness_idle rate=48000 channels=1")
-        .arg("--load=module-null-source source_name=harness_source");
-        for s in sinks {
-            cmd.arg(format!(
-                "--load=module-null-sink sink_name={} rate={} channels={}",
-                s.name, s.rate, s.channels
-            ));
-        }
+        let specs: Vec<String> = sinks.iter().map(Sink::spec).collect();
         let log = std::fs::File::create(dir.join("pulse.log")).unwrap();
-        let server = cmd
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("XDG_RUNTIME_DIR", &dir)
-            .env("HOME", &home)
+        let server = client_command(&dir, &home, "bash")
+            .arg(SCRIPT)
+            .arg("daemon")
+            .args(&specs)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("pulseaudio must be installed (scripts/test.sh installs it)");
+            .expect("bash");
         let mut me = PulseServer {
             dir,
             home,
             server,
             helpers: Vec::new(),
         };
-        let t0 = Instant::now();
-        while !me.pactl(&["info"]).status.success() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(15),
-                "pulseaudio did not come up: {}",
-                std::fs::read_to_string(me.dir.join("pulse.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        me.set_default("harness_idle");
-        let o = me.pactl(&["set-default-source", "harness_source"]);
-        assert!(
-            o.status.success(),
-            "set-default-source: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        for s in sinks {
+        me.step(&["prepare"]);
+        for s in &specs {
             me.keep_alive(s);
         }
-        if let Some(first) = sinks.first() {
-            me.set_default(first.name);
-        }
-        me.unload_module(me.module_of("harness_idle"));
-        let names: Vec<&str> = sinks.iter().map(|s| s.name).collect();
-        me.wait_low_latency(&names);
+        let settle: Vec<&str> = std::iter::once("settle")
+            .chain(specs.iter().map(String::as_str))
+            .collect();
+        me.step(&settle);
         me
     }
 
-    /// A new null sink starts with ~1.9 s of latency (its first idle block), which drains in
-    /// real time; only then does the keep-alive hold it at ~1 ms. A stream opened before that
-    /// stalls for the rest of the block. Waits until every named sink reports < 50 ms.
-    pub fn wait_low_latency(&self, sinks: &[&str]) {
-        let t0 = Instant::now();
-        loop {
-            let o = self.pactl(&["list", "sinks"]);
-            let text = String::from_utf8_lossy(&o.stdout);
-            let mut name = "";
-            let mut settled = 0;
-            for line in text.lines().map(str::trim) {
-                if let Some(n) = line.strip_prefix("Name: ") {
-                    name = n;
-                } else if let Some(l) = line.strip_prefix("Latency: ") {
-                    let usec: u64 = l
-                        .split_whitespace()
-                        .next()
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(u64::MAX);
-                    if sinks.contains(&name) && usec < 50_000 {
-                        settled += 1;
-                    }
-                }
-            }
-            if settled == sinks.len() {
-                return;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(15),
-                "sinks {sinks:?} never reached low latency:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    /// Runs a step of scripts/lib/pulse.sh against this server; its output.
+    fn step(&self, args: &[&str]) -> String {
+        let o = self
+            .command("bash")
+            .arg(SCRIPT)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "scripts/lib/pulse.sh {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
     /// The environment a client of this server needs.
     pub fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("XDG_RUNTIME_DIR".into(), self.dir.display().to_string()),
-            ("HOME".into(), self.home.display().to_string()),
-            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
-        ]
+        client_env(&self.dir, &self.home)
     }
 
     /// A command that talks to this server, with a clean environment.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut c = Command::new(program);
-        c.env_clear().envs(self.env());
-        c
+        client_command(&self.dir, &self.home, program)
     }
 
     pub fn pactl(&self, args: &[&str]) -> Output {
@@ -230,16 +196,7 @@ impl PulseServer {
 
     /// The index of the module that created a sink (to unload it: an unplug).
     pub fn module_of(&self, sink: &str) -> u32 {
-        let o = self.pactl(&["list", "short", "modules"]);
-        let text = String::from_utf8_lossy(&o.stdout);
-        text.lines()
-            .find(|l| {
-                l.contains("module-null-sink") && l.contains(&format!("sink_name={sink} "))
-                    || l.ends_with(&format!("sink_name={sink}"))
-            })
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no module for sink {sink} in:\n{text}"))
+        self.step(&["module-of", sink]).parse().unwrap()
     }
 
     pub fn unload_module(&self, index: u32) {
@@ -252,45 +209,24 @@ impl PulseServer {
     }
 
     /// Adds a null sink at run time (not the default: its keep-alive must not follow the
-    /// default around); returns its module index.
+    /// default around), returns once it runs at low latency; returns its module index.
     pub fn add_sink(&mut self, s: &Sink) -> u32 {
-        let o = self.pactl(&[
-            "load-module",
-            "module-null-sink",
-            &format!("sink_name={}", s.name),
-            &format!("rate={}", s.rate),
-            &format!("channels={}", s.channels),
-        ]);
-        assert!(
-            o.status.success(),
-            "load-module: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        self.keep_alive(s);
-        self.wait_low_latency(&[s.name]);
-        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+        let spec = s.spec();
+        let module = self.step(&["add-sink", &spec]).parse().unwrap();
+        self.keep_alive(&spec);
+        self.step(&["wait-low-latency", s.name]);
+        module
     }
 
-    /// At the sink's own rate and channels: a stream at another rate makes PulseAudio switch
-    /// an idle sink to that rate.
-    fn keep_alive(&mut self, s: &Sink) {
-        let zero = std::fs::File::open("/dev/zero").unwrap();
+    fn keep_alive(&mut self, spec: &str) {
         let c = self
-            .command("pacat")
-            .args([
-                &format!("--device={}", s.name),
-                "--latency-msec=5",
-                "--raw",
-                "--format=s16le",
-                &format!("--rate={}", s.rate),
-                &format!("--channels={}", s.channels),
-                "--client-name=keepalive",
-            ])
-            .stdin(zero)
+            .command("bash")
+            .args([SCRIPT, "keepalive", spec])
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("pacat");
+            .expect("bash");
         self.helpers.push(c);
     }
 
@@ -396,20 +332,8 @@ impl PulseServer {
     /// Loads a pipe sink named `name` (stereo s16 at `rate`) and starts its clocked reader.
     pub fn add_clocked_sink(&self, name: &str, rate: u32) -> ClockedSink {
         let fifo = self.dir.join(format!("{name}.fifo"));
-        let o = self.pactl(&[
-            "load-module",
-            "module-pipe-sink",
-            &format!("sink_name={name}"),
-            &format!("file={}", fifo.display()),
-            "format=s16le",
-            &format!("rate={rate}"),
-            "channels=2",
-        ]);
-        assert!(
-            o.status.success(),
-            "load-module module-pipe-sink: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let file = fifo.display().to_string();
+        self.step(&["add-pipe-sink", name, &rate.to_string(), &file]);
         ClockedSink::start(&fifo, rate)
     }
 }
