@@ -51,27 +51,34 @@ fn run(scenario: &str) -> (String, Vec<f32>) {
     (json, heard)
 }
 
-/// `run`, for the click checks: a click can also be the server playing silence because a
-/// starved machine delivered a period late, which the player counts (`late_callbacks`,
-/// `server_underflows`). Such a run says nothing about the ramps and is run again, at most
-/// twice more; a click in a run with neither counted stands.
-fn run_unstarved(scenario: &str) -> (String, Vec<f32>, ToneStats) {
+/// `run`, for the checks a starved machine can break: a click, or a sound longer than what
+/// was written, can also be the server playing silence because a period came late, which
+/// the player counts (`late_callbacks`, `server_underflows`). A run that fails `fine` and was
+/// starved says nothing about the library and is run again, at most twice more; a failure in
+/// a run with neither counted stands (and the checks then fail on it).
+fn run_unstarved_for(
+    scenario: &str,
+    fine: impl Fn(&ToneStats) -> bool,
+) -> (String, Vec<f32>, ToneStats) {
     let mut attempt = 0;
     loop {
         let (j, heard) = run(scenario);
         let s = tone_stats(&heard, 48000).expect("nothing heard");
-        let limit = sine_max_step(440.0, s.peak, 48000) * 1.2 + 2.0 / 32768.0;
         let starved =
             json_num(&j, "late_callbacks") > 0.0 || json_num(&j, "server_underflows") > 0.0;
         attempt += 1;
-        if s.max_step <= limit || !starved || attempt == 3 {
+        if fine(&s) || !starved || attempt == 3 {
             return (j, heard, s);
         }
-        eprintln!(
-            "{scenario}: a starved run (step {:.4}), again: {j}",
-            s.max_step
-        );
+        eprintln!("{scenario}: a starved run ({s:?}), again: {j}");
     }
+}
+
+/// `run_unstarved_for` the click checks.
+fn run_unstarved(scenario: &str) -> (String, Vec<f32>, ToneStats) {
+    run_unstarved_for(scenario, |s| {
+        s.max_step <= sine_max_step(440.0, s.peak, 48000) * 1.2 + 2.0 / 32768.0
+    })
 }
 
 /// Runs of |x| < 1% of full scale, in seconds, in order: the silences in a recording.
@@ -143,8 +150,7 @@ fn barge_in_reaches_silence_within_fade_plus_a_period_without_a_click() {
 
 #[test]
 fn drain_returns_when_the_last_frame_is_heard() {
-    let (j, heard) = run("drain");
-    let s = tone_stats(&heard, 48000).expect("nothing heard");
+    let (j, _, s) = run_unstarved_for("drain", |s| (s.duration - 2.0).abs() < 0.02);
     let returned = json_num(&j, "drain_after_start_ms") / 1000.0;
     eprintln!(
         "heard {:.4} s; drain returned {:.4} s after the first frame was heard",
@@ -155,7 +161,11 @@ fn drain_returns_when_the_last_frame_is_heard() {
         "drain returned {:.1} ms off the end",
         (returned - s.duration) * 1e3
     );
-    assert!((s.duration - 2.0).abs() < 0.02);
+    assert!(
+        (s.duration - 2.0).abs() < 0.02,
+        "heard {:.4} s of 2 s: {j}",
+        s.duration
+    );
     assert_eq!(json_num(&j, "timeout_honoured"), 1.0, "{j}");
 }
 
@@ -165,9 +175,12 @@ fn drain_returns_when_the_last_frame_is_heard() {
 /// broken clock; the timing itself is printed here (5-13 ms measured unloaded).
 #[test]
 fn markers_fire_in_order_never_before_they_are_heard() {
-    let (j, heard) = run("markers");
-    let s = tone_stats(&heard, 48000).expect("nothing heard");
-    assert!((s.duration - 5.0).abs() < 0.05, "{}", s.duration);
+    let (j, _, s) = run_unstarved_for("markers", |s| (s.duration - 5.0).abs() < 0.05);
+    assert!(
+        (s.duration - 5.0).abs() < 0.05,
+        "heard {:.4} s of 5 s: {j}",
+        s.duration
+    );
     assert_eq!(json_num(&j, "markers"), 50.0, "{j}");
     assert_eq!(json_num(&j, "in_order"), 1.0, "{j}");
     let early = json_num(&j, "worst_early_ms");
@@ -331,14 +344,19 @@ fn scenario_child() {
                 !p.drain(Duration::from_millis(100)).unwrap(),
                 "a 100 ms drain of 2 s must time out"
             );
-            let timeout_ok = t.elapsed() < Duration::from_millis(150);
+            // It returned before the end (it said false); how soon after its 100 ms is
+            // scheduling, so only a bound far from both is checked.
+            let timeout_ok = t.elapsed() < Duration::from_millis(1000);
             assert!(p.drain(Duration::from_secs(10)).unwrap());
             let done = Instant::now();
             let start = wait_event(&log, EventKind::UtteranceStart);
+            let m = p.metrics();
             format!(
-                "{{\"drain_after_start_ms\":{:.2},\"timeout_honoured\":{}}}",
+                "{{\"drain_after_start_ms\":{:.2},\"timeout_honoured\":{},\"late_callbacks\":{},\"server_underflows\":{}}}",
                 (done - start).as_secs_f64() * 1e3,
-                timeout_ok as u32
+                timeout_ok as u32,
+                m.late_callbacks,
+                m.server_underflows
             )
         }
         "markers" => {
@@ -368,10 +386,13 @@ fn scenario_child() {
                 .collect();
             let early = off.iter().fold(0.0f64, |m, &d| m.max(-d));
             let late = off.iter().fold(0.0f64, |m, &d| m.max(d));
+            let m = p.metrics();
             format!(
-                "{{\"markers\":{},\"in_order\":{},\"worst_early_ms\":{early:.2},\"worst_late_ms\":{late:.2}}}",
+                "{{\"markers\":{},\"in_order\":{},\"worst_early_ms\":{early:.2},\"worst_late_ms\":{late:.2},\"late_callbacks\":{},\"server_underflows\":{}}}",
                 marks.len(),
-                in_order as u32
+                in_order as u32,
+                m.late_callbacks,
+                m.server_underflows
             )
         }
         "pause" => {
