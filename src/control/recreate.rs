@@ -98,7 +98,7 @@ fn open(shared: &Shared, generation: u64, target: Option<&str>) -> Result<Opened
             requests.ask(Ask::StreamLost);
         }
         // DeviceChanged is informational: the watcher verifies what the device really is.
-        requests.notify();
+        requests.ask(Ask::Verify);
     };
     let build = |cfg: cpal::StreamConfig| {
         dev.build_output_stream_raw(

@@ -68,7 +68,7 @@ pub fn run(shared: Arc<Shared>) {
         } else {
             wait.min(Duration::from_millis(5))
         };
-        let woke = shared.requests.wait(wait);
+        shared.requests.wait(wait);
         if shared.closing.load(Relaxed) {
             report(&shared, &mut seen);
             break;
@@ -77,7 +77,7 @@ pub fn run(shared: Arc<Shared>) {
         idle.tick(&shared);
         fallback.tick(&shared);
         priority.tick(&shared);
-        w.watch(&shared, woke);
+        w.watch(&shared);
         w.outage.tick(&shared);
         w.measure_gap(&shared);
         report(&shared, &mut seen);
@@ -85,7 +85,7 @@ pub fn run(shared: Arc<Shared>) {
 }
 
 impl Watcher {
-    fn watch(&mut self, shared: &Arc<Shared>, woke: bool) {
+    fn watch(&mut self, shared: &Arc<Shared>) {
         // A dead sound-server connection is rebuilt first: every query on it fails.
         if let Some(info) = self.outage.reconnect(shared) {
             self.state.reconnected(info.clone());
@@ -93,10 +93,11 @@ impl Watcher {
             return;
         }
         let now = Instant::now();
-        let lost = shared.requests.take(Ask::StreamLost) && !still_running(shared);
+        let reported_lost = shared.requests.take(Ask::StreamLost);
+        let lost = reported_lost && !still_running(shared);
         let requested = shared.requests.take(Ask::Device);
         let signals = Signals {
-            woke,
+            verify: shared.requests.take(Ask::Verify) || reported_lost,
             lost,
             requested,
         };

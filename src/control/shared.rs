@@ -92,6 +92,9 @@ pub enum Ask {
     Device = 2,
     /// A write arrived while the stream is suspended for idleness.
     Resume = 4,
+    /// A stream's error callback saw an error or a device change: check the device, even
+    /// during a failed-query cooldown.
+    Verify = 8,
 }
 
 impl ServiceRequests {
@@ -116,9 +119,10 @@ impl ServiceRequests {
         self.wake.notify();
     }
 
-    /// Service thread: sleeps until woken or `timeout`; returns whether it was woken.
-    pub fn wait(&self, timeout: Duration) -> bool {
-        self.wake.wait(timeout)
+    /// Service thread: sleeps until woken or `timeout` (what it was woken for is in the
+    /// flags, or in state it looks at anyway).
+    pub fn wait(&self, timeout: Duration) {
+        self.wake.wait(timeout);
     }
 }
 

@@ -72,8 +72,9 @@ impl WatcherState {
 /// What the thread knew before querying.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Signals {
-    /// The thread was woken early (notified, not a timeout).
-    pub woke: bool,
+    /// A stream's error callback asked for the device to be checked (it reported an error,
+    /// or its device changed).
+    pub verify: bool,
     /// The stream reported itself lost, and its callbacks really stopped.
     pub lost: bool,
     /// The application asked for a move (`set_device`).
@@ -119,11 +120,15 @@ pub enum Action {
 }
 
 /// Whether this tick queries the device (V2: the cooldown after a failed query is skipped
-/// only when something woke the thread or the stream was lost).
+/// only for a stream's report or an application's request; other wakes, an utterance
+/// starting or a flush, do not make a failing device be queried again).
 pub fn should_query(st: &WatcherState, signals: Signals, now: Instant) -> bool {
     // A request's flag is consumed by this tick: skipping the query would lose it (the move
     // then came a tick later, debounced, as "device changed").
-    signals.woke || signals.lost || signals.requested || st.cooldown_until.is_none_or(|t| now >= t)
+    signals.verify
+        || signals.lost
+        || signals.requested
+        || st.cooldown_until.is_none_or(|t| now >= t)
 }
 
 /// Decides what a tick's observation calls for and updates the watcher's state to match.
@@ -346,8 +351,8 @@ mod tests {
     }
 
     fn cases() -> Vec<Case> {
-        let woke = Signals {
-            woke: true,
+        let verify = Signals {
+            verify: true,
             ..Signals::default()
         };
         let lost = Signals {
@@ -356,7 +361,7 @@ mod tests {
         };
         let requested = Signals {
             requested: true,
-            woke: true,
+            verify: true,
             ..Signals::default()
         };
         let full: Vec<u64> = (0..30).map(|i| NOW - 59_000 + i * 100).collect();
@@ -491,7 +496,7 @@ mod tests {
                 target: Ok(b()),
                 action: None,
                 want_cooldown: Some(NOW + 1),
-                ..base("cooldown running, not woken: no query")
+                ..base("cooldown running, nothing reported: no query")
             },
             Case {
                 cooldown_until: Some(NOW + 1),
@@ -507,20 +512,20 @@ mod tests {
             },
             Case {
                 cooldown_until: Some(NOW + 500),
-                signals: woke,
+                signals: verify,
                 target: Ok(b()),
                 action: Some(Action::DebounceStarted),
                 want_last_good: Some(b()),
                 want_pending: Some((b(), NOW)),
-                ..base("woken during the cooldown: query; success ends the cooldown")
+                ..base("a stream report during the cooldown: query; success ends the cooldown")
             },
             Case {
                 cooldown_until: Some(NOW + 500),
-                signals: woke,
+                signals: verify,
                 target: Err("timed out"),
                 failed: true,
                 want_cooldown: Some(NOW + 1000),
-                ..base("woken during the cooldown, query fails again: cooldown restarts")
+                ..base("a stream report during the cooldown, query fails again: cooldown restarts")
             },
             Case {
                 cooldown_until: Some(NOW),
@@ -547,7 +552,7 @@ mod tests {
                 signals: Signals {
                     lost: true,
                     requested: true,
-                    woke: true,
+                    verify: true,
                 },
                 target: Ok(b()),
                 action: recreate(Reason::StreamLost, "s16"),
