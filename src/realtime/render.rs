@@ -23,6 +23,7 @@ use crate::dsp::resample::{LinearResampler, Resampler};
 use crate::realtime::command::{Cmd, Garbage};
 use crate::realtime::handoff::{Entry, Handoff, Token};
 use crate::realtime::history::History;
+use crate::realtime::playback::{Flow, Phase};
 use crate::realtime::shape::{scratch_frames, InputShape, OutputShape, CHUNK_FRAMES};
 
 /// The ends of the lock-free queues the callback uses, created with the player.
@@ -77,15 +78,13 @@ struct RenderState {
     /// The application's content rate of what plays now (the ring's rate, or the rate a
     /// `Sync` names in a resampled segment).
     content_rate: u32,
-    in_utterance: bool,
-    waiting_preroll: bool,
+    /// Where the content consumed stands against its utterance boundaries (see `playback`
+    /// for what stays a separate field and why).
+    phase: Phase,
+    /// Whether the callbacks keep the device fed (underrun accounting).
+    flow: Flow,
     preroll_frames: u64,
     ends_seen: u64,
-    /// The resampler owes its tail (the utterance ended).
-    finishing: bool,
-    /// A callback has been producing audio and has not run dry since.
-    playing: bool,
-    underrun_open: bool,
     volume: Ramp,
     fade: Ramp,
     flush_seen: u64,
@@ -197,13 +196,10 @@ impl RenderCore {
             resampled_ring: false,
             sync_from: (0, 0),
             content_rate: input.rate,
-            in_utterance: false,
-            waiting_preroll: false,
+            phase: Phase::Idle,
+            flow: Flow::Dry,
             preroll_frames,
             ends_seen: 0,
-            finishing: false,
-            playing: false,
-            underrun_open: false,
             volume: Ramp::new(1.0),
             fade: Ramp::new(1.0),
             flush_seen: 0,
@@ -601,7 +597,7 @@ impl RenderState {
             let upto = ctl.flush_upto.load(Ordering::Relaxed);
             self.flushing = Some(self.flushing.map_or(upto, |u| u.max(upto)));
             // Already silent (paused, idle) means nothing to fade.
-            let frames = if self.playing && self.fade.value > 0.0 {
+            let frames = if self.flow.flowing() && self.fade.value > 0.0 {
                 ms_to_frames(ctl.flush_fade_ms.load(Ordering::Relaxed), rate)
             } else {
                 0
@@ -625,21 +621,16 @@ impl RenderState {
             match cmd {
                 // Events carry content frames (`at` is a ring frame, equal to `pos` here).
                 Cmd::UtteranceStart { .. } => {
-                    self.in_utterance = true;
-                    self.finishing = false;
-                    self.waiting_preroll = self.preroll_frames > 0 && !flushing;
+                    self.phase.start(self.preroll_frames > 0 && !flushing);
                     if !flushing {
                         self.emit(EventKind::UtteranceStart, 0, self.content_pos, done, c);
                     }
                 }
                 Cmd::UtteranceEnd { .. } => {
                     self.ends_seen += 1;
-                    if self.in_utterance && !flushing {
-                        self.finishing = true;
+                    if self.phase.end(flushing) {
                         self.emit(EventKind::UtteranceEnd, 0, self.content_pos, done, c);
                     }
-                    self.in_utterance = false;
-                    self.waiting_preroll = false;
                 }
                 Cmd::Mark { id, .. } => {
                     if flushing {
@@ -779,9 +770,7 @@ impl RenderState {
         self.flushing = None;
         self.resampler.reset();
         self.history.clear();
-        self.finishing = false;
-        self.in_utterance = false;
-        self.waiting_preroll = false;
+        self.phase.flushed();
         self.fade.to(if self.paused { 0.0 } else { 1.0 }, 0);
         let stop = self.flush_stop;
         self.emit(EventKind::Flushed, 0, stop, done, c);
@@ -822,12 +811,12 @@ impl RenderState {
                 f.held = true;
                 break;
             }
-            if self.waiting_preroll {
+            if self.phase == Phase::Preroll {
                 let queued = (self.q.audio.slots() / self.input.frame_bytes()) as u64;
                 if queued >= self.preroll_frames
                     || ctl.ends_written.load(Ordering::Acquire) > self.ends_seen
                 {
-                    self.waiting_preroll = false;
+                    self.phase.preroll_met();
                 } else {
                     f.held = true;
                     break;
@@ -847,10 +836,10 @@ impl RenderState {
             // This chunk went from the ring to the device without scratch (see below).
             let mut direct = false;
             f.resampled |= !self.resampler.is_identity();
-            let (c_used, p) = if self.finishing {
+            let (c_used, p) = if self.phase == Phase::Finishing {
                 let p = self.resampler.finish(&mut self.yres[..n * in_ch]);
                 if p == 0 {
-                    self.finishing = false;
+                    self.phase.tail_played();
                     continue;
                 }
                 (0, p)
@@ -968,20 +957,14 @@ impl RenderState {
     /// while idle, paused, pre-rolling or flushing.
     fn account_underrun(&mut self, done: usize, total: usize, held: bool, c: &Counters) {
         if done < total && !held {
-            if self.in_utterance && (self.playing || done > 0) {
+            if self.flow.ran_short(self.phase.in_utterance(), done > 0) {
                 c.underruns.fetch_add(1, Ordering::Relaxed);
-                self.underrun_open = true;
                 let pos = self.content_pos;
                 self.emit(EventKind::UnderrunStart, 0, pos, done, c);
             }
-            self.playing = false;
-        } else if done == total {
-            if self.underrun_open {
-                self.underrun_open = false;
-                let pos = self.content_pos;
-                self.emit(EventKind::UnderrunEnd, 0, pos, 0, c);
-            }
-            self.playing = true;
+        } else if done == total && self.flow.ran_full() {
+            let pos = self.content_pos;
+            self.emit(EventKind::UnderrunEnd, 0, pos, 0, c);
         }
     }
 }
