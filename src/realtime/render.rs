@@ -59,10 +59,16 @@ struct RenderState {
     output: OutputShape,
     resampler: Box<Resampler>,
     quality: ResampleQuality,
-    xin: Vec<f32>,
-    yres: Vec<f32>,
-    ymap: Vec<f32>,
-    /// Output frames one step can make without overrunning `xin`.
+    /// The scratch a chunk travels through, preallocated (C2):
+    /// content frames decoded to float (content rate and channels), the resampler's input;
+    decoded: Vec<f32>,
+    /// frames at the device rate in the content's channels, the resampler's output (at equal
+    /// rates, decoded straight here); sized for any channel count;
+    resampled: Vec<f32>,
+    /// those frames in the device's channels with the gain applied, before conversion to
+    /// the device's sample format.
+    mapped: Vec<f32>,
+    /// Output frames one step can make without overrunning `decoded`.
     step_frames: usize,
     /// Ring frames taken out of the ring in any way (played or flushed): command positions
     /// are in these units.
@@ -186,10 +192,10 @@ impl RenderCore {
                 input.channels,
             )),
             quality: ResampleQuality::Linear,
-            xin: prefault::zeroed(n_in * input.channels),
+            decoded: prefault::zeroed(n_in * input.channels),
             // Sized for any channel count: a voice change may bring more channels.
-            yres: prefault::zeroed(CHUNK_FRAMES * MAX_CHANNELS),
-            ymap: prefault::zeroed(CHUNK_FRAMES * output.channels),
+            resampled: prefault::zeroed(CHUNK_FRAMES * MAX_CHANNELS),
+            mapped: prefault::zeroed(CHUNK_FRAMES * output.channels),
             step_frames: CHUNK_FRAMES,
             pos: 0,
             content_pos: 0,
@@ -363,8 +369,8 @@ impl RenderCore {
                 Resampler::new(st.quality, st.input.rate, output.rate, st.input.channels);
         }
         st.output = output;
-        st.xin = prefault::zeroed(scratch_frames(st.input, output) * st.input.channels);
-        st.ymap = prefault::zeroed(CHUNK_FRAMES * output.channels);
+        st.decoded = prefault::zeroed(scratch_frames(st.input, output) * st.input.channels);
+        st.mapped = prefault::zeroed(CHUNK_FRAMES * output.channels);
         st.update_step_frames();
     }
 
@@ -534,6 +540,7 @@ impl RenderCore {
 }
 
 /// What one callback did.
+#[derive(Default)]
 struct Filled {
     done: usize,
     consumed: u64,
@@ -545,14 +552,35 @@ struct Filled {
     held: bool,
 }
 
+/// Whether a step of `fill` may render.
+enum Gate {
+    Open,
+    /// Silence on purpose (paused, pre-rolling, a flush waiting for frames): stop here.
+    Hold,
+    /// A flush was just completed: start the step again.
+    Again,
+}
+
+/// What one step of `fill` took from its source and made.
+#[derive(Clone, Copy)]
+struct Step {
+    /// Input frames taken from the source (ring or replay window; none from the tail).
+    taken: usize,
+    /// Output frames made: in `resampled`, or already in the device buffer if `in_device`.
+    made: usize,
+    /// The frames went from the ring straight into the device buffer (float samples at
+    /// equal rates and unity gain: no scratch).
+    in_device: bool,
+}
+
 impl RenderState {
     fn update_step_frames(&mut self) {
-        let xin_frames = (self.xin.len() / self.input.channels.max(1)) as u64;
+        let decoded_frames = (self.decoded.len() / self.input.channels.max(1)) as u64;
         let per = (self.input.rate as u64)
             .div_ceil(self.output.rate.max(1) as u64)
             .max(1);
         self.step_frames =
-            ((xin_frames.saturating_sub(per + 4)) / per).clamp(1, CHUNK_FRAMES as u64) as usize;
+            ((decoded_frames.saturating_sub(per + 4)) / per).clamp(1, CHUNK_FRAMES as u64) as usize;
     }
 
     /// When content at device offset `done` of this callback reaches the listener.
@@ -646,14 +674,14 @@ impl RenderState {
                 }
                 Cmd::Format {
                     shape,
-                    mut xin,
+                    xin: mut decoded,
                     mut resampler,
                     out_rate,
                     resampled,
                     ..
                 } => {
-                    std::mem::swap(&mut self.xin, &mut xin);
-                    self.retire(Garbage::Scratch(xin), c);
+                    std::mem::swap(&mut self.decoded, &mut decoded);
+                    self.retire(Garbage::Scratch(decoded), c);
                     if out_rate != self.output.rate {
                         // The stream moved to another rate after the writer prepared this
                         // one: play on with linear (allocation-free) until the next
@@ -777,8 +805,10 @@ impl RenderState {
         flushed
     }
 
-    /// Fills up to `total` device frames from the replay window, then the ring, applying
-    /// commands at their positions and the gain ramps.
+    /// Fills up to `total` device frames in steps of at most one chunk: the commands due
+    /// are applied, the gate may hold the output (silence on purpose), then one chunk comes
+    /// from its source (the resampler's owed tail, the replay window, or the ring) and goes
+    /// to the device buffer.
     fn fill(
         &mut self,
         data: &mut cpal::Data,
@@ -786,161 +816,37 @@ impl RenderState {
         ctl: &Controls,
         c: &Counters,
     ) -> Filled {
-        let mut f = Filled {
-            done: 0,
-            consumed: 0,
-            replayed: 0,
-            flushed: 0,
-            resampled: false,
-            held: false,
-        };
+        let mut f = Filled::default();
         let content_before = self.content_pos;
         while f.done < total {
             let progressed = self.apply_due(f.done, c);
-            if let Some(upto) = self.flushing {
-                if self.fade.value == 0.0 {
-                    f.flushed += self.discard(upto, f.done, c);
-                    if self.flushing.is_some() {
-                        f.held = true;
-                        break; // waiting for the flushed frames still being committed
-                    }
-                    continue;
-                }
-            }
-            if self.paused && self.fade.value == 0.0 {
-                f.held = true;
-                break;
-            }
-            if self.phase == Phase::Preroll {
-                let queued = (self.q.audio.slots() / self.input.frame_bytes()) as u64;
-                if queued >= self.preroll_frames
-                    || ctl.ends_written.load(Ordering::Acquire) > self.ends_seen
-                {
-                    self.phase.preroll_met();
-                } else {
+            match self.gate(ctl, &mut f, c) {
+                Gate::Open => {}
+                Gate::Again => continue,
+                Gate::Hold => {
                     f.held = true;
                     break;
                 }
             }
-            let in_ch = self.input.channels;
-            let out_ch = self.output.channels;
-            let fb = self.input.frame_bytes();
-            let mut n = (total - f.done).min(self.step_frames);
-            if self.fade.fading_out() {
-                // End the chunk exactly where the fade lands: content after it must not be
-                // consumed at zero gain (a pause would lose it; a flush would misreport).
-                n = n.min(self.fade.frames_left());
-            }
-            let limit = self.resampler.max_input_for(n).min(self.xin.len() / in_ch);
-            let replaying = self.history.replay > 0;
-            // This chunk went from the ring to the device without scratch (see below).
-            let mut direct = false;
+            let n = self.chunk_frames(total - f.done);
             f.resampled |= !self.resampler.is_identity();
-            let (c_used, p) = if self.phase == Phase::Finishing {
-                let p = self.resampler.finish(&mut self.yres[..n * in_ch]);
-                if p == 0 {
-                    self.phase.tail_played();
-                    continue;
-                }
-                (0, p)
-            } else if replaying {
-                let (a, b) = self.history.replay_slices(limit * fb);
-                let na = convert::decode_into(self.input.s16, a, &mut self.xin);
-                convert::decode_into(self.input.s16, b, &mut self.xin[na..]);
-                let m = (a.len() + b.len()) / fb;
-                let (used, p) = self
-                    .resampler
-                    .process(&self.xin[..m * in_ch], &mut self.yres[..n * in_ch]);
-                self.history.replay -= used * fb;
-                f.replayed += if self.resampled_ring {
-                    used as u64 * self.content_rate as u64 / self.input.rate.max(1) as u64
-                } else {
-                    used as u64
-                };
-                (used, p)
-            } else {
-                let identity = self.resampler.is_identity();
-                let most = if identity { n } else { limit } as u64;
-                let until_cmd = self
-                    .next_cmd_at(self.pos + most)
-                    .map_or(u64::MAX, |a| a - self.pos);
-                let m = (self.q.audio.slots() / fb)
-                    .min(if identity { n } else { limit })
-                    .min(until_cmd as usize);
-                let Ok(chunk) = self.q.audio.read_chunk(m * fb) else {
-                    break;
-                };
-                let (a, b) = chunk.as_slices();
-                // Equal rates and float samples (producer mode, or float content at the
-                // device rate): straight from the ring into the device, sanitised there.
-                direct = identity
-                    && !self.input.s16
-                    && gain::is_unity(&self.volume, &self.fade)
-                    && convert::f32_view(a)
-                        .zip(convert::f32_view(b))
-                        .is_some_and(|(a, b)| {
-                            let at = f.done * out_ch;
-                            convert::map_into_device(a, in_ch, data, at, out_ch)
-                                && convert::map_into_device(
-                                    b,
-                                    in_ch,
-                                    data,
-                                    at + a.len() / in_ch * out_ch,
-                                    out_ch,
-                                )
-                        });
-                if !direct {
-                    // Equal rates: decode straight into the resampler's output (a copy saved).
-                    let dst = if identity {
-                        &mut self.yres
-                    } else {
-                        &mut self.xin
-                    };
-                    let na = convert::decode_into(self.input.s16, a, dst);
-                    convert::decode_into(self.input.s16, b, &mut dst[na..]);
-                }
-                let (used, p) = if identity {
-                    (m, m)
-                } else {
-                    self.resampler
-                        .process(&self.xin[..m * in_ch], &mut self.yres[..n * in_ch])
-                };
-                let (a, b) = chunk.as_slices();
-                let bytes = used * fb;
-                let ua = bytes.min(a.len());
-                self.history.append(&a[..ua], &b[..bytes - ua]);
-                chunk.commit(bytes);
-                f.consumed += self.advance(used as u64);
-                (used, p)
+            // The sources, in order: the tail owed at an utterance's end, the replay window
+            // after a device loss, the ring.
+            let step = match self.phase {
+                Phase::Finishing => match self.take_tail(n) {
+                    Some(step) => step,
+                    None => continue, // the tail is played: on to the next source
+                },
+                _ if self.history.replay > 0 => self.take_replay(n, &mut f),
+                _ => match self.take_ring(n, data, f.done) {
+                    Some(step) => step,
+                    None => break,
+                },
             };
-            let fused = direct
-                || p > 0
-                    && gain::is_unity(&self.volume, &self.fade)
-                    && convert::map_into_device(
-                        &self.yres[..p * in_ch],
-                        in_ch,
-                        data,
-                        f.done * out_ch,
-                        out_ch,
-                    );
-            if p > 0 {
-                if !fused {
-                    let ymap = &mut self.ymap[..p * out_ch];
-                    if !convert::map_covers_all(in_ch, out_ch) {
-                        ymap.fill(0.0);
-                    }
-                    convert::map_channels(&self.yres[..p * in_ch], in_ch, ymap, out_ch);
-                    gain::apply(ymap, out_ch, &mut self.volume, &mut self.fade);
-                    convert::write_device(ymap, data, f.done * out_ch);
-                }
-                f.done += p;
-                if self.flushing.is_some() {
-                    self.flush_stop = self.content_pos;
-                }
-            }
+            f.done += self.deliver(step, data, f.done);
             // Stop when nothing moved: the ring is dry (or the next command waits for frames
             // that have not arrived).
-            if p == 0 && c_used == 0 && !progressed {
+            if step.made == 0 && step.taken == 0 && !progressed {
                 break;
             }
         }
@@ -951,6 +857,200 @@ impl RenderState {
         // may have moved the content position by itself).
         f.consumed = (self.content_pos - content_before).saturating_sub(f.flushed);
         f
+    }
+
+    /// Whether the next step may render. A flush whose fade-out has ended discards what it
+    /// covers first (then the step starts again); a pause whose fade has ended, or an
+    /// utterance still pre-rolling, holds the output.
+    fn gate(&mut self, ctl: &Controls, f: &mut Filled, c: &Counters) -> Gate {
+        if let Some(upto) = self.flushing {
+            if self.fade.value == 0.0 {
+                f.flushed += self.discard(upto, f.done, c);
+                // Still set: waiting for the flushed frames still being committed.
+                return if self.flushing.is_some() {
+                    Gate::Hold
+                } else {
+                    Gate::Again
+                };
+            }
+        }
+        if self.paused && self.fade.value == 0.0 {
+            return Gate::Hold;
+        }
+        if self.phase == Phase::Preroll {
+            let queued = (self.q.audio.slots() / self.input.frame_bytes()) as u64;
+            if queued < self.preroll_frames
+                && ctl.ends_written.load(Ordering::Acquire) <= self.ends_seen
+            {
+                return Gate::Hold;
+            }
+            self.phase.preroll_met();
+        }
+        Gate::Open
+    }
+
+    /// Output frames the next step makes at most: what the device still wants, as much as
+    /// the scratch holds, and no further than where a fade-out lands (content after it must
+    /// not be consumed at zero gain: a pause would lose it; a flush would misreport).
+    fn chunk_frames(&self, wanted: usize) -> usize {
+        let n = wanted.min(self.step_frames);
+        if self.fade.fading_out() {
+            n.min(self.fade.frames_left())
+        } else {
+            n
+        }
+    }
+
+    /// Input frames the resampler may take to make `n` output frames, within `decoded`.
+    fn input_frames_for(&self, n: usize) -> usize {
+        self.resampler
+            .max_input_for(n)
+            .min(self.decoded.len() / self.input.channels)
+    }
+
+    /// Source 1, after an utterance's end: the output frames the resampler still owes for
+    /// the input it took, into `resampled`. None once it owes nothing (the phase moves on).
+    fn take_tail(&mut self, n: usize) -> Option<Step> {
+        let made = self
+            .resampler
+            .finish(&mut self.resampled[..n * self.input.channels]);
+        if made == 0 {
+            self.phase.tail_played();
+            return None;
+        }
+        Some(Step {
+            taken: 0,
+            made,
+            in_device: false,
+        })
+    }
+
+    /// Source 2, after a device loss: content already taken from the ring that the lost
+    /// device never played, decoded into `decoded` and resampled into `resampled`.
+    fn take_replay(&mut self, n: usize, f: &mut Filled) -> Step {
+        let (s16, in_ch, fb) = (
+            self.input.s16,
+            self.input.channels,
+            self.input.frame_bytes(),
+        );
+        let (a, b) = self.history.replay_slices(self.input_frames_for(n) * fb);
+        let na = convert::decode_into(s16, a, &mut self.decoded);
+        convert::decode_into(s16, b, &mut self.decoded[na..]);
+        let m = (a.len() + b.len()) / fb;
+        let (taken, made) = self
+            .resampler
+            .process(&self.decoded[..m * in_ch], &mut self.resampled[..n * in_ch]);
+        self.history.replay -= taken * fb;
+        f.replayed += if self.resampled_ring {
+            taken as u64 * self.content_rate as u64 / self.input.rate.max(1) as u64
+        } else {
+            taken as u64
+        };
+        Step {
+            taken,
+            made,
+            in_device: false,
+        }
+    }
+
+    /// Source 3, the ring, read up to the next command that must apply between frames.
+    /// At equal rates and float samples with unity gain (producer mode, or float content at
+    /// the device rate) the frames go straight into the device buffer at frame `at`,
+    /// sanitised there; otherwise they are decoded into `decoded` and resampled into
+    /// `resampled` (at equal rates decoded straight into `resampled`: a copy saved). What is
+    /// taken is kept in the replay window. None if the ring cannot be read.
+    fn take_ring(&mut self, n: usize, data: &mut cpal::Data, at: usize) -> Option<Step> {
+        let (s16, in_ch, fb) = (
+            self.input.s16,
+            self.input.channels,
+            self.input.frame_bytes(),
+        );
+        let out_ch = self.output.channels;
+        let identity = self.resampler.is_identity();
+        let most = if identity {
+            n
+        } else {
+            self.input_frames_for(n)
+        };
+        let until_cmd = self
+            .next_cmd_at(self.pos + most as u64)
+            .map_or(u64::MAX, |a| a - self.pos);
+        let m = (self.q.audio.slots() / fb)
+            .min(most)
+            .min(until_cmd as usize);
+        let chunk = self.q.audio.read_chunk(m * fb).ok()?;
+        let (a, b) = chunk.as_slices();
+        let in_device = identity
+            && !s16
+            && gain::is_unity(&self.volume, &self.fade)
+            && convert::f32_view(a)
+                .zip(convert::f32_view(b))
+                .is_some_and(|(xa, xb)| {
+                    let at = at * out_ch;
+                    convert::map_into_device(xa, in_ch, data, at, out_ch)
+                        && convert::map_into_device(
+                            xb,
+                            in_ch,
+                            data,
+                            at + xa.len() / in_ch * out_ch,
+                            out_ch,
+                        )
+                });
+        if !in_device {
+            let dst = if identity {
+                &mut self.resampled
+            } else {
+                &mut self.decoded
+            };
+            let na = convert::decode_into(s16, a, dst);
+            convert::decode_into(s16, b, &mut dst[na..]);
+        }
+        let (taken, made) = if identity {
+            (m, m)
+        } else {
+            self.resampler
+                .process(&self.decoded[..m * in_ch], &mut self.resampled[..n * in_ch])
+        };
+        let bytes = taken * fb;
+        let ua = bytes.min(a.len());
+        self.history.append(&a[..ua], &b[..bytes - ua]);
+        chunk.commit(bytes);
+        // The callback's played count is taken from the content position at its end.
+        self.advance(taken as u64);
+        Some(Step {
+            taken,
+            made,
+            in_device,
+        })
+    }
+
+    /// Puts a step's output into the device buffer from frame `at` (unless it is there
+    /// already): straight from `resampled` at unity gain when the device format allows,
+    /// else channel-mapped into `mapped`, gained, and converted to the device format.
+    /// Returns the frames delivered.
+    fn deliver(&mut self, step: Step, data: &mut cpal::Data, at: usize) -> usize {
+        let (in_ch, out_ch, made) = (self.input.channels, self.output.channels, step.made);
+        if made == 0 {
+            return 0;
+        }
+        let resampled = &self.resampled[..made * in_ch];
+        let written = step.in_device
+            || gain::is_unity(&self.volume, &self.fade)
+                && convert::map_into_device(resampled, in_ch, data, at * out_ch, out_ch);
+        if !written {
+            let mapped = &mut self.mapped[..made * out_ch];
+            if !convert::map_covers_all(in_ch, out_ch) {
+                mapped.fill(0.0);
+            }
+            convert::map_channels(resampled, in_ch, mapped, out_ch);
+            gain::apply(mapped, out_ch, &mut self.volume, &mut self.fade);
+            convert::write_device(mapped, data, at * out_ch);
+        }
+        if self.flushing.is_some() {
+            // Where the fade-out has got to (reported with the Flushed event).
+            self.flush_stop = self.content_pos;
+        }
+        made
     }
 
     /// Underruns mean something: one per dry spell inside an utterance, never for silence
