@@ -4,13 +4,18 @@
 //! resampler, the gain ramps and preallocated scratch. It outlives device streams: every
 //! stream generation's callback renders from the same core, so queued audio carries over a
 //! recreate. Which callback may touch it is decided by [`Handoff`] (C1).
+//!
+//! Reading order: [`RenderCore::render`] is the callback, a short list of named steps; its
+//! `fill` step loops over chunks, each passing a gate (flush, pause, pre-roll) and then
+//! taken from one source (`take_tail`, `take_replay`, `take_ring`) and handed to the device
+//! (`deliver`). The playback state machines are in `playback`.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::realtime::clock::Clock;
+use crate::realtime::clock::{Clock, Stamp};
 
 use crate::data::config::ResampleQuality;
 use crate::data::config::MAX_CHANNELS;
@@ -270,14 +275,14 @@ impl RenderCore {
         end.saturating_sub(at_ns)
     }
 
-    /// The content frame the listener hears now (monotonic): frames handed to the device
-    /// minus what is still in its buffer.
     /// When (ns on `now_ns`'s clock) the latest callback that rendered audio started; 0 if
     /// none yet. For latency measurements.
     pub fn last_audio_cb_ns(&self) -> u64 {
         self.last_audio_cb_ns.load(Ordering::Acquire)
     }
 
+    /// The content frame the listener hears now (monotonic): frames handed to the device
+    /// minus what is still in its buffer.
     pub fn heard_frames(&self) -> u64 {
         let pos = self.content_published.load(Ordering::Acquire);
         let rate = self.content_rate.load(Ordering::Relaxed) as u128;
@@ -444,99 +449,112 @@ impl RenderCore {
         let t0 = self.clock.stamp();
         let c = &*self.counters;
         c.callbacks.fetch_add(1, Ordering::Relaxed);
-        let ts = info.timestamp();
-        let latency = ts
-            .playback
-            .checked_duration_since(ts.callback)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let latency = output_latency_ns(info);
         c.output_latency_ns.store(latency, Ordering::Relaxed);
+        // C1: only the current generation renders, one callback at a time.
         let token = match self.handoff.enter(generation) {
-            Entry::Granted(t) => t,
-            Entry::Stale => {
-                convert::fill_silence(data, 0); // D1
-                c.generation_mismatches.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            Entry::Busy => {
-                convert::fill_silence(data, 0);
-                c.render_contended.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
+            Entry::Granted(token) => token,
+            Entry::Stale => return silenced(data, &c.generation_mismatches),
+            Entry::Busy => return silenced(data, &c.render_contended),
         };
         let mut guard = TokenGuard {
             core: self,
             _token: token,
         };
         let st = guard.state();
-        let out_ch = st.output.channels;
-        if out_ch == 0
-            || data.len() % out_ch != 0
-            || !convert::device_format_supported(data.sample_format())
-        {
-            convert::fill_silence(data, 0);
-            c.shape_mismatches.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let total = data.len() / out_ch;
-        st.cb_ns = t0.ns;
-        st.latency_ns = latency;
-        let len = total as u64 * 1_000_000_000 / st.output.rate.max(1) as u64;
-        // Device starvation: arriving after everything the previous callback wrote has played
-        // means the device ran dry, however full the ring is (issue 7 overload). One period of
-        // slack absorbs the jitter of the server's latency reports.
-        if st.audio_until_ns != 0 && st.cb_ns > st.audio_until_ns + len.max(5_000_000) {
-            metrics::add_exclusive(&c.late_callbacks, 1);
-        }
+        let Some(total) = st.frames_asked(data) else {
+            return silenced(data, &c.shape_mismatches);
+        };
+        let len = st.begin(t0.ns, latency, total, c);
         st.read_controls(&self.controls);
         let f = st.fill(data, total, &self.controls, c);
         // D1: what was not rendered is silence. Zeroing only the rest, not the whole buffer
         // first, saves a pass over it.
-        convert::fill_silence(data, f.done * out_ch);
-        st.audio_until_ns = if f.done > 0 {
-            st.cb_ns + latency + len
-        } else {
-            0
-        };
-        // Counters only token holders write: no locked instructions (see add_exclusive).
-        metrics::add_exclusive(&c.frames_played, f.consumed);
-        metrics::add_exclusive(&c.frames_replayed, f.replayed);
-        metrics::add_exclusive(&c.frames_flushed, f.flushed);
-        metrics::add_exclusive(&c.device_frames, total as u64);
-        if st.flushing.is_none() && st.flush_done != st.flush_seen {
-            st.flush_done = st.flush_seen;
-            self.controls
-                .flush_done
-                .store(st.flush_done, Ordering::Release);
-        }
+        convert::fill_silence(data, f.done * st.output.channels);
+        st.count(&f, total, len, c);
+        st.publish_flush_done(&self.controls);
+        self.publish(st, &f, latency, len);
+        st.account_underrun(f.done, total, f.held, c);
+        // Recorded while the token is held: one writer at a time.
+        self.record_time(&t0, f.resampled, c);
+        drop(guard);
+    }
+
+    /// The callback's time into both histograms, from one clock read (each read costs
+    /// ~20 ns, a tenth of a light callback). S3's resample time is the render work of a
+    /// callback that resampled: decode, resample and map, an upper bound of the resampling
+    /// alone.
+    fn record_time(&self, t0: &Stamp, resampled: bool, c: &Counters) {
+        let spent = self.clock.since_ns(t0);
+        c.resample_time
+            .record_exclusive(if resampled { spent } else { 0 });
+        c.callback_time.record_exclusive(spent);
+    }
+
+    /// After the fill, what other threads read: positions, rates, and when the audio this
+    /// callback handed over (if any) plays.
+    fn publish(&self, st: &RenderState, f: &Filled, latency: u64, len: u64) {
         self.content_published
             .store(st.content_pos, Ordering::Release);
         self.content_rate.store(st.content_rate, Ordering::Relaxed);
         self.pos_published.store(st.pos, Ordering::Release);
         self.ring_rate.store(st.input.rate, Ordering::Relaxed);
-        if f.done > 0 {
-            self.last_audio_latency_ns.store(latency, Ordering::Relaxed);
-            self.last_audio_len_ns.store(len, Ordering::Relaxed);
-            self.last_audio_cb_ns
-                .store(st.cb_ns.max(1), Ordering::Release);
-            // Load first: a locked swap on every callback costs more than it checks.
-            if self.await_first_audio.load(Ordering::Relaxed)
-                && self.await_first_audio.swap(false, Ordering::AcqRel)
-            {
-                self.first_audio_ns
-                    .store((st.cb_ns + latency).max(1), Ordering::Release);
-            }
+        if f.done == 0 {
+            return;
         }
-        st.account_underrun(f.done, total, f.held, c);
-        // One clock read for both histograms (each read costs ~20 ns, a tenth of a light
-        // callback). S3's resample time is the render work of a callback that resampled:
-        // decode, resample and map, an upper bound of the resampling alone. Recorded while
-        // the token is held: one writer at a time.
-        let spent = self.clock.since_ns(&t0);
-        c.resample_time
-            .record_exclusive(if f.resampled { spent } else { 0 });
-        c.callback_time.record_exclusive(spent);
-        drop(guard);
+        self.last_audio_latency_ns.store(latency, Ordering::Relaxed);
+        self.last_audio_len_ns.store(len, Ordering::Relaxed);
+        self.last_audio_cb_ns
+            .store(st.cb_ns.max(1), Ordering::Release);
+        // Load first: a locked swap on every callback costs more than it checks.
+        if self.await_first_audio.load(Ordering::Relaxed)
+            && self.await_first_audio.swap(false, Ordering::AcqRel)
+        {
+            self.first_audio_ns
+                .store((st.cb_ns + latency).max(1), Ordering::Release);
+        }
     }
+}
+
+/// A callback that may not render: its whole buffer is silence (D1), and why is counted.
+fn silenced(data: &mut cpal::Data, why: &AtomicU64) {
+    convert::fill_silence(data, 0);
+    why.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How far ahead of the callback its buffer is heard (ns; 0 if the host does not say).
+fn output_latency_ns(info: &cpal::OutputCallbackInfo) -> u64 {
+    let ts = info.timestamp();
+    ts.playback
+        .checked_duration_since(ts.callback)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Decodes the two halves of a ring or history read, one after the other, into `dst`.
+/// Always inlined: as a call it cost ~10 instructions per callback (callgrind).
+#[inline(always)]
+fn decode_both(s16: bool, a: &[u8], b: &[u8], dst: &mut [f32]) {
+    let na = convert::decode_into(s16, a, dst);
+    convert::decode_into(s16, b, &mut dst[na..]);
+}
+
+/// Float frames from the two halves of a ring read, channel-mapped straight into the device
+/// buffer from frame `at`. False (nothing usable written) if the bytes are not aligned
+/// floats or the device format does not take them directly.
+fn floats_into_device(
+    a: &[u8],
+    b: &[u8],
+    in_ch: usize,
+    data: &mut cpal::Data,
+    at: usize,
+    out_ch: usize,
+) -> bool {
+    let (Some(a), Some(b)) = (convert::f32_view(a), convert::f32_view(b)) else {
+        return false;
+    };
+    let at = at * out_ch;
+    convert::map_into_device(a, in_ch, data, at, out_ch)
+        && convert::map_into_device(b, in_ch, data, at + a.len() / in_ch * out_ch, out_ch)
 }
 
 /// What one callback did.
@@ -581,6 +599,58 @@ impl RenderState {
             .max(1);
         self.step_frames =
             ((decoded_frames.saturating_sub(per + 4)) / per).clamp(1, CHUNK_FRAMES as u64) as usize;
+    }
+
+    /// Device frames this callback asks for, or None if the buffer does not have the shape
+    /// `configure` prepared for.
+    fn frames_asked(&self, data: &cpal::Data) -> Option<usize> {
+        let out_ch = self.output.channels;
+        if out_ch == 0
+            || data.len() % out_ch != 0
+            || !convert::device_format_supported(data.sample_format())
+        {
+            return None;
+        }
+        Some(data.len() / out_ch)
+    }
+
+    /// Stamps this callback (event times) and counts it late if it came after everything
+    /// the previous one wrote had played. Returns how long its `total` frames play (ns).
+    fn begin(&mut self, now_ns: u64, latency_ns: u64, total: usize, c: &Counters) -> u64 {
+        self.cb_ns = now_ns;
+        self.latency_ns = latency_ns;
+        let len = total as u64 * 1_000_000_000 / self.output.rate.max(1) as u64;
+        // Device starvation: arriving after everything the previous callback wrote has played
+        // means the device ran dry, however full the ring is (issue 7 overload). One period of
+        // slack absorbs the jitter of the server's latency reports.
+        if self.audio_until_ns != 0 && self.cb_ns > self.audio_until_ns + len.max(5_000_000) {
+            metrics::add_exclusive(&c.late_callbacks, 1);
+        }
+        len
+    }
+
+    /// Counts what the fill did, and notes until when this callback's audio plays (for the
+    /// next one's lateness check).
+    fn count(&mut self, f: &Filled, total: usize, len: u64, c: &Counters) {
+        self.audio_until_ns = if f.done > 0 {
+            self.cb_ns + self.latency_ns + len
+        } else {
+            0
+        };
+        // Counters only token holders write: no locked instructions (see add_exclusive).
+        metrics::add_exclusive(&c.frames_played, f.consumed);
+        metrics::add_exclusive(&c.frames_replayed, f.replayed);
+        metrics::add_exclusive(&c.frames_flushed, f.flushed);
+        metrics::add_exclusive(&c.device_frames, total as u64);
+    }
+
+    /// Tells the controlling side the flushes asked for so far are done, once no flush is
+    /// pending here (their `Flushed` events are queued).
+    fn publish_flush_done(&mut self, ctl: &Controls) {
+        if self.flushing.is_none() && self.flush_done != self.flush_seen {
+            self.flush_done = self.flush_seen;
+            ctl.flush_done.store(self.flush_done, Ordering::Release);
+        }
     }
 
     /// When content at device offset `done` of this callback reaches the listener.
@@ -674,41 +744,52 @@ impl RenderState {
                 }
                 Cmd::Format {
                     shape,
-                    xin: mut decoded,
-                    mut resampler,
+                    xin,
+                    resampler,
                     out_rate,
                     resampled,
                     ..
-                } => {
-                    std::mem::swap(&mut self.decoded, &mut decoded);
-                    self.retire(Garbage::Scratch(decoded), c);
-                    if out_rate != self.output.rate {
-                        // The stream moved to another rate after the writer prepared this
-                        // one: play on with linear (allocation-free) until the next
-                        // configure; counted, not hidden. The unusable one's memory is
-                        // retired (tables and buffers alike), never freed here.
-                        c.resample_errors.fetch_add(1, Ordering::Relaxed);
-                        for g in resampler.take_heap().into_iter().flatten() {
-                            self.retire(g.into(), c);
-                        }
-                        let linear =
-                            LinearResampler::new(shape.rate, self.output.rate, shape.channels);
-                        *resampler = Resampler::Linear(linear);
-                    }
-                    std::mem::swap(&mut self.resampler, &mut resampler);
-                    self.retire(Garbage::Resampler(resampler), c);
-                    self.input = shape;
-                    self.resampled_ring = resampled;
-                    self.sync_from = (self.pos, self.content_pos);
-                    if !resampled {
-                        self.content_rate = shape.rate;
-                    }
-                    self.history.clear();
-                    self.update_step_frames();
-                }
+                } => self.switch_format(shape, xin, resampler, out_rate, resampled, c),
             }
         }
         any
+    }
+
+    /// A voice change reached: from here on the ring holds frames in `shape`. The writer's
+    /// scratch and resampler are swapped in, the old ones retired (never freed here).
+    fn switch_format(
+        &mut self,
+        shape: InputShape,
+        mut decoded: Vec<f32>,
+        mut resampler: Box<Resampler>,
+        out_rate: u32,
+        resampled: bool,
+        c: &Counters,
+    ) {
+        std::mem::swap(&mut self.decoded, &mut decoded);
+        self.retire(Garbage::Scratch(decoded), c);
+        if out_rate != self.output.rate {
+            // The stream moved to another rate after the writer prepared this one: play on
+            // with linear (allocation-free) until the next configure; counted, not hidden.
+            // The unusable one's memory is retired (tables and buffers alike), never freed
+            // here.
+            c.resample_errors.fetch_add(1, Ordering::Relaxed);
+            for g in resampler.take_heap().into_iter().flatten() {
+                self.retire(g.into(), c);
+            }
+            let linear = LinearResampler::new(shape.rate, self.output.rate, shape.channels);
+            *resampler = Resampler::Linear(linear);
+        }
+        std::mem::swap(&mut self.resampler, &mut resampler);
+        self.retire(Garbage::Resampler(resampler), c);
+        self.input = shape;
+        self.resampled_ring = resampled;
+        self.sync_from = (self.pos, self.content_pos);
+        if !resampled {
+            self.content_rate = shape.rate;
+        }
+        self.history.clear();
+        self.update_step_frames();
     }
 
     /// Takes `n` ring frames out; returns the content frames that covers. In a resampled
@@ -934,8 +1015,7 @@ impl RenderState {
             self.input.frame_bytes(),
         );
         let (a, b) = self.history.replay_slices(self.input_frames_for(n) * fb);
-        let na = convert::decode_into(s16, a, &mut self.decoded);
-        convert::decode_into(s16, b, &mut self.decoded[na..]);
+        decode_both(s16, a, b, &mut self.decoded);
         let m = (a.len() + b.len()) / fb;
         let (taken, made) = self
             .resampler
@@ -954,56 +1034,32 @@ impl RenderState {
     }
 
     /// Source 3, the ring, read up to the next command that must apply between frames.
-    /// At equal rates and float samples with unity gain (producer mode, or float content at
-    /// the device rate) the frames go straight into the device buffer at frame `at`,
-    /// sanitised there; otherwise they are decoded into `decoded` and resampled into
-    /// `resampled` (at equal rates decoded straight into `resampled`: a copy saved). What is
-    /// taken is kept in the replay window. None if the ring cannot be read.
+    /// Float samples at equal rates and unity gain (producer mode, or float content at the
+    /// device rate) go straight into the device buffer at frame `at`, sanitised there;
+    /// anything else is decoded into `decoded` and resampled into `resampled` (at equal
+    /// rates decoded straight into `resampled`: a copy saved). What is taken is kept in the
+    /// replay window. None if the ring cannot be read.
     fn take_ring(&mut self, n: usize, data: &mut cpal::Data, at: usize) -> Option<Step> {
         let (s16, in_ch, fb) = (
             self.input.s16,
             self.input.channels,
             self.input.frame_bytes(),
         );
-        let out_ch = self.output.channels;
         let identity = self.resampler.is_identity();
-        let most = if identity {
-            n
-        } else {
-            self.input_frames_for(n)
-        };
-        let until_cmd = self
-            .next_cmd_at(self.pos + most as u64)
-            .map_or(u64::MAX, |a| a - self.pos);
-        let m = (self.q.audio.slots() / fb)
-            .min(most)
-            .min(until_cmd as usize);
+        let m = self.ring_frames_for(n, identity);
         let chunk = self.q.audio.read_chunk(m * fb).ok()?;
         let (a, b) = chunk.as_slices();
         let in_device = identity
             && !s16
             && gain::is_unity(&self.volume, &self.fade)
-            && convert::f32_view(a)
-                .zip(convert::f32_view(b))
-                .is_some_and(|(xa, xb)| {
-                    let at = at * out_ch;
-                    convert::map_into_device(xa, in_ch, data, at, out_ch)
-                        && convert::map_into_device(
-                            xb,
-                            in_ch,
-                            data,
-                            at + xa.len() / in_ch * out_ch,
-                            out_ch,
-                        )
-                });
+            && floats_into_device(a, b, in_ch, data, at, self.output.channels);
         if !in_device {
             let dst = if identity {
                 &mut self.resampled
             } else {
                 &mut self.decoded
             };
-            let na = convert::decode_into(s16, a, dst);
-            convert::decode_into(s16, b, &mut dst[na..]);
+            decode_both(s16, a, b, dst);
         }
         let (taken, made) = if identity {
             (m, m)
@@ -1022,6 +1078,22 @@ impl RenderState {
             made,
             in_device,
         })
+    }
+
+    /// Ring frames the next step reads: what the ring holds, up to what makes `n` output
+    /// frames, and no further than the next command that must apply between frames.
+    fn ring_frames_for(&mut self, n: usize, identity: bool) -> usize {
+        let most = if identity {
+            n
+        } else {
+            self.input_frames_for(n)
+        };
+        let until_cmd = self
+            .next_cmd_at(self.pos + most as u64)
+            .map_or(u64::MAX, |a| a - self.pos);
+        (self.q.audio.slots() / self.input.frame_bytes())
+            .min(most)
+            .min(until_cmd as usize)
     }
 
     /// Puts a step's output into the device buffer from frame `at` (unless it is there
