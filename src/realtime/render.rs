@@ -64,14 +64,16 @@ struct RenderState {
     output: OutputShape,
     resampler: Box<Resampler>,
     quality: ResampleQuality,
-    /// The scratch a chunk travels through, preallocated (C2):
-    /// content frames decoded to float (content rate and channels), the resampler's input;
+    // The scratch a chunk travels through, in order; preallocated (C2).
+    /// Content frames decoded to float, at the content rate and in its channels: the
+    /// resampler's input.
     decoded: Vec<f32>,
-    /// frames at the device rate in the content's channels, the resampler's output (at equal
-    /// rates, decoded straight here); sized for any channel count;
+    /// Frames at the device rate in the content's channels: the resampler's output (at
+    /// equal rates, decoded straight here).
     resampled: Vec<f32>,
-    /// those frames in the device's channels with the gain applied, before conversion to
-    /// the device's sample format.
+    /// Those frames in the device's channels with the gain applied, before conversion to
+    /// the device's sample format (skipped when the map and conversion go straight into
+    /// the device buffer).
     mapped: Vec<f32>,
     /// Output frames one step can make without overrunning `decoded`.
     step_frames: usize,
@@ -102,6 +104,7 @@ struct RenderState {
     /// `flush_seen` as last published in `Controls::flush_done`.
     flush_done: u64,
     volume_seen: u64,
+    /// The application's pause, mirrored from `Controls`; its ramp is `fade`.
     paused: bool,
     /// Discarding up to this position once the fade-out is done.
     flushing: Option<u64>,
