@@ -10,5 +10,6 @@ pub mod clock;
 pub mod command;
 pub mod handoff;
 pub mod history;
+pub mod playback;
 pub mod render;
 pub mod shape;

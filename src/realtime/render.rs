@@ -4,13 +4,18 @@
 //! resampler, the gain ramps and preallocated scratch. It outlives device streams: every
 //! stream generation's callback renders from the same core, so queued audio carries over a
 //! recreate. Which callback may touch it is decided by [`Handoff`] (C1).
+//!
+//! Reading order: [`RenderCore::render`] is the callback, a short list of named steps; its
+//! `fill` step loops over chunks, each passing a gate (flush, pause, pre-roll) and then
+//! taken from one source (`take_tail`, `take_replay`, `take_ring`) and handed to the device
+//! (`deliver`). The playback state machines are in `playback`.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::realtime::clock::Clock;
+use crate::realtime::clock::{Clock, Stamp};
 
 use crate::data::config::ResampleQuality;
 use crate::data::config::MAX_CHANNELS;
@@ -23,6 +28,7 @@ use crate::dsp::resample::{LinearResampler, Resampler};
 use crate::realtime::command::{Cmd, Garbage};
 use crate::realtime::handoff::{Entry, Handoff, Token};
 use crate::realtime::history::History;
+use crate::realtime::playback::{Flow, Phase};
 use crate::realtime::shape::{scratch_frames, InputShape, OutputShape, CHUNK_FRAMES};
 
 /// The ends of the lock-free queues the callback uses, created with the player.
@@ -58,10 +64,18 @@ struct RenderState {
     output: OutputShape,
     resampler: Box<Resampler>,
     quality: ResampleQuality,
-    xin: Vec<f32>,
-    yres: Vec<f32>,
-    ymap: Vec<f32>,
-    /// Output frames one step can make without overrunning `xin`.
+    // The scratch a chunk travels through, in order; preallocated (C2).
+    /// Content frames decoded to float, at the content rate and in its channels: the
+    /// resampler's input.
+    decoded: Vec<f32>,
+    /// Frames at the device rate in the content's channels: the resampler's output (at
+    /// equal rates, decoded straight here).
+    resampled: Vec<f32>,
+    /// Those frames in the device's channels with the gain applied, before conversion to
+    /// the device's sample format (skipped when the map and conversion go straight into
+    /// the device buffer).
+    mapped: Vec<f32>,
+    /// Output frames one step can make without overrunning `decoded`.
     step_frames: usize,
     /// Ring frames taken out of the ring in any way (played or flushed): command positions
     /// are in these units.
@@ -77,21 +91,20 @@ struct RenderState {
     /// The application's content rate of what plays now (the ring's rate, or the rate a
     /// `Sync` names in a resampled segment).
     content_rate: u32,
-    in_utterance: bool,
-    waiting_preroll: bool,
+    /// Where the content consumed stands against its utterance boundaries (see `playback`
+    /// for what stays a separate field and why).
+    phase: Phase,
+    /// Whether the callbacks keep the device fed (underrun accounting).
+    flow: Flow,
     preroll_frames: u64,
     ends_seen: u64,
-    /// The resampler owes its tail (the utterance ended).
-    finishing: bool,
-    /// A callback has been producing audio and has not run dry since.
-    playing: bool,
-    underrun_open: bool,
     volume: Ramp,
     fade: Ramp,
     flush_seen: u64,
     /// `flush_seen` as last published in `Controls::flush_done`.
     flush_done: u64,
     volume_seen: u64,
+    /// The application's pause, mirrored from `Controls`; its ramp is `fade`.
     paused: bool,
     /// Discarding up to this position once the fade-out is done.
     flushing: Option<u64>,
@@ -187,23 +200,20 @@ impl RenderCore {
                 input.channels,
             )),
             quality: ResampleQuality::Linear,
-            xin: prefault::zeroed(n_in * input.channels),
+            decoded: prefault::zeroed(n_in * input.channels),
             // Sized for any channel count: a voice change may bring more channels.
-            yres: prefault::zeroed(CHUNK_FRAMES * MAX_CHANNELS),
-            ymap: prefault::zeroed(CHUNK_FRAMES * output.channels),
+            resampled: prefault::zeroed(CHUNK_FRAMES * MAX_CHANNELS),
+            mapped: prefault::zeroed(CHUNK_FRAMES * output.channels),
             step_frames: CHUNK_FRAMES,
             pos: 0,
             content_pos: 0,
             resampled_ring: false,
             sync_from: (0, 0),
             content_rate: input.rate,
-            in_utterance: false,
-            waiting_preroll: false,
+            phase: Phase::Idle,
+            flow: Flow::Dry,
             preroll_frames,
             ends_seen: 0,
-            finishing: false,
-            playing: false,
-            underrun_open: false,
             volume: Ramp::new(1.0),
             fade: Ramp::new(1.0),
             flush_seen: 0,
@@ -268,14 +278,14 @@ impl RenderCore {
         end.saturating_sub(at_ns)
     }
 
-    /// The content frame the listener hears now (monotonic): frames handed to the device
-    /// minus what is still in its buffer.
     /// When (ns on `now_ns`'s clock) the latest callback that rendered audio started; 0 if
     /// none yet. For latency measurements.
     pub fn last_audio_cb_ns(&self) -> u64 {
         self.last_audio_cb_ns.load(Ordering::Acquire)
     }
 
+    /// The content frame the listener hears now (monotonic): frames handed to the device
+    /// minus what is still in its buffer.
     pub fn heard_frames(&self) -> u64 {
         let pos = self.content_published.load(Ordering::Acquire);
         let rate = self.content_rate.load(Ordering::Relaxed) as u128;
@@ -367,8 +377,8 @@ impl RenderCore {
                 Resampler::new(st.quality, st.input.rate, output.rate, st.input.channels);
         }
         st.output = output;
-        st.xin = prefault::zeroed(scratch_frames(st.input, output) * st.input.channels);
-        st.ymap = prefault::zeroed(CHUNK_FRAMES * output.channels);
+        st.decoded = prefault::zeroed(scratch_frames(st.input, output) * st.input.channels);
+        st.mapped = prefault::zeroed(CHUNK_FRAMES * output.channels);
         st.update_step_frames();
     }
 
@@ -442,102 +452,116 @@ impl RenderCore {
         let t0 = self.clock.stamp();
         let c = &*self.counters;
         c.callbacks.fetch_add(1, Ordering::Relaxed);
-        let ts = info.timestamp();
-        let latency = ts
-            .playback
-            .checked_duration_since(ts.callback)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let latency = output_latency_ns(info);
         c.output_latency_ns.store(latency, Ordering::Relaxed);
+        // C1: only the current generation renders, one callback at a time.
         let token = match self.handoff.enter(generation) {
-            Entry::Granted(t) => t,
-            Entry::Stale => {
-                convert::fill_silence(data, 0); // D1
-                c.generation_mismatches.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            Entry::Busy => {
-                convert::fill_silence(data, 0);
-                c.render_contended.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
+            Entry::Granted(token) => token,
+            Entry::Stale => return silenced(data, &c.generation_mismatches),
+            Entry::Busy => return silenced(data, &c.render_contended),
         };
         let mut guard = TokenGuard {
             core: self,
             _token: token,
         };
         let st = guard.state();
-        let out_ch = st.output.channels;
-        if out_ch == 0
-            || data.len() % out_ch != 0
-            || !convert::device_format_supported(data.sample_format())
-        {
-            convert::fill_silence(data, 0);
-            c.shape_mismatches.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let total = data.len() / out_ch;
-        st.cb_ns = t0.ns;
-        st.latency_ns = latency;
-        let len = total as u64 * 1_000_000_000 / st.output.rate.max(1) as u64;
-        // Device starvation: arriving after everything the previous callback wrote has played
-        // means the device ran dry, however full the ring is (issue 7 overload). One period of
-        // slack absorbs the jitter of the server's latency reports.
-        if st.audio_until_ns != 0 && st.cb_ns > st.audio_until_ns + len.max(5_000_000) {
-            metrics::add_exclusive(&c.late_callbacks, 1);
-        }
+        let Some(total) = st.frames_asked(data) else {
+            return silenced(data, &c.shape_mismatches);
+        };
+        let len = st.begin(t0.ns, latency, total, c);
         st.read_controls(&self.controls);
         let f = st.fill(data, total, &self.controls, c);
         // D1: what was not rendered is silence. Zeroing only the rest, not the whole buffer
         // first, saves a pass over it.
-        convert::fill_silence(data, f.done * out_ch);
-        st.audio_until_ns = if f.done > 0 {
-            st.cb_ns + latency + len
-        } else {
-            0
-        };
-        // Counters only token holders write: no locked instructions (see add_exclusive).
-        metrics::add_exclusive(&c.frames_played, f.consumed);
-        metrics::add_exclusive(&c.frames_replayed, f.replayed);
-        metrics::add_exclusive(&c.frames_flushed, f.flushed);
-        metrics::add_exclusive(&c.device_frames, total as u64);
-        if st.flushing.is_none() && st.flush_done != st.flush_seen {
-            st.flush_done = st.flush_seen;
-            self.controls
-                .flush_done
-                .store(st.flush_done, Ordering::Release);
-        }
+        convert::fill_silence(data, f.done * st.output.channels);
+        st.count(&f, total, len, c);
+        st.publish_flush_done(&self.controls);
+        self.publish(st, &f, latency, len);
+        st.account_underrun(f.done, total, f.held, c);
+        // Recorded while the token is held: one writer at a time.
+        self.record_time(&t0, f.resampled, c);
+        drop(guard);
+    }
+
+    /// The callback's time into both histograms, from one clock read (each read costs
+    /// ~20 ns, a tenth of a light callback). S3's resample time is the render work of a
+    /// callback that resampled: decode, resample and map, an upper bound of the resampling
+    /// alone.
+    fn record_time(&self, t0: &Stamp, resampled: bool, c: &Counters) {
+        let spent = self.clock.since_ns(t0);
+        c.resample_time
+            .record_exclusive(if resampled { spent } else { 0 });
+        c.callback_time.record_exclusive(spent);
+    }
+
+    /// After the fill, what other threads read: positions, rates, and when the audio this
+    /// callback handed over (if any) plays.
+    fn publish(&self, st: &RenderState, f: &Filled, latency: u64, len: u64) {
         self.content_published
             .store(st.content_pos, Ordering::Release);
         self.content_rate.store(st.content_rate, Ordering::Relaxed);
         self.pos_published.store(st.pos, Ordering::Release);
         self.ring_rate.store(st.input.rate, Ordering::Relaxed);
-        if f.done > 0 {
-            self.last_audio_latency_ns.store(latency, Ordering::Relaxed);
-            self.last_audio_len_ns.store(len, Ordering::Relaxed);
-            self.last_audio_cb_ns
-                .store(st.cb_ns.max(1), Ordering::Release);
-            // Load first: a locked swap on every callback costs more than it checks.
-            if self.await_first_audio.load(Ordering::Relaxed)
-                && self.await_first_audio.swap(false, Ordering::AcqRel)
-            {
-                self.first_audio_ns
-                    .store((st.cb_ns + latency).max(1), Ordering::Release);
-            }
+        if f.done == 0 {
+            return;
         }
-        st.account_underrun(f.done, total, f.held, c);
-        // One clock read for both histograms (each read costs ~20 ns, a tenth of a light
-        // callback). S3's resample time is the render work of a callback that resampled:
-        // decode, resample and map, an upper bound of the resampling alone. Recorded while
-        // the token is held: one writer at a time.
-        let spent = self.clock.since_ns(&t0);
-        c.resample_time
-            .record_exclusive(if f.resampled { spent } else { 0 });
-        c.callback_time.record_exclusive(spent);
-        drop(guard);
+        self.last_audio_latency_ns.store(latency, Ordering::Relaxed);
+        self.last_audio_len_ns.store(len, Ordering::Relaxed);
+        self.last_audio_cb_ns
+            .store(st.cb_ns.max(1), Ordering::Release);
+        // Load first: a locked swap on every callback costs more than it checks.
+        if self.await_first_audio.load(Ordering::Relaxed)
+            && self.await_first_audio.swap(false, Ordering::AcqRel)
+        {
+            self.first_audio_ns
+                .store((st.cb_ns + latency).max(1), Ordering::Release);
+        }
     }
 }
 
+/// A callback that may not render: its whole buffer is silence (D1), and why is counted.
+fn silenced(data: &mut cpal::Data, why: &AtomicU64) {
+    convert::fill_silence(data, 0);
+    why.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How far ahead of the callback its buffer is heard (ns; 0 if the host does not say).
+fn output_latency_ns(info: &cpal::OutputCallbackInfo) -> u64 {
+    let ts = info.timestamp();
+    ts.playback
+        .checked_duration_since(ts.callback)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Decodes the two halves of a ring or history read, one after the other, into `dst`.
+/// Always inlined: as a call it cost ~10 instructions per callback (callgrind).
+#[inline(always)]
+fn decode_both(s16: bool, a: &[u8], b: &[u8], dst: &mut [f32]) {
+    let na = convert::decode_into(s16, a, dst);
+    convert::decode_into(s16, b, &mut dst[na..]);
+}
+
+/// Float frames from the two halves of a ring read, channel-mapped straight into the device
+/// buffer from frame `at`. False (nothing usable written) if the bytes are not aligned
+/// floats or the device format does not take them directly.
+fn floats_into_device(
+    a: &[u8],
+    b: &[u8],
+    in_ch: usize,
+    data: &mut cpal::Data,
+    at: usize,
+    out_ch: usize,
+) -> bool {
+    let (Some(a), Some(b)) = (convert::f32_view(a), convert::f32_view(b)) else {
+        return false;
+    };
+    let at = at * out_ch;
+    convert::map_into_device(a, in_ch, data, at, out_ch)
+        && convert::map_into_device(b, in_ch, data, at + a.len() / in_ch * out_ch, out_ch)
+}
+
 /// What one callback did.
+#[derive(Default)]
 struct Filled {
     done: usize,
     consumed: u64,
@@ -549,14 +573,87 @@ struct Filled {
     held: bool,
 }
 
+/// Whether a step of `fill` may render.
+enum Gate {
+    Open,
+    /// Silence on purpose (paused, pre-rolling, a flush waiting for frames): stop here.
+    Hold,
+    /// A flush was just completed: start the step again.
+    Again,
+}
+
+/// What one step of `fill` took from its source and made.
+#[derive(Clone, Copy)]
+struct Step {
+    /// Input frames taken from the source (ring or replay window; none from the tail).
+    taken: usize,
+    /// Output frames made: in `resampled`, or already in the device buffer if `in_device`.
+    made: usize,
+    /// The frames went from the ring straight into the device buffer (float samples at
+    /// equal rates and unity gain: no scratch).
+    in_device: bool,
+}
+
 impl RenderState {
     fn update_step_frames(&mut self) {
-        let xin_frames = (self.xin.len() / self.input.channels.max(1)) as u64;
+        let decoded_frames = (self.decoded.len() / self.input.channels.max(1)) as u64;
         let per = (self.input.rate as u64)
             .div_ceil(self.output.rate.max(1) as u64)
             .max(1);
         self.step_frames =
-            ((xin_frames.saturating_sub(per + 4)) / per).clamp(1, CHUNK_FRAMES as u64) as usize;
+            ((decoded_frames.saturating_sub(per + 4)) / per).clamp(1, CHUNK_FRAMES as u64) as usize;
+    }
+
+    /// Device frames this callback asks for, or None if the buffer does not have the shape
+    /// `configure` prepared for.
+    fn frames_asked(&self, data: &cpal::Data) -> Option<usize> {
+        let out_ch = self.output.channels;
+        if out_ch == 0
+            || data.len() % out_ch != 0
+            || !convert::device_format_supported(data.sample_format())
+        {
+            return None;
+        }
+        Some(data.len() / out_ch)
+    }
+
+    /// Stamps this callback (event times) and counts it late if it came after everything
+    /// the previous one wrote had played. Returns how long its `total` frames play (ns).
+    fn begin(&mut self, now_ns: u64, latency_ns: u64, total: usize, c: &Counters) -> u64 {
+        self.cb_ns = now_ns;
+        self.latency_ns = latency_ns;
+        let len = total as u64 * 1_000_000_000 / self.output.rate.max(1) as u64;
+        // Device starvation: arriving after everything the previous callback wrote has played
+        // means the device ran dry, however full the ring is (issue 7 overload). One period of
+        // slack absorbs the jitter of the server's latency reports.
+        if self.audio_until_ns != 0 && self.cb_ns > self.audio_until_ns + len.max(5_000_000) {
+            metrics::add_exclusive(&c.late_callbacks, 1);
+        }
+        len
+    }
+
+    /// Counts what the fill did, and notes until when this callback's audio plays (for the
+    /// next one's lateness check).
+    fn count(&mut self, f: &Filled, total: usize, len: u64, c: &Counters) {
+        self.audio_until_ns = if f.done > 0 {
+            self.cb_ns + self.latency_ns + len
+        } else {
+            0
+        };
+        // Counters only token holders write: no locked instructions (see add_exclusive).
+        metrics::add_exclusive(&c.frames_played, f.consumed);
+        metrics::add_exclusive(&c.frames_replayed, f.replayed);
+        metrics::add_exclusive(&c.frames_flushed, f.flushed);
+        metrics::add_exclusive(&c.device_frames, total as u64);
+    }
+
+    /// Tells the controlling side the flushes asked for so far are done, once no flush is
+    /// pending here (their `Flushed` events are queued).
+    fn publish_flush_done(&mut self, ctl: &Controls) {
+        if self.flushing.is_none() && self.flush_done != self.flush_seen {
+            self.flush_done = self.flush_seen;
+            ctl.flush_done.store(self.flush_done, Ordering::Release);
+        }
     }
 
     /// When content at device offset `done` of this callback reaches the listener.
@@ -601,7 +698,7 @@ impl RenderState {
             let upto = ctl.flush_upto.load(Ordering::Relaxed);
             self.flushing = Some(self.flushing.map_or(upto, |u| u.max(upto)));
             // Already silent (paused, idle) means nothing to fade.
-            let frames = if self.playing && self.fade.value > 0.0 {
+            let frames = if self.flow.flowing() && self.fade.value > 0.0 {
                 ms_to_frames(ctl.flush_fade_ms.load(Ordering::Relaxed), rate)
             } else {
                 0
@@ -625,21 +722,16 @@ impl RenderState {
             match cmd {
                 // Events carry content frames (`at` is a ring frame, equal to `pos` here).
                 Cmd::UtteranceStart { .. } => {
-                    self.in_utterance = true;
-                    self.finishing = false;
-                    self.waiting_preroll = self.preroll_frames > 0 && !flushing;
+                    self.phase.start(self.preroll_frames > 0 && !flushing);
                     if !flushing {
                         self.emit(EventKind::UtteranceStart, 0, self.content_pos, done, c);
                     }
                 }
                 Cmd::UtteranceEnd { .. } => {
                     self.ends_seen += 1;
-                    if self.in_utterance && !flushing {
-                        self.finishing = true;
+                    if self.phase.end(flushing) {
                         self.emit(EventKind::UtteranceEnd, 0, self.content_pos, done, c);
                     }
-                    self.in_utterance = false;
-                    self.waiting_preroll = false;
                 }
                 Cmd::Mark { id, .. } => {
                     if flushing {
@@ -655,41 +747,52 @@ impl RenderState {
                 }
                 Cmd::Format {
                     shape,
-                    mut xin,
-                    mut resampler,
+                    xin,
+                    resampler,
                     out_rate,
                     resampled,
                     ..
-                } => {
-                    std::mem::swap(&mut self.xin, &mut xin);
-                    self.retire(Garbage::Scratch(xin), c);
-                    if out_rate != self.output.rate {
-                        // The stream moved to another rate after the writer prepared this
-                        // one: play on with linear (allocation-free) until the next
-                        // configure; counted, not hidden. The unusable one's memory is
-                        // retired (tables and buffers alike), never freed here.
-                        c.resample_errors.fetch_add(1, Ordering::Relaxed);
-                        for g in resampler.take_heap().into_iter().flatten() {
-                            self.retire(g.into(), c);
-                        }
-                        let linear =
-                            LinearResampler::new(shape.rate, self.output.rate, shape.channels);
-                        *resampler = Resampler::Linear(linear);
-                    }
-                    std::mem::swap(&mut self.resampler, &mut resampler);
-                    self.retire(Garbage::Resampler(resampler), c);
-                    self.input = shape;
-                    self.resampled_ring = resampled;
-                    self.sync_from = (self.pos, self.content_pos);
-                    if !resampled {
-                        self.content_rate = shape.rate;
-                    }
-                    self.history.clear();
-                    self.update_step_frames();
-                }
+                } => self.switch_format(shape, xin, resampler, out_rate, resampled, c),
             }
         }
         any
+    }
+
+    /// A voice change reached: from here on the ring holds frames in `shape`. The writer's
+    /// scratch and resampler are swapped in, the old ones retired (never freed here).
+    fn switch_format(
+        &mut self,
+        shape: InputShape,
+        mut decoded: Vec<f32>,
+        mut resampler: Box<Resampler>,
+        out_rate: u32,
+        resampled: bool,
+        c: &Counters,
+    ) {
+        std::mem::swap(&mut self.decoded, &mut decoded);
+        self.retire(Garbage::Scratch(decoded), c);
+        if out_rate != self.output.rate {
+            // The stream moved to another rate after the writer prepared this one: play on
+            // with linear (allocation-free) until the next configure; counted, not hidden.
+            // The unusable one's memory is retired (tables and buffers alike), never freed
+            // here.
+            c.resample_errors.fetch_add(1, Ordering::Relaxed);
+            for g in resampler.take_heap().into_iter().flatten() {
+                self.retire(g.into(), c);
+            }
+            let linear = LinearResampler::new(shape.rate, self.output.rate, shape.channels);
+            *resampler = Resampler::Linear(linear);
+        }
+        std::mem::swap(&mut self.resampler, &mut resampler);
+        self.retire(Garbage::Resampler(resampler), c);
+        self.input = shape;
+        self.resampled_ring = resampled;
+        self.sync_from = (self.pos, self.content_pos);
+        if !resampled {
+            self.content_rate = shape.rate;
+        }
+        self.history.clear();
+        self.update_step_frames();
     }
 
     /// Takes `n` ring frames out; returns the content frames that covers. In a resampled
@@ -779,17 +882,17 @@ impl RenderState {
         self.flushing = None;
         self.resampler.reset();
         self.history.clear();
-        self.finishing = false;
-        self.in_utterance = false;
-        self.waiting_preroll = false;
+        self.phase.flushed();
         self.fade.to(if self.paused { 0.0 } else { 1.0 }, 0);
         let stop = self.flush_stop;
         self.emit(EventKind::Flushed, 0, stop, done, c);
         flushed
     }
 
-    /// Fills up to `total` device frames from the replay window, then the ring, applying
-    /// commands at their positions and the gain ramps.
+    /// Fills up to `total` device frames in steps of at most one chunk: the commands due
+    /// are applied, the gate may hold the output (silence on purpose), then one chunk comes
+    /// from its source (the resampler's owed tail, the replay window, or the ring) and goes
+    /// to the device buffer.
     fn fill(
         &mut self,
         data: &mut cpal::Data,
@@ -797,161 +900,37 @@ impl RenderState {
         ctl: &Controls,
         c: &Counters,
     ) -> Filled {
-        let mut f = Filled {
-            done: 0,
-            consumed: 0,
-            replayed: 0,
-            flushed: 0,
-            resampled: false,
-            held: false,
-        };
+        let mut f = Filled::default();
         let content_before = self.content_pos;
         while f.done < total {
             let progressed = self.apply_due(f.done, c);
-            if let Some(upto) = self.flushing {
-                if self.fade.value == 0.0 {
-                    f.flushed += self.discard(upto, f.done, c);
-                    if self.flushing.is_some() {
-                        f.held = true;
-                        break; // waiting for the flushed frames still being committed
-                    }
-                    continue;
-                }
-            }
-            if self.paused && self.fade.value == 0.0 {
-                f.held = true;
-                break;
-            }
-            if self.waiting_preroll {
-                let queued = (self.q.audio.slots() / self.input.frame_bytes()) as u64;
-                if queued >= self.preroll_frames
-                    || ctl.ends_written.load(Ordering::Acquire) > self.ends_seen
-                {
-                    self.waiting_preroll = false;
-                } else {
+            match self.gate(ctl, &mut f, c) {
+                Gate::Open => {}
+                Gate::Again => continue,
+                Gate::Hold => {
                     f.held = true;
                     break;
                 }
             }
-            let in_ch = self.input.channels;
-            let out_ch = self.output.channels;
-            let fb = self.input.frame_bytes();
-            let mut n = (total - f.done).min(self.step_frames);
-            if self.fade.fading_out() {
-                // End the chunk exactly where the fade lands: content after it must not be
-                // consumed at zero gain (a pause would lose it; a flush would misreport).
-                n = n.min(self.fade.frames_left());
-            }
-            let limit = self.resampler.max_input_for(n).min(self.xin.len() / in_ch);
-            let replaying = self.history.replay > 0;
-            // This chunk went from the ring to the device without scratch (see below).
-            let mut direct = false;
+            let n = self.chunk_frames(total - f.done);
             f.resampled |= !self.resampler.is_identity();
-            let (c_used, p) = if self.finishing {
-                let p = self.resampler.finish(&mut self.yres[..n * in_ch]);
-                if p == 0 {
-                    self.finishing = false;
-                    continue;
-                }
-                (0, p)
-            } else if replaying {
-                let (a, b) = self.history.replay_slices(limit * fb);
-                let na = convert::decode_into(self.input.s16, a, &mut self.xin);
-                convert::decode_into(self.input.s16, b, &mut self.xin[na..]);
-                let m = (a.len() + b.len()) / fb;
-                let (used, p) = self
-                    .resampler
-                    .process(&self.xin[..m * in_ch], &mut self.yres[..n * in_ch]);
-                self.history.replay -= used * fb;
-                f.replayed += if self.resampled_ring {
-                    used as u64 * self.content_rate as u64 / self.input.rate.max(1) as u64
-                } else {
-                    used as u64
-                };
-                (used, p)
-            } else {
-                let identity = self.resampler.is_identity();
-                let most = if identity { n } else { limit } as u64;
-                let until_cmd = self
-                    .next_cmd_at(self.pos + most)
-                    .map_or(u64::MAX, |a| a - self.pos);
-                let m = (self.q.audio.slots() / fb)
-                    .min(if identity { n } else { limit })
-                    .min(until_cmd as usize);
-                let Ok(chunk) = self.q.audio.read_chunk(m * fb) else {
-                    break;
-                };
-                let (a, b) = chunk.as_slices();
-                // Equal rates and float samples (producer mode, or float content at the
-                // device rate): straight from the ring into the device, sanitised there.
-                direct = identity
-                    && !self.input.s16
-                    && gain::is_unity(&self.volume, &self.fade)
-                    && convert::f32_view(a)
-                        .zip(convert::f32_view(b))
-                        .is_some_and(|(a, b)| {
-                            let at = f.done * out_ch;
-                            convert::map_into_device(a, in_ch, data, at, out_ch)
-                                && convert::map_into_device(
-                                    b,
-                                    in_ch,
-                                    data,
-                                    at + a.len() / in_ch * out_ch,
-                                    out_ch,
-                                )
-                        });
-                if !direct {
-                    // Equal rates: decode straight into the resampler's output (a copy saved).
-                    let dst = if identity {
-                        &mut self.yres
-                    } else {
-                        &mut self.xin
-                    };
-                    let na = convert::decode_into(self.input.s16, a, dst);
-                    convert::decode_into(self.input.s16, b, &mut dst[na..]);
-                }
-                let (used, p) = if identity {
-                    (m, m)
-                } else {
-                    self.resampler
-                        .process(&self.xin[..m * in_ch], &mut self.yres[..n * in_ch])
-                };
-                let (a, b) = chunk.as_slices();
-                let bytes = used * fb;
-                let ua = bytes.min(a.len());
-                self.history.append(&a[..ua], &b[..bytes - ua]);
-                chunk.commit(bytes);
-                f.consumed += self.advance(used as u64);
-                (used, p)
+            // The sources, in order: the tail owed at an utterance's end, the replay window
+            // after a device loss, the ring.
+            let step = match self.phase {
+                Phase::Finishing => match self.take_tail(n) {
+                    Some(step) => step,
+                    None => continue, // the tail is played: on to the next source
+                },
+                _ if self.history.replay > 0 => self.take_replay(n, &mut f),
+                _ => match self.take_ring(n, data, f.done) {
+                    Some(step) => step,
+                    None => break,
+                },
             };
-            let fused = direct
-                || p > 0
-                    && gain::is_unity(&self.volume, &self.fade)
-                    && convert::map_into_device(
-                        &self.yres[..p * in_ch],
-                        in_ch,
-                        data,
-                        f.done * out_ch,
-                        out_ch,
-                    );
-            if p > 0 {
-                if !fused {
-                    let ymap = &mut self.ymap[..p * out_ch];
-                    if !convert::map_covers_all(in_ch, out_ch) {
-                        ymap.fill(0.0);
-                    }
-                    convert::map_channels(&self.yres[..p * in_ch], in_ch, ymap, out_ch);
-                    gain::apply(ymap, out_ch, &mut self.volume, &mut self.fade);
-                    convert::write_device(ymap, data, f.done * out_ch);
-                }
-                f.done += p;
-                if self.flushing.is_some() {
-                    self.flush_stop = self.content_pos;
-                }
-            }
+            f.done += self.deliver(step, data, f.done);
             // Stop when nothing moved: the ring is dry (or the next command waits for frames
             // that have not arrived).
-            if p == 0 && c_used == 0 && !progressed {
+            if step.made == 0 && step.taken == 0 && !progressed {
                 break;
             }
         }
@@ -964,24 +943,203 @@ impl RenderState {
         f
     }
 
+    /// Whether the next step may render. A flush whose fade-out has ended discards what it
+    /// covers first (then the step starts again); a pause whose fade has ended, or an
+    /// utterance still pre-rolling, holds the output.
+    fn gate(&mut self, ctl: &Controls, f: &mut Filled, c: &Counters) -> Gate {
+        if let Some(upto) = self.flushing {
+            if self.fade.value == 0.0 {
+                f.flushed += self.discard(upto, f.done, c);
+                // Still set: waiting for the flushed frames still being committed.
+                return if self.flushing.is_some() {
+                    Gate::Hold
+                } else {
+                    Gate::Again
+                };
+            }
+        }
+        if self.paused && self.fade.value == 0.0 {
+            return Gate::Hold;
+        }
+        if self.phase == Phase::Preroll {
+            let queued = (self.q.audio.slots() / self.input.frame_bytes()) as u64;
+            if queued < self.preroll_frames
+                && ctl.ends_written.load(Ordering::Acquire) <= self.ends_seen
+            {
+                return Gate::Hold;
+            }
+            self.phase.preroll_met();
+        }
+        Gate::Open
+    }
+
+    /// Output frames the next step makes at most: what the device still wants, as much as
+    /// the scratch holds, and no further than where a fade-out lands (content after it must
+    /// not be consumed at zero gain: a pause would lose it; a flush would misreport).
+    fn chunk_frames(&self, wanted: usize) -> usize {
+        let n = wanted.min(self.step_frames);
+        if self.fade.fading_out() {
+            n.min(self.fade.frames_left())
+        } else {
+            n
+        }
+    }
+
+    /// Input frames the resampler may take to make `n` output frames, within `decoded`.
+    fn input_frames_for(&self, n: usize) -> usize {
+        self.resampler
+            .max_input_for(n)
+            .min(self.decoded.len() / self.input.channels)
+    }
+
+    /// Source 1, after an utterance's end: the output frames the resampler still owes for
+    /// the input it took, into `resampled`. None once it owes nothing (the phase moves on).
+    fn take_tail(&mut self, n: usize) -> Option<Step> {
+        let made = self
+            .resampler
+            .finish(&mut self.resampled[..n * self.input.channels]);
+        if made == 0 {
+            self.phase.tail_played();
+            return None;
+        }
+        Some(Step {
+            taken: 0,
+            made,
+            in_device: false,
+        })
+    }
+
+    /// Source 2, after a device loss: content already taken from the ring that the lost
+    /// device never played, decoded into `decoded` and resampled into `resampled`.
+    fn take_replay(&mut self, n: usize, f: &mut Filled) -> Step {
+        let (s16, in_ch, fb) = (
+            self.input.s16,
+            self.input.channels,
+            self.input.frame_bytes(),
+        );
+        let (a, b) = self.history.replay_slices(self.input_frames_for(n) * fb);
+        decode_both(s16, a, b, &mut self.decoded);
+        let m = (a.len() + b.len()) / fb;
+        let (taken, made) = self
+            .resampler
+            .process(&self.decoded[..m * in_ch], &mut self.resampled[..n * in_ch]);
+        self.history.replay -= taken * fb;
+        f.replayed += if self.resampled_ring {
+            taken as u64 * self.content_rate as u64 / self.input.rate.max(1) as u64
+        } else {
+            taken as u64
+        };
+        Step {
+            taken,
+            made,
+            in_device: false,
+        }
+    }
+
+    /// Source 3, the ring, read up to the next command that must apply between frames.
+    /// Float samples at equal rates and unity gain (producer mode, or float content at the
+    /// device rate) go straight into the device buffer at frame `at`, sanitised there;
+    /// anything else is decoded into `decoded` and resampled into `resampled` (at equal
+    /// rates decoded straight into `resampled`: a copy saved). What is taken is kept in the
+    /// replay window. None if the ring cannot be read.
+    fn take_ring(&mut self, n: usize, data: &mut cpal::Data, at: usize) -> Option<Step> {
+        let (s16, in_ch, fb) = (
+            self.input.s16,
+            self.input.channels,
+            self.input.frame_bytes(),
+        );
+        let identity = self.resampler.is_identity();
+        let m = self.ring_frames_for(n, identity);
+        let chunk = self.q.audio.read_chunk(m * fb).ok()?;
+        let (a, b) = chunk.as_slices();
+        let in_device = identity
+            && !s16
+            && gain::is_unity(&self.volume, &self.fade)
+            && floats_into_device(a, b, in_ch, data, at, self.output.channels);
+        if !in_device {
+            let dst = if identity {
+                &mut self.resampled
+            } else {
+                &mut self.decoded
+            };
+            decode_both(s16, a, b, dst);
+        }
+        let (taken, made) = if identity {
+            (m, m)
+        } else {
+            self.resampler
+                .process(&self.decoded[..m * in_ch], &mut self.resampled[..n * in_ch])
+        };
+        let bytes = taken * fb;
+        let ua = bytes.min(a.len());
+        self.history.append(&a[..ua], &b[..bytes - ua]);
+        chunk.commit(bytes);
+        // The callback's played count is taken from the content position at its end.
+        self.advance(taken as u64);
+        Some(Step {
+            taken,
+            made,
+            in_device,
+        })
+    }
+
+    /// Ring frames the next step reads: what the ring holds, up to what makes `n` output
+    /// frames, and no further than the next command that must apply between frames.
+    fn ring_frames_for(&mut self, n: usize, identity: bool) -> usize {
+        let most = if identity {
+            n
+        } else {
+            self.input_frames_for(n)
+        };
+        let until_cmd = self
+            .next_cmd_at(self.pos + most as u64)
+            .map_or(u64::MAX, |a| a - self.pos);
+        (self.q.audio.slots() / self.input.frame_bytes())
+            .min(most)
+            .min(until_cmd as usize)
+    }
+
+    /// Puts a step's output into the device buffer from frame `at` (unless it is there
+    /// already): straight from `resampled` at unity gain when the device format allows,
+    /// else channel-mapped into `mapped`, gained, and converted to the device format.
+    /// Returns the frames delivered.
+    fn deliver(&mut self, step: Step, data: &mut cpal::Data, at: usize) -> usize {
+        let (in_ch, out_ch, made) = (self.input.channels, self.output.channels, step.made);
+        if made == 0 {
+            return 0;
+        }
+        let resampled = &self.resampled[..made * in_ch];
+        let written = step.in_device
+            || gain::is_unity(&self.volume, &self.fade)
+                && convert::map_into_device(resampled, in_ch, data, at * out_ch, out_ch);
+        if !written {
+            let mapped = &mut self.mapped[..made * out_ch];
+            if !convert::map_covers_all(in_ch, out_ch) {
+                mapped.fill(0.0);
+            }
+            convert::map_channels(resampled, in_ch, mapped, out_ch);
+            gain::apply(mapped, out_ch, &mut self.volume, &mut self.fade);
+            convert::write_device(mapped, data, at * out_ch);
+        }
+        if self.flushing.is_some() {
+            // Where the fade-out has got to (reported with the Flushed event).
+            self.flush_stop = self.content_pos;
+        }
+        made
+    }
+
     /// Underruns mean something: one per dry spell inside an utterance, never for silence
     /// while idle, paused, pre-rolling or flushing.
     fn account_underrun(&mut self, done: usize, total: usize, held: bool, c: &Counters) {
         if done < total && !held {
-            if self.in_utterance && (self.playing || done > 0) {
+            if self.flow.ran_short(self.phase.in_utterance(), done > 0) {
                 c.underruns.fetch_add(1, Ordering::Relaxed);
-                self.underrun_open = true;
                 let pos = self.content_pos;
                 self.emit(EventKind::UnderrunStart, 0, pos, done, c);
             }
-            self.playing = false;
-        } else if done == total {
-            if self.underrun_open {
-                self.underrun_open = false;
-                let pos = self.content_pos;
-                self.emit(EventKind::UnderrunEnd, 0, pos, 0, c);
-            }
-            self.playing = true;
+        } else if done == total && self.flow.ran_full() {
+            let pos = self.content_pos;
+            self.emit(EventKind::UnderrunEnd, 0, pos, 0, c);
         }
     }
 }
