@@ -19,6 +19,9 @@ fn callback(core: &RenderCore, generation: u64, buf: &mut [f32]) {
     // SAFETY: `buf` is a live, aligned f32 buffer of exactly `buf.len()` samples.
     let mut data =
         unsafe { cpal::Data::from_parts(buf.as_mut_ptr().cast(), buf.len(), SampleFormat::F32) };
+    // What the library's stream callback does first (debug builds check the role).
+    let _role =
+        audioplay::internals::thread_role::enter(audioplay::internals::thread_role::Role::Audio);
     core.render(generation, &mut data, &info);
 }
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::realtime::clock::{Clock, Stamp};
+use crate::thread_role::debug_assert_role;
 
 use crate::data::config::ResampleQuality;
 use crate::data::config::MAX_CHANNELS;
@@ -449,6 +450,7 @@ impl RenderCore {
     /// The callback body. Hard realtime: atomics, arithmetic and preallocated scratch only
     /// (C2); every outcome is a counter or a queued event (C3).
     pub fn render(&self, generation: u64, data: &mut cpal::Data, info: &cpal::OutputCallbackInfo) {
+        debug_assert_role!(Audio);
         let t0 = self.clock.stamp();
         let c = &*self.counters;
         c.callbacks.fetch_add(1, Ordering::Relaxed);
