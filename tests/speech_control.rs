@@ -496,3 +496,52 @@ fn content_rate_follows_a_voice_change() {
     let end = p.metrics();
     assert_eq!(end.frames_played, 4800 + 1600, "{end:?}");
 }
+
+/// Barge-in as a screen reader does it: flush, and write the next utterance at once, before
+/// the callback has faded the old one out. The next utterance begins after the flush with its
+/// own start and end events, and a second flush with nothing to fade reports where it
+/// stopped, not where the first one did.
+#[test]
+fn the_utterance_written_right_after_a_flush_has_its_events() {
+    let h = host();
+    let p = player(&h, |_| {});
+    let s = h.stream("v").unwrap();
+    let tone = sine(440.0, RATE, RATE as usize, 0.5);
+    p.write_f32(&tone[..9600]).unwrap();
+    p.end_utterance().unwrap();
+    render(&s, 960);
+    p.flush(10).unwrap();
+    p.write_f32(&tone[..4800]).unwrap();
+    p.end_utterance().unwrap();
+    render(&s, 9600);
+    let ev = events_until(&p, |e| {
+        e.iter()
+            .filter(|e| e.kind == EventKind::UtteranceEnd)
+            .count()
+            >= 1
+    });
+    let kinds: Vec<EventKind> = ev.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::UtteranceStart,
+            EventKind::Flushed,
+            EventKind::UtteranceStart,
+            EventKind::UtteranceEnd
+        ],
+        "{ev:?}"
+    );
+    let (flushed_at, second_start, second_end) = (ev[1].frame, ev[2].frame, ev[3].frame);
+    assert!((960..=960 + 480 + 480).contains(&flushed_at), "{ev:?}");
+    assert_eq!(second_start, 9600, "content frames: after all of the first");
+    assert_eq!(second_end, 9600 + 4800, "{ev:?}");
+    let m = p.metrics();
+    assert_eq!(m.frames_played + m.frames_flushed, 9600 + 4800, "{m:?}");
+    assert_accounting(&m);
+    // Idle now: a flush has nothing to fade, and stops where playback is.
+    p.flush(10).unwrap();
+    render(&s, 480);
+    let again = events_until(&p, |e| e.iter().any(|e| e.kind == EventKind::Flushed));
+    let f = again.iter().find(|e| e.kind == EventKind::Flushed).unwrap();
+    assert_eq!(f.frame, 9600 + 4800, "{again:?}");
+}

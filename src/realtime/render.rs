@@ -698,6 +698,10 @@ impl RenderState {
         if fseq != self.flush_seen {
             self.flush_seen = fseq;
             let upto = ctl.flush_upto.load(Ordering::Relaxed);
+            if self.flushing.is_none() {
+                // A flush with nothing to fade stops here (not where an earlier one did).
+                self.flush_stop = self.content_pos;
+            }
             self.flushing = Some(self.flushing.map_or(upto, |u| u.max(upto)));
             // Already silent (paused, idle) means nothing to fade.
             let frames = if self.flow.flowing() && self.fade.value > 0.0 {
@@ -724,6 +728,8 @@ impl RenderState {
             match cmd {
                 // Events carry content frames (`at` is a ring frame, equal to `pos` here).
                 Cmd::UtteranceStart { .. } => {
+                    // One at a flush's end starts the next utterance (see `discard`).
+                    let flushing = self.flushing.is_some_and(|upto| self.pos < upto);
                     self.phase.start(self.preroll_frames > 0 && !flushing);
                     if !flushing {
                         self.emit(EventKind::UtteranceStart, 0, self.content_pos, done, c);
@@ -865,11 +871,8 @@ impl RenderState {
     /// discarded; leaves `flushing` set while frames it covers are still being committed.
     fn discard(&mut self, upto: u64, done: usize, c: &Counters) -> u64 {
         let mut flushed = 0;
-        loop {
+        while self.pos < upto {
             self.apply_due(done, c);
-            if self.pos >= upto {
-                break;
-            }
             let fb = self.input.frame_bytes();
             let limit = self.next_cmd_at(upto).map_or(upto, |a| a.min(upto)) - self.pos;
             let n = (self.q.audio.slots() / fb).min(limit as usize);
@@ -881,13 +884,17 @@ impl RenderState {
             }
             flushed += self.advance(n as u64);
         }
-        self.flushing = None;
         self.resampler.reset();
         self.history.clear();
         self.phase.flushed();
         self.fade.to(if self.paused { 0.0 } else { 1.0 }, 0);
         let stop = self.flush_stop;
         self.emit(EventKind::Flushed, 0, stop, done, c);
+        // Commands at the flush end come after it: the flushed utterance's end and markers at
+        // its last frame (still discarded), or the next utterance's start, written after the
+        // flush (barge-in: it begins, with its event, not inside the discarded phase).
+        self.apply_due(done, c);
+        self.flushing = None;
         flushed
     }
 
