@@ -17,9 +17,10 @@
 //! player.mark(1)?; // an event fires when the listener hears this point
 //! player.end_utterance()?;
 //! player.drain(Duration::from_secs(5))?; // everything written has been heard
+//! let mut heard_at = Vec::new(); // content frames at which markers were heard
 //! while let Some(e) = player.poll_event() {
 //!     if e.kind == EventKind::Marker {
-//!         println!("marker {} heard at content frame {}", e.id, e.frame);
+//!         heard_at.push(e.frame);
 //!     }
 //! }
 //! # Ok::<(), audioplay::Error>(())
@@ -59,7 +60,7 @@ pub mod internals {
     pub use crate::realtime::{render, shape};
     /// Tests that call the render core directly take the audio thread's role.
     pub mod thread_role {
-        pub use crate::thread_role::{current, enter, Guard, Role};
+        pub use crate::thread_role::{enter, Role};
     }
 }
 

@@ -95,10 +95,12 @@ fn open(shared: &Shared, generation: u64, target: Option<&str>) -> Result<Opened
             e.kind(),
             cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::StreamInvalidated
         ) {
+            // A reported loss is also a reason to check the device (see `service::watch`).
             requests.ask(Ask::StreamLost);
+        } else {
+            // DeviceChanged is informational: the watcher verifies what the device really is.
+            requests.ask(Ask::Verify);
         }
-        // DeviceChanged is informational: the watcher verifies what the device really is.
-        requests.ask(Ask::Verify);
     };
     let build = |cfg: cpal::StreamConfig| {
         dev.build_output_stream_raw(

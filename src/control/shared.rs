@@ -195,14 +195,15 @@ impl Wake {
         self.cv.notify_all();
     }
 
-    /// Waits until notified or `timeout`; returns whether it was notified.
-    pub fn wait(&self, timeout: Duration) -> bool {
+    /// Waits until notified or `timeout`, and consumes the notification. What it was for is
+    /// in state the waiter looks at anyway.
+    pub fn wait(&self, timeout: Duration) {
         let g = self.flag.lock().unwrap_or_else(|e| e.into_inner());
         let (mut g, _) = self
             .cv
             .wait_timeout_while(g, timeout, |f| !*f)
             .unwrap_or_else(|e| e.into_inner());
-        std::mem::replace(&mut *g, false)
+        *g = false;
     }
 }
 
