@@ -222,18 +222,32 @@ pub fn find_output(
     host: &cpal::Host,
     wanted: Option<&str>,
 ) -> Result<(cpal::Device, DeviceInfo), String> {
-    let dev = match wanted {
-        Some(w) => host
-            .output_devices()
-            .map_err(|e| format!("cannot list output devices: {e}"))?
-            .find(|d| id_matches(d, w))
-            .ok_or_else(|| format!("output device '{w}' not found"))?,
-        None => host
-            .default_output_device()
-            .ok_or("no default output device")?,
-    };
+    let dev = find_device(host, wanted)?;
     let info = info_of(&dev)?;
     Ok((dev, info))
+}
+
+/// The device `wanted` names (None: the system default), not opened yet.
+fn find_device(host: &cpal::Host, wanted: Option<&str>) -> Result<cpal::Device, String> {
+    let default = || host.default_output_device().ok_or("no default output device");
+    let Some(w) = wanted else {
+        return Ok(default()?);
+    };
+    if let Some(d) = host
+        .output_devices()
+        .map_err(|e| format!("cannot list output devices: {e}"))?
+        .find(|d| id_matches(d, w))
+    {
+        return Ok(d);
+    }
+    // The host's default is not always among the devices it lists: ALSA lists its name
+    // hints, and a `default` that is a plain alias (`pcm.!default "hw:1"`, the stock
+    // `cards.pcm.default`) has none. A stream opened on the default is then looked up by its
+    // id ("default") at every recreate and query.
+    match host.default_output_device() {
+        Some(d) if id_matches(&d, w) => Ok(d),
+        _ => Err(format!("output device '{w}' not found")),
+    }
 }
 
 /// The device the player should be on now: the pinned one while it is present, else the
