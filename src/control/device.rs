@@ -192,10 +192,24 @@ pub fn device_id_string(d: &cpal::Device) -> Option<String> {
 }
 
 fn info_of(d: &cpal::Device) -> Result<DeviceInfo, String> {
+    info_or_held(d, None)
+}
+
+/// What `d` is, from its default output configuration; or, if `d` is the device the player
+/// holds (`held`) and answers that it is busy, the held device: an exclusive device (an
+/// ALSA `hw` PCM, a plugin that opens one) refuses every other open while a stream has it,
+/// queries included, and the one it is busy with is this player.
+fn info_or_held(d: &cpal::Device, held: Option<&DeviceInfo>) -> Result<DeviceInfo, String> {
     let id = device_id_string(d).ok_or("device has no id")?;
-    let cfg = d
-        .default_output_config()
-        .map_err(|e| format!("device {id}: no output config: {e}"))?;
+    let cfg = match d.default_output_config() {
+        Ok(c) => c,
+        Err(e) => {
+            return match held {
+                Some(h) if h.id == id && e.kind() == cpal::ErrorKind::DeviceBusy => Ok(h.clone()),
+                _ => Err(format!("device {id}: no output config: {e}")),
+            }
+        }
+    };
     let name = d
         .description()
         .map(|x| x.name().to_string())
@@ -229,7 +243,10 @@ pub fn find_output(
 
 /// The device `wanted` names (None: the system default), not opened yet.
 fn find_device(host: &cpal::Host, wanted: Option<&str>) -> Result<cpal::Device, String> {
-    let default = || host.default_output_device().ok_or("no default output device");
+    let default = || {
+        host.default_output_device()
+            .ok_or("no default output device")
+    };
     let Some(w) = wanted else {
         return Ok(default()?);
     };
@@ -253,13 +270,37 @@ fn find_device(host: &cpal::Host, wanted: Option<&str>) -> Result<cpal::Device, 
 /// The device the player should be on now: the pinned one while it is present, else the
 /// system default (the pinned one is taken back as soon as it reappears). I/O; no locks.
 pub fn query_target(host: &cpal::Host, pinned: Option<&str>) -> Result<DeviceInfo, String> {
+    query_target_holding(host, pinned, None)
+}
+
+/// [`query_target`] by a player whose stream holds `held`: that device counts as present
+/// while it answers busy (see [`info_or_held`]). Without it a player on an exclusive device
+/// saw every query fail while it played: it never knew a good device to fall back on after
+/// an unplug (and never recovered), and a pinned device looked gone, so the watcher moved to
+/// the default and back, over and over.
+pub fn query_target_holding(
+    host: &cpal::Host,
+    pinned: Option<&str>,
+    held: Option<&DeviceInfo>,
+) -> Result<DeviceInfo, String> {
     debug_assert_not_audio!();
     if let Some(id) = pinned {
-        if let Ok((_, info)) = find_output(host, Some(id)) {
+        if let Ok(info) = find_device(host, Some(id)).and_then(|d| info_or_held(&d, held)) {
             return Ok(info);
         }
     }
-    find_output(host, None).map(|(_, info)| info)
+    info_or_held(&find_device(host, None)?, held)
+}
+
+/// The device a running stream holds, as published (None when no stream runs).
+pub fn held_device(state: &crate::data::state::StreamState) -> Option<DeviceInfo> {
+    state.started.then(|| DeviceInfo {
+        id: state.device_id.clone(),
+        name: state.device_name.clone(),
+        rate: state.device_rate,
+        channels: state.channels,
+        format: state.format.unwrap_or(SampleFormat::F32),
+    })
 }
 
 /// V1: whether the output must change, as a pure function of the published stream state and

@@ -5,6 +5,9 @@
 //! thread from inside the callback (no syscalls there, C2): that thread is created with a
 //! known name (`device::system_host`), and the service thread finds it by name and asks for
 //! `audio_thread_priority` (SCHED_FIFO), best effort, as cubeb and PortAudio do for theirs.
+//! Other hosts run the callback on a thread of their own that cpal names: ALSA's stream
+//! worker is `cpal_alsa_out` (one per stream, so a recreate brings a new one), cpal's native
+//! PipeWire host's is `pw_out` ([`AUDIO_THREADS`]).
 
 use crate::control::device::AUDIO_THREAD_NAME;
 use crate::control::shared::Shared;
@@ -39,8 +42,13 @@ impl Priority {
     }
 }
 
-/// Every thread of this process named `AUDIO_THREAD_NAME` not already real-time: set to
-/// SCHED_FIFO at `prio`. Returns what was tried.
+/// The names of the threads that run the audio callback, on every host: the PulseAudio
+/// client's socket thread (named by the library), cpal's ALSA output worker, cpal's native
+/// PipeWire output thread (cpal 0.18.2).
+pub const AUDIO_THREADS: [&str; 3] = [AUDIO_THREAD_NAME, "cpal_alsa_out", "pw_out"];
+
+/// Every thread of this process named as an audio thread ([`AUDIO_THREADS`]) and not already
+/// real-time: set to SCHED_FIFO at `prio`. Returns what was tried.
 #[cfg(target_os = "linux")]
 fn promote(prio: i32) -> Vec<(i32, Result<(), std::io::Error>)> {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
@@ -52,7 +60,7 @@ fn promote(prio: i32) -> Vec<(i32, Result<(), std::io::Error>)> {
             continue;
         };
         let named = std::fs::read_to_string(e.path().join("comm"))
-            .is_ok_and(|c| c.trim_end() == AUDIO_THREAD_NAME);
+            .is_ok_and(|c| AUDIO_THREADS.contains(&c.trim_end()));
         // SAFETY: sched_getscheduler only reads the policy of thread `tid` (or fails).
         if !named || unsafe { libc::sched_getscheduler(tid) } == libc::SCHED_FIFO {
             continue;

@@ -105,8 +105,12 @@ impl Watcher {
             return;
         }
         // The only I/O of detection; done with no lock held (L2).
-        let target =
-            device::query_target(&shared.service.host(), shared.service.pinned().as_deref());
+        let held = device::held_device(&shared.service.state.load());
+        let target = device::query_target_holding(
+            &shared.service.host(),
+            shared.service.pinned().as_deref(),
+            held.as_ref(),
+        );
         let stream = shared.service.state.load_full();
         let decision = watcher::decide(
             Observation {

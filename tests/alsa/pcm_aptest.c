@@ -48,7 +48,7 @@ typedef struct {
 	/* Our copy of the ring: frames handed over (wr) and played (rd) since prepare. */
 	char *ring;
 	snd_pcm_uframes_t ring_frames, wr, rd, avail_min;
-	int running, gone;
+	int running, xrun, gone;
 	int64_t start_ns, origin_ns;
 } aptest_t;
 
@@ -90,6 +90,9 @@ static int check_gone(aptest_t *a)
 {
 	if (!a->gone && unplugged(a->dir)) {
 		a->gone = 1;
+		/* The card this handle was on is gone; the one plugged in next is free. */
+		close(a->lock_fd);
+		a->lock_fd = -1;
 		event(a->dir, "disconnected");
 	}
 	if (a->gone) {
@@ -195,6 +198,8 @@ static snd_pcm_sframes_t aptest_pointer(snd_pcm_ioplug_t *io)
 	int err = check_gone(a);
 	if (err)
 		return err;
+	if (a->xrun)
+		return -EPIPE; /* until prepared again */
 	if (a->running) {
 		snd_pcm_uframes_t played = clock_frames(a);
 		snd_pcm_uframes_t to = played < a->wr ? played : a->wr;
@@ -205,6 +210,7 @@ static snd_pcm_sframes_t aptest_pointer(snd_pcm_ioplug_t *io)
 		if (played > a->wr) {
 			/* Ran dry: the hardware stops (stop_threshold = buffer size). */
 			a->running = 0;
+			a->xrun = 1;
 			event(a->dir, "xrun");
 			return -EPIPE;
 		}
@@ -219,6 +225,8 @@ static snd_pcm_sframes_t aptest_transfer(snd_pcm_ioplug_t *io, const snd_pcm_cha
 	int err = check_gone(a);
 	if (err)
 		return err;
+	if (a->xrun)
+		return -EPIPE;
 	size_t fb = frame_bytes(a);
 	const char *src = (const char *)areas[0].addr + (areas[0].first + offset * areas[0].step) / 8;
 	snd_pcm_uframes_t done = 0;
@@ -232,6 +240,7 @@ static snd_pcm_sframes_t aptest_transfer(snd_pcm_ioplug_t *io, const snd_pcm_cha
 	}
 	a->wr += size;
 	arm(a);
+	if (getenv("APTEST_DEBUG")) { char b[64]; snprintf(b, sizeof b, "transfer %lu wr %lu rd %lu", size, a->wr, a->rd); event(a->dir, b); }
 	return size;
 }
 
@@ -265,8 +274,10 @@ static int aptest_prepare(snd_pcm_ioplug_t *io)
 	if (err)
 		return err;
 	a->running = 0;
+	a->xrun = 0;
 	a->wr = a->rd = 0;
 	arm(a);
+	if (getenv("APTEST_DEBUG")) event(a->dir, "prepare");
 	return 0;
 }
 
@@ -313,6 +324,7 @@ static int aptest_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigne
 	}
 	snd_pcm_uframes_t room = a->ring_frames - (a->wr - a->rd);
 	*revents = room >= a->avail_min ? POLLOUT : 0;
+	if (getenv("APTEST_DEBUG")) { char b[64]; snprintf(b, sizeof b, "revents %d room %lu", *revents, room); event(a->dir, b); }
 	arm(a);
 	return 0;
 }
