@@ -395,3 +395,40 @@ pub fn plan_stream(dev: &cpal::Device, info: &DeviceInfo, cfg: &Config) -> Strea
         format,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::state::StreamState;
+
+    #[test]
+    fn the_held_device_is_what_the_running_stream_published() {
+        let st = StreamState {
+            generation: 2,
+            started: true,
+            device_id: "default".into(),
+            device_name: "Default Audio Device".into(),
+            device_rate: 48000,
+            stream_rate: 48000,
+            content_rate: 22050,
+            channels: 2,
+            format: Some(SampleFormat::I16),
+        };
+        assert_eq!(
+            held_device(&st),
+            Some(DeviceInfo {
+                id: "default".into(),
+                name: "Default Audio Device".into(),
+                rate: 48000,
+                channels: 2,
+                format: SampleFormat::I16,
+            })
+        );
+        // No stream running: nothing is held, a busy device is not this player's.
+        let stopped = StreamState {
+            started: false,
+            ..st
+        };
+        assert_eq!(held_device(&stopped), None);
+    }
+}

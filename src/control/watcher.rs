@@ -651,6 +651,57 @@ mod tests {
                 want_recent: vec![NOW - 70_000],
                 ..base("no change: the P1 window is not pruned")
             },
+            // Bare ALSA: an exclusive device held by this player answers busy to every query;
+            // the query then stands in the held device (device::query_target_holding), so
+            // the watcher knows it is present and has a good device to fall back on.
+            Case {
+                last_good: None,
+                target: Ok(a()),
+                want_last_good: Some(a()),
+                ..base("the held device answering busy (stood in by the query): unchanged")
+            },
+            Case {
+                signals: lost,
+                target: Err("device default: not available (disconnected)"),
+                failed: true,
+                action: recreate(Reason::StreamLost, "s48"),
+                want_cooldown: Some(NOW + 1000),
+                want_recent: vec![NOW],
+                ..base("the held device unplugged: stream lost, recreate on the last good at once")
+            },
+            Case {
+                stream: stopped_on(&a()),
+                cooldown_until: Some(NOW + 400),
+                target: Err("device default: not available (disconnected)"),
+                action: None,
+                want_cooldown: Some(NOW + 400),
+                ..base("still unplugged, no stream, cooldown running: no query")
+            },
+            Case {
+                stream: stopped_on(&a()),
+                cooldown_until: Some(NOW - 1),
+                target: Err("device default: not available (disconnected)"),
+                failed: true,
+                action: recreate(Reason::Retry, "s48"),
+                want_cooldown: Some(NOW + 1000),
+                want_recent: vec![NOW],
+                ..base("still unplugged, cooldown over: retry on the last good (it fails again)")
+            },
+            Case {
+                stream: stopped_on(&a()),
+                cooldown_until: Some(NOW - 1),
+                action: recreate(Reason::Retry, "s48"),
+                want_recent: vec![NOW],
+                ..base(
+                    "plugged back, cooldown over: retry, and the query's success ends the cooldown",
+                )
+            },
+            Case {
+                last_good: Some(b()),
+                target: Ok(a()),
+                want_last_good: Some(a()),
+                ..base("a pinned exclusive device answering busy stays the target: no move")
+            },
         ]
     }
 

@@ -4,15 +4,18 @@
  * An ALSA external (ioplug) PCM plugin. Unlike ALSA's `null` PCM, which has no clock (a 10 s
  * tone "plays" in 0.56 s), it is:
  *   - clocked: the hardware pointer advances in real time (CLOCK_MONOTONIC) at the one rate
- *     it runs at; the poll descriptor is a timerfd armed for when the next `avail_min` frames
+ *     it runs at; its poll descriptor is a timerfd armed for when the next `avail_min` frames
  *     of room come, so poll-driven clients (cpal's ALSA thread) are paced as by a sound card's
  *     interrupts. A buffer that runs dry is an xrun, as on hardware (stop_threshold).
  *   - exclusive: one open at a time (an flock on DIR/lock, per open file description, so a
  *     second open in the same process conflicts too). Every other open while it is held, a
  *     query of its formats included, answers -EBUSY, as a `hw` PCM does.
  *   - unpluggable: while the file DIR/gone exists, opens answer -ENODEV, and a running stream
- *     is disconnected: its poll reports POLLERR|POLLNVAL (what the kernel's file operations
- *     of a disconnected card return) and every call -ENODEV. Removing the file plugs it back.
+ *     is disconnected at once (an inotify descriptor wakes its poll): it reports
+ *     POLLERR|POLLNVAL (what the kernel's file operations of a disconnected card return) and
+ *     every call -ENODEV; what it played up to the file's mtime was heard, what it held was
+ *     not. The handle frees the device (a card plugged back is a new one). Removing the file
+ *     plugs it back.
  *   - a recorder: what it plays (the frames the pointer passes, not what it is handed) goes to
  *     DIR/out.raw, interleaved S16_LE at its rate and channel count, on one timeline for every
  *     open: time the device was not playing (closed, unplugged, in xrun) is written as
@@ -35,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -43,6 +47,10 @@
 typedef struct {
 	snd_pcm_ioplug_t io;
 	char dir[PATH_MAX];
+	char gone_path[PATH_MAX + 64];
+	/* Poll descriptors: the clock (timerfd) and DIR's changes (inotify: an unplug wakes a
+	 * waiting client at once, as the kernel wakes the pollers of a card that goes). */
+	int notify_fd;
 	unsigned int rate, channels;
 	int lock_fd, timer_fd, out_fd;
 	/* Our copy of the ring: frames handed over (wr) and played (rd) since prepare. */
@@ -85,10 +93,28 @@ static int unplugged(const char *dir)
 	return access(p, F_OK) == 0;
 }
 
-/* Once gone, a stream stays gone: a real unplugged card does not come back under an open fd. */
+static void record(aptest_t *a, snd_pcm_uframes_t from, snd_pcm_uframes_t to);
+
+/* Once gone, a stream stays gone: a real unplugged card does not come back under an open fd.
+ * What it played up to the moment it went (DIR/gone's mtime) was heard. */
 static int check_gone(aptest_t *a)
 {
-	if (!a->gone && unplugged(a->dir)) {
+	struct stat st;
+	if (!a->gone && stat(a->gone_path, &st) == 0) {
+		if (a->running && !a->xrun) {
+			struct timespec real;
+			clock_gettime(CLOCK_REALTIME, &real);
+			int64_t ago = ((int64_t)real.tv_sec - st.st_mtim.tv_sec) * 1000000000 +
+				      (real.tv_nsec - st.st_mtim.tv_nsec);
+			int64_t at = now_ns() - (ago > 0 ? ago : 0) - a->start_ns;
+			snd_pcm_uframes_t played = at > 0 ? (snd_pcm_uframes_t)(at * (int64_t)a->rate / 1000000000) : 0;
+			if (played > a->wr)
+				played = a->wr;
+			if (played > a->rd) {
+				record(a, a->rd, played);
+				a->rd = played;
+			}
+		}
 		a->gone = 1;
 		/* The card this handle was on is gone; the one plugged in next is free. */
 		close(a->lock_fd);
@@ -313,6 +339,9 @@ static int aptest_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigne
 	uint64_t ticks;
 	if (read(a->timer_fd, &ticks, sizeof ticks) < 0) {
 	}
+	char drain[4096];
+	while (read(a->notify_fd, drain, sizeof drain) > 0) {
+	}
 	if (check_gone(a)) {
 		*revents = POLLERR | POLLNVAL;
 		return 0;
@@ -327,6 +356,22 @@ static int aptest_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigne
 	if (getenv("APTEST_DEBUG")) { char b[64]; snprintf(b, sizeof b, "revents %d room %lu", *revents, room); event(a->dir, b); }
 	arm(a);
 	return 0;
+}
+
+static int aptest_poll_descriptors_count(snd_pcm_ioplug_t *io)
+{
+	(void)io;
+	return 2;
+}
+
+static int aptest_poll_descriptors(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigned int space)
+{
+	aptest_t *a = io->private_data;
+	if (space < 2)
+		return -EINVAL;
+	pfd[0] = (struct pollfd){.fd = a->timer_fd, .events = POLLIN};
+	pfd[1] = (struct pollfd){.fd = a->notify_fd, .events = POLLIN};
+	return 2;
 }
 
 static int aptest_delay(snd_pcm_ioplug_t *io, snd_pcm_sframes_t *delayp)
@@ -347,6 +392,8 @@ static int aptest_close(snd_pcm_ioplug_t *io)
 	event(a->dir, "close");
 	if (a->timer_fd >= 0)
 		close(a->timer_fd);
+	if (a->notify_fd >= 0)
+		close(a->notify_fd);
 	if (a->out_fd >= 0)
 		close(a->out_fd);
 	if (a->lock_fd >= 0)
@@ -365,6 +412,8 @@ static const snd_pcm_ioplug_callback_t aptest_callbacks = {
 	.hw_params = aptest_hw_params,
 	.sw_params = aptest_sw_params,
 	.prepare = aptest_prepare,
+	.poll_descriptors_count = aptest_poll_descriptors_count,
+	.poll_descriptors = aptest_poll_descriptors,
 	.poll_revents = aptest_poll_revents,
 	.delay = aptest_delay,
 };
@@ -416,7 +465,8 @@ SND_PCM_PLUGIN_DEFINE_FUNC(aptest)
 	strcpy(a->dir, dir);
 	a->rate = rate;
 	a->channels = channels;
-	a->timer_fd = a->out_fd = -1;
+	a->timer_fd = a->out_fd = a->notify_fd = -1;
+	path_of(a, "gone", a->gone_path);
 	char p[PATH_MAX + 64];
 	path_of(a, "lock", p);
 	a->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -429,9 +479,14 @@ SND_PCM_PLUGIN_DEFINE_FUNC(aptest)
 		return err;
 	}
 	a->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	a->notify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (a->notify_fd >= 0 && inotify_add_watch(a->notify_fd, dir, IN_CREATE) < 0) {
+		close(a->notify_fd);
+		a->notify_fd = -1;
+	}
 	path_of(a, "out.raw", p);
 	a->out_fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (a->timer_fd < 0 || a->out_fd < 0) {
+	if (a->timer_fd < 0 || a->out_fd < 0 || a->notify_fd < 0) {
 		err = -errno;
 		goto fail;
 	}
@@ -440,8 +495,6 @@ SND_PCM_PLUGIN_DEFINE_FUNC(aptest)
 	a->io.name = "audioplay test device";
 	a->io.callback = &aptest_callbacks;
 	a->io.private_data = a;
-	a->io.poll_fd = a->timer_fd;
-	a->io.poll_events = POLLIN;
 	a->io.mmap_rw = 0;
 	err = snd_pcm_ioplug_create(&a->io, name, stream, mode);
 	if (err < 0)
@@ -470,6 +523,8 @@ SND_PCM_PLUGIN_DEFINE_FUNC(aptest)
 fail:
 	if (a->timer_fd >= 0)
 		close(a->timer_fd);
+	if (a->notify_fd >= 0)
+		close(a->notify_fd);
 	if (a->out_fd >= 0)
 		close(a->out_fd);
 	close(a->lock_fd);
