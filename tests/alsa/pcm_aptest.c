@@ -266,7 +266,6 @@ static snd_pcm_sframes_t aptest_transfer(snd_pcm_ioplug_t *io, const snd_pcm_cha
 	}
 	a->wr += size;
 	arm(a);
-	if (getenv("APTEST_DEBUG")) { char b[64]; snprintf(b, sizeof b, "transfer %lu wr %lu rd %lu", size, a->wr, a->rd); event(a->dir, b); }
 	return size;
 }
 
@@ -303,7 +302,6 @@ static int aptest_prepare(snd_pcm_ioplug_t *io)
 	a->xrun = 0;
 	a->wr = a->rd = 0;
 	arm(a);
-	if (getenv("APTEST_DEBUG")) event(a->dir, "prepare");
 	return 0;
 }
 
@@ -353,7 +351,6 @@ static int aptest_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigne
 	}
 	snd_pcm_uframes_t room = a->ring_frames - (a->wr - a->rd);
 	*revents = room >= a->avail_min ? POLLOUT : 0;
-	if (getenv("APTEST_DEBUG")) { char b[64]; snprintf(b, sizeof b, "revents %d room %lu", *revents, room); event(a->dir, b); }
 	arm(a);
 	return 0;
 }
