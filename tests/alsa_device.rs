@@ -455,7 +455,7 @@ fn the_alsa_audio_thread_gets_the_configured_priority() {
     let _g = serial();
     let rig = Rig::new(&["card"], Default::Alias("card"));
     for (prio, want) in [(10, Some(10)), (0, None)] {
-        let mut c = rig
+        let c = rig
             .applay()
             .args(["--tone", "440", "--seconds", "1.5", "--rt-priority"])
             .arg(prio.to_string())
