@@ -233,7 +233,20 @@ pub fn find_output(
             .ok_or("no default output device")?,
     };
     let info = info_of(&dev)?;
+    usable(&info)?;
     Ok((dev, info))
+}
+
+/// A device that reports no rate or no channels cannot be played to (every frame count
+/// would divide by it): it is refused before a stream is planned.
+fn usable(info: &DeviceInfo) -> Result<(), String> {
+    if info.rate == 0 || info.channels == 0 {
+        return Err(format!(
+            "output device '{}' reports {} Hz and {} channel(s): refused (a device must report a nonzero rate and channel count)",
+            info.id, info.rate, info.channels
+        ));
+    }
+    Ok(())
 }
 
 /// The device the player should be on now: the pinned one while it is present, else the
