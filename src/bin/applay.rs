@@ -439,9 +439,6 @@ fn list(a: &Args) -> Result<(), (u8, String)> {
                 d.id, d.rate, d.channels, d.name
             );
         }
-        if devices.is_empty() {
-            eprintln!("applay: no output devices");
-        }
     }
     Ok(())
 }

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use crate::data::config::{LogLevel, LogSink};
 
 /// Lines that may be logged back to back.
-pub const BURST: u32 = 50;
+const BURST: u32 = 50;
 /// Lines per second the budget refills by.
-pub const PER_SECOND: u32 = 10;
+const PER_SECOND: u32 = 10;
 
 pub struct Logger {
     sink: Option<LogSink>,
