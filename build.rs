@@ -31,9 +31,45 @@ fn main() {
         .with_config(config)
         .generate()
         .expect("cbindgen could not generate the header");
-    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("audioplay.h");
-    header.write_to_file(&out);
+    let mut text = Vec::new();
+    header.write(&mut text);
+    let text = c89(&String::from_utf8(text).expect("cbindgen writes UTF-8"));
+    write_if_changed(
+        &PathBuf::from(env::var("OUT_DIR").unwrap()).join("audioplay.h"),
+        &text,
+    );
     if env::var_os("AUDIOPLAY_WRITE_HEADER").is_some() {
-        header.write_to_file(dir.join("include/audioplay.h"));
+        write_if_changed(&dir.join("include/audioplay.h"), &text);
+    }
+}
+
+/// The header must compile as C89 (`gcc -std=c89 -pedantic`, tests/c_abi.rs): cbindgen
+/// writes `// cond` after `#endif` and `}` and a comma after an enum's last enumerator,
+/// whatever the config says; both are rewritten here (its doc comments are already `/** */`,
+/// by cbindgen.toml).
+fn c89(h: &str) -> String {
+    let mut out = String::with_capacity(h.len());
+    let lines: Vec<&str> = h.lines().collect();
+    for (i, &line) in lines.iter().enumerate() {
+        let t = line.trim_start();
+        let in_comment = t.starts_with("/*") || t.starts_with('*');
+        let mut fixed = match line.find("//") {
+            Some(at) if !in_comment => {
+                format!("{} /* {} */", line[..at].trim_end(), line[at + 2..].trim())
+            }
+            _ => line.to_string(),
+        };
+        if fixed.ends_with(',') && lines.get(i + 1).is_some_and(|n| n.trim() == "};") {
+            fixed.pop();
+        }
+        out.push_str(&fixed);
+        out.push('\n');
+    }
+    out
+}
+
+fn write_if_changed(path: &std::path::Path, text: &str) {
+    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
+        std::fs::write(path, text).expect("cannot write the header");
     }
 }

@@ -3,6 +3,10 @@
  *
  * Every function returns AP_OK (0) or a negative ApStatus, checks its pointers, and never
  * lets a panic cross into C. Each function's comment states its thread-safety.
+ *
+ * Compiles as C89 (gcc -std=c89 -pedantic), C99 and later, and C++11. It needs <stddef.h>
+ * and <stdint.h> (the fixed-width types of the ABI; a C99 header, which C89 toolchains
+ * in use provide too); no bool.
  */
 
 #ifndef AUDIOPLAY_H
@@ -19,604 +23,984 @@
 #define AP_VERSION_STRING "0.1.0"
 
 
-// Event kinds (`ApEvent.kind`).
+/**
+ * Event kinds (`ApEvent.kind`).
+ */
 #define AP_EVENT_MARKER 1
 
-// The first frame of an utterance was heard.
+/**
+ * The first frame of an utterance was heard.
+ */
 #define AP_EVENT_UTTERANCE_START 2
 
-// The last frame of an utterance was heard.
+/**
+ * The last frame of an utterance was heard.
+ */
 #define AP_EVENT_UTTERANCE_END 3
 
-// The queue ran dry while audio was playing.
+/**
+ * The queue ran dry while audio was playing.
+ */
 #define AP_EVENT_UNDERRUN_START 4
 
-// Audio plays again after an underrun.
+/**
+ * Audio plays again after an underrun.
+ */
 #define AP_EVENT_UNDERRUN_END 5
 
-// Playback moved to another device or stream; `id` is the new stream generation.
+/**
+ * Playback moved to another device or stream; `id` is the new stream generation.
+ */
 #define AP_EVENT_DEVICE_CHANGED 6
 
-// A flush finished fading out; `frame` is where the fade ended.
+/**
+ * A flush finished fading out; `frame` is where the fade ended.
+ */
 #define AP_EVENT_FLUSHED 7
 
-// No output at all (the sound server or every device gone, or the stream stopped); queued
-// audio waits. `frame` is the content frame being heard when it was noticed.
+/**
+ * No output at all (the sound server or every device gone, or the stream stopped); queued
+ * audio waits. `frame` is the content frame being heard when it was noticed.
+ */
 #define AP_EVENT_OUTPUT_LOST 8
 
-// Output is back after `AP_EVENT_OUTPUT_LOST`; `id` is the new stream generation.
+/**
+ * Output is back after `AP_EVENT_OUTPUT_LOST`; `id` is the new stream generation.
+ */
 #define AP_EVENT_OUTPUT_RESTORED 9
 
-// Size of the device id and name buffers in `ApMetrics` and `ApStreamState`.
+/**
+ * Size of the device id and name buffers in `ApMetrics` and `ApStreamState`.
+ */
 #define AP_DEVICE_ID_LEN 128
 
-// Why the stream was last (re)created (`ApMetrics.last_recreate_reason`).
+/**
+ * Why the stream was last (re)created (`ApMetrics.last_recreate_reason`).
+ */
 #define AP_REASON_NONE 0
 
-// The first stream, at creation.
+/**
+ * The first stream, at creation.
+ */
 #define AP_REASON_INITIAL 1
 
-// The system's default output changed (or the pinned device left or came back).
+/**
+ * The system's default output changed (or the pinned device left or came back).
+ */
 #define AP_REASON_DEVICE_CHANGED 2
 
-// The stream reported its device gone.
+/**
+ * The stream reported its device gone.
+ */
 #define AP_REASON_STREAM_LOST 3
 
-// Same device, new native rate or channel count.
+/**
+ * Same device, new native rate or channel count.
+ */
 #define AP_REASON_FORMAT_CHANGED 4
 
-// No stream was running (an earlier attempt failed).
+/**
+ * No stream was running (an earlier attempt failed).
+ */
 #define AP_REASON_RETRY 5
 
-// The application chose another device (`ap_set_device`).
+/**
+ * The application chose another device (`ap_set_device`).
+ */
 #define AP_REASON_REQUESTED 6
 
-// The sound server restarted and the player rebuilt its connection.
+/**
+ * The sound server restarted and the player rebuilt its connection.
+ */
 #define AP_REASON_SERVER_RESTARTED 7
 
-// Every entry point returns one of these: `AP_OK` (0) or a negative error.
+/**
+ * Every entry point returns one of these: `AP_OK` (0) or a negative error.
+ */
 enum ApStatus
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : int32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+#endif /* defined(__cplusplus) || __STDC_VERSION__ >= 202311L */
  {
-  // Success.
+  /**
+   * Success.
+   */
   AP_OK = 0,
-  // A required pointer argument was NULL.
+  /**
+   * A required pointer argument was NULL.
+   */
   AP_ERR_NULL = -1,
-  // An argument is out of range or inconsistent (the last error says which).
+  /**
+   * An argument is out of range or inconsistent (the last error says which).
+   */
   AP_ERR_INVALID_ARG = -2,
-  // A struct's `struct_size` is zero, too small, or larger than this library knows.
+  /**
+   * A struct's `struct_size` is zero, too small, or larger than this library knows.
+   */
   AP_ERR_STRUCT_SIZE = -3,
-  // The player handle is not live (never created, or already destroyed).
+  /**
+   * The player handle is not live (never created, or already destroyed).
+   */
   AP_ERR_BAD_HANDLE = -4,
-  // No output device (none present, or the requested one is not there).
+  /**
+   * No output device (none present, or the requested one is not there).
+   */
   AP_ERR_NO_DEVICE = -5,
-  // The device or audio server refused to open or start a stream.
+  /**
+   * The device or audio server refused to open or start a stream.
+   */
   AP_ERR_DEVICE = -6,
-  // A wait (`ap_drain`) ran out of time before it completed.
+  /**
+   * A wait (`ap_drain`) ran out of time before it completed.
+   */
   AP_ERR_TIMEOUT = -7,
-  // The player was destroyed while this call ran.
+  /**
+   * The player was destroyed while this call ran.
+   */
   AP_ERR_CLOSED = -8,
-  // The library caught an internal panic; the handle stays usable where possible.
+  /**
+   * The library caught an internal panic; the handle stays usable where possible.
+   */
   AP_ERR_PANIC = -9,
-  // The output buffer was too small for the result.
+  /**
+   * The output buffer was too small for the result.
+   */
   AP_ERR_BUFFER_TOO_SMALL = -10,
-  // Nothing has played for `device_lost_timeout_ms`: no sound server, no device, or a
-  // stream that stopped. Audio already queued is kept and plays if output comes back;
-  // the call queued nothing (or, for `ap_drain`, stopped waiting).
-  AP_ERR_NO_OUTPUT = -11,
+  /**
+   * Nothing has played for `device_lost_timeout_ms`: no sound server, no device, or a
+   * stream that stopped. Audio already queued is kept and plays if output comes back;
+   * the call queued nothing (or, for `ap_drain`, stopped waiting).
+   */
+  AP_ERR_NO_OUTPUT = -11
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
 typedef enum ApStatus ApStatus;
 #else
 typedef int32_t ApStatus;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
+#endif /* __STDC_VERSION__ >= 202311L */
+#endif /* __cplusplus */
 
-// An opaque player handle. The library never dereferences it.
+/**
+ * An opaque player handle. The library never dereferences it.
+ */
 typedef struct ApPlayer ApPlayer;
 
-// Sample format of the PCM passed to `ap_write`.
+/**
+ * Sample format of the PCM passed to `ap_write`.
+ */
 typedef int32_t ApFormat;
 
-// `prefer_stream_rate`: which rate the device stream runs at.
+/**
+ * `prefer_stream_rate`: which rate the device stream runs at.
+ */
 typedef int32_t ApStreamRate;
 
-// `resample_mode`: where resampling happens.
+/**
+ * `resample_mode`: where resampling happens.
+ */
 typedef int32_t ApResampleMode;
 
-// Log severities, most severe first.
+/**
+ * Log severities, most severe first.
+ */
 typedef int32_t ApLogLevel;
 
-// Receives log lines. Called on the player's service thread (or the thread calling
-// `ap_create`), never on the audio thread. `message` is valid only during the call.
+/**
+ * Receives log lines. Called on the player's service thread (or the thread calling
+ * `ap_create`), never on the audio thread. `message` is valid only during the call.
+ */
 typedef void (*ApLogFn)(void *user, ApLogLevel level, const char *message);
 
-// Something that happened, delivered when the listener hears it.
+/**
+ * Something that happened, delivered when the listener hears it.
+ */
 typedef struct ApEvent {
-  // `sizeof(ApEvent)`; set it before `ap_poll_event`.
+  /**
+   * `sizeof(ApEvent)`; set it before `ap_poll_event`.
+   */
   uint32_t struct_size;
-  // `AP_EVENT_*`.
+  /**
+   * `AP_EVENT_*`.
+   */
   uint32_t kind;
-  // The marker id (`AP_EVENT_MARKER`), the new stream generation
-  // (`AP_EVENT_DEVICE_CHANGED`), else 0.
+  /**
+   * The marker id (`AP_EVENT_MARKER`), the new stream generation
+   * (`AP_EVENT_DEVICE_CHANGED`), else 0.
+   */
   uint64_t id;
-  // The content frame it happened at (for `AP_EVENT_FLUSHED`: where the fade-out ended).
+  /**
+   * The content frame it happened at (for `AP_EVENT_FLUSHED`: where the fade-out ended).
+   */
   uint64_t frame;
-  // When it reached the listener, ms since the player was created.
+  /**
+   * When it reached the listener, ms since the player was created.
+   */
   double heard_ms;
 } ApEvent;
 
-// Receives events when they are heard, on the player's event thread. `event` is valid
-// only during the call.
+/**
+ * Receives events when they are heard, on the player's event thread. `event` is valid
+ * only during the call.
+ */
 typedef void (*ApEventFn)(void *user, const struct ApEvent *event);
 
-// `resample_quality`: how the library resamples when it does.
+/**
+ * `resample_quality`: how the library resamples when it does.
+ */
 typedef int32_t ApResampleQuality;
 
-// Settings for `ap_create`. Always initialise with `ap_config_init`, then change fields.
+/**
+ * Settings for `ap_create`. Always initialise with `ap_config_init`, then change fields.
+ */
 typedef struct ApConfig {
-  // `sizeof(ApConfig)`, set by `ap_config_init`. Lets later versions append fields.
+  /**
+   * `sizeof(ApConfig)`, set by `ap_config_init`. Lets later versions append fields.
+   */
   uint32_t struct_size;
-  // `AP_FORMAT_S16` (default) or `AP_FORMAT_F32`.
+  /**
+   * `AP_FORMAT_S16` (default) or `AP_FORMAT_F32`.
+   */
   ApFormat input_format;
-  // Interleaved channels in written PCM, 1..=32 (default 1).
+  /**
+   * Interleaved channels in written PCM, 1..=32 (default 1).
+   */
   uint32_t input_channels;
-  // Content sample rate in Hz, 1000..=384000 (default 22050).
+  /**
+   * Content sample rate in Hz, 1000..=384000 (default 22050).
+   */
   uint32_t input_rate;
-  // Output device id (as listed by the host, e.g. a PulseAudio sink name); NULL follows
-  // the system default (default). Copied during `ap_create`.
+  /**
+   * Output device id (as listed by the host, e.g. a PulseAudio sink name); NULL follows
+   * the system default (default). Copied during `ap_create`.
+   */
   const char *device_id;
-  // Device buffer target in ms, 2..=1000 (default 20: 10 ms callbacks).
+  /**
+   * Device buffer target in ms, 2..=1000 (default 20: 10 ms callbacks).
+   */
   uint32_t target_latency_ms;
-  // Queue capacity in ms of content, 10..=60000 (default 2000).
+  /**
+   * Queue capacity in ms of content, 10..=60000 (default 2000).
+   */
   uint32_t ring_capacity_ms;
-  // How long `ap_write` may block for space, ms, 0..=600000; 0 = never block (default 1000).
+  /**
+   * How long `ap_write` may block for space, ms, 0..=600000; 0 = never block (default 1000).
+   */
   uint32_t write_timeout_ms;
-  // `AP_STREAM_RATE_DEVICE` (default) or `AP_STREAM_RATE_CONTENT`.
+  /**
+   * `AP_STREAM_RATE_DEVICE` (default) or `AP_STREAM_RATE_CONTENT`.
+   */
   ApStreamRate prefer_stream_rate;
-  // `AP_RESAMPLE_CALLBACK` (default), `AP_RESAMPLE_OFF`.
+  /**
+   * `AP_RESAMPLE_CALLBACK` (default), `AP_RESAMPLE_OFF`.
+   */
   ApResampleMode resample_mode;
-  // Most verbose level delivered to `log_fn` (default `AP_LOG_INFO`).
+  /**
+   * Most verbose level delivered to `log_fn` (default `AP_LOG_INFO`).
+   */
   ApLogLevel log_level;
-  // Log receiver, or NULL for none (default).
+  /**
+   * Log receiver, or NULL for none (default).
+   */
   ApLogFn log_fn;
-  // Passed back to `log_fn`.
+  /**
+   * Passed back to `log_fn`.
+   */
   void *log_user;
-  // How often the output device is checked, ms, 10..=10000 (default 250).
+  /**
+   * How often the output device is checked, ms, 10..=10000 (default 250).
+   */
   uint32_t device_poll_ms;
-  // After a failed device query, wait this long before the next, ms (default 1000).
-  // Successful queries are acted on at once.
+  /**
+   * After a failed device query, wait this long before the next, ms (default 1000).
+   * Successful queries are acted on at once.
+   */
   uint32_t device_query_cooldown_ms;
-  // Stream recreates allowed in any 60 s window, 1..=600 (default 30).
+  /**
+   * Stream recreates allowed in any 60 s window, 1..=600 (default 30).
+   */
   uint32_t max_recreate_per_minute;
-  // A new output device must stay the same this long before the stream moves, ms
-  // (default 60), so a flapping route causes one recreate.
+  /**
+   * A new output device must stay the same this long before the stream moves, ms
+   * (default 60), so a flapping route causes one recreate.
+   */
   uint32_t debounce_ms;
-  // Audio handed to a vanished device but not yet heard is replayed on the new one, up to
-  // this many ms (default 200; 0 = never).
+  /**
+   * Audio handed to a vanished device but not yet heard is replayed on the new one, up to
+   * this many ms (default 200; 0 = never).
+   */
   uint32_t max_replay_ms;
-  // Recreates slower than this many ms are logged as warnings (default 500).
+  /**
+   * Recreates slower than this many ms are logged as warnings (default 500).
+   */
   uint32_t recreate_warn_ms;
-  // Pre-roll: an utterance starts playing once this many ms of it are queued or it has
-  // ended, so a slow engine's first chunks do not stutter (default 0 = at once).
+  /**
+   * Pre-roll: an utterance starts playing once this many ms of it are queued or it has
+   * ended, so a slow engine's first chunks do not stutter (default 0 = at once).
+   */
   uint32_t start_threshold_ms;
-  // After this many ms with nothing queued or playing, the device stream is paused to save
-  // power; the next `ap_write` resumes it (default 0 = never).
+  /**
+   * After this many ms with nothing queued or playing, the device stream is paused to save
+   * power; the next `ap_write` resumes it (default 0 = never).
+   */
   uint32_t idle_suspend_ms;
-  // Receives events (markers, utterance start/end, underruns, device changes, flushes)
-  // when they are heard, on the player's event thread; NULL for none (default). Events
-  // are also queued for `ap_poll_event` either way.
+  /**
+   * Receives events (markers, utterance start/end, underruns, device changes, flushes)
+   * when they are heard, on the player's event thread; NULL for none (default). Events
+   * are also queued for `ap_poll_event` either way.
+   */
   ApEventFn event_fn;
-  // Passed back to `event_fn`.
+  /**
+   * Passed back to `event_fn`.
+   */
   void *event_user;
-  // `AP_QUALITY_LINEAR` (default) or `AP_QUALITY_HIGH`; applies to callback and producer
-  // resampling alike.
+  /**
+   * `AP_QUALITY_LINEAR` (default) or `AP_QUALITY_HIGH`; applies to callback and producer
+   * resampling alike.
+   */
   ApResampleQuality resample_quality;
-  // SPEC S3: when the audio callback's resample time p95 (over ~100 callbacks) exceeds
-  // this many microseconds, resampling moves to the writing thread for good, logged once
-  // (default 5000).
+  /**
+   * SPEC S3: when the audio callback's resample time p95 (over ~100 callbacks) exceeds
+   * this many microseconds, resampling moves to the writing thread for good, logged once
+   * (default 5000).
+   */
   uint32_t resample_p95_limit_us;
-  // SCHED_FIFO priority (1-99) the library asks for its audio thread (on PulseAudio, the
-  // client thread that runs the callback), best effort: without the right to (root,
-  // CAP_SYS_NICE or RLIMIT_RTPRIO) it logs once at info level and carries on. 0 leaves
-  // the thread's scheduling alone (default 10).
+  /**
+   * SCHED_FIFO priority (1-99) the library asks for its audio thread (on PulseAudio, the
+   * client thread that runs the callback), best effort: without the right to (root,
+   * CAP_SYS_NICE or RLIMIT_RTPRIO) it logs once at info level and carries on. 0 leaves
+   * the thread's scheduling alone (default 10).
+   */
   uint32_t audio_thread_priority;
-  // After this many ms with no output at all (the sound server gone, no device, a stream
-  // that stopped), `ap_write` and `ap_drain` return `AP_ERR_NO_OUTPUT` until output is
-  // back; `AP_EVENT_OUTPUT_LOST` / `AP_EVENT_OUTPUT_RESTORED` tell when it goes and
-  // comes back. 0 = never give up (default 10000).
+  /**
+   * After this many ms with no output at all (the sound server gone, no device, a stream
+   * that stopped), `ap_write` and `ap_drain` return `AP_ERR_NO_OUTPUT` until output is
+   * back; `AP_EVENT_OUTPUT_LOST` / `AP_EVENT_OUTPUT_RESTORED` tell when it goes and
+   * comes back. 0 = never give up (default 10000).
+   */
   uint32_t device_lost_timeout_ms;
 } ApConfig;
 
-// One output device as `ap_list_devices` reports it.
+/**
+ * One output device as `ap_list_devices` reports it.
+ */
 typedef struct ApDeviceInfo {
-  // `sizeof(ApDeviceInfo)`, written by the library.
+  /**
+   * `sizeof(ApDeviceInfo)`, written by the library.
+   */
   uint32_t struct_size;
-  // Native sample rate and channel count.
+  /**
+   * Native sample rate and channel count.
+   */
   uint32_t rate;
-  // Channels the device plays natively.
+  /**
+   * Channels the device plays natively.
+   */
   uint32_t channels;
-  // 1 for the system default output.
+  /**
+   * 1 for the system default output.
+   */
   uint32_t is_default;
-  // Pass to `ApConfig.device_id` or `ap_set_device`.
+  /**
+   * Pass to `ApConfig.device_id` or `ap_set_device`.
+   */
   char id[AP_DEVICE_ID_LEN];
-  // The device's name for people, NUL-terminated (truncated to fit).
+  /**
+   * The device's name for people, NUL-terminated (truncated to fit).
+   */
   char name[AP_DEVICE_ID_LEN];
 } ApDeviceInfo;
 
-// Device sample formats reported in `ApMetrics.device_format`.
+/**
+ * Device sample formats reported in `ApMetrics.device_format`.
+ */
 typedef int32_t ApDeviceFormat;
 
-// Counters and timings. Set `struct_size = sizeof(ApMetrics)` before `ap_metrics`.
-// Frame accounting: `frames_written = frames_played + frames_queued + frames_flushed +
-// frames_dropped`.
+/**
+ * Counters and timings. Set `struct_size = sizeof(ApMetrics)` before `ap_metrics`.
+ * Frame accounting: `frames_written = frames_played + frames_queued + frames_flushed +
+ * frames_dropped`.
+ */
 typedef struct ApMetrics {
-  // `sizeof(ApMetrics)`, set by the caller.
+  /**
+   * `sizeof(ApMetrics)`, set by the caller.
+   */
   uint32_t struct_size;
-  // Output channels of the device stream.
+  /**
+   * Output channels of the device stream.
+   */
   uint32_t output_channels;
-  // Content frames accepted by `ap_write`.
+  /**
+   * Content frames accepted by `ap_write`.
+   */
   uint64_t frames_written;
-  // Content frames taken by the audio callback.
+  /**
+   * Content frames taken by the audio callback.
+   */
   uint64_t frames_played;
-  // Content frames waiting in the queue.
+  /**
+   * Content frames waiting in the queue.
+   */
   uint64_t frames_queued;
-  // Content frames discarded by the library (destroy).
+  /**
+   * Content frames discarded by the library (destroy).
+   */
   uint64_t frames_dropped;
-  // Dry spells that interrupted playing audio (never counted while idle or draining).
+  /**
+   * Dry spells that interrupted playing audio (never counted while idle or draining).
+   */
   uint64_t underruns;
-  // Callbacks of a stream that is no longer current (they output silence, SPEC C1).
+  /**
+   * Callbacks of a stream that is no longer current (they output silence, SPEC C1).
+   */
   uint64_t generation_mismatches;
-  // Callbacks whose buffer did not fit the stream's shape (silence).
+  /**
+   * Callbacks whose buffer did not fit the stream's shape (silence).
+   */
   uint64_t shape_mismatches;
-  // Memory the callback could not hand back for freeing (the garbage queue was full) and
-  // leaked rather than free on the audio thread.
+  /**
+   * Memory the callback could not hand back for freeing (the garbage queue was full) and
+   * leaked rather than free on the audio thread.
+   */
   uint64_t callback_errors;
-  // Voice changes whose prepared resampler no longer fit the stream's rate: played on
-  // with linear resampling until the next change.
+  /**
+   * Voice changes whose prepared resampler no longer fit the stream's rate: played on
+   * with linear resampling until the next change.
+   */
   uint64_t resample_errors;
-  // Audio callbacks run.
+  /**
+   * Audio callbacks run.
+   */
   uint64_t callbacks;
-  // Errors the device stream reported.
+  /**
+   * Errors the device stream reported.
+   */
   uint64_t stream_errors;
-  // Generation of the current stream (bumped by every recreate).
+  /**
+   * Generation of the current stream (bumped by every recreate).
+   */
   uint64_t stream_generation;
-  // Audio callback duration percentiles, microseconds.
+  /**
+   * Audio callback duration percentiles, microseconds.
+   */
   double callback_us_p50;
-  // 95th percentile.
+  /**
+   * 95th percentile.
+   */
   double callback_us_p95;
-  // 99th percentile.
+  /**
+   * 99th percentile.
+   */
   double callback_us_p99;
-  // Largest seen.
+  /**
+   * Largest seen.
+   */
   double callback_us_max;
-  // Time spent resampling per callback, microseconds (SPEC S3 tripwire).
+  /**
+   * Time spent resampling per callback, microseconds (SPEC S3 tripwire).
+   */
   double resample_us_p50;
-  // 95th percentile.
+  /**
+   * 95th percentile.
+   */
   double resample_us_p95;
-  // 99th percentile.
+  /**
+   * 99th percentile.
+   */
   double resample_us_p99;
-  // Largest seen.
+  /**
+   * Largest seen.
+   */
   double resample_us_max;
-  // Device latency reported by the stream, milliseconds.
+  /**
+   * Device latency reported by the stream, milliseconds.
+   */
   double output_latency_ms;
-  // Rate the device stream runs at.
+  /**
+   * Rate the device stream runs at.
+   */
   uint32_t stream_rate;
-  // The device's native rate.
+  /**
+   * The device's native rate.
+   */
   uint32_t device_rate;
-  // Rate of the written content.
+  /**
+   * Rate of the written content.
+   */
   uint32_t content_rate;
-  // `AP_DEVICE_FORMAT_*` of the device stream.
+  /**
+   * `AP_DEVICE_FORMAT_*` of the device stream.
+   */
   ApDeviceFormat device_format;
-  // 1 when the library resamples (stream rate differs from content rate).
+  /**
+   * 1 when the library resamples (stream rate differs from content rate).
+   */
   uint32_t needs_resample;
-  // 1 while a stream recreate is in progress.
+  /**
+   * 1 while a stream recreate is in progress.
+   */
   uint32_t recreating;
-  // `AP_REASON_*` of the last stream (re)creation.
+  /**
+   * `AP_REASON_*` of the last stream (re)creation.
+   */
   uint32_t last_recreate_reason;
-  // Content frames played again on a new device because the old one vanished before
-  // playing them (not part of the frame accounting identity).
+  /**
+   * Content frames played again on a new device because the old one vanished before
+   * playing them (not part of the frame accounting identity).
+   */
   uint64_t frames_replayed;
-  // Stream (re)creations, including the first and failed ones.
+  /**
+   * Stream (re)creations, including the first and failed ones.
+   */
   uint64_t recreates;
-  // Stream (re)creations that failed.
+  /**
+   * Stream (re)creations that failed.
+   */
   uint64_t recreate_failures;
-  // Recreates held back by `max_recreate_per_minute`.
+  /**
+   * Recreates held back by `max_recreate_per_minute`.
+   */
   uint64_t recreates_refused;
-  // Failed output-device queries (the last known device is used meanwhile).
+  /**
+   * Failed output-device queries (the last known device is used meanwhile).
+   */
   uint64_t device_query_failures;
-  // Milliseconds from the last frame on the old device to the first on the new one at the
-  // last route change; -1 until one was measured.
+  /**
+   * Milliseconds from the last frame on the old device to the first on the new one at the
+   * last route change; -1 until one was measured.
+   */
   double last_route_gap_ms;
-  // Recreate durations, milliseconds.
+  /**
+   * Recreate durations, milliseconds.
+   */
   double recreate_ms_p50;
-  // 95th percentile.
+  /**
+   * 95th percentile.
+   */
   double recreate_ms_p95;
-  // Largest seen.
+  /**
+   * Largest seen.
+   */
   double recreate_ms_max;
-  // Current output device id and name, NUL-terminated (truncated to fit).
+  /**
+   * Current output device id and name, NUL-terminated (truncated to fit).
+   */
   char device_id[AP_DEVICE_ID_LEN];
-  // Current output device's name, NUL-terminated (truncated to fit).
+  /**
+   * Current output device's name, NUL-terminated (truncated to fit).
+   */
   char device_name[AP_DEVICE_ID_LEN];
-  // Content frames discarded by `ap_flush`.
+  /**
+   * Content frames discarded by `ap_flush`.
+   */
   uint64_t frames_flushed;
-  // The content frame the listener hears now (monotonic, across device changes).
+  /**
+   * The content frame the listener hears now (monotonic, across device changes).
+   */
   uint64_t frames_heard;
-  // Markers inside flushed audio (they never fire).
+  /**
+   * Markers inside flushed audio (they never fire).
+   */
   uint64_t markers_flushed;
-  // Events lost because nobody polled them (the queue keeps the newest 4096).
+  /**
+   * Events lost because nobody polled them (the queue keeps the newest 4096).
+   */
   uint64_t events_dropped;
-  // Write to first audio heard at the last wake from idle suspend, ms; -1 if none yet.
+  /**
+   * Write to first audio heard at the last wake from idle suspend, ms; -1 if none yet.
+   */
   double last_wake_ms;
-  // 1 while the device stream is paused for idleness (`idle_suspend_ms`).
+  /**
+   * 1 while the device stream is paused for idleness (`idle_suspend_ms`).
+   */
   uint32_t suspended;
-  // Callbacks that came after the device had played everything written before them: the
-  // audio thread was starved of CPU and the device ran dry (`underruns` counts a dry queue).
+  /**
+   * Callbacks that came after the device had played everything written before them: the
+   * audio thread was starved of CPU and the device ran dry (`underruns` counts a dry queue).
+   */
   uint64_t late_callbacks;
-  // 1 once SPEC S3 has moved resampling from the audio callback to the writing thread.
+  /**
+   * 1 once SPEC S3 has moved resampling from the audio callback to the writing thread.
+   */
   uint32_t resample_fallback;
-  // 1 while nothing has played for `device_lost_timeout_ms` (`ap_write` and `ap_drain`
-  // return `AP_ERR_NO_OUTPUT`).
+  /**
+   * 1 while nothing has played for `device_lost_timeout_ms` (`ap_write` and `ap_drain`
+   * return `AP_ERR_NO_OUTPUT`).
+   */
   uint32_t output_lost;
-  // Outages so far (no server, no device, or a stream whose callbacks stopped), and how
-  // long the latest lasted (or has lasted), ms.
+  /**
+   * Outages so far (no server, no device, or a stream whose callbacks stopped), and how
+   * long the latest lasted (or has lasted), ms.
+   */
   uint64_t outages;
-  // How long the latest outage lasted (or has lasted), ms.
+  /**
+   * How long the latest outage lasted (or has lasted), ms.
+   */
   uint64_t last_outage_ms;
-  // Connections to the sound server rebuilt after it went away and came back.
+  /**
+   * Connections to the sound server rebuilt after it went away and came back.
+   */
   uint64_t server_reconnects;
-  // Times the audio server played silence of its own because the stream's data came too
-  // late (PulseAudio's UNDERFLOW notification; an xrun on other hosts). Not part of
-  // `underruns` (a dry queue) or `stream_errors`.
+  /**
+   * Times the audio server played silence of its own because the stream's data came too
+   * late (PulseAudio's UNDERFLOW notification; an xrun on other hosts). Not part of
+   * `underruns` (a dry queue) or `stream_errors`.
+   */
   uint64_t server_underflows;
 } ApMetrics;
 
-// The current stream, read without taking any lock (SPEC U3). Set `struct_size` first.
+/**
+ * The current stream, read without taking any lock (SPEC U3). Set `struct_size` first.
+ */
 typedef struct ApStreamState {
-  // `sizeof(ApStreamState)`, set by the caller.
+  /**
+   * `sizeof(ApStreamState)`, set by the caller.
+   */
   uint32_t struct_size;
-  // 1 while a stream is installed and running.
+  /**
+   * 1 while a stream is installed and running.
+   */
   uint32_t started;
-  // Generation of the installed stream.
+  /**
+   * Generation of the installed stream.
+   */
   uint64_t generation;
-  // Rate the device stream runs at, Hz.
+  /**
+   * Rate the device stream runs at, Hz.
+   */
   uint32_t stream_rate;
-  // The device's native rate, Hz.
+  /**
+   * The device's native rate, Hz.
+   */
   uint32_t device_rate;
-  // Rate of the content being played now (follows voice changes), Hz.
+  /**
+   * Rate of the content being played now (follows voice changes), Hz.
+   */
   uint32_t content_rate;
-  // Channels of the device stream.
+  /**
+   * Channels of the device stream.
+   */
   uint32_t output_channels;
-  // 1 while a recreate is in progress.
+  /**
+   * 1 while a recreate is in progress.
+   */
   uint32_t recreating;
-  // `AP_DEVICE_FORMAT_*` of the device stream.
+  /**
+   * `AP_DEVICE_FORMAT_*` of the device stream.
+   */
   ApDeviceFormat device_format;
-  // Current output device id, NUL-terminated (truncated to fit).
+  /**
+   * Current output device id, NUL-terminated (truncated to fit).
+   */
   char device_id[AP_DEVICE_ID_LEN];
-  // Current output device's name, NUL-terminated (truncated to fit).
+  /**
+   * Current output device's name, NUL-terminated (truncated to fit).
+   */
   char device_name[AP_DEVICE_ID_LEN];
 } ApStreamState;
 
-// Signed 16-bit, native endian.
+/**
+ * Signed 16-bit, native endian.
+ */
 #define AP_FORMAT_S16 1
 
-// 32-bit float, native endian, nominal range [-1, 1]; NaN is played as 0, overs are clipped.
+/**
+ * 32-bit float, native endian, nominal range [-1, 1]; NaN is played as 0, overs are clipped.
+ */
 #define AP_FORMAT_F32 2
 
-// Open at the content rate when the device accepts it.
+/**
+ * Open at the content rate when the device accepts it.
+ */
 #define AP_STREAM_RATE_CONTENT 1
 
-// Open at the device's native rate; the library resamples (default).
+/**
+ * Open at the device's native rate; the library resamples (default).
+ */
 #define AP_STREAM_RATE_DEVICE 2
 
-// In the audio callback, from preallocated scratch (default).
+/**
+ * In the audio callback, from preallocated scratch (default).
+ */
 #define AP_RESAMPLE_CALLBACK 1
 
-// Before the ring, on the writing thread: the callback only copies (SPEC U2).
+/**
+ * Before the ring, on the writing thread: the callback only copies (SPEC U2).
+ */
 #define AP_RESAMPLE_PRODUCER 2
 
-// Never: the stream runs at the content rate.
+/**
+ * Never: the stream runs at the content rate.
+ */
 #define AP_RESAMPLE_OFF 3
 
-// Linear interpolation (default): the cheapest, about 1 ns per output frame.
+/**
+ * Linear interpolation (default): the cheapest, about 1 ns per output frame.
+ */
 #define AP_QUALITY_LINEAR 1
 
-// Polyphase windowed sinc: >= 96 dB SINAD for int16 content (transparent), flat to 0.415 of
-// the lower rate, under 1 ms of lookahead, a few ns per output frame.
+/**
+ * Polyphase windowed sinc: >= 96 dB SINAD for int16 content (transparent), flat to 0.415 of
+ * the lower rate, under 1 ms of lookahead, a few ns per output frame.
+ */
 #define AP_QUALITY_HIGH 2
 
-// Errors only.
+/**
+ * Errors only.
+ */
 #define AP_LOG_ERROR 1
 
-// Warnings and errors.
+/**
+ * Warnings and errors.
+ */
 #define AP_LOG_WARN 2
 
-// What the player did, warnings and errors.
+/**
+ * What the player did, warnings and errors.
+ */
 #define AP_LOG_INFO 3
 
-// Everything.
+/**
+ * Everything.
+ */
 #define AP_LOG_DEBUG 4
 
-// No stream yet.
+/**
+ * No stream yet.
+ */
 #define AP_DEVICE_FORMAT_UNKNOWN 0
 
-// Signed 16-bit.
+/**
+ * Signed 16-bit.
+ */
 #define AP_DEVICE_FORMAT_I16 1
 
-// 32-bit float.
+/**
+ * 32-bit float.
+ */
 #define AP_DEVICE_FORMAT_F32 2
 
-// Signed 32-bit.
+/**
+ * Signed 32-bit.
+ */
 #define AP_DEVICE_FORMAT_I32 3
 
-// Signed 24-bit.
+/**
+ * Signed 24-bit.
+ */
 #define AP_DEVICE_FORMAT_I24 4
 
-// Unsigned 8-bit.
+/**
+ * Unsigned 8-bit.
+ */
 #define AP_DEVICE_FORMAT_U8 5
 
-// 64-bit float.
+/**
+ * 64-bit float.
+ */
 #define AP_DEVICE_FORMAT_F64 6
 
-// Another format.
+/**
+ * Another format.
+ */
 #define AP_DEVICE_FORMAT_OTHER 7
 
 #ifdef __cplusplus
 extern "C" {
-#endif // __cplusplus
+#endif /* __cplusplus */
 
-// Fills `config` with defaults, including `struct_size`. Thread-safe (touches only `config`).
-//
-// Returns `AP_ERR_NULL` if `config` is NULL.
+/**
+ * Fills `config` with defaults, including `struct_size`. Thread-safe (touches only `config`).
+ *
+ * Returns `AP_ERR_NULL` if `config` is NULL.
+ */
 ApStatus ap_config_init(struct ApConfig *config);
 
-// Marks the end of what was written so far as one utterance. Returns at once. The queue
-// running dry afterwards is the end of speech (no underrun); `AP_EVENT_UTTERANCE_END` fires
-// when its last frame is heard; the next `ap_write` starts a new utterance. Never waits for
-// a writer: if an `ap_write` is in progress on another thread (blocked for room, say), the
-// utterance ends after the data that write queues, when it returns. Thread-safe.
+/**
+ * Marks the end of what was written so far as one utterance. Returns at once. The queue
+ * running dry afterwards is the end of speech (no underrun); `AP_EVENT_UTTERANCE_END` fires
+ * when its last frame is heard; the next `ap_write` starts a new utterance. Never waits for
+ * a writer: if an `ap_write` is in progress on another thread (blocked for room, say), the
+ * utterance ends after the data that write queues, when it returns. Thread-safe.
+ */
 ApStatus ap_end_utterance(struct ApPlayer *player);
 
-// Places marker `id` at the current write position: `AP_EVENT_MARKER` with this id fires
-// when the device plays that frame (markers inside flushed audio never fire). Thread-safe;
-// call it from the writing thread to place it between two writes. Never waits for a
-// writer: during an `ap_write` on another thread the marker lands after the data that write
-// queues (and a flush before that write returns drops it, counted in `markers_flushed`).
+/**
+ * Places marker `id` at the current write position: `AP_EVENT_MARKER` with this id fires
+ * when the device plays that frame (markers inside flushed audio never fire). Thread-safe;
+ * call it from the writing thread to place it between two writes. Never waits for a
+ * writer: during an `ap_write` on another thread the marker lands after the data that write
+ * queues (and a flush before that write returns drops it, counted in `markers_flushed`).
+ */
 ApStatus ap_mark(struct ApPlayer *player, uint64_t id);
 
-// Barge-in: drops everything queued; what is playing fades out over `fade_ms` (0 = cut;
-// larger values are clamped to 10000) on the audio thread, without a click. Returns at once; `*heard_frame`
-// (may be NULL) receives the content frame being heard when the flush was asked for, so
-// the engine knows which word was interrupted. `AP_EVENT_FLUSHED` reports where the fade
-// ended. A writer blocked in `ap_write` returns with what it queued and queues nothing more;
-// the flush never waits for it. Thread-safe.
+/**
+ * Barge-in: drops everything queued; what is playing fades out over `fade_ms` (0 = cut;
+ * larger values are clamped to 10000) on the audio thread, without a click. Returns at once; `*heard_frame`
+ * (may be NULL) receives the content frame being heard when the flush was asked for, so
+ * the engine knows which word was interrupted. `AP_EVENT_FLUSHED` reports where the fade
+ * ended. A writer blocked in `ap_write` returns with what it queued and queues nothing more;
+ * the flush never waits for it. Thread-safe.
+ */
 ApStatus ap_flush(struct ApPlayer *player,
                   uint32_t fade_ms,
                   uint64_t *heard_frame);
 
-// Pauses playback with a `ramp_ms` fade (no click; clamped to 10000). While paused no underruns are counted
-// and the position holds; writes still queue. Thread-safe.
+/**
+ * Pauses playback with a `ramp_ms` fade (no click; clamped to 10000). While paused no underruns are counted
+ * and the position holds; writes still queue. Thread-safe.
+ */
 ApStatus ap_pause(struct ApPlayer *player,
                   uint32_t ramp_ms);
 
-// Resumes after `ap_pause`, fading in over `ramp_ms` (clamped to 10000). Thread-safe.
+/**
+ * Resumes after `ap_pause`, fading in over `ramp_ms` (clamped to 10000). Thread-safe.
+ */
 ApStatus ap_resume(struct ApPlayer *player, uint32_t ramp_ms);
 
-// Sets the output gain (linear, 0..=4; 1 = unchanged), ramped over `ramp_ms` (clamped to
-// 10000) so it never steps. `AP_ERR_INVALID_ARG` for NaN or out of range. Thread-safe.
+/**
+ * Sets the output gain (linear, 0..=4; 1 = unchanged), ramped over `ramp_ms` (clamped to
+ * 10000) so it never steps. `AP_ERR_INVALID_ARG` for NaN or out of range. Thread-safe.
+ */
 ApStatus ap_set_volume(struct ApPlayer *player, float gain, uint32_t ramp_ms);
 
-// Voice change, in band: audio written before this call plays in its old format, audio
-// written after it in `format`/`channels`/`rate` (what `ap_write` takes from now on). The
-// device stream is not recreated. Call it from the writing thread. Never waits for a
-// writer: an `ap_write` in progress on another thread finishes in the old format and the
-// new one applies from the next `ap_write` on. Invalid values are reported at once.
-// Thread-safe.
+/**
+ * Voice change, in band: audio written before this call plays in its old format, audio
+ * written after it in `format`/`channels`/`rate` (what `ap_write` takes from now on). The
+ * device stream is not recreated. Call it from the writing thread. Never waits for a
+ * writer: an `ap_write` in progress on another thread finishes in the old format and the
+ * new one applies from the next `ap_write` on. Invalid values are reported at once.
+ * Thread-safe.
+ */
 ApStatus ap_set_input_format(struct ApPlayer *player,
                              ApFormat format,
                              uint32_t channels,
                              uint32_t rate);
 
-// Lists the system's output devices into `out[0..capacity]`; `*count` receives how many
-// there are (call with `capacity` 0 to size the array). Opens its own connection to the
-// audio system. Thread-safe.
+/**
+ * Lists the system's output devices into `out[0..capacity]`; `*count` receives how many
+ * there are (call with `capacity` 0 to size the array). Opens its own connection to the
+ * audio system. Thread-safe.
+ */
 ApStatus ap_list_devices(struct ApDeviceInfo *out, size_t capacity, size_t *count);
 
-// Moves playback to device `id` (NULL = follow the system default) through the same
-// three-phase recreate as a device change: nothing queued is lost. Returns once the move is
-// requested (`AP_ERR_NO_DEVICE` if `id` is not present); `AP_EVENT_DEVICE_CHANGED` fires
-// when it is done. While the device is gone later, the player falls back to the default and
-// returns when it reappears. Thread-safe.
+/**
+ * Moves playback to device `id` (NULL = follow the system default) through the same
+ * three-phase recreate as a device change: nothing queued is lost. Returns once the move is
+ * requested (`AP_ERR_NO_DEVICE` if `id` is not present); `AP_EVENT_DEVICE_CHANGED` fires
+ * when it is done. While the device is gone later, the player falls back to the default and
+ * returns when it reappears. Thread-safe.
+ */
 ApStatus ap_set_device(struct ApPlayer *player, const char *id);
 
-// Takes the oldest delivered event, if any: `*n_events` is 1 and `*event` filled, or 0 and
-// `*event` untouched. For hosts that cannot take callbacks (Go, Node). `event->struct_size`
-// must be `sizeof(ApEvent)`. Thread-safe.
+/**
+ * Takes the oldest delivered event, if any: `*n_events` is 1 and `*event` filled, or 0 and
+ * `*event` untouched. For hosts that cannot take callbacks (Go, Node). `event->struct_size`
+ * must be `sizeof(ApEvent)`. Thread-safe.
+ */
 ApStatus ap_poll_event(struct ApPlayer *player, struct ApEvent *event, size_t *n_events);
 
-// Where playback is, from atomics only (cheap): the content frame being heard now
-// (monotonic across device changes), frames queued, and the device latency in ms. Any
-// output pointer may be NULL. Thread-safe.
+/**
+ * Where playback is, from atomics only (cheap): the content frame being heard now
+ * (monotonic across device changes), frames queued, and the device latency in ms. Any
+ * output pointer may be NULL. Thread-safe.
+ */
 ApStatus ap_position(struct ApPlayer *player,
                      uint64_t *frames_heard,
                      uint64_t *frames_queued,
                      double *latency_ms);
 
-// Fills `*out` with a snapshot of the player's metrics. `out->struct_size` must be
-// `sizeof(ApMetrics)` (`AP_ERR_STRUCT_SIZE` otherwise; `*out` is then untouched).
-// Lock-free with respect to the audio thread; thread-safe.
+/**
+ * Fills `*out` with a snapshot of the player's metrics. `out->struct_size` must be
+ * `sizeof(ApMetrics)` (`AP_ERR_STRUCT_SIZE` otherwise; `*out` is then untouched).
+ * Lock-free with respect to the audio thread; thread-safe.
+ */
 ApStatus ap_metrics(struct ApPlayer *player, struct ApMetrics *out);
 
-// Fills `*out` with the current stream state without taking the stream lock or touching
-// the audio thread (SPEC U3): cheap enough to poll. `out->struct_size` must be
-// `sizeof(ApStreamState)`. Thread-safe.
+/**
+ * Fills `*out` with the current stream state without taking the stream lock or touching
+ * the audio thread (SPEC U3): cheap enough to poll. `out->struct_size` must be
+ * `sizeof(ApStreamState)`. Thread-safe.
+ */
 ApStatus ap_snapshot_state(struct ApPlayer *player, struct ApStreamState *out);
 
-// Creates a player and opens its output stream. On success `*out_player` receives a handle
-// to pass to every other call and to `ap_destroy`; on failure `*out_player` is untouched and
-// the reason goes to the config's log function.
-//
-// Errors: `AP_ERR_NULL`, `AP_ERR_STRUCT_SIZE`, `AP_ERR_INVALID_ARG` (a field is out of range),
-// `AP_ERR_NO_DEVICE`, `AP_ERR_DEVICE`. `config->struct_size` is read first and alone: on
-// `AP_ERR_STRUCT_SIZE` nothing after it is read (so `log_fn` is not called either).
-// Thread-safe.
+/**
+ * Creates a player and opens its output stream. On success `*out_player` receives a handle
+ * to pass to every other call and to `ap_destroy`; on failure `*out_player` is untouched and
+ * the reason goes to the config's log function.
+ *
+ * Errors: `AP_ERR_NULL`, `AP_ERR_STRUCT_SIZE`, `AP_ERR_INVALID_ARG` (a field is out of range),
+ * `AP_ERR_NO_DEVICE`, `AP_ERR_DEVICE`. `config->struct_size` is read first and alone: on
+ * `AP_ERR_STRUCT_SIZE` nothing after it is read (so `log_fn` is not called either).
+ * Thread-safe.
+ */
 ApStatus ap_create(const struct ApConfig *config, struct ApPlayer **out_player);
 
-// Stops playback, stops every thread the player started and frees it. Audio still queued
-// is discarded (counted as dropped). NULL is a no-op (`AP_OK`); a handle that is not live
-// gives `AP_ERR_BAD_HANDLE`. The handle is unregistered at once: every later call with it
-// gives `AP_ERR_BAD_HANDLE` (handle values are never reused). Calls blocked in other
-// threads on this player (`ap_write`, `ap_drain`) return `AP_ERR_CLOSED`.
-//
-// Returns within about a second whatever the audio backend does: a library thread stuck
-// in a sound-server round trip (a frozen server) is left to finish on its own.
-//
-// Once it has returned, no `event_fn` or `log_fn` call starts again for this player, so
-// their user context may be freed; if one is running on another thread, `ap_destroy`
-// waits for it to return (so do not hold a lock those callbacks take while calling it).
-//
-// May be called from inside `event_fn` or `log_fn`: the destroy completes and returns
-// `AP_OK`; the library thread running the callback is not joined by itself, it finishes
-// its teardown when the callback returns (and makes no further callbacks).
-// Thread-safe.
+/**
+ * Stops playback, stops every thread the player started and frees it. Audio still queued
+ * is discarded (counted as dropped). NULL is a no-op (`AP_OK`); a handle that is not live
+ * gives `AP_ERR_BAD_HANDLE`. The handle is unregistered at once: every later call with it
+ * gives `AP_ERR_BAD_HANDLE` (handle values are never reused). Calls blocked in other
+ * threads on this player (`ap_write`, `ap_drain`) return `AP_ERR_CLOSED`.
+ *
+ * Returns within about a second whatever the audio backend does: a library thread stuck
+ * in a sound-server round trip (a frozen server) is left to finish on its own.
+ *
+ * Once it has returned, no `event_fn` or `log_fn` call starts again for this player, so
+ * their user context may be freed; if one is running on another thread, `ap_destroy`
+ * waits for it to return (so do not hold a lock those callbacks take while calling it).
+ *
+ * May be called from inside `event_fn` or `log_fn`: the destroy completes and returns
+ * `AP_OK`; the library thread running the callback is not joined by itself, it finishes
+ * its teardown when the callback returns (and makes no further callbacks).
+ * Thread-safe.
+ */
 ApStatus ap_destroy(struct ApPlayer *player);
 
-// Queues `frame_count` interleaved frames in the configured format and channel count.
-// Blocks up to `write_timeout_ms` while the queue is full, then returns `AP_OK` with
-// `*frames_written` set to what was queued (fewer than `frame_count` when the timeout
-// passed). `frames` may be NULL only when `frame_count` is 0.
-//
-// Errors: `AP_ERR_NULL`, `AP_ERR_BAD_HANDLE`, `AP_ERR_INVALID_ARG` (size overflow),
-// `AP_ERR_CLOSED`. Thread-safe: concurrent writers are serialised.
+/**
+ * Queues `frame_count` interleaved frames in the configured format and channel count.
+ * Blocks up to `write_timeout_ms` while the queue is full, then returns `AP_OK` with
+ * `*frames_written` set to what was queued (fewer than `frame_count` when the timeout
+ * passed). `frames` may be NULL only when `frame_count` is 0.
+ *
+ * Errors: `AP_ERR_NULL`, `AP_ERR_BAD_HANDLE`, `AP_ERR_INVALID_ARG` (size overflow),
+ * `AP_ERR_CLOSED`. Thread-safe: concurrent writers are serialised.
+ */
 ApStatus ap_write(struct ApPlayer *player,
                   const void *frames,
                   size_t frame_count,
                   size_t *frames_written);
 
-// Blocks until everything written so far has been played by the device (its latency
-// included), or `timeout_ms` passes (`AP_ERR_TIMEOUT`). The queue running dry after a drain
-// began is the end of speech, not an underrun; the next `ap_write` ends the drain state.
-// `AP_ERR_CLOSED` if `ap_destroy` is called (on another thread) while it waits.
-// Thread-safe.
+/**
+ * Blocks until everything written so far has been played by the device (its latency
+ * included), or `timeout_ms` passes (`AP_ERR_TIMEOUT`). The queue running dry after a drain
+ * began is the end of speech, not an underrun; the next `ap_write` ends the drain state.
+ * `AP_ERR_CLOSED` if `ap_destroy` is called (on another thread) while it waits.
+ * Thread-safe.
+ */
 ApStatus ap_drain(struct ApPlayer *player, uint32_t timeout_ms);
 
-// Copies the player's most recent error message (empty if none) into `buf` as a
-// NUL-terminated string of at most `buf_len` bytes, truncating if needed. Per handle, not
-// per thread. Returns `AP_ERR_BUFFER_TOO_SMALL` if `buf_len` is 0. Thread-safe.
+/**
+ * Copies the player's most recent error message (empty if none) into `buf` as a
+ * NUL-terminated string of at most `buf_len` bytes, truncating if needed. Per handle, not
+ * per thread. Returns `AP_ERR_BUFFER_TOO_SMALL` if `buf_len` is 0. Thread-safe.
+ */
 ApStatus ap_last_error(const struct ApPlayer *player, char *buf, size_t buf_len);
 
-// A static, human-readable description of a status code (never NULL; unknown codes get
-// "unknown status code"). Thread-safe.
+/**
+ * A static, human-readable description of a status code (never NULL; unknown codes get
+ * "unknown status code"). Thread-safe.
+ */
 const char *ap_strerror(int32_t code);
 
-// The library's version as "MAJOR.MINOR.PATCH" (static storage; never NULL). Compare with
-// the header's `AP_VERSION_*` macros to detect a header/library mismatch. Thread-safe.
+/**
+ * The library's version as "MAJOR.MINOR.PATCH" (static storage; never NULL). Compare with
+ * the header's `AP_VERSION_*` macros to detect a header/library mismatch. Thread-safe.
+ */
 const char *ap_version(void);
 
 #ifdef __cplusplus
-}  // extern "C"
-#endif  // __cplusplus
+} /* extern "C" */
+#endif /* __cplusplus */
 
 #endif  /* AUDIOPLAY_H */

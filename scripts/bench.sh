@@ -34,7 +34,7 @@ route_bench() {
   local switches=20
   pulse_start "$work/pulse" s48:48000:2 s44:44100:2
   echo "== route change: $switches default-sink switches between s48 (48 kHz) and s44 (44.1 kHz) during speech"
-  target/release/applay --tone 440 --seconds $((switches + 4)) --json 2> "$work/route.log" > "$work/route.json" &
+  target/release/applay -v --tone 440 --seconds $((switches + 4)) --json 2> "$work/route.log" > "$work/route.json" &
   local player=$!
   sleep 2
   local i

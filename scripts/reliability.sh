@@ -20,7 +20,8 @@ dpkg-query -W -f='${Status}' valgrind 2> /dev/null | grep -q "install ok install
 work="$(mktemp -d "${TMPDIR:-/tmp}/audioplay-rel.XXXXXX")"
 source scripts/lib/pulse.sh
 trap 'pulse_stop; rm -rf "$work"' EXIT
-scripts/install.sh --prefix "$work/prefix" > /dev/null
+# --no-strip: the race triage (scripts/triage-races.py) reads function names in the stacks.
+scripts/install.sh --no-strip --prefix "$work/prefix" > /dev/null
 cargo build --locked --tests -q
 cmake -S examples-c -B "$work/plain" -DCMAKE_PREFIX_PATH="$work/prefix" > /dev/null
 cmake --build "$work/plain" > /dev/null

@@ -35,6 +35,9 @@ scripts/install.sh --prefix "$work/prefix"
 readelf -d "$work/prefix/lib/libaudioplay.so" | grep -q 'SONAME.*\[libaudioplay\.so\.0\]' \
   || { echo "installed library lacks SONAME libaudioplay.so.0" >&2; exit 1; }
 test -L "$work/prefix/lib/libaudioplay.so.0" && test -L "$work/prefix/lib/libaudioplay.so"
+# DESTDIR, --libdir lib64, stripping, the installed header as C89, CMake version
+# compatibility and --uninstall, in directories of its own.
+scripts/check-install.sh
 pulse_start "$work/pulse" s48:48000:2 s16:16000:1
 for mode in OFF ON; do
   cmake -S examples-c -B "$work/examples-$mode" -DCMAKE_PREFIX_PATH="$work/prefix" \
@@ -65,6 +68,9 @@ cc -Wall -Werror -o "$work/tone-pc-static" examples-c/tone.c $(pkg-config --cfla
 if ldd "$work/tone-pc-static" | grep -q libaudioplay; then echo "static build links the shared library" >&2; exit 1; fi
 "$work/tone-pc-static" --seconds 0.5 > /dev/null
 echo "pkg-config builds (shared and static) played a tone"
+scripts/install.sh --uninstall --prefix "$work/prefix" > /dev/null
+[ ! -e "$work/prefix" ] || { echo "--uninstall left: $(find "$work/prefix")" >&2; exit 1; }
+echo "--uninstall removed everything it installed"
 
 echo "== reliability (memcheck, sanitizers, short soak)"
 scripts/reliability.sh > "$work/reliability.log" 2>&1 || { cat "$work/reliability.log"; exit 1; }

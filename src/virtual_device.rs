@@ -23,7 +23,8 @@ use cpal::{
 pub struct VirtualDeviceSpec {
     /// The device id hosts and `Config::device_id` name it by.
     pub id: String,
-    /// Native rate, Hz.
+    /// Native rate, Hz. 0 (or 0 channels) models a broken device: it is listed and reports
+    /// that format, but no stream opens on it.
     pub rate: u32,
     /// Native channels.
     pub channels: u16,
@@ -404,6 +405,17 @@ impl DeviceTrait for VirtualDevice {
             return Err(Error::with_message(
                 ErrorKind::DeviceBusy,
                 "injected open failure",
+            ));
+        }
+        // A broken device may report 0 Hz or 0 channels (the spec can say so, to test that
+        // the player refuses it); no stream opens at that format.
+        if config.sample_rate == 0 || config.channels == 0 {
+            return Err(Error::with_message(
+                ErrorKind::UnsupportedConfig,
+                format!(
+                    "virtual device {}: no stream at {} Hz, {} ch",
+                    s.id, config.sample_rate, config.channels
+                ),
             ));
         }
         if config.sample_rate != s.rate

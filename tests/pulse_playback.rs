@@ -103,7 +103,15 @@ fn the_audio_thread_gets_the_configured_priority() {
     for (prio, want) in [("10", true), ("0", false)] {
         let out = server
             .command(env!("CARGO_BIN_EXE_applay"))
-            .args(["--tone", "440", "--seconds", "0.3", "--rt-priority", prio])
+            .args([
+                "-v",
+                "--tone",
+                "440",
+                "--seconds",
+                "0.3",
+                "--rt-priority",
+                prio,
+            ])
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -129,11 +137,11 @@ fn lists_the_servers_sinks() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.lines().any(|l| l.starts_with("s48\t48000 Hz\t2 ch")),
-        "{text}"
+        text.lines().any(|l| l.starts_with("* s48\t48000 Hz\t2 ch")),
+        "the default, marked: {text}"
     );
     assert!(
-        text.lines().any(|l| l.starts_with("s16\t16000 Hz\t1 ch")),
+        text.lines().any(|l| l.starts_with("  s16\t16000 Hz\t1 ch")),
         "{text}"
     );
 }

@@ -291,3 +291,64 @@ fn stream_state_is_published_for_lock_free_readers_u3() {
     assert!(st.started && !p.recreating());
     assert!(p.metrics().needs_resample());
 }
+
+#[test]
+fn a_device_reporting_zero_hz_or_zero_channels_is_refused_with_a_clear_error() {
+    for (rate, channels) in [(0u32, 2u16), (48000, 0), (0, 0)] {
+        let h = one_device(rate, channels, SampleFormat::F32);
+        let cfg = Config {
+            input_rate: 22050,
+            ..Config::default()
+        };
+        let err = match Player::with_host(cfg, h.cpal_host()) {
+            Ok(_) => panic!("{rate} Hz, {channels} ch: the player opened"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(&format!(
+                "reports {rate} Hz and {channels} channel(s): refused"
+            )),
+            "{rate} Hz, {channels} ch: {err}"
+        );
+        assert!(h.stream("v").is_none(), "no stream was opened");
+    }
+}
+
+#[test]
+fn the_virtual_device_opens_no_stream_at_zero_hz_or_zero_channels() {
+    use cpal::traits::{DeviceTrait, HostTrait};
+    for (rate, channels) in [(0u32, 2u16), (48000, 0)] {
+        let h = one_device(rate, channels, SampleFormat::F32);
+        let host = h.cpal_host();
+        let dev = host.default_output_device().expect("the device is listed");
+        let cfg = cpal::StreamConfig {
+            channels,
+            sample_rate: rate,
+            buffer_size: cpal::BufferSize::Default,
+        };
+        let r = dev.build_output_stream_raw(
+            cfg,
+            SampleFormat::F32,
+            |_: &mut cpal::Data, _: &cpal::OutputCallbackInfo| {},
+            |_| {},
+            None,
+        );
+        let err = r.err().expect("no stream at a zero format").to_string();
+        assert!(err.contains("no stream at"), "{err}");
+    }
+}
+
+#[test]
+fn resamplers_survive_a_zero_rate() {
+    use audioplay::internals::resample::Resampler;
+    use audioplay::ResampleQuality;
+    for q in [ResampleQuality::Linear, ResampleQuality::High] {
+        for (i, o) in [(22050, 0), (0, 48000), (0, 0)] {
+            let mut r = Resampler::new(q, i, o, 1);
+            let mut out = vec![0.0; 64];
+            let (_, made) = r.process(&[0.25; 32], &mut out);
+            assert!(made <= out.len(), "{q:?} {i}->{o}");
+            assert!(out.iter().all(|v| v.is_finite()), "{q:?} {i}->{o}");
+        }
+    }
+}

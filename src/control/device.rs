@@ -238,6 +238,7 @@ pub fn find_output(
 ) -> Result<(cpal::Device, DeviceInfo), String> {
     let dev = find_device(host, wanted)?;
     let info = info_of(&dev)?;
+    usable(&info)?;
     Ok((dev, info))
 }
 
@@ -265,6 +266,18 @@ fn find_device(host: &cpal::Host, wanted: Option<&str>) -> Result<cpal::Device, 
         Some(d) if id_matches(&d, w) => Ok(d),
         _ => Err(format!("output device '{w}' not found")),
     }
+}
+
+/// A device that reports no rate or no channels cannot be played to (every frame count
+/// would divide by it): it is refused before a stream is planned.
+fn usable(info: &DeviceInfo) -> Result<(), String> {
+    if info.rate == 0 || info.channels == 0 {
+        return Err(format!(
+            "output device '{}' reports {} Hz and {} channel(s): refused (a device must report a nonzero rate and channel count)",
+            info.id, info.rate, info.channels
+        ));
+    }
+    Ok(())
 }
 
 /// The device the player should be on now: the pinned one while it is present, else the

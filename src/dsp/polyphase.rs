@@ -74,6 +74,9 @@ fn bessel_i0(x: f64) -> f64 {
 
 impl PolyphaseResampler {
     pub fn new(in_rate: u32, out_rate: u32, channels: usize) -> Self {
+        // A zero rate is refused where devices and configs are checked; clamped here too so
+        // no caller can make the phase arithmetic divide by zero.
+        let (in_rate, out_rate) = (in_rate.max(1), out_rate.max(1));
         let g = gcd(in_rate as u64, out_rate as u64).max(1);
         let (m, l) = (in_rate as u64 / g, out_rate as u64 / g);
         // Cutoff in cycles per input frame; downsampling moves it to the output's Nyquist

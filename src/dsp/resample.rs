@@ -106,6 +106,9 @@ const MAX_PERIOD: u64 = 4096;
 
 impl LinearResampler {
     pub fn new(in_rate: u32, out_rate: u32, channels: usize) -> Self {
+        // A zero rate is refused where devices and configs are checked; clamped here too so
+        // no caller can make the phase arithmetic divide by zero.
+        let (in_rate, out_rate) = (in_rate.max(1), out_rate.max(1));
         let g = gcd(in_rate as u64, out_rate as u64).max(1);
         let (in_rate, out_rate) = (in_rate as u64 / g, out_rate as u64 / g);
         LinearResampler {
