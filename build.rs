@@ -43,7 +43,7 @@ fn main() {
     }
 }
 
-/// The header must compile as C89 (`gcc -std=c89 -pedantic`, tests/c_abi.rs): cbindgen
+/// The header must compile as ANSI C (`gcc -std=c89 -pedantic`, tests/c_abi.rs): cbindgen
 /// writes `// cond` after `#endif` and `}` and a comma after an enum's last enumerator,
 /// whatever the config says; both are rewritten here (its doc comments are already `/** */`,
 /// by cbindgen.toml).

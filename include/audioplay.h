@@ -4,8 +4,8 @@
  * Every function returns AP_OK (0) or a negative ApStatus, checks its pointers, and never
  * lets a panic cross into C. Each function's comment states its thread-safety.
  *
- * Compiles as C89 (gcc -std=c89 -pedantic), C99 and later, and C++11. It needs <stddef.h>
- * and <stdint.h> (the fixed-width types of the ABI; a C99 header, which C89 toolchains
+ * Compiles as ANSI C (gcc -std=c89 -pedantic), ISO C 1999 and later, and C++11. It needs <stddef.h>
+ * and <stdint.h> (the fixed-width types of the ABI; an ISO C 1999 header, which ANSI C toolchains
  * in use provide too); no bool.
  */
 
