@@ -457,7 +457,7 @@ fn the_alsa_audio_thread_gets_the_configured_priority() {
     for (prio, want) in [(10, Some(10)), (0, None)] {
         let c = rig
             .applay()
-            .args(["--tone", "440", "--seconds", "1.5", "--rt-priority"])
+            .args(["-v", "--tone", "440", "--seconds", "1.5", "--rt-priority"])
             .arg(prio.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
