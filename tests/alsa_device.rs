@@ -345,6 +345,18 @@ fn wait_played(rig: &Rig, dev: &str, secs: f64, limit: Duration) {
     }
 }
 
+/// Waits for applay (30 s at most) and checks it succeeded, printed nothing on stderr and
+/// played every frame; returns its JSON metrics line.
+fn finish_played(player: Child) -> String {
+    let o = finish(player, Duration::from_secs(30));
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "applay failed: {err}\n{out}");
+    assert_eq!(err, "", "stderr");
+    let m = out.lines().last().unwrap_or_default().to_string();
+    assert_all_played(&m);
+    m
+}
+
 fn finish(c: Child, limit: Duration) -> Output {
     let pid = c.id();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -392,12 +404,8 @@ fn unplug_and_replug_of_the_held_device_resumes_with_nothing_lost() {
     rig.unplug("card");
     std::thread::sleep(Duration::from_millis(500));
     rig.replug("card");
-    let o = finish(player, Duration::from_secs(30));
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "applay failed: {err}\n{out}");
-    assert_eq!(err, "", "stderr");
-    let m = out.lines().last().unwrap_or_default();
-    assert_all_played(m);
+    let metrics = finish_played(player);
+    let m = metrics.as_str();
     let events = rig.events("card");
     assert!(events.iter().any(|e| e == "disconnected"), "{events:?}");
     assert_eq!(json_num(m, "outages"), 1.0, "{m}");
@@ -518,12 +526,8 @@ fn a_pinned_device_unplugged_moves_to_the_default_and_back() {
     rig.unplug("pinned");
     wait_played(&rig, "other", 0.5, Duration::from_secs(5));
     rig.replug("pinned");
-    let o = finish(player, Duration::from_secs(30));
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "applay failed: {err}\n{out}");
-    assert_eq!(err, "", "stderr");
-    let m = out.lines().last().unwrap_or_default();
-    assert_all_played(m);
+    let metrics = finish_played(player);
+    let m = metrics.as_str();
     assert_eq!(
         json_str(m, "device"),
         "pinned",

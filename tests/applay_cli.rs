@@ -46,9 +46,16 @@ fn virtual_output_is_the_input_resampled_and_mapped() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (rate, channels, got) = read_wav_s16(&dir.join("out.wav"));
+    assert_stereo_48k_is_resampled(&dir.join("out.wav"), &input, 48000.0 / 22050.0);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The virtual device's recording at `out` is 48 kHz stereo and both channels are `input`
+/// (mono s16) resampled linearly by `ratio`, to 1 LSB, with round(len * ratio) frames (S1).
+fn assert_stereo_48k_is_resampled(out: &std::path::Path, input: &[i16], ratio: f64) {
+    let (rate, channels, got) = read_wav_s16(out);
     assert_eq!((rate, channels), (48000, 2));
-    let want = audioplay::internals::resample::resample_linear_s16(&input, 48000.0 / 22050.0);
+    let want = audioplay::internals::resample::resample_linear_s16(input, ratio);
     assert_eq!(got.len() / 2, want.len(), "round(len * ratio) frames (S1)");
     for (j, w) in want.iter().enumerate() {
         let w = audioplay::internals::convert::f32_to_s16(*w) as i32;
@@ -57,7 +64,6 @@ fn virtual_output_is_the_input_resampled_and_mapped() {
             assert!((g - w).abs() <= 1, "frame {j} ch {c}: {g} vs {w}");
         }
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn dir(name: &str) -> std::path::PathBuf {
@@ -284,14 +290,7 @@ fn raw_pcm_plays_with_format_flags() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (rate, channels, got) = read_wav_s16(&d.join("out.wav"));
-    assert_eq!((rate, channels), (48000, 2));
-    let want = audioplay::internals::resample::resample_linear_s16(&input, 3.0);
-    assert_eq!(got.len() / 2, want.len());
-    for (j, w) in want.iter().enumerate() {
-        let w = audioplay::internals::convert::f32_to_s16(*w) as i32;
-        assert!((got[2 * j] as i32 - w).abs() <= 1, "frame {j}");
-    }
+    assert_stereo_48k_is_resampled(&d.join("out.wav"), &input, 3.0);
     // The same bytes without --raw are refused.
     let out = applay()
         .args(["--fast", "--virtual"])

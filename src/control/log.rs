@@ -21,7 +21,7 @@ pub struct Logger {
     sink: Option<LogSink>,
     min: LogLevel,
     last: HashMap<&'static str, Instant>,
-    /// Lines that may be logged now, in 1/PER_SECOND-second units of refill.
+    /// Lines that may be logged now (at most `BURST`); one comes back every 1/PER_SECOND s.
     budget: u32,
     refilled: Instant,
     dropped: u64,
