@@ -4,6 +4,8 @@
  * scripts/reliability.sh; a ctest like every example. */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "example_util.h"
@@ -36,6 +38,15 @@ int main(void) {
     ap_config_init(&cfg);
     cfg.input_channels = 1000;
     EXPECT(ap_create(&cfg, &p), AP_ERR_INVALID_ARG);
+    {
+        /* ap_create_ex says why, with no log callback. */
+        char why[128];
+        EXPECT(ap_create_ex(&cfg, &p, why, sizeof why), AP_ERR_INVALID_ARG);
+        if (strstr(why, "input_channels") == NULL) {
+            fprintf(stderr, "ap_create_ex reason lacks the field: \"%s\"\n", why);
+            failures++;
+        }
+    }
     if (p != NULL) failures++; /* outputs only on success */
 
     ap_config_init(&cfg);

@@ -927,7 +927,7 @@ ApStatus ap_snapshot_state(struct ApPlayer *player, struct ApStreamState *out);
 /**
  * Creates a player and opens its output stream. On success `*out_player` receives a handle
  * to pass to every other call and to `ap_destroy`; on failure `*out_player` is untouched and
- * the reason goes to the config's log function.
+ * the reason goes to the config's log function (`ap_create_ex` also returns it).
  *
  * Errors: `AP_ERR_NULL`, `AP_ERR_STRUCT_SIZE`, `AP_ERR_INVALID_ARG` (a field is out of range),
  * `AP_ERR_NO_DEVICE`, `AP_ERR_DEVICE`. `config->struct_size` is read first and alone: on
@@ -935,6 +935,21 @@ ApStatus ap_snapshot_state(struct ApPlayer *player, struct ApStreamState *out);
  * Thread-safe.
  */
 ApStatus ap_create(const struct ApConfig *config, struct ApPlayer **out_player);
+
+/**
+ * `ap_create`, also returning why it failed: on failure the reason (for example
+ * "input_rate 5 out of range 1000..=384000") is copied into `reason` as a NUL-terminated
+ * string of at most `reason_len` bytes, truncated at a character boundary; on success
+ * `reason` is set to the empty string. `reason` may be NULL (or `reason_len` 0): nothing is
+ * written there. The reason also goes to `log_fn`, as with `ap_create`. A player has no
+ * handle before it exists, so `ap_last_error` cannot say this; bindings use this call.
+ *
+ * Errors: as `ap_create`. Thread-safe.
+ */
+ApStatus ap_create_ex(const struct ApConfig *config,
+                      struct ApPlayer **out_player,
+                      char *reason,
+                      size_t reason_len);
 
 /**
  * Stops playback, stops every thread the player started and frees it. Audio still queued

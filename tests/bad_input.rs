@@ -471,3 +471,64 @@ fn every_entry_point_rejects_bad_input_and_loses_nothing() {
     std::fs::write(concat!(env!("CARGO_TARGET_TMPDIR"), "/bad_input.md"), md).unwrap();
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// `ap_create_ex` returns create's reason with no log callback: each refused config names the
+/// field and the value, the buffer is always NUL-terminated (truncated when short), and a
+/// successful create leaves it empty.
+#[test]
+fn create_ex_returns_the_reason_without_a_log_callback() {
+    fn reason_of(c: &ApConfig, len: usize) -> (ApStatus, String, *mut ApPlayer) {
+        let mut out = null_mut();
+        let mut buf = vec![b'x' as c_char; len];
+        let st = ap_create_ex(c, &mut out, buf.as_mut_ptr(), len);
+        let bytes: Vec<u8> = buf.iter().map(|&b| b as u8).collect();
+        let nul = bytes
+            .iter()
+            .position(|&b| b == 0)
+            .expect("reason is NUL-terminated");
+        (st, String::from_utf8(bytes[..nul].to_vec()).unwrap(), out)
+    }
+    let mut c = config();
+    c.input_rate = 5;
+    let (st, why, out) = reason_of(&c, 256);
+    assert_eq!(st, AP_ERR_INVALID_ARG);
+    assert!(out.is_null(), "outputs only on success");
+    assert!(why.contains("input_rate") && why.contains('5'), "{why:?}");
+    let (_, short, _) = reason_of(&c, 6);
+    assert_eq!(short.len(), 5, "truncated to the buffer: {short:?}");
+    assert!(why.starts_with(&short));
+
+    let mut c = config();
+    c.input_channels = 0;
+    let (st, why, _) = reason_of(&c, 256);
+    assert_eq!(st, AP_ERR_INVALID_ARG);
+    assert!(why.contains("input_channels"), "{why:?}");
+
+    let mut c = config();
+    c.struct_size = 12;
+    let (st, why, _) = reason_of(&c, 256);
+    assert_eq!(st, AP_ERR_STRUCT_SIZE);
+    assert!(why.contains("struct_size"), "{why:?}");
+
+    let mut out = null_mut();
+    let mut buf = [b'x' as c_char; 64];
+    assert_eq!(
+        ap_create_ex(null(), &mut out, buf.as_mut_ptr(), 64),
+        AP_ERR_NULL
+    );
+    assert!(buf[..64].contains(&0));
+    // NULL reason (or length 0) is allowed and writes nothing.
+    let c = config();
+    assert_eq!(
+        ap_create_ex(&c, null_mut(), null_mut(), 0),
+        AP_ERR_NULL,
+        "NULL out_player"
+    );
+    let mut c = config();
+    c.input_rate = 5;
+    assert_eq!(
+        ap_create_ex(&c, &mut out, buf.as_mut_ptr(), 0),
+        AP_ERR_INVALID_ARG
+    );
+    assert_eq!(buf[0], b'x' as c_char, "reason_len 0 writes nothing");
+}

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use super::config::{to_config, ApConfig};
 use super::handle::{self, ApPlayer};
+use super::metrics::copy_str;
 use super::status::ApStatus;
 use super::{ffi_guard, try_mut, try_ref};
 use crate::player::Player;
 
 /// Creates a player and opens its output stream. On success `*out_player` receives a handle
 /// to pass to every other call and to `ap_destroy`; on failure `*out_player` is untouched and
-/// the reason goes to the config's log function.
+/// the reason goes to the config's log function (`ap_create_ex` also returns it).
 ///
 /// Errors: `AP_ERR_NULL`, `AP_ERR_STRUCT_SIZE`, `AP_ERR_INVALID_ARG` (a field is out of range),
 /// `AP_ERR_NO_DEVICE`, `AP_ERR_DEVICE`. `config->struct_size` is read first and alone: on
@@ -19,38 +20,86 @@ use crate::player::Player;
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn ap_create(config: *const ApConfig, out_player: *mut *mut ApPlayer) -> ApStatus {
-    ffi_guard!({
-        let Some(size) = super::struct_size_of(config) else {
-            return ApStatus::AP_ERR_NULL;
-        };
-        let out = try_mut!(out_player);
-        if size as usize != std::mem::size_of::<ApConfig>() {
-            return ApStatus::AP_ERR_STRUCT_SIZE;
-        }
-        let c = try_ref!(config);
-        let cfg = match to_config(c) {
-            Ok(cfg) => cfg,
-            Err((status, msg)) => {
-                if let Some(f) = c.log_fn {
-                    let text = std::ffi::CString::new(msg).unwrap_or_default();
-                    // SAFETY: the caller's own log function, with a message valid for the call.
-                    unsafe { f(c.log_user, super::config::AP_LOG_ERROR, text.as_ptr()) };
-                }
-                return status;
+    ap_create_ex(config, out_player, std::ptr::null_mut(), 0)
+}
+
+/// `ap_create`, also returning why it failed: on failure the reason (for example
+/// "input_rate 5 out of range 1000..=384000") is copied into `reason` as a NUL-terminated
+/// string of at most `reason_len` bytes, truncated at a character boundary; on success
+/// `reason` is set to the empty string. `reason` may be NULL (or `reason_len` 0): nothing is
+/// written there. The reason also goes to `log_fn`, as with `ap_create`. A player has no
+/// handle before it exists, so `ap_last_error` cannot say this; bindings use this call.
+///
+/// Errors: as `ap_create`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn ap_create_ex(
+    config: *const ApConfig,
+    out_player: *mut *mut ApPlayer,
+    reason: *mut c_char,
+    reason_len: usize,
+) -> ApStatus {
+    let mut why = String::new();
+    let status = ffi_guard!({ create(config, out_player, &mut why) });
+    if status == ApStatus::AP_ERR_PANIC && why.is_empty() {
+        why = "ap_create: internal error (panic caught)".into();
+    }
+    if !reason.is_null() && reason_len > 0 {
+        // SAFETY: non-null, and the caller promises `reason_len` writable bytes.
+        let out = unsafe { std::slice::from_raw_parts_mut(reason, reason_len) };
+        copy_str(&why, out);
+    }
+    status
+}
+
+/// The body of `ap_create_ex`: `why` receives the reason of any failure.
+fn create(config: *const ApConfig, out_player: *mut *mut ApPlayer, why: &mut String) -> ApStatus {
+    let Some(size) = super::struct_size_of(config) else {
+        *why = "ap_create: config is NULL".into();
+        return ApStatus::AP_ERR_NULL;
+    };
+    if out_player.is_null() {
+        *why = "ap_create: out_player is NULL".into();
+        return ApStatus::AP_ERR_NULL;
+    }
+    if size as usize != std::mem::size_of::<ApConfig>() {
+        *why = format!(
+            "ap_create: config->struct_size is {size}, this library's ApConfig is {} bytes \
+             (initialise it with ap_config_init; header and library differ?)",
+            std::mem::size_of::<ApConfig>()
+        );
+        return ApStatus::AP_ERR_STRUCT_SIZE;
+    }
+    let out = try_mut!(out_player);
+    let c = try_ref!(config);
+    let cfg = match to_config(c) {
+        Ok(cfg) => cfg,
+        Err((status, msg)) => {
+            if let Some(f) = c.log_fn {
+                let text = std::ffi::CString::new(msg.as_str()).unwrap_or_default();
+                // SAFETY: the caller's own log function, with a message valid for the call.
+                unsafe { f(c.log_user, super::config::AP_LOG_ERROR, text.as_ptr()) };
             }
-        };
-        match Player::new(cfg) {
-            Ok(p) => match handle::try_register(p) {
-                Some(h) => {
-                    *out = h;
-                    ApStatus::AP_OK
-                }
-                // 2^36 creates in one process (64-bit): no fresh handle value is left.
-                None => ApStatus::AP_ERR_DEVICE,
-            },
-            Err(e) => ApStatus::from(&e),
+            *why = msg;
+            return status;
         }
-    })
+    };
+    match Player::new(cfg) {
+        Ok(p) => match handle::try_register(p) {
+            Some(h) => {
+                *out = h;
+                ApStatus::AP_OK
+            }
+            // 2^36 creates in one process (64-bit): no fresh handle value is left.
+            None => {
+                *why = "ap_create: no fresh handle value is left in this process".into();
+                ApStatus::AP_ERR_DEVICE
+            }
+        },
+        Err(e) => {
+            *why = e.to_string();
+            ApStatus::from(&e)
+        }
+    }
 }
 
 /// Stops playback, stops every thread the player started and frees it. Audio still queued
