@@ -526,6 +526,7 @@ fn create_ex_returns_the_reason_without_a_log_callback() {
     );
     let mut c = config();
     c.input_rate = 5;
+    buf[0] = b'x' as c_char;
     assert_eq!(
         ap_create_ex(&c, &mut out, buf.as_mut_ptr(), 0),
         AP_ERR_INVALID_ARG
