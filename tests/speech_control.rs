@@ -11,7 +11,7 @@ use audioplay::{Config, InputFormat, Player};
 use audioplay::{Event, EventKind};
 use common::accounting::assert_accounting;
 use common::analysis::sine;
-use common::virtual_host::{f32_device, render};
+use common::virtual_host::{f32_device, render, render_blocks};
 
 const RATE: u32 = 48000;
 
@@ -544,4 +544,53 @@ fn the_utterance_written_right_after_a_flush_has_its_events() {
     let again = events_until(&p, |e| e.iter().any(|e| e.kind == EventKind::Flushed));
     let f = again.iter().find(|e| e.kind == EventKind::Flushed).unwrap();
     assert_eq!(f.frame, 9600 + 4800, "{again:?}");
+}
+
+/// A host reading the metrics when an event arrives finds what the event reports already
+/// counted: the frames a `Flushed` discarded are in `frames_flushed`, even while the callback
+/// that discarded them is still rendering (here one long callback resampling what came after
+/// the flush). Events pushed mid-callback let applay print flushed audio as queued.
+#[test]
+fn metrics_count_what_an_event_reports_before_it_arrives() {
+    let h = host();
+    let p = std::sync::Arc::new(player(&h, |c| {
+        c.input_rate = 22050;
+        c.resample_quality = audioplay::ResampleQuality::High;
+        c.ring_capacity_ms = 30_000;
+    }));
+    let s = h.stream("v").unwrap();
+    let before = sine(440.0, 22050, 11025, 0.5);
+    p.write_f32(&before).unwrap();
+    render(&s, 480);
+    p.flush(0).unwrap();
+    let after = sine(440.0, 22050, 22050 * 20, 0.5);
+    p.write_f32(&after).unwrap();
+    let watcher = {
+        let p = p.clone();
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(20) {
+                match p.poll_event() {
+                    Some(e) if e.kind == EventKind::Flushed => {
+                        let m = p.metrics();
+                        return Some((m.frames_flushed, m.frames_played));
+                    }
+                    Some(_) => {}
+                    None => std::thread::sleep(Duration::from_micros(200)),
+                }
+            }
+            None
+        })
+    };
+    let t0 = Instant::now();
+    render_blocks(&s, 48000 * 20, 48000 * 20);
+    let spent = t0.elapsed();
+    let (flushed, played) = watcher.join().unwrap().expect("a Flushed event");
+    let m = p.metrics();
+    assert!(m.frames_flushed > 0, "{m:?}");
+    assert_eq!(
+        (flushed, played > 0),
+        (m.frames_flushed, true),
+        "at the Flushed event (the callback took {spent:?})"
+    );
 }

@@ -119,7 +119,17 @@ struct RenderState {
     configured_for: u64,
     /// When everything the last callback wrote will have played (0: it wrote no audio).
     audio_until_ns: u64,
+    /// Events this callback made, handed to the host only after its counters and position
+    /// are published (`release_events`): a host that reads the metrics on `Flushed`,
+    /// `UtteranceEnd` or a marker finds those frames already counted. Pushed as they came, a
+    /// callback preempted after its `Flushed` (seen under load) let applay print the flushed
+    /// audio as still queued. Fixed size (C2); past it, events go out at once, in order.
+    held: [Event; HELD_EVENTS],
+    held_len: usize,
 }
+
+/// Events one callback holds back (a marker per word of a long callback fits).
+const HELD_EVENTS: usize = 32;
 
 pub struct RenderCore {
     /// C1: the token and the generation whose callbacks may render. The generation is a plain
@@ -227,6 +237,13 @@ impl RenderCore {
             latency_ns: 0,
             configured_for: 0,
             audio_until_ns: 0,
+            held: [Event {
+                kind: EventKind::Marker,
+                id: 0,
+                frame: 0,
+                heard_ns: 0,
+            }; HELD_EVENTS],
+            held_len: 0,
         };
         st.update_step_frames();
         let controls = Controls::default();
@@ -480,6 +497,8 @@ impl RenderCore {
         st.publish_flush_done(&self.controls);
         self.publish(st, &f, latency, len);
         st.account_underrun(f.done, total, f.held, c);
+        // Last: the host sees an event only once what it reports is counted and published.
+        st.release_events(c);
         // Recorded while the token is held: one writer at a time.
         self.record_time(&t0, f.resampled, c);
         drop(guard);
@@ -670,9 +689,21 @@ impl RenderState {
             frame,
             heard_ns: self.heard_at(done),
         };
-        if self.q.events.push(e).is_err() {
-            c.events_dropped.fetch_add(1, Ordering::Relaxed);
+        if self.held_len == HELD_EVENTS {
+            self.release_events(c);
         }
+        self.held[self.held_len] = e;
+        self.held_len += 1;
+    }
+
+    /// Hands the events this callback held back to the event thread, oldest first.
+    fn release_events(&mut self, c: &Counters) {
+        for &e in &self.held[..self.held_len] {
+            if self.q.events.push(e).is_err() {
+                c.events_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.held_len = 0;
     }
 
     fn read_controls(&mut self, ctl: &Controls) {
