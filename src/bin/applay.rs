@@ -546,11 +546,8 @@ fn run(a: Args) -> Result<(), (u8, String)> {
     // length of a copy.)
     let committed = Arc::new(AtomicU64::new(0));
     let renderer = virt.as_ref().map(|h| {
-        let stream = h
-            .stream("virtual")
-            .expect("the player opened the virtual stream");
         spawn_renderer(
-            stream,
+            h.clone(),
             player.clone(),
             ended.clone(),
             stop.clone(),
@@ -735,9 +732,11 @@ fn is_terminal() -> bool {
 
 /// Plays the device clock for `--virtual`: renders 10 ms blocks, in real time or as fast as
 /// the queue allows, until everything written has been rendered (or `stop`, after Ctrl-C's
-/// fade). Returns the samples.
+/// fade). Returns the samples. Follows the player's newest stream: the player may recreate
+/// it (a stall under load reads as a lost stream), and the old one, paused, renders nothing;
+/// a renderer left on it stalled the audio, and with it a Ctrl-C flush, for good.
 fn spawn_renderer(
-    stream: audioplay::virtual_device::VirtualStreamHandle,
+    host: audioplay::virtual_device::VirtualHost,
     player: Arc<Player>,
     ended: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
@@ -745,6 +744,9 @@ fn spawn_renderer(
     fast: bool,
 ) -> std::thread::JoinHandle<Vec<f32>> {
     std::thread::spawn(move || {
+        let mut stream = host
+            .stream("virtual")
+            .expect("the player opened the virtual stream");
         let ch = stream.channels() as usize;
         let block = stream.rate() as usize / 100;
         let mut buf = vec![0.0f32; block * ch];
@@ -777,6 +779,11 @@ fn spawn_renderer(
                 }
             } else {
                 std::thread::sleep(Duration::from_millis(10));
+            }
+            if !stream.is_playing() {
+                if let Some(newest) = host.stream("virtual") {
+                    stream = newest;
+                }
             }
             if stream.render_f32(block, &mut buf) {
                 out.extend_from_slice(&buf);
