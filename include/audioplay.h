@@ -24,6 +24,11 @@
 
 
 /**
+ * Longest identity value accepted, bytes (the server's property lists are small).
+ */
+#define MAX_IDENTITY_LEN 256
+
+/**
  * Event kinds (`ApEvent.kind`).
  */
 #define AP_EVENT_MARKER 1
@@ -379,6 +384,25 @@ typedef struct ApConfig {
    * comes back. 0 = never give up (default 10000).
    */
   uint32_t device_lost_timeout_ms;
+  /**
+   * How the sound server (PulseAudio, PipeWire) shows, remembers and routes this player;
+   * each a NUL-terminated UTF-8 string of at most 256 bytes, copied during `ap_create`,
+   * NULL for the default. application.name: default the program's file name.
+   */
+  const char *application_name;
+  /**
+   * application.id, reverse-DNS (`org.example.Reader`): default none.
+   */
+  const char *application_id;
+  /**
+   * media.name of the stream: default "Speech".
+   */
+  const char *stream_name;
+  /**
+   * media.role of the stream: default "a11y" (accessibility: desktops duck other audio for
+   * it and route it as speech); "none" sets no role.
+   */
+  const char *media_role;
 } ApConfig;
 
 /**

@@ -45,7 +45,8 @@ const CLOSE_STREAM_MIN: Duration = Duration::from_millis(100);
 impl Player {
     /// A player on the system's output (PulseAudio when reachable).
     pub fn new(cfg: Config) -> Result<Player, Error> {
-        let (host, connect) = device::system_host().map_err(Error::NoDevice)?;
+        let (host, connect) =
+            device::system_host(&cfg.identity.resolve()).map_err(Error::NoDevice)?;
         Self::build(cfg, host, connect)
     }
 
@@ -57,7 +58,7 @@ impl Player {
     fn build(
         cfg: Config,
         host: cpal::Host,
-        connect: Option<fn() -> Result<cpal::Host, String>>,
+        connect: Option<device::Connect>,
     ) -> Result<Player, Error> {
         cfg.validate().map_err(Error::InvalidArgument)?;
         let frame_bytes = cfg.frame_bytes();

@@ -126,6 +126,9 @@ fn dead_handles(t: &mut Table, stale: *mut ApPlayer) {
     }
 }
 
+/// An identity string past the 256-byte limit.
+const LONG_NAME: &std::ffi::CStr = c"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+
 fn create_cases(t: &mut Table) {
     let mut out = null_mut();
     t.check(
@@ -163,7 +166,7 @@ fn create_cases(t: &mut Table) {
         );
     }
     type Mutate = fn(&mut ApConfig);
-    let bad: [(&'static str, Mutate); 9] = [
+    let bad: [(&'static str, Mutate); 12] = [
         ("input_format 99 (invalid enum)", |c| c.input_format = 99),
         ("input_channels 0", |c| c.input_channels = 0),
         ("input_channels 4096 (huge)", |c| c.input_channels = 4096),
@@ -176,6 +179,11 @@ fn create_cases(t: &mut Table) {
         ("ring_capacity_ms 0", |c| c.ring_capacity_ms = 0),
         ("device_id not UTF-8", |c| {
             c.device_id = c"\xff\xfe".as_ptr()
+        }),
+        ("media_role not UTF-8", |c| c.media_role = c"\xff".as_ptr()),
+        ("stream_name empty", |c| c.stream_name = c"".as_ptr()),
+        ("application_name 300 bytes", |c| {
+            c.application_name = LONG_NAME.as_ptr()
         }),
     ];
     for (what, f) in bad {

@@ -403,7 +403,7 @@ fn list(a: &Args) -> Result<(), (u8, String)> {
     let host = match a.virtual_out {
         Some(_) => virtual_host(a).cpal_host(),
         None => {
-            audioplay::internals::device::system_host()
+            audioplay::internals::device::system_host(&audioplay::Identity::default().resolve())
                 .map_err(|e| (3, e))?
                 .0
         }

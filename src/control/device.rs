@@ -4,7 +4,7 @@
 use cpal::traits::{DeviceTrait, HostTrait};
 use cpal::{BufferSize, SampleFormat, StreamConfig, SupportedBufferSize};
 
-use crate::data::config::{Config, PreferStreamRate, ResampleMode};
+use crate::data::config::{Config, PreferStreamRate, ResampleMode, ResolvedIdentity};
 use crate::dsp::convert;
 use crate::thread_role::debug_assert_not_audio;
 
@@ -12,28 +12,41 @@ use crate::thread_role::debug_assert_not_audio;
 /// bytes: the kernel's limit); `priority` finds the audio thread by it.
 pub const AUDIO_THREAD_NAME: &str = "audioplay-audio";
 
-/// How the player reconnects to its sound server when the connection dies.
-pub type Connect = fn() -> Result<cpal::Host, String>;
+/// How the player reconnects to its sound server when the connection dies, as whom.
+pub type Connect = fn(&ResolvedIdentity) -> Result<cpal::Host, String>;
 
 /// Picks the system's audio host: PulseAudio (or pipewire-pulse) when a server is reachable,
 /// else cpal's default. ALSA's own stderr chatter is silenced first: a library must not
 /// write to its host process's stderr. With a sound server, also returns how to connect to
 /// it again (a server restart kills the connection; the player then builds a new one).
-pub fn system_host() -> Result<(cpal::Host, Option<Connect>), String> {
-    on_audio_thread(pick_host)
+pub fn system_host(identity: &ResolvedIdentity) -> Result<(cpal::Host, Option<Connect>), String> {
+    let identity = identity.clone();
+    on_audio_thread(move || pick_host(&identity))
 }
 
 /// A new connection to the PulseAudio (or pipewire-pulse) server, or an error while none
 /// accepts clients. Never falls back to another host: a player that was on the server
 /// waits for it.
-pub fn reconnect_pulse() -> Result<cpal::Host, String> {
+pub fn reconnect_pulse(identity: &ResolvedIdentity) -> Result<cpal::Host, String> {
     debug_assert_not_audio!();
-    on_audio_thread(|| {
+    let identity = identity.clone();
+    on_audio_thread(move || {
         #[cfg(target_os = "linux")]
         if cpal::available_hosts().contains(&cpal::HostId::PulseAudio) {
-            return cpal::host_from_id(cpal::HostId::PulseAudio).map_err(|e| e.to_string());
+            return pulse_host(&identity).map_err(|e| e.to_string());
         }
         Err("no PulseAudio server".to_string())
+    })
+}
+
+/// A PulseAudio host whose client and streams carry the player's identity.
+#[cfg(target_os = "linux")]
+fn pulse_host(identity: &ResolvedIdentity) -> Result<cpal::Host, cpal::Error> {
+    cpal::platform::pulseaudio_host_with_identity(cpal::platform::PulseAudioIdentity {
+        application_name: identity.application_name.clone(),
+        application_id: identity.application_id.clone(),
+        stream_name: identity.stream_name.clone(),
+        media_role: identity.media_role.clone(),
     })
 }
 
@@ -52,11 +65,11 @@ fn on_audio_thread<T: Send + 'static>(
         .unwrap_or_else(|_| Err("the audio host could not be created".into()))
 }
 
-fn pick_host() -> Result<(cpal::Host, Option<Connect>), String> {
+fn pick_host(identity: &ResolvedIdentity) -> Result<(cpal::Host, Option<Connect>), String> {
     #[cfg(target_os = "linux")]
     {
         if cpal::available_hosts().contains(&cpal::HostId::PulseAudio) {
-            match cpal::host_from_id(cpal::HostId::PulseAudio) {
+            match pulse_host(identity) {
                 Ok(h) => return Ok((h, Some(reconnect_pulse as Connect))),
                 // A server is there but does not answer (frozen, hung): ALSA's default would
                 // reach the same server through its pulse plugin and wait far longer (64 s

@@ -121,7 +121,7 @@ impl Outage {
         if device::query_target(&shared.service.host(), pinned.as_deref()).is_ok() {
             return None; // the connection works: a device problem, not a server restart
         }
-        let host = connect().ok()?;
+        let host = connect(&shared.cfg.identity.resolve()).ok()?;
         let info = device::query_target(&host, pinned.as_deref()).ok()?;
         // A frozen server that resumed meanwhile answers the new connection and the old one
         // alike: the old one, and its stream, are alive, and replacing them would cut what

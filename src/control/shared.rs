@@ -239,7 +239,7 @@ pub struct ServiceOwned {
     host: Mutex<Arc<cpal::Host>>,
     /// Opens a fresh connection to the sound server, for a player on the system's host;
     /// `None` for a host the caller gave (it cannot be rebuilt).
-    pub connect: Option<fn() -> Result<cpal::Host, String>>,
+    pub connect: Option<crate::control::device::Connect>,
     slot: Mutex<StreamSlot>,
     /// The slot's description, published for lock-free readers (U3).
     pub state: ArcSwap<StreamState>,
@@ -259,7 +259,7 @@ pub struct ServiceOwned {
 impl ServiceOwned {
     pub fn new(
         host: cpal::Host,
-        connect: Option<fn() -> Result<cpal::Host, String>>,
+        connect: Option<crate::control::device::Connect>,
         pinned: Option<String>,
     ) -> Self {
         ServiceOwned {

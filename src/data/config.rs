@@ -126,6 +126,88 @@ pub struct Config {
     /// After this long with no output at all (no server, no device, a stopped stream),
     /// `write` and `drain` fail with `Error::NoOutput` until output is back (0 = never).
     pub device_lost_timeout_ms: u32,
+    /// How the sound server shows, remembers and routes this player's stream.
+    pub identity: Identity,
+}
+
+/// How the sound server shows, remembers and routes a player (PulseAudio and PipeWire:
+/// `pactl list sink-inputs`). A desktop ducks other audio for the `a11y` role, keeps the
+/// volume the user gave this application, and routes by role; `None` takes the default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// application.name; default: the program's file name (stable across runs).
+    pub application_name: Option<String>,
+    /// application.id, reverse-DNS (`org.example.Reader`); default: none.
+    pub application_id: Option<String>,
+    /// media.name of the stream; default "Speech".
+    pub stream_name: Option<String>,
+    /// media.role; default "a11y" (accessibility: speech), "none" sets no role.
+    pub media_role: Option<String>,
+}
+
+/// The role speech has on PulseAudio and PipeWire (module-role-ducking, WirePlumber).
+pub const DEFAULT_MEDIA_ROLE: &str = "a11y";
+/// The stream name shown when none is given.
+pub const DEFAULT_STREAM_NAME: &str = "Speech";
+/// Longest identity value accepted, bytes (the server's property lists are small).
+pub const MAX_IDENTITY_LEN: usize = 256;
+
+/// The identity with every default filled in: (application name, application id, stream
+/// name, media role), "" where there is none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedIdentity {
+    /// application.name.
+    pub application_name: String,
+    /// application.id ("": none).
+    pub application_id: String,
+    /// media.name.
+    pub stream_name: String,
+    /// media.role ("": none).
+    pub media_role: String,
+}
+
+impl Identity {
+    /// Every default filled in (the program's name, "Speech", "a11y").
+    pub fn resolve(&self) -> ResolvedIdentity {
+        let program = || {
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .or_else(|| std::env::args().next())
+                .unwrap_or_else(|| "audioplay".into())
+        };
+        ResolvedIdentity {
+            application_name: self.application_name.clone().unwrap_or_else(program),
+            application_id: self.application_id.clone().unwrap_or_default(),
+            stream_name: self
+                .stream_name
+                .clone()
+                .unwrap_or_else(|| DEFAULT_STREAM_NAME.into()),
+            media_role: match self.media_role.as_deref() {
+                None => DEFAULT_MEDIA_ROLE.into(),
+                Some("none") => String::new(),
+                Some(r) => r.into(),
+            },
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let fields = [
+            ("application_name", &self.application_name),
+            ("application_id", &self.application_id),
+            ("stream_name", &self.stream_name),
+            ("media_role", &self.media_role),
+        ];
+        for (name, v) in fields {
+            let Some(v) = v else { continue };
+            if v.is_empty() || v.len() > MAX_IDENTITY_LEN || v.contains('\0') {
+                return Err(format!(
+                    "{name} {v:?}: must be 1..={MAX_IDENTITY_LEN} bytes with no NUL"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -155,6 +237,7 @@ impl Default for Config {
             idle_suspend_ms: 0,
             event_sink: None,
             device_lost_timeout_ms: 10_000,
+            identity: Identity::default(),
         }
     }
 }
@@ -169,6 +252,7 @@ pub const MAX_RATE: u32 = 384_000;
 impl Config {
     /// Checks every field; the message names the field so C callers get a useful last-error.
     pub fn validate(&self) -> Result<(), String> {
+        self.identity.validate()?;
         if self.input_channels == 0 || self.input_channels as usize > MAX_CHANNELS {
             return Err(format!(
                 "input_channels {} out of range 1..={MAX_CHANNELS}",

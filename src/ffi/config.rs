@@ -136,6 +136,17 @@ pub struct ApConfig {
     /// back; `AP_EVENT_OUTPUT_LOST` / `AP_EVENT_OUTPUT_RESTORED` tell when it goes and
     /// comes back. 0 = never give up (default 10000).
     pub device_lost_timeout_ms: u32,
+    /// How the sound server (PulseAudio, PipeWire) shows, remembers and routes this player;
+    /// each a NUL-terminated UTF-8 string of at most 256 bytes, copied during `ap_create`,
+    /// NULL for the default. application.name: default the program's file name.
+    pub application_name: *const c_char,
+    /// application.id, reverse-DNS (`org.example.Reader`): default none.
+    pub application_id: *const c_char,
+    /// media.name of the stream: default "Speech".
+    pub stream_name: *const c_char,
+    /// media.role of the stream: default "a11y" (accessibility: desktops duck other audio for
+    /// it and route it as speech); "none" sets no role.
+    pub media_role: *const c_char,
 }
 
 /// Fills `config` with defaults, including `struct_size`. Thread-safe (touches only `config`).
@@ -174,6 +185,10 @@ pub extern "C" fn ap_config_init(config: *mut ApConfig) -> ApStatus {
             audio_thread_priority: d.audio_thread_priority,
             event_user: std::ptr::null_mut(),
             device_lost_timeout_ms: d.device_lost_timeout_ms,
+            application_name: std::ptr::null(),
+            application_id: std::ptr::null(),
+            stream_name: std::ptr::null(),
+            media_role: std::ptr::null(),
         };
         ApStatus::AP_OK
     })
@@ -260,16 +275,22 @@ pub(crate) fn to_config(c: &ApConfig) -> Result<Config, (ApStatus, String)> {
             c.log_level
         ))
     })?;
-    let device_id = if c.device_id.is_null() {
-        None
-    } else {
+    let string = |p: *const c_char, name: &str| -> Result<Option<String>, (ApStatus, String)> {
+        if p.is_null() {
+            return Ok(None);
+        }
         // SAFETY: non-null; the header requires a NUL-terminated string valid during the call.
-        let s = unsafe { CStr::from_ptr(c.device_id) };
-        Some(
-            s.to_str()
-                .map_err(|_| invalid("device_id is not valid UTF-8".into()))?
-                .to_string(),
-        )
+        let s = unsafe { CStr::from_ptr(p) };
+        s.to_str()
+            .map(|s| Some(s.to_string()))
+            .map_err(|_| invalid(format!("{name} is not valid UTF-8")))
+    };
+    let device_id = string(c.device_id, "device_id")?;
+    let identity = crate::data::config::Identity {
+        application_name: string(c.application_name, "application_name")?,
+        application_id: string(c.application_id, "application_id")?,
+        stream_name: string(c.stream_name, "stream_name")?,
+        media_role: string(c.media_role, "media_role")?,
     };
     let channels = u16::try_from(c.input_channels)
         .map_err(|_| invalid(format!("input_channels {} out of range", c.input_channels)))?;
@@ -282,6 +303,7 @@ pub(crate) fn to_config(c: &ApConfig) -> Result<Config, (ApStatus, String)> {
         }) as crate::data::config::LogSink
     });
     let cfg = Config {
+        identity,
         input_format,
         input_channels: channels,
         input_rate: c.input_rate,

@@ -40,7 +40,8 @@ pub extern "C" fn ap_list_devices(
         if out.is_null() && capacity > 0 {
             return ApStatus::AP_ERR_NULL;
         }
-        let (host, _) = match crate::control::device::system_host() {
+        let identity = crate::data::config::Identity::default().resolve();
+        let (host, _) = match crate::control::device::system_host(&identity) {
             Ok(h) => h,
             Err(_) => return ApStatus::AP_ERR_NO_DEVICE,
         };

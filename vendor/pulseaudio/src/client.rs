@@ -52,6 +52,9 @@ pub type Result<T> = std::result::Result<T, ClientError>;
 pub struct Client {
     desc: String,
     handle: reactor::ReactorHandle,
+    // audioplay patch: properties every stream of this client is created with (media.name,
+    // media.role), given by `from_env_with_props`; empty for `from_env`.
+    stream_props: std::sync::Arc<protocol::Props>,
 }
 
 impl std::fmt::Debug for Client {
@@ -67,6 +70,19 @@ impl Client {
     /// [cookie_path_from_env](super::cookie_path_from_env) for an explanation
     /// of how the socket path and cookie are determined.
     pub fn from_env(client_name: impl AsRef<CStr>) -> Result<Self> {
+        let mut props = protocol::Props::new();
+        props.set(protocol::Prop::ApplicationName, client_name.as_ref());
+        Self::from_env_with_props(props, protocol::Props::new())
+    }
+
+    /// audioplay patch: `from_env` with the client's own properties (application.name,
+    /// application.id, ...; the process id is added) and the properties its streams are
+    /// created with (`stream_props`: media.name, media.role, ...), so the server shows and
+    /// routes them as the application says.
+    pub fn from_env_with_props(
+        client_props: protocol::Props,
+        stream_props: protocol::Props,
+    ) -> Result<Self> {
         let socket_path = super::socket_path_from_env().ok_or(ClientError::ServerUnavailable)?;
         let cookie = super::cookie_path_from_env().and_then(|p| std::fs::read(p).ok());
 
@@ -75,13 +91,31 @@ impl Client {
             socket_path.display()
         );
         let socket = std::os::unix::net::UnixStream::connect(socket_path)?;
-        Self::new_unix(client_name, socket, cookie)
+        let mut client = Self::new_unix_with_props(client_props, socket, cookie)?;
+        client.stream_props = std::sync::Arc::new(stream_props);
+        Ok(client)
+    }
+
+    /// audioplay patch: the properties this client's streams are created with.
+    pub fn stream_props(&self) -> &protocol::Props {
+        &self.stream_props
     }
 
     /// Creates a new client, using the given connected unix domain socket to
     /// communicate with the PulseAudio server.
     pub fn new_unix(
         client_name: impl AsRef<CStr>,
+        socket: std::os::unix::net::UnixStream,
+        cookie: Option<impl AsRef<[u8]>>,
+    ) -> std::result::Result<Self, ClientError> {
+        let mut props = protocol::Props::new();
+        props.set(protocol::Prop::ApplicationName, client_name.as_ref());
+        Self::new_unix_with_props(props, socket, cookie)
+    }
+
+    /// audioplay patch: `new_unix` with the client's properties (the process id is added).
+    pub fn new_unix_with_props(
+        mut props: protocol::Props,
         mut socket: std::os::unix::net::UnixStream,
         cookie: Option<impl AsRef<[u8]>>,
     ) -> std::result::Result<Self, ClientError> {
@@ -112,8 +146,6 @@ impl Client {
 
             protocol_version = std::cmp::min(protocol::MAX_VERSION, auth_reply.version);
 
-            let mut props = protocol::Props::new();
-            props.set(protocol::Prop::ApplicationName, client_name.as_ref());
             props.set(
                 protocol::Prop::ApplicationProcessId,
                 CString::new(std::process::id().to_string()).unwrap(),
@@ -132,7 +164,11 @@ impl Client {
         let socket = UnixStream::from_std(socket);
         let handle = reactor::Reactor::spawn(socket, protocol_version)?;
 
-        Ok(Self { desc, handle })
+        Ok(Self {
+            desc,
+            handle,
+            stream_props: Default::default(),
+        })
     }
 
     /// Fetches basic information on the server.

@@ -829,6 +829,19 @@ mod platform_impl {
         #[cfg(feature = "custom")] Custom => super::CustomHost,
     );
 
+    /// audioplay patch: how a PulseAudio host's client and streams are shown and routed.
+    #[cfg(feature = "pulseaudio")]
+    pub use crate::host::pulseaudio::Identity as PulseAudioIdentity;
+
+    /// audioplay patch: a PulseAudio host whose client and streams carry `identity`
+    /// (application name and id, stream name, media role).
+    #[cfg(feature = "pulseaudio")]
+    pub fn pulseaudio_host_with_identity(
+        identity: PulseAudioIdentity,
+    ) -> Result<Host, crate::Error> {
+        PulseAudioHost::with_identity(identity).map(Into::into)
+    }
+
     /// The default host for the current compilation target platform.
     pub fn default_host() -> Host {
         #[cfg(feature = "pipewire")]

@@ -203,14 +203,63 @@ pub struct Host {
     client: pulseaudio::Client,
 }
 
+/// audioplay patch: how the server shows and routes this host's client and streams. Empty
+/// fields are left out (the server's defaults); `Host::new` names the client
+/// "cpal-pulseaudio-<pid>" as upstream does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// application.name, of the client and its streams.
+    pub application_name: String,
+    /// application.id (reverse-DNS, for the desktop to remember settings by).
+    pub application_id: String,
+    /// media.name of each stream.
+    pub stream_name: String,
+    /// media.role of each stream ("a11y", "event", "music", ...; empty: none).
+    pub media_role: String,
+}
+
+impl Identity {
+    fn props(&self) -> (pulseaudio::protocol::Props, pulseaudio::protocol::Props) {
+        use pulseaudio::protocol::{Prop, Props};
+        let mut client = Props::new();
+        let mut stream = Props::new();
+        let put = |props: &mut Props, prop: Prop, value: &str| {
+            // A value with a NUL cannot be sent; it is left out like an empty one.
+            if let Ok(v) = CString::new(value) {
+                if !value.is_empty() {
+                    props.set(prop, v);
+                }
+            }
+        };
+        put(&mut client, Prop::ApplicationName, &self.application_name);
+        put(&mut client, Prop::ApplicationId, &self.application_id);
+        put(&mut stream, Prop::ApplicationName, &self.application_name);
+        put(&mut stream, Prop::ApplicationId, &self.application_id);
+        put(&mut stream, Prop::MediaName, &self.stream_name);
+        put(&mut stream, Prop::MediaRole, &self.media_role);
+        (client, stream)
+    }
+}
+
 impl Host {
     pub fn new() -> Result<Self, Error> {
+        Self::with_identity(Identity {
+            application_name: format!("cpal-pulseaudio-{}", std::process::id()),
+            ..Identity::default()
+        })
+    }
+
+    /// audioplay patch: a host whose client and streams carry `identity`.
+    pub fn with_identity(identity: Identity) -> Result<Self, Error> {
         // `Client::from_env` does a blocking auth handshake with no socket timeout. If this never
         // returns, fall through to the next host with no other option than to leak the thread.
         let (tx, rx) = mpsc::channel();
         let connect = std::thread::spawn(move || {
-            let name = CString::new(format!("cpal-pulseaudio-{}", std::process::id())).unwrap();
-            let _ = tx.send(pulseaudio::Client::from_env(&name));
+            let (client_props, stream_props) = identity.props();
+            let _ = tx.send(pulseaudio::Client::from_env_with_props(
+                client_props,
+                stream_props,
+            ));
         });
         let received = rx.recv_timeout(INIT_TIMEOUT);
         // audioplay patch: unless it timed out, the connect thread has sent (or died) and is
@@ -531,6 +580,8 @@ impl DeviceTrait for Device {
                 adjust_latency,
                 ..Default::default()
             },
+            // audioplay patch: the stream's name and role (`Host::with_identity`).
+            props: client.stream_props().clone(),
             ..Default::default()
         };
 
