@@ -73,7 +73,8 @@ scripts/install.sh --uninstall --prefix "$work/prefix" > /dev/null
 echo "--uninstall removed everything it installed"
 
 echo "== reliability (memcheck, sanitizers, short soak)"
-scripts/reliability.sh > "$work/reliability.log" 2>&1 || { cat "$work/reliability.log"; exit 1; }
+AUDIOPLAY_CARGO_TEST_LOG="${TMPDIR:-/tmp}/audioplay-cargo-test.log" \
+  scripts/reliability.sh > "$work/reliability.log" 2>&1 || { cat "$work/reliability.log"; exit 1; }
 grep -E '^\| |SOAK' "$work/reliability.log"
 
 totals="$(grep -E '^test result: ' "${TMPDIR:-/tmp}/audioplay-cargo-test.log" \
