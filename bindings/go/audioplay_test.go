@@ -5,8 +5,10 @@ package audioplay
 // and the installed library (pkg-config audioplay).
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math"
 	"strings"
 	"testing"
@@ -210,6 +212,25 @@ func TestDrainCancelled(t *testing.T) {
 	if m, _ := p.Metrics(); m.FramesPlayed != m.FramesWritten {
 		t.Fatalf("played %d of %d", m.FramesPlayed, m.FramesWritten)
 	}
+	// PollEvent reads the same events without a channel; Drain ended the utterance.
+	var kinds []EventKind
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		e, ok, err := p.PollEvent()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			if len(kinds) > 0 && kinds[len(kinds)-1] == UtteranceEnd {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		kinds = append(kinds, e.Kind)
+	}
+	if len(kinds) != 2 || kinds[0] != UtteranceStart || kinds[1] != UtteranceEnd {
+		t.Fatalf("polled %v", kinds)
+	}
 }
 
 func int16Bytes(s []int16) []byte {
@@ -396,8 +417,9 @@ func TestPauseResumeVolumePosition(t *testing.T) {
 func TestVoiceChangeAndWrites(t *testing.T) {
 	p := newPlayer(t, Config{Rate: 22050})
 	ctx := timeout(t, 10*time.Second)
-	if err := p.WriteInt16(ctx, tone16(440, 22050, 11025, 1)); err != nil {
-		t.Fatal(err)
+	// The player as an io.Writer.
+	if n, err := io.Copy(p.Writer(ctx), bytes.NewReader(int16Bytes(tone16(440, 22050, 11025, 1)))); err != nil || n != 22050 {
+		t.Fatalf("io.Copy: %d %v", n, err)
 	}
 	if err := p.WriteFloat32(ctx, []float32{0}); !errors.Is(err, ErrInvalidArg) || !strings.Contains(err.Error(), "S16") {
 		t.Fatalf("WriteFloat32 on S16: %v", err)
