@@ -39,9 +39,13 @@ cleanup() {
   local rc=$?
   pulse_stop
   if [ "$installed" = 1 ]; then
-    "$root/scripts/install.sh" --uninstall --prefix "$prefix" > /dev/null || rc=1
+    if [ -e "$prefix/share/audioplay/install-manifest.txt" ]; then
+      "$root/scripts/install.sh" --uninstall --prefix "$prefix" > /dev/null || rc=1
+    else
+      echo "scripts/test-binding-go.sh: the install into $prefix did not finish (no manifest)" >&2
+    fi
     ldconfig || rc=1
-    if [ -e "$prefix/lib/libaudioplay.so.0" ] || ldconfig -p | grep -q 'libaudioplay\.so'; then
+    if [ -e "$prefix/lib/libaudioplay.so.0" ] || ldconfig -p | grep -qF "$prefix/lib/libaudioplay.so"; then
       echo "scripts/test-binding-go.sh: audioplay still installed in $prefix after uninstalling" >&2
       rc=1
     fi
@@ -53,8 +57,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 echo "== Go binding, installed as a system library in $prefix"
-installed=1 # from here on, whatever happens, the trap uninstalls (a partial install too)
-scripts/install.sh --prefix "$prefix" > "$work/install-go.log" 2>&1 \
+installed=1 # from here on, whatever happens, the trap uninstalls what the manifest lists
+# Without the caller's PKG_CONFIG_PATH: alsa-sys's build script reruns when it changes, which
+# would rebuild the release library that scripts/test.sh's own install built without it.
+env -u PKG_CONFIG_PATH scripts/install.sh --prefix "$prefix" > "$work/install-go.log" 2>&1 \
   || { cat "$work/install-go.log"; exit 1; }
 ldconfig
 lap "installed into $prefix and ran ldconfig"
@@ -86,10 +92,10 @@ replace $module => $root/bindings/go
 EOF
 (cd "$app" && "${clean_env[@]}" go build -o "$app/tone" .)
 lap "a fresh module outside the repository built against $module"
-lib="$(ldd "$app/tone" | awk '/libaudioplay\.so/ { print $3 }')"
+lib="$("${clean_env[@]}" ldd "$app/tone" | awk '/libaudioplay\.so/ { print $3 }')"
 case "$lib" in
   "$prefix"/lib/libaudioplay.so.0) ;;
-  *) echo "the Go program links '$lib', not $prefix/lib/libaudioplay.so.0:" >&2; ldd "$app/tone" >&2; exit 1 ;;
+  *) echo "the Go program links '$lib', not $prefix/lib/libaudioplay.so.0:" >&2; "${clean_env[@]}" ldd "$app/tone" >&2; exit 1 ;;
 esac
 "${clean_env[@]}" "$app/tone" -seconds 1 -freq 440
 lap "it played a tone, linking $lib"
