@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -16,7 +17,8 @@ int main() {
         std::puts("expected an error");
         return 1;
     } catch (const ap::Error &e) {
-        if (e.status() != AP_ERR_INVALID_ARG) return 1;
+        // what() carries the library's reason (ap_create_ex), which names the field.
+        if (e.status() != AP_ERR_INVALID_ARG || !std::strstr(e.what(), "input_channels")) return 1;
         std::printf("bad config rejected: %s\n", e.what());
     }
     // ...or through std::error_code, without throwing.

@@ -5,10 +5,14 @@
 //   ap::Player player(cfg);               // throws ap::Error on failure
 //   player.write(samples, frame_count);   // int16_t or float frames
 //   player.drain(std::chrono::seconds(5));
+//   for (const ap::Device &d : ap::list_devices()) ...   // output devices
+//   player.set_device(id);                // move playback; set_device(nullptr): the default
+//   ap::Position pos = player.position(); // frame being heard, frames queued, latency
 //
-// Every call either throws ap::Error (carrying the ApStatus and the player's last error
-// message) or, in the overloads taking a std::error_code&, reports through it and never
-// throws. ap::Player is move-only; destroying it destroys the player.
+// Every call either throws ap::Error (carrying the ApStatus and the library's reason: the
+// ap_create_ex reason for the constructor, the player's last error message otherwise) or,
+// in the overloads taking a std::error_code&, reports through it and never throws.
+// ap::Player is move-only; destroying it destroys the player.
 #ifndef AUDIOPLAY_HPP
 #define AUDIOPLAY_HPP
 
@@ -71,14 +75,69 @@ struct Config {
 /// An event delivered when the listener heard it.
 using Event = ApEvent;
 
+/// One output device as the system lists it.
+struct Device {
+    std::string id;    ///< pass to ApConfig.device_id (keep the string alive) or Player::set_device
+    std::string name;  ///< for people
+    std::uint32_t rate = 0;
+    std::uint32_t channels = 0;
+    bool is_default = false;  ///< the system default output
+};
+
+/// Where playback is (`ap_position`).
+struct Position {
+    std::uint64_t frames_heard = 0;   ///< the content frame the listener hears now (monotonic)
+    std::uint64_t frames_queued = 0;  ///< content frames waiting in the queue
+    double latency_ms = 0;            ///< the device's output latency
+};
+
+namespace detail {
+/// ap_list_devices into a vector; `count` then `capacity` until the list holds still.
+inline ApStatus list_devices(std::vector<Device> &out) {
+    std::vector<ApDeviceInfo> infos;
+    for (int attempt = 0;; attempt++) {
+        std::size_t count = 0;
+        ApStatus st = ap_list_devices(infos.empty() ? nullptr : infos.data(), infos.size(), &count);
+        if (st != AP_OK) return st;
+        if (count > infos.size() && attempt < 4) {  // first call, or a device appeared meanwhile
+            infos.resize(count);
+            continue;
+        }
+        if (count < infos.size()) infos.resize(count);
+        out.clear();
+        for (const ApDeviceInfo &d : infos)
+            out.push_back(Device{d.id, d.name, d.rate, d.channels, d.is_default != 0});
+        return AP_OK;
+    }
+}
+}  // namespace detail
+
+/// The system's output devices. Opens its own connection to the audio system. Throws
+/// ap::Error (the library gives this call a status, no reason text).
+inline std::vector<Device> list_devices() {
+    std::vector<Device> out;
+    ApStatus st = detail::list_devices(out);
+    if (st != AP_OK) throw Error(st, std::string("ap_list_devices: ") + ap_strerror(st));
+    return out;
+}
+inline std::vector<Device> list_devices(std::error_code &ec) {
+    std::vector<Device> out;
+    ec = make_error_code(detail::list_devices(out));
+    return out;
+}
+
 class Player {
 public:
+    /// Throws ap::Error whose what() carries the library's reason, which names the field
+    /// ("ap_create: invalid argument (input_rate 5 out of range 1000..=384000)").
     explicit Player(const Config &cfg) {
-        ApStatus st = ap_create(&cfg.c, &p_);
-        if (st != AP_OK) throw Error(st, std::string("ap_create: ") + ap_strerror(st));
+        char reason[512] = "";
+        ApStatus st = ap_create_ex(&cfg.c, &p_, reason, sizeof reason);
+        if (st != AP_OK)
+            throw Error(st, std::string("ap_create: ") + ap_strerror(st) + (reason[0] ? std::string(" (") + reason + ")" : ""));
     }
     Player(const Config &cfg, std::error_code &ec) noexcept {
-        ec = make_error_code(ap_create(&cfg.c, &p_));
+        ec = make_error_code(ap_create_ex(&cfg.c, &p_, nullptr, 0));
     }
     ~Player() { ap_destroy(p_); }
     Player(const Player &) = delete;
@@ -152,6 +211,41 @@ public:
         m.struct_size = sizeof m;
         check(ap_metrics(p_, &m), "ap_metrics");
         return m;
+    }
+
+    /// Moves playback to device `id` (as list_devices reports it) without losing anything
+    /// queued; AP_EVENT_DEVICE_CHANGED fires when it is done. Throws ap::Error with
+    /// AP_ERR_NO_DEVICE if it is not present.
+    void set_device(const std::string &id) {
+        if (id.find('\0') != std::string::npos)
+            throw Error(AP_ERR_INVALID_ARG, "ap_set_device: invalid argument (device id contains a NUL byte)");
+        check(ap_set_device(p_, id.c_str()), "ap_set_device");
+    }
+    /// nullptr follows the system default output again.
+    void set_device(const char *id) { check(ap_set_device(p_, id), "ap_set_device"); }
+    void set_device(const std::string &id, std::error_code &ec) noexcept {
+        ec = id.find('\0') != std::string::npos ? make_error_code(AP_ERR_INVALID_ARG)
+                                                 : make_error_code(ap_set_device(p_, id.c_str()));
+    }
+
+    /// Where playback is, from atomics only (cheap enough to poll).
+    Position position() const {
+        Position pos;
+        check(ap_position(p_, &pos.frames_heard, &pos.frames_queued, &pos.latency_ms), "ap_position");
+        return pos;
+    }
+    Position position(std::error_code &ec) const noexcept {
+        Position pos;
+        ec = make_error_code(ap_position(p_, &pos.frames_heard, &pos.frames_queued, &pos.latency_ms));
+        return pos;
+    }
+
+    /// The current stream, read without locks (`ap_snapshot_state`).
+    ApStreamState state() const {
+        ApStreamState s{};
+        s.struct_size = sizeof s;
+        check(ap_snapshot_state(p_, &s), "ap_snapshot_state");
+        return s;
     }
 
     /// The next heard event, if any.

@@ -1,12 +1,25 @@
-// Package audioplay plays synthesized speech through libaudioplay (cgo).
+// Package audioplay plays synthesized speech through libaudioplay (cgo, no other
+// dependencies).
+//
+//	import audioplay "github.com/audioplay/audioplay/bindings/go"
 //
 //	p, err := audioplay.New(audioplay.Config{Rate: 22050, Channels: 1, Format: audioplay.S16})
+//	if err != nil { ... }             // errors.Is(err, audioplay.ErrInvalidArg), reason in err
 //	defer p.Close()
-//	io.Copy(p, pcm)          // a Player is an io.Writer of raw PCM in its format
-//	p.Drain(5 * time.Second)
+//	go func() { for e := range p.Events() { ... } }()   // heard markers, utterance ends, ...
+//	_, err = p.Write(ctx, pcm)        // raw PCM in the player's format; ctx cancels the wait
+//	err = p.Drain(ctx)                // returns once everything written has been heard
 //
-// Events come from the poll queue (PollEvent), never from C callbacks, so nothing runs on a
-// foreign thread.
+// A Player is safe for concurrent use. Write and Drain wait in short slices of the C calls
+// (which cannot be interrupted), so cancelling their context returns ctx.Err() within about
+// 25 ms. Close from another goroutine makes them return an error wrapping ErrClosed.
+//
+// Events come from the library's poll queue (ap_poll_event), read by a goroutine, never from
+// C callbacks: no Go code runs on the library's threads.
+//
+// The library is found with pkg-config (package audioplay): install it (scripts/install.sh)
+// under a prefix pkg-config and the dynamic linker search, or point PKG_CONFIG_PATH and
+// LD_LIBRARY_PATH at another prefix.
 package audioplay
 
 /*
@@ -17,199 +30,576 @@ package audioplay
 import "C"
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 )
 
 // Format of the PCM written to a Player.
 type Format int
 
+// The two sample formats, native endian, interleaved.
 const (
-	S16 Format = C.AP_FORMAT_S16
-	F32 Format = C.AP_FORMAT_F32
+	S16 Format = C.AP_FORMAT_S16 // signed 16-bit
+	F32 Format = C.AP_FORMAT_F32 // 32-bit float, nominal range [-1, 1]
 )
 
-// Error is a failed call: Status is the ApStatus code.
-type Error struct {
-	Status int
-	Msg    string
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-// ErrTimeout is returned by Drain when the timeout passes first.
-var ErrTimeout = &Error{Status: int(C.AP_ERR_TIMEOUT), Msg: "timed out"}
-
-// Config holds the common settings; zero values take the library's defaults.
-type Config struct {
-	Rate, Channels int
-	Format         Format
-	Device         string
-	WriteTimeoutMs int
-	StartThreshold time.Duration
-}
-
-// Event is something the listener heard.
-type Event struct {
-	Kind    string
-	ID      uint64
-	Frame   uint64
-	HeardMs float64
-}
-
-var kinds = map[C.uint32_t]string{1: "marker", 2: "utterance_start", 3: "utterance_end",
-	4: "underrun_start", 5: "underrun_end", 6: "device_changed", 7: "flushed"}
-
-// Player is one playback queue on an output device. Safe for concurrent use.
-type Player struct {
-	p          *C.ApPlayer
-	frameBytes int
-}
-
-func status(st C.ApStatus) error {
-	if st == C.AP_OK {
-		return nil
+func (f Format) String() string {
+	switch f {
+	case S16:
+		return "S16"
+	case F32:
+		return "F32"
 	}
-	return &Error{Status: int(st), Msg: C.GoString(C.ap_strerror(C.int32_t(st)))}
+	return fmt.Sprintf("Format(%d)", int(f))
 }
 
-// New creates a player on the system default output (or cfg.Device).
+func (f Format) sampleBytes() int {
+	if f == F32 {
+		return 4
+	}
+	return 2
+}
+
+// Quality of the library's resampler.
+type Quality int
+
+// Resampler qualities (ApConfig.resample_quality).
+const (
+	QualityDefault Quality = 0                   // the library's default (linear)
+	QualityLinear  Quality = C.AP_QUALITY_LINEAR // linear interpolation, the cheapest
+	QualityHigh    Quality = C.AP_QUALITY_HIGH   // polyphase windowed sinc
+)
+
+// HeaderVersion is the version of the audioplay.h this package was compiled against;
+// Version() is the loaded library's.
+const HeaderVersion = C.AP_VERSION_STRING
+
+// Version is the loaded library's version ("MAJOR.MINOR.PATCH").
+func Version() string { return C.GoString(C.ap_version()) }
+
+// Config holds the common settings. Every zero value takes the library's default; the
+// library checks ranges and its reason comes back in the error (New).
+type Config struct {
+	Rate     int    // content sample rate in Hz, 1000..384000 (default 22050)
+	Channels int    // interleaved channels, 1..32 (default 1)
+	Format   Format // S16 (default) or F32
+	Device   string // output device id (see Devices); "" follows the system default
+
+	TargetLatency     time.Duration // device buffer target, 2 ms..1 s (default 20 ms)
+	RingCapacity      time.Duration // queue capacity, 10 ms..60 s of content (default 2 s)
+	StartThreshold    time.Duration // pre-roll before an utterance starts (default 0: at once)
+	IdleSuspend       time.Duration // pause the device stream after this long idle (default 0: never)
+	DeviceLostTimeout time.Duration // Write/Drain give ErrNoOutput after this long without output (default 10 s)
+	ResampleQuality   Quality       // QualityLinear (default) or QualityHigh
+}
+
+// writeSlice and drainSlice bound how long one C call blocks, so a cancelled context is
+// noticed within about that long.
+const (
+	writeSlice = 20 * time.Millisecond
+	drainSlice = 25 * time.Millisecond
+)
+
+// ms converts a duration field to whole milliseconds for the C config, rejecting what the
+// C field cannot carry.
+func ms(op, field string, d time.Duration) (C.uint32_t, error) {
+	switch {
+	case d < 0:
+		return 0, invalid(op, "%s %v is negative", field, d)
+	case d > 0 && d < time.Millisecond:
+		return 0, invalid(op, "%s %v is less than the 1ms resolution", field, d)
+	case d/time.Millisecond > math.MaxUint32:
+		return 0, invalid(op, "%s %v is too long", field, d)
+	}
+	return C.uint32_t(d / time.Millisecond), nil
+}
+
+// ramp converts a fade/ramp length (the library clamps it to 10 s).
+func ramp(op, field string, d time.Duration) (C.uint32_t, error) {
+	if d < 0 {
+		return 0, invalid(op, "%s %v is negative", field, d)
+	}
+	if d > 10*time.Second {
+		d = 10 * time.Second
+	}
+	return C.uint32_t(d / time.Millisecond), nil
+}
+
+func count(op, field string, v int) (C.uint32_t, error) {
+	if v < 0 {
+		return 0, invalid(op, "%s %d is negative", field, v)
+	}
+	if uint64(v) > math.MaxUint32 {
+		return 0, invalid(op, "%s %d is too large", field, v)
+	}
+	return C.uint32_t(v), nil
+}
+
+func checkFormat(op string, f Format) error {
+	if f != S16 && f != F32 {
+		return invalid(op, "format %d is neither S16 nor F32", int(f))
+	}
+	return nil
+}
+
+func checkID(op, field, id string) error {
+	if strings.IndexByte(id, 0) >= 0 {
+		return invalid(op, "%s %q contains a NUL byte", field, id)
+	}
+	if !utf8.ValidString(id) {
+		return invalid(op, "%s %q is not valid UTF-8", field, id)
+	}
+	return nil
+}
+
+// Player is one playback queue on an output device. Safe for concurrent use; Close it.
+type Player struct {
+	mu sync.Mutex  // guards h (read briefly by every call, cleared by Close)
+	h  *C.ApPlayer // nil once closed
+
+	// format<<40 | channels<<32 | rate of what Write takes now (changed by SetInputFormat).
+	input atomic.Uint64
+
+	eventsOnce sync.Once
+	events     chan Event
+	stop       chan struct{} // closed by Close: the event pump ends
+	pumpDone   chan struct{}
+}
+
+func packInput(f Format, channels, rate uint32) uint64 {
+	return uint64(f)<<40 | uint64(channels)<<32 | uint64(rate)
+}
+
+func (p *Player) inputFormat() (f Format, channels int) {
+	v := p.input.Load()
+	return Format(v >> 40), int(v >> 32 & 0xff)
+}
+
+func (p *Player) frameBytes() int {
+	f, ch := p.inputFormat()
+	return f.sampleBytes() * ch
+}
+
+// New creates a player on the system default output (or cfg.Device). On failure the error
+// wraps the status sentinel (ErrInvalidArg, ErrNoDevice, ErrDevice) and carries the
+// library's reason, which names the offending field.
 func New(cfg Config) (*Player, error) {
+	const op = "create"
 	var c C.ApConfig
 	C.ap_config_init(&c)
-	if cfg.Rate != 0 {
-		c.input_rate = C.uint32_t(cfg.Rate)
+	var err error
+	set := func(dst *C.uint32_t, field string, v int) {
+		if err == nil && v != 0 {
+			*dst, err = count(op, field, v)
+		}
 	}
-	if cfg.Channels != 0 {
-		c.input_channels = C.uint32_t(cfg.Channels)
+	setMs := func(dst *C.uint32_t, field string, d time.Duration) {
+		if err == nil && d != 0 {
+			*dst, err = ms(op, field, d)
+		}
+	}
+	set(&c.input_rate, "Config.Rate", cfg.Rate)
+	set(&c.input_channels, "Config.Channels", cfg.Channels)
+	setMs(&c.target_latency_ms, "Config.TargetLatency", cfg.TargetLatency)
+	setMs(&c.ring_capacity_ms, "Config.RingCapacity", cfg.RingCapacity)
+	setMs(&c.start_threshold_ms, "Config.StartThreshold", cfg.StartThreshold)
+	setMs(&c.idle_suspend_ms, "Config.IdleSuspend", cfg.IdleSuspend)
+	setMs(&c.device_lost_timeout_ms, "Config.DeviceLostTimeout", cfg.DeviceLostTimeout)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Format != 0 {
+		if err := checkFormat(op, cfg.Format); err != nil {
+			return nil, err
+		}
 		c.input_format = C.ApFormat(cfg.Format)
 	}
-	if cfg.WriteTimeoutMs != 0 {
-		c.write_timeout_ms = C.uint32_t(cfg.WriteTimeoutMs)
+	switch cfg.ResampleQuality {
+	case QualityDefault:
+	case QualityLinear, QualityHigh:
+		c.resample_quality = C.ApResampleQuality(cfg.ResampleQuality)
+	default:
+		return nil, invalid(op, "Config.ResampleQuality %d is neither QualityLinear nor QualityHigh", int(cfg.ResampleQuality))
 	}
-	c.start_threshold_ms = C.uint32_t(cfg.StartThreshold / time.Millisecond)
+	// Write waits for room itself, in short C calls, so that a context can cancel it.
+	c.write_timeout_ms = C.uint32_t(writeSlice / time.Millisecond)
 	if cfg.Device != "" {
+		if err := checkID(op, "Config.Device", cfg.Device); err != nil {
+			return nil, err
+		}
 		d := C.CString(cfg.Device)
 		defer C.free(unsafe.Pointer(d))
 		c.device_id = d
 	}
-	var p *C.ApPlayer
-	if err := status(C.ap_create(&c, &p)); err != nil {
-		return nil, fmt.Errorf("audioplay: create: %w", err)
+	var h *C.ApPlayer
+	reason := (*C.char)(C.calloc(512, 1))
+	defer C.free(unsafe.Pointer(reason))
+	if st := C.ap_create_ex(&c, &h, reason, 512); st != C.AP_OK {
+		return nil, &Error{Op: op, Code: int(st), Reason: C.GoString(reason)}
 	}
-	size := 2
-	if c.input_format == C.AP_FORMAT_F32 {
-		size = 4
-	}
-	return &Player{p: p, frameBytes: size * int(c.input_channels)}, nil
+	p := &Player{h: h, stop: make(chan struct{})}
+	p.input.Store(packInput(Format(c.input_format), uint32(c.input_channels), uint32(c.input_rate)))
+	// A Player dropped without Close still frees its threads and its server connection.
+	runtime.SetFinalizer(p, (*Player).Close)
+	return p, nil
 }
 
-func (p *Player) check(st C.ApStatus, call string) error {
+// handle returns the C handle, or nil once closed. The handle is not held: a call that
+// races with Close gets AP_ERR_BAD_HANDLE / AP_ERR_CLOSED from the library (handles are
+// never reused), which fail() reports as ErrClosed.
+func (p *Player) handle() *C.ApPlayer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.h
+}
+
+// fail turns a status into an error with the player's last error message.
+func (p *Player) fail(h *C.ApPlayer, st C.ApStatus, op string) error {
 	if st == C.AP_OK {
 		return nil
 	}
-	buf := make([]byte, 256)
-	C.ap_last_error(p.p, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
-	return &Error{Status: int(st), Msg: fmt.Sprintf("audioplay: %s: %s (%s)", call,
-		C.GoString(C.ap_strerror(C.int32_t(st))), C.GoString((*C.char)(unsafe.Pointer(&buf[0]))))}
+	if st == C.AP_ERR_CLOSED || (st == C.AP_ERR_BAD_HANDLE && p.handle() == nil) {
+		return closedErr(op)
+	}
+	var buf [512]C.char
+	reason := ""
+	if C.ap_last_error(h, &buf[0], C.size_t(len(buf))) == C.AP_OK {
+		reason = C.GoString(&buf[0])
+	}
+	return &Error{Op: op, Code: int(st), Reason: reason}
 }
 
-// Write queues raw PCM in the player's format (io.Writer): it returns once all of b is
-// queued, waiting for room as needed. len(b) must be whole frames.
-func (p *Player) Write(b []byte) (int, error) {
-	if len(b)%p.frameBytes != 0 {
-		return 0, &Error{Status: int(C.AP_ERR_INVALID_ARG), Msg: "audioplay: write: not a whole number of frames"}
+// call runs one C call on the live handle.
+func (p *Player) call(op string, f func(h *C.ApPlayer) C.ApStatus) error {
+	h := p.handle()
+	if h == nil {
+		return closedErr(op)
+	}
+	return p.fail(h, f(h), op)
+}
+
+func checkCtx(op string, ctx context.Context) error {
+	if ctx == nil {
+		return invalid(op, "nil context (use context.Background())")
+	}
+	return nil
+}
+
+// Write queues raw interleaved PCM in the player's current format (see SetInputFormat),
+// waiting for room as needed. It returns len(b) once all of it is queued, or, when ctx is
+// done first, the bytes queued so far (whole frames) and ctx.Err(). len(b) must be a whole
+// number of frames.
+func (p *Player) Write(ctx context.Context, b []byte) (int, error) {
+	const op = "write"
+	if err := checkCtx(op, ctx); err != nil {
+		return 0, err
+	}
+	fb := p.frameBytes()
+	if len(b)%fb != 0 {
+		f, ch := p.inputFormat()
+		return 0, invalid(op, "%d bytes is not a whole number of %d-byte frames (%v, %d channels)", len(b), fb, f, ch)
 	}
 	done := 0
 	for done < len(b) {
-		var n C.size_t
-		frames := (len(b) - done) / p.frameBytes
-		if err := p.check(C.ap_write(p.p, unsafe.Pointer(&b[done]), C.size_t(frames), &n), "write"); err != nil {
+		if err := ctx.Err(); err != nil {
 			return done, err
 		}
-		done += int(n) * p.frameBytes
+		h := p.handle()
+		if h == nil {
+			return done, closedErr(op)
+		}
+		var n C.size_t
+		frames := (len(b) - done) / fb
+		st := C.ap_write(h, unsafe.Pointer(&b[done]), C.size_t(frames), &n)
+		done += int(n) * fb
+		if err := p.fail(h, st, op); err != nil {
+			return done, err
+		}
 	}
 	return done, nil
 }
 
-// WriteInt16 queues interleaved int16 samples.
-func (p *Player) WriteInt16(s []int16) error {
-	if len(s) == 0 {
-		return nil
+// WriteInt16 queues interleaved int16 samples (an S16 player; len(s) whole frames).
+func (p *Player) WriteInt16(ctx context.Context, s []int16) error {
+	if f, _ := p.inputFormat(); f != S16 {
+		return invalid("write", "WriteInt16 on a player that takes %v", f)
 	}
-	_, err := p.Write(unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*2))
+	if len(s) == 0 {
+		return checkCtx("write", ctx)
+	}
+	_, err := p.Write(ctx, unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*2))
 	return err
 }
 
-// Drain ends the utterance and waits until it has been heard (ErrTimeout if not in time).
-func (p *Player) Drain(timeout time.Duration) error {
-	st := C.ap_drain(p.p, C.uint32_t(timeout/time.Millisecond))
-	if st == C.AP_ERR_TIMEOUT {
-		return ErrTimeout
+// WriteFloat32 queues interleaved float32 samples (an F32 player; len(s) whole frames).
+func (p *Player) WriteFloat32(ctx context.Context, s []float32) error {
+	if f, _ := p.inputFormat(); f != F32 {
+		return invalid("write", "WriteFloat32 on a player that takes %v", f)
 	}
-	return p.check(st, "drain")
+	if len(s) == 0 {
+		return checkCtx("write", ctx)
+	}
+	_, err := p.Write(ctx, unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*4))
+	return err
 }
 
-// EndUtterance marks the end of what was written as one utterance.
-func (p *Player) EndUtterance() error { return p.check(C.ap_end_utterance(p.p), "end_utterance") }
+type ctxWriter struct {
+	p   *Player
+	ctx context.Context
+}
 
-// Mark places a marker at the write position; a "marker" event fires when it is heard.
-func (p *Player) Mark(id uint64) error { return p.check(C.ap_mark(p.p, C.uint64_t(id)), "mark") }
+func (w ctxWriter) Write(b []byte) (int, error) { return w.p.Write(w.ctx, b) }
 
-// Flush barges in: drops the queue, fades out what plays, returns the frame being heard.
+// Writer is the player as an io.Writer whose writes wait under ctx (for io.Copy). Copy
+// whole frames: io.Copy's buffer sizes are, for mono S16 and anything that divides 32 KiB.
+func (p *Player) Writer(ctx context.Context) io.Writer { return ctxWriter{p, ctx} }
+
+// Drain ends the utterance and waits until everything written has been heard. When ctx is
+// done first it returns ctx.Err() (the audio keeps playing; Flush stops it).
+func (p *Player) Drain(ctx context.Context) error {
+	const op = "drain"
+	if err := checkCtx(op, ctx); err != nil {
+		return err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h := p.handle()
+		if h == nil {
+			return closedErr(op)
+		}
+		st := C.ap_drain(h, C.uint32_t(drainSlice/time.Millisecond))
+		if st != C.AP_ERR_TIMEOUT {
+			return p.fail(h, st, op)
+		}
+	}
+}
+
+// EndUtterance marks the end of what was written as one utterance (UtteranceEnd fires when
+// its last frame is heard). Returns at once.
+func (p *Player) EndUtterance() error {
+	return p.call("end_utterance", func(h *C.ApPlayer) C.ApStatus { return C.ap_end_utterance(h) })
+}
+
+// Mark places marker id at the write position; a Marker event with this id fires when the
+// listener hears that frame.
+func (p *Player) Mark(id uint64) error {
+	return p.call("mark", func(h *C.ApPlayer) C.ApStatus { return C.ap_mark(h, C.uint64_t(id)) })
+}
+
+// Flush barges in: drops the queue, fades out what plays over fade (0 = cut; at most 10 s),
+// returns the content frame being heard when it was asked for. Returns at once; a Flushed
+// event reports where the fade ended.
 func (p *Player) Flush(fade time.Duration) (uint64, error) {
+	const op = "flush"
+	f, err := ramp(op, "fade", fade)
+	if err != nil {
+		return 0, err
+	}
 	var heard C.uint64_t
-	err := p.check(C.ap_flush(p.p, C.uint32_t(fade/time.Millisecond), &heard), "flush")
+	err = p.call(op, func(h *C.ApPlayer) C.ApStatus { return C.ap_flush(h, f, &heard) })
 	return uint64(heard), err
 }
 
-// Metrics is the subset of ApMetrics most callers want.
-type Metrics struct {
-	FramesWritten, FramesPlayed, FramesQueued, FramesFlushed, FramesDropped uint64
-	Underruns, Recreates, ServerUnderflows                                  uint64
-	StreamRate, DeviceRate, ContentRate                                     int
-	Device                                                                  string
-	CallbackP99Us                                                           float64
-}
-
-// Metrics reads the player's counters.
-func (p *Player) Metrics() (Metrics, error) {
-	var m C.ApMetrics
-	m.struct_size = C.uint32_t(unsafe.Sizeof(m))
-	if err := p.check(C.ap_metrics(p.p, &m), "metrics"); err != nil {
-		return Metrics{}, err
+// Pause fades playback out over r (at most 10 s) and holds the position; writes still queue.
+func (p *Player) Pause(r time.Duration) error {
+	const op = "pause"
+	v, err := ramp(op, "ramp", r)
+	if err != nil {
+		return err
 	}
-	return Metrics{
-		FramesWritten: uint64(m.frames_written), FramesPlayed: uint64(m.frames_played),
-		FramesQueued: uint64(m.frames_queued), FramesFlushed: uint64(m.frames_flushed),
-		FramesDropped: uint64(m.frames_dropped), Underruns: uint64(m.underruns),
-		Recreates: uint64(m.recreates), StreamRate: int(m.stream_rate),
-		DeviceRate: int(m.device_rate), ContentRate: int(m.content_rate),
-		Device: C.GoString(&m.device_id[0]), CallbackP99Us: float64(m.callback_us_p99),
-		ServerUnderflows: uint64(m.server_underflows),
-	}, nil
+	return p.call(op, func(h *C.ApPlayer) C.ApStatus { return C.ap_pause(h, v) })
 }
 
-// PollEvent returns the next heard event, if any.
-func (p *Player) PollEvent() (Event, bool, error) {
-	var e C.ApEvent
-	e.struct_size = C.uint32_t(unsafe.Sizeof(e))
-	var n C.size_t
-	if err := p.check(C.ap_poll_event(p.p, &e, &n), "poll_event"); err != nil || n == 0 {
-		return Event{}, false, err
+// Resume continues after Pause, fading in over r (at most 10 s).
+func (p *Player) Resume(r time.Duration) error {
+	const op = "resume"
+	v, err := ramp(op, "ramp", r)
+	if err != nil {
+		return err
 	}
-	return Event{Kind: kinds[e.kind], ID: uint64(e.id), Frame: uint64(e.frame), HeardMs: float64(e.heard_ms)}, true, nil
+	return p.call(op, func(h *C.ApPlayer) C.ApStatus { return C.ap_resume(h, v) })
 }
 
-// Close stops playback and frees the player. Calls on a closed Player return an error.
-func (p *Player) Close() error {
-	err := status(C.ap_destroy(p.p))
-	p.p = nil
+// SetVolume sets the output gain (linear, 0..4; 1 = unchanged), ramped over r so it never
+// steps.
+func (p *Player) SetVolume(gain float64, r time.Duration) error {
+	const op = "set_volume"
+	if math.IsNaN(gain) || math.IsInf(gain, 0) || gain < 0 || gain > 4 {
+		return invalid(op, "gain %v is not in 0..4", gain)
+	}
+	v, err := ramp(op, "ramp", r)
+	if err != nil {
+		return err
+	}
+	return p.call(op, func(h *C.ApPlayer) C.ApStatus { return C.ap_set_volume(h, C.float(gain), v) })
+}
+
+// SetInputFormat is a voice change, in band: what was written before plays in its old
+// format, what Write takes from now on is format/channels/rate. The device stream is not
+// recreated. Call it from the goroutine that writes.
+func (p *Player) SetInputFormat(format Format, channels, rate int) error {
+	const op = "set_input_format"
+	if err := checkFormat(op, format); err != nil {
+		return err
+	}
+	ch, err := count(op, "channels", channels)
+	if err != nil {
+		return err
+	}
+	r, err := count(op, "rate", rate)
+	if err != nil {
+		return err
+	}
+	err = p.call(op, func(h *C.ApPlayer) C.ApStatus {
+		return C.ap_set_input_format(h, C.ApFormat(format), ch, r)
+	})
+	if err == nil {
+		p.input.Store(packInput(format, uint32(ch), uint32(r)))
+	}
 	return err
 }
 
-// Version is the library's version.
-func Version() string { return C.GoString(C.ap_version()) }
+// InputFormat is what Write takes now.
+func (p *Player) InputFormat() (format Format, channels, rate int) {
+	v := p.input.Load()
+	return Format(v >> 40), int(v >> 32 & 0xff), int(uint32(v))
+}
+
+// Device is one output device as the system lists it.
+type Device struct {
+	ID       string // pass to Config.Device or SetDevice
+	Name     string // for people
+	Rate     int    // native sample rate
+	Channels int    // native channel count
+	Default  bool   // the system default output
+}
+
+// Devices lists the system's output devices. It opens its own connection to the audio
+// system (the library reports no reason text for this call, only the status).
+func Devices() ([]Device, error) {
+	for attempt := 0; ; attempt++ {
+		var n C.size_t
+		if st := C.ap_list_devices(nil, 0, &n); st != C.AP_OK {
+			return nil, &Error{Op: "list_devices", Code: int(st)}
+		}
+		if n == 0 {
+			return []Device{}, nil
+		}
+		buf := (*C.ApDeviceInfo)(C.calloc(n, C.size_t(unsafe.Sizeof(C.ApDeviceInfo{}))))
+		if buf == nil {
+			return nil, &Error{Op: "list_devices", Code: int(C.AP_ERR_BUFFER_TOO_SMALL), Reason: "out of memory"}
+		}
+		infos := unsafe.Slice(buf, int(n))
+		var got C.size_t
+		st := C.ap_list_devices(buf, n, &got)
+		if st != C.AP_OK {
+			C.free(unsafe.Pointer(buf))
+			return nil, &Error{Op: "list_devices", Code: int(st)}
+		}
+		if got > n && attempt < 3 { // a device appeared between the two calls
+			C.free(unsafe.Pointer(buf))
+			continue
+		}
+		if got < n {
+			infos = infos[:got]
+		}
+		out := make([]Device, len(infos))
+		for i, d := range infos {
+			out[i] = Device{ID: C.GoString(&d.id[0]), Name: C.GoString(&d.name[0]),
+				Rate: int(d.rate), Channels: int(d.channels), Default: d.is_default != 0}
+		}
+		C.free(unsafe.Pointer(buf))
+		return out, nil
+	}
+}
+
+// SetDevice moves playback to device id ("" follows the system default) without losing
+// anything queued. It returns once the move is requested (an error wrapping ErrNoDevice if
+// id is not present); a DeviceChanged event fires when it is done.
+func (p *Player) SetDevice(id string) error {
+	const op = "set_device"
+	if err := checkID(op, "id", id); err != nil {
+		return err
+	}
+	var cid *C.char
+	if id != "" {
+		cid = C.CString(id)
+		defer C.free(unsafe.Pointer(cid))
+	}
+	return p.call(op, func(h *C.ApPlayer) C.ApStatus { return C.ap_set_device(h, cid) })
+}
+
+// Position is where playback is.
+type Position struct {
+	Heard   uint64        // the content frame the listener hears now (monotonic)
+	Queued  uint64        // content frames waiting in the queue
+	Latency time.Duration // the device's output latency
+}
+
+// Position reads where playback is, from atomics only (cheap enough to poll).
+func (p *Player) Position() (Position, error) {
+	var heard, queued C.uint64_t
+	var lat C.double
+	err := p.call("position", func(h *C.ApPlayer) C.ApStatus { return C.ap_position(h, &heard, &queued, &lat) })
+	if err != nil {
+		return Position{}, err
+	}
+	return Position{Heard: uint64(heard), Queued: uint64(queued), Latency: msDuration(float64(lat))}, nil
+}
+
+func msDuration(v float64) time.Duration {
+	if v < 0 || math.IsNaN(v) {
+		return -1
+	}
+	return time.Duration(v * float64(time.Millisecond))
+}
+
+// Close stops playback (discarding what is queued), frees the player and closes the Events
+// channel. Calls blocked in Write or Drain on other goroutines return an error wrapping
+// ErrClosed; so does every later call, Close included.
+func (p *Player) Close() error {
+	p.mu.Lock()
+	h := p.h
+	p.h = nil
+	p.mu.Unlock()
+	if h == nil {
+		return closedErr("close")
+	}
+	runtime.SetFinalizer(p, nil)
+	close(p.stop)
+	// Events() from now on gets a closed channel; a pump it started before ends now.
+	p.eventsOnce.Do(func() { p.events = make(chan Event) })
+	if p.pumpDone != nil {
+		<-p.pumpDone
+		// What was heard before Close and not yet polled still reaches the channel, as far
+		// as its buffer has room.
+		for full := false; !full; {
+			e, ok := pollOne(h)
+			if !ok {
+				break
+			}
+			select {
+			case p.events <- e:
+			default:
+				full = true
+			}
+		}
+	}
+	st := C.ap_destroy(h)
+	close(p.events)
+	if st != C.AP_OK {
+		return &Error{Op: "close", Code: int(st)}
+	}
+	return nil
+}

@@ -1,3 +1,3 @@
-module audioplay
+module github.com/audioplay/audioplay/bindings/go
 
 go 1.19
