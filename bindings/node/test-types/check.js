@@ -12,7 +12,7 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
 const fixtures = __dirname;
-const pkg = path.resolve(__dirname, '..', '..');
+const pkg = path.resolve(__dirname, '..');
 
 function projectFromPackage() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audioplay-types-'));
