@@ -3,10 +3,13 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const path = require('node:path');
+const fs = require('node:fs');
 const { spawnSync } = require('node:child_process');
 
 test('tsc --strict accepts ok.ts and rejects every bad-*.ts for its own reason', () => {
   const r = spawnSync(process.execPath, [path.join(__dirname, '..', 'test-types', 'check.js')], { encoding: 'utf8' });
   assert.strictEqual(r.status, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /types: 10 passed, 0 failed/);
+  const files = fs.readdirSync(path.join(__dirname, '..', 'test-types')).filter((f) => f.endsWith('.ts'));
+  assert.ok(files.length >= 10);
+  assert.match(r.stdout, new RegExp(`types: ${files.length} passed, 0 failed`));
 });
