@@ -73,7 +73,9 @@ export interface PlayerEvent<K extends EventKind = EventKind> {
   heardMs: number;
 }
 
-export type PlayerEvents = { [K in EventKind]: PlayerEvent<K> } & { event: PlayerEvent };
+/** Listeners by name: each event kind, 'event' for all of them, and 'error' for a call that
+ * ran after pending writes (mark, endUtterance, setVoice) and failed. */
+export type PlayerEvents = { [K in EventKind]: PlayerEvent<K> } & { event: PlayerEvent; error: Error };
 export type PlayerEventName = keyof PlayerEvents;
 
 export interface Position {

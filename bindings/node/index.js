@@ -515,10 +515,15 @@ class Player extends EventEmitter {
   // Runs a quick call now, or after pending writes so it lands in call order.
   _soon(call) {
     if (this._pending === 0) return call();
-    this._enqueue(call, () => undefined).catch((e) => {
-      if (!(e instanceof AudioplayError && e.status === ERR_CLOSED)) process.nextTick(() => { throw e; });
-    });
+    this._enqueue(call, () => undefined).catch((e) => this._deferredError(e));
     return undefined;
+  }
+
+  // A call that ran after pending writes failed: 'error' (thrown when nobody listens, as
+  // EventEmitter does). A player closed meanwhile is not an error.
+  _deferredError(e) {
+    if (e instanceof AudioplayError && e.status === ERR_CLOSED) return;
+    process.nextTick(() => this.emit('error', e));
   }
 
   /**
@@ -576,8 +581,11 @@ class Player extends EventEmitter {
     if (this._pending === 0) {
       apply();
     } else {
-      // Pending writes were checked against the old format; check the new one at its turn.
-      this._enqueue(apply, () => apply()).catch(() => {});
+      // Pending writes were checked against the old format: the change waits for them. The
+      // header's ranges are checked now; a refusal at its turn goes to 'error'.
+      checkUint32('channels', channels, { min: 1, max: 32 });
+      checkUint32('rate', rate, { min: 1000, max: 384000 });
+      this._enqueue(apply, () => apply()).catch((e) => this._deferredError(e));
     }
     this._format = format;
     this._channels = channels;

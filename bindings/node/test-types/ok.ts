@@ -19,6 +19,7 @@ async function main(): Promise<void> {
   p.on('utterance_end', (e) => { const k: 'utterance_end' = e.kind; void k; });
   p.once('event', (e) => { const f: number = e.frame + e.heardMs; void f; });
   p.off('flushed', () => {});
+  p.on('error', (e: Error) => { const s: string = e.message; void s; });
   p.mark(1);
   const n: number = await p.write(new Float32Array(2400));
   const m: number = p.writeSync(Buffer.alloc(4 * 10));
