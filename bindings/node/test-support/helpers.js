@@ -48,3 +48,37 @@ function addSink(name, rate, channels) {
 }
 
 module.exports = { sleep, toneF32, toneS16, until, addSink };
+
+// Records what SINK plays (its monitor) as mono s16 at RATE until stop() resolves with the samples.
+function recordSink(sink, rate) {
+  const rec = spawn('parecord', [`--device=${sink}.monitor`, `--rate=${rate}`, '--channels=1',
+    '--format=s16le', '--raw', '--latency-msec=10'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const chunks = [];
+  let err = '';
+  rec.stdout.on('data', (c) => chunks.push(c));
+  rec.stderr.on('data', (c) => { err += c; });
+  const exited = new Promise((r) => rec.on('exit', (code, signal) => r({ code, signal })));
+  return {
+    async stop() {
+      rec.kill('SIGINT');
+      const { code, signal } = await exited;
+      const buf = Buffer.concat(chunks);
+      if (buf.length === 0) throw new Error(`parecord recorded nothing (exit ${code} ${signal}): ${err}`);
+      return new Int16Array(buf.buffer, buf.byteOffset, Math.floor(buf.length / 2));
+    },
+  };
+}
+
+// RMS of each WINDOW-sample window, as a fraction of full scale.
+function windowRms(samples, window) {
+  const out = [];
+  for (let at = 0; at + window <= samples.length; at += window) {
+    let s = 0;
+    for (let i = at; i < at + window; i++) s += (samples[i] / 32768) ** 2;
+    out.push(Math.sqrt(s / window));
+  }
+  return out;
+}
+
+module.exports.recordSink = recordSink;
+module.exports.windowRms = windowRms;

@@ -7,7 +7,7 @@ const { Readable } = require('node:stream');
 const { pipeline } = require('node:stream/promises');
 const { once } = require('node:events');
 const { Player, AudioplayError, listDevices, version, library } = require('..');
-const { sleep, toneF32, toneS16, until, addSink } = require('../test-support/helpers');
+const { sleep, toneF32, toneS16, until, addSink, recordSink, windowRms } = require('../test-support/helpers');
 
 test('a tone plays: every frame written is played after drain', async () => {
   const p = new Player({ rate: 24000, format: 'f32' });
@@ -179,6 +179,58 @@ test('pause holds the position, resume goes on; volume, voice change, position, 
     assert.strictEqual(typeof p.lastError(), 'string');
     assert.throws(() => p.setVoice({ rate: 5 }), RangeError);
     assert.match(p.lastError(), /rate/);
+  } finally {
+    p.close();
+  }
+});
+
+test('setVolume changes what is heard: a quarter of the gain is a quarter of the level', async () => {
+  const p = new Player({ rate: 48000, format: 'f32' });
+  try {
+    const sink = p.metrics().device_id;
+    const rec = recordSink(sink, 48000);
+    await sleep(300); // the recorder is running
+    const burst = toneF32(1000, 48000, 14400, 1, 0.4); // 300 ms
+    const gap = new Float32Array(14400);
+    await p.write(burst);
+    await p.write(gap);
+    assert.ok(await p.drain(5000));
+    p.setVolume(0.25, 0);
+    await p.write(burst);
+    await p.write(gap);
+    assert.ok(await p.drain(5000));
+    const samples = await rec.stop();
+    // 10 ms windows; the loud runs are the two bursts.
+    const rms = windowRms(samples, 480);
+    const runs = [];
+    let cur = null;
+    for (const r of rms) {
+      if (r > 0.01) { if (!cur) runs.push((cur = [])); cur.push(r); } else cur = null;
+    }
+    const long = runs.filter((r) => r.length >= 20);
+    assert.strictEqual(long.length, 2, `two bursts heard, got runs of ${runs.map((r) => r.length)} windows`);
+    const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+    const [a, b] = long.map(median);
+    assert.ok(Math.abs(a - 0.4 / Math.SQRT2) < 0.03, `full-gain level ${a}`);
+    assert.ok(Math.abs(a / b - 4) < 0.4, `levels ${a} and ${b}: ratio ${a / b}`);
+  } finally {
+    p.close();
+  }
+});
+
+test('a voice change behind pending writes applies after them, in call order', async () => {
+  const p = new Player({ rate: 24000, format: 'f32' });
+  try {
+    const first = p.write(toneF32(440, 24000, 12000));
+    p.setVoice({ format: 's16', channels: 2, rate: 16000 });
+    assert.strictEqual(p.frameBytes, 4);
+    const second = p.write(toneS16(440, 16000, 8000, 2));
+    assert.deepStrictEqual(await Promise.all([first, second]), [12000, 8000]);
+    assert.ok(await p.drain(5000));
+    const m = p.metrics();
+    assert.strictEqual(m.frames_played, 20000);
+    assert.strictEqual(p.state().contentRate, 16000);
+    assert.throws(() => { p.write(toneF32(1, 1, 1)); }, TypeError);
   } finally {
     p.close();
   }
