@@ -200,17 +200,15 @@ test('setVolume changes what is heard: a quarter of the gain is a quarter of the
     await p.write(gap);
     assert.ok(await p.drain(5000));
     const samples = await rec.stop();
-    // 10 ms windows; the loud runs are the two bursts.
+    // 10 ms windows: the first burst's sit near 0.4/sqrt(2) = 0.283, the second's near a
+    // quarter of that; windows across an edge (or a dropout under load) fall in between.
     const rms = windowRms(samples, 480);
-    const runs = [];
-    let cur = null;
-    for (const r of rms) {
-      if (r > 0.01) { if (!cur) runs.push((cur = [])); cur.push(r); } else cur = null;
-    }
-    const long = runs.filter((r) => r.length >= 20);
-    assert.strictEqual(long.length, 2, `two bursts heard, got runs of ${runs.map((r) => r.length)} windows`);
+    const full = rms.filter((r) => r > 0.15);
+    const quarter = rms.filter((r) => r > 0.03 && r < 0.15);
     const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-    const [a, b] = long.map(median);
+    assert.ok(full.length >= 10 && quarter.length >= 10,
+      `${full.length} windows at full level, ${quarter.length} lower (of 30 each)`);
+    const [a, b] = [median(full), median(quarter)];
     assert.ok(Math.abs(a - 0.4 / Math.SQRT2) < 0.03, `full-gain level ${a}`);
     assert.ok(Math.abs(a / b - 4) < 0.4, `levels ${a} and ${b}: ratio ${a / b}`);
   } finally {
