@@ -755,7 +755,7 @@ async function listDevices() {
     const size = koffi.sizeof(ApDeviceInfo);
     const buf = Buffer.alloc(cap * size);
     st = await callAsync(fn.list_devices, buf, cap, count);
-    if (st === -10) continue; // more devices appeared meanwhile
+    if (st === -10 || (st === 0 && num(count[0]) > cap)) continue; // more devices appeared meanwhile
     if (st !== 0) throw libraryError(st, 'ap_list_devices', '');
     const out = [];
     for (let i = 0; i < Math.min(cap, num(count[0])); i++) {
