@@ -11,6 +11,9 @@ const { spawnSync } = require('node:child_process');
 const checked = process.env.AUDIOPLAY_TYPES_CHECKED;
 test('tsc --strict accepts ok.ts and rejects every bad-*.ts for its own reason',
   { skip: checked ? `checked on the installed package in ${checked}` : false }, () => {
+  try { require.resolve('typescript/bin/tsc', { paths: [path.join(__dirname, '..')] }); } catch (_) {
+    assert.fail('typescript is not installed: run `npm install` in bindings/node (the dev dependencies)');
+  }
   const r = spawnSync(process.execPath, [path.join(__dirname, '..', 'test-types', 'check.js')], { encoding: 'utf8' });
   assert.strictEqual(r.status, 0, r.stdout + r.stderr);
   const files = fs.readdirSync(path.join(__dirname, '..', 'test-types')).filter((f) => f.endsWith('.ts'));
