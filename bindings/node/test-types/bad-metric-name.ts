@@ -1,0 +1,4 @@
+// expect: TS2820 underrun
+import { MetricName } from 'audioplay';
+const name: MetricName = 'underrun';
+void name;
