@@ -49,14 +49,11 @@ done
 echo "== Python binding"
 (cd bindings/python && AUDIOPLAY_LIB="$work/prefix/lib/libaudioplay.so" PYTHONPATH=. python3 -m pytest -q tests)
 
-echo "== Node binding"
-(cd bindings/node && npm install --no-audit --no-fund --no-package-lock --silent \
-  && AUDIOPLAY_LIB="$work/prefix/lib/libaudioplay.so" node --test test/)
+echo "== Node binding (installed from the folder and from a tarball, outside the repository)"
+scripts/test-binding-node.sh "$work"
 
-echo "== Go binding"
-(cd bindings/go && test -z "$(gofmt -l .)" \
-  && PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" LD_LIBRARY_PATH="$work/prefix/lib" \
-     GOFLAGS=-mod=mod GOCACHE="$work/gocache" go test -count=1 ./...)
+echo "== Go binding (the library installed as a system package would be)"
+scripts/test-binding-go.sh "$work"
 
 echo "== pkg-config"
 export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
@@ -79,5 +76,5 @@ grep -E '^\| |SOAK' "$work/reliability.log"
 
 totals="$(grep -E '^test result: ' "${TMPDIR:-/tmp}/audioplay-cargo-test.log" \
   | awk '{p += $4; f += $6} END {print p " passed, " f " failed"}')"
-echo "Also passed: 14 ctests, 2 pkg-config builds, Python, Node and Go bindings, reliability"
+echo "Also passed: 16 ctests, 2 pkg-config builds, Python, Node and Go bindings, reliability"
 echo "Tests: $totals"

@@ -100,6 +100,12 @@ type Config struct {
 	IdleSuspend       time.Duration // pause the device stream after this long idle (default 0: never)
 	DeviceLostTimeout time.Duration // Write/Drain give ErrNoOutput after this long without output (default 10 s)
 	ResampleQuality   Quality       // QualityLinear (default) or QualityHigh
+
+	// How the sound server shows, remembers and routes the stream ("" takes the default).
+	ApplicationName string // application.name (default: the program's name)
+	ApplicationID   string // application.id, reverse-DNS (default: none)
+	StreamName      string // media.name (default "Speech")
+	MediaRole       string // media.role (default "a11y"; "none" sets no role)
 }
 
 // writeSlice and drainSlice bound how long one C call blocks, so a cancelled context is
@@ -239,6 +245,26 @@ func New(cfg Config) (*Player, error) {
 		d := C.CString(cfg.Device)
 		defer C.free(unsafe.Pointer(d))
 		c.device_id = d
+	}
+	for _, f := range []struct {
+		name  string
+		value string
+		field **C.char
+	}{
+		{"Config.ApplicationName", cfg.ApplicationName, &c.application_name},
+		{"Config.ApplicationID", cfg.ApplicationID, &c.application_id},
+		{"Config.StreamName", cfg.StreamName, &c.stream_name},
+		{"Config.MediaRole", cfg.MediaRole, &c.media_role},
+	} {
+		if f.value == "" {
+			continue
+		}
+		if err := checkID(op, f.name, f.value); err != nil {
+			return nil, err
+		}
+		v := C.CString(f.value)
+		defer C.free(unsafe.Pointer(v))
+		*f.field = v
 	}
 	var h *C.ApPlayer
 	reason := (*C.char)(C.calloc(512, 1))

@@ -49,6 +49,14 @@ export interface PlayerOptions {
   audioThreadPriority?: number;
   /** Give up on a lost output after this long, ms (default 10000; 0 = never). */
   deviceLostTimeoutMs?: number;
+  /** application.name the sound server shows (default: the program's name). */
+  applicationName?: string | null;
+  /** application.id, reverse-DNS (default: none). */
+  applicationId?: string | null;
+  /** media.name of the stream (default "Speech"). */
+  streamName?: string | null;
+  /** media.role of the stream (default "a11y"; "none" sets no role). */
+  mediaRole?: string | null;
   /** How often events are polled while someone listens, ms, 1..1000 (default 20). */
   eventPollMs?: number;
 }

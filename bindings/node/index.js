@@ -98,7 +98,8 @@ const ApConfig = koffi.struct('ApConfig', {
   max_replay_ms: 'uint32', recreate_warn_ms: 'uint32', start_threshold_ms: 'uint32',
   idle_suspend_ms: 'uint32', event_fn: 'void *', event_user: 'void *', resample_quality: 'int32',
   resample_p95_limit_us: 'uint32', audio_thread_priority: 'uint32',
-  device_lost_timeout_ms: 'uint32',
+  device_lost_timeout_ms: 'uint32', application_name: 'const char *',
+  application_id: 'const char *', stream_name: 'const char *', media_role: 'const char *',
 });
 const ApEvent = koffi.struct('ApEvent', {
   struct_size: 'uint32', kind: 'uint32', id: 'uint64', frame: 'uint64', heard_ms: 'double',
@@ -262,6 +263,16 @@ function checkDeviceId(name, v, { allowNull }) {
   return v;
 }
 
+// An identity string (application name, stream name, media role): 1..256 bytes, no NUL.
+function checkName(name, v) {
+  if (v === null) return null;
+  if (typeof v !== 'string') throw new TypeError(`${name} must be a string or null, got ${describe(v)}`);
+  if (v.length === 0) throw new RangeError(`${name} must not be empty`);
+  if (v.includes('\0')) throw new RangeError(`${name} must not contain a NUL character`);
+  if (Buffer.byteLength(v) > 256) throw new RangeError(`${name} is too long (${Buffer.byteLength(v)} bytes, at most 256)`);
+  return v;
+}
+
 function checkObject(name, v) {
   if (v === undefined) return {};
   if (v === null || typeof v !== 'object' || Array.isArray(v)) {
@@ -302,6 +313,11 @@ const OPTIONS = {
   resampleP95LimitUs: ['resample_p95_limit_us', u32()],
   audioThreadPriority: ['audio_thread_priority', u32()],
   deviceLostTimeoutMs: ['device_lost_timeout_ms', u32()],
+  // How the sound server shows and routes the stream (null: the library's default).
+  applicationName: ['application_name', (n, v) => checkName(n, v)],
+  applicationId: ['application_id', (n, v) => checkName(n, v)],
+  streamName: ['stream_name', (n, v) => checkName(n, v)],
+  mediaRole: ['media_role', (n, v) => checkName(n, v)],
   // The binding's own: how often events are polled while someone listens.
   eventPollMs: [null, u32({ min: 1, max: 1000 })],
 };
