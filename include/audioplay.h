@@ -403,6 +403,17 @@ typedef struct ApConfig {
    * it and route it as speech); "none" sets no role.
    */
   const char *media_role;
+  /**
+   * The keep-awake window: after this many ms with nothing queued or playing the device
+   * stream is suspended (no callbacks, no wakeups; the sink may sleep) and the next write
+   * wakes it. 0 = never suspend (default 30000). `idle_suspend_ms`, if set, wins.
+   */
+  uint32_t keep_awake_ms;
+  /**
+   * Silence played after a suspend before the first frame, ms (0-1000), so a sink that
+   * wakes slowly (Bluetooth) does not clip the first syllable (default 0).
+   */
+  uint32_t wake_preroll_ms;
 } ApConfig;
 
 /**

@@ -149,6 +149,7 @@ impl Player {
                 from_callback: Mutex::new((ev_rx, garbage_rx)),
                 delivery: Delivery::new(cfg_sink),
                 wake: Wake::default(),
+                idle: AtomicBool::new(false),
             },
             writers: WriterSignals::default(),
             closing: AtomicBool::new(false),
@@ -332,6 +333,8 @@ impl Player {
             }
         }
         self.shared.requests.notify();
+        // Its Flushed event is coming: the event thread may be in its idle wait.
+        self.shared.events.wake.notify();
         Ok(heard)
     }
 

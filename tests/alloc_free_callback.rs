@@ -296,3 +296,52 @@ fn no_free_when_a_queued_voice_change_outlives_its_device_rate() {
     assert!(m.frames_played > 2205);
     assert_eq!(events(), 0, "allocations or frees on the audio thread");
 }
+
+/// The wake from a suspend: the pre-roll of silence, then the first write, and the events the
+/// callback holds back until its counters are published.
+#[test]
+fn no_allocation_waking_from_a_suspend_with_a_preroll() {
+    let h = VirtualHost::new(vec![device("v", 48000, 2, SampleFormat::F32)]);
+    let p = Player::with_host(
+        Config {
+            input_format: InputFormat::F32,
+            input_channels: 1,
+            input_rate: 22050,
+            write_timeout_ms: 0,
+            keep_awake_ms: 30,
+            wake_preroll_ms: 50,
+            ..Config::default()
+        },
+        h.cpal_host(),
+    )
+    .unwrap();
+    let s = h.stream("v").unwrap();
+    let mut out = vec![0f32; 480 * 2];
+    p.write_f32(&vec![0.1; 2205]).unwrap();
+    for _ in 0..30 {
+        assert!(s.render_f32(480, &mut out));
+    }
+    let t0 = std::time::Instant::now();
+    while s.is_playing() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(3),
+            "never suspended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    p.write_f32(&vec![0.1; 22050]).unwrap();
+    p.mark(7).unwrap();
+    while !s.is_playing() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(6),
+            "never woke"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    reset_events();
+    for _ in 0..150 {
+        assert!(in_callback(|| s.render_f32(480, &mut out)));
+    }
+    assert_eq!(events(), 0, "allocations or frees on the audio thread");
+    assert_eq!(p.metrics().frames_played, 2205 + 22050);
+}

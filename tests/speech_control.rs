@@ -594,3 +594,39 @@ fn metrics_count_what_an_event_reports_before_it_arrives() {
         "at the Flushed event (the callback took {spent:?})"
     );
 }
+
+/// Past the keep-awake window the stream is suspended (the virtual stream paused); the next
+/// write wakes it, and with `wake_preroll_ms` that much silence plays before the first frame
+/// (for sinks that wake slowly), which then plays whole; without it, the first frame is first.
+#[test]
+fn a_suspended_stream_wakes_on_write_with_its_preroll_of_silence() {
+    for preroll_ms in [0u32, 100] {
+        let h = host();
+        let p = player(&h, |c| {
+            c.keep_awake_ms = 50;
+            c.wake_preroll_ms = preroll_ms;
+        });
+        let s = h.stream("v").unwrap();
+        p.write_f32(&vec![0.25; 480]).unwrap();
+        render(&s, 960);
+        let t0 = Instant::now();
+        while s.is_playing() {
+            assert!(t0.elapsed() < Duration::from_secs(3), "never suspended");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(p.metrics().suspended);
+        let speech = vec![0.5f32; 9600];
+        p.write_f32(&speech).unwrap();
+        let t0 = Instant::now();
+        while !s.is_playing() {
+            assert!(t0.elapsed() < Duration::from_secs(3), "never woke");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let out = render(&s, 48000);
+        let first = out.iter().position(|v| v.abs() > 0.01).expect("heard");
+        let want = (preroll_ms * RATE / 1000) as usize;
+        assert_eq!(first, want, "wake pre-roll {preroll_ms} ms");
+        let heard = out.iter().filter(|v| (*v - 0.5).abs() < 1e-6).count();
+        assert_eq!(heard, speech.len(), "the first write after the wake, whole");
+    }
+}

@@ -100,6 +100,8 @@ type Config struct {
 	IdleSuspend       time.Duration // pause the device stream after this long idle (default 0: never)
 	DeviceLostTimeout time.Duration // Write/Drain give ErrNoOutput after this long without output (default 10 s)
 	ResampleQuality   Quality       // QualityLinear (default) or QualityHigh
+	KeepAwake         time.Duration // suspend the device stream after this long idle (default 30 s; negative: never)
+	WakePreroll       time.Duration // silence before the first frame after a suspend (default 0)
 
 	// How the sound server shows, remembers and routes the stream ("" takes the default).
 	ApplicationName string // application.name (default: the program's name)
@@ -220,6 +222,12 @@ func New(cfg Config) (*Player, error) {
 	setMs(&c.start_threshold_ms, "Config.StartThreshold", cfg.StartThreshold)
 	setMs(&c.idle_suspend_ms, "Config.IdleSuspend", cfg.IdleSuspend)
 	setMs(&c.device_lost_timeout_ms, "Config.DeviceLostTimeout", cfg.DeviceLostTimeout)
+	if cfg.KeepAwake < 0 {
+		c.keep_awake_ms = 0 // never suspend
+	} else {
+		setMs(&c.keep_awake_ms, "Config.KeepAwake", cfg.KeepAwake)
+	}
+	setMs(&c.wake_preroll_ms, "Config.WakePreroll", cfg.WakePreroll)
 	if err != nil {
 		return nil, err
 	}

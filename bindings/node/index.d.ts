@@ -57,6 +57,10 @@ export interface PlayerOptions {
   streamName?: string | null;
   /** media.role of the stream (default "a11y"; "none" sets no role). */
   mediaRole?: string | null;
+  /** Suspend the device stream after this long idle, ms (default 30000; 0 = never). */
+  keepAwakeMs?: number;
+  /** Silence played after a suspend before the first frame, ms, 0..1000 (default 0). */
+  wakePrerollMs?: number;
   /** How often events are polled while someone listens, ms, 1..1000 (default 20). */
   eventPollMs?: number;
 }

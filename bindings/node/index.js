@@ -100,6 +100,7 @@ const ApConfig = koffi.struct('ApConfig', {
   resample_p95_limit_us: 'uint32', audio_thread_priority: 'uint32',
   device_lost_timeout_ms: 'uint32', application_name: 'const char *',
   application_id: 'const char *', stream_name: 'const char *', media_role: 'const char *',
+  keep_awake_ms: 'uint32', wake_preroll_ms: 'uint32',
 });
 const ApEvent = koffi.struct('ApEvent', {
   struct_size: 'uint32', kind: 'uint32', id: 'uint64', frame: 'uint64', heard_ms: 'double',
@@ -318,6 +319,8 @@ const OPTIONS = {
   applicationId: ['application_id', (n, v) => checkName(n, v)],
   streamName: ['stream_name', (n, v) => checkName(n, v)],
   mediaRole: ['media_role', (n, v) => checkName(n, v)],
+  keepAwakeMs: ['keep_awake_ms', u32()],
+  wakePrerollMs: ['wake_preroll_ms', u32()],
   // The binding's own: how often events are polled while someone listens.
   eventPollMs: [null, u32({ min: 1, max: 1000 })],
 };

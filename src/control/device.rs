@@ -422,6 +422,23 @@ pub fn plan_stream(dev: &cpal::Device, info: &DeviceInfo, cfg: &Config) -> Strea
     }
 }
 
+/// Asks the host's sound server to tell of its sink and default changes: `on_change` runs on
+/// the server connection's thread (the audio thread, outside any callback) once per change,
+/// so it must be quick. Returns whether the server will tell (PulseAudio and pipewire-pulse;
+/// not ALSA or the virtual host, which are polled).
+pub fn watch_server(host: &cpal::Host, on_change: impl Fn() + Send + 'static) -> bool {
+    debug_assert_not_audio!();
+    #[cfg(target_os = "linux")]
+    {
+        cpal::platform::watch_server_changes(host, on_change).unwrap_or(false)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (host, on_change);
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
-//! Idle suspend: the device stream is paused after `idle_suspend_ms` with nothing queued
-//! or playing, and resumed when the writing side asks. Runs on the service thread; the
+//! Idle suspend: the device stream is paused (corked) after the keep-awake window
+//! (`keep_awake_ms`, or `idle_suspend_ms`) with nothing queued or playing, and resumed when
+//! the writing side asks, with the optional wake pre-roll of silence. Runs on the service thread; the
 //! stream is taken out of the slot for the pause/play call so no I/O happens under the slot
 //! lock (L2).
 
@@ -43,6 +44,7 @@ impl Idle {
         {
             let asked = shared.core.now_ns();
             shared.core.await_first_audio();
+            shared.core.request_wake_silence(shared.cfg.wake_preroll_ms);
             with_stream(shared, true);
             shared.service.phase.resume();
             self.waking_from = Some(asked);
@@ -58,7 +60,7 @@ impl Idle {
                 self.waking_from = None;
             }
         }
-        let limit = shared.cfg.idle_suspend_ms;
+        let limit = shared.cfg.suspend_after_ms();
         if limit == 0 || shared.service.phase.get() != StreamPhase::Running {
             return;
         }
@@ -86,7 +88,7 @@ impl Idle {
         if self.waking_from.is_some() {
             return Some(Duration::from_millis(2));
         }
-        let limit = shared.cfg.idle_suspend_ms as u64;
+        let limit = shared.cfg.suspend_after_ms() as u64;
         match self.since {
             Some(t) if limit > 0 && shared.service.phase.get() == StreamPhase::Running => Some(
                 Duration::from_millis(limit)

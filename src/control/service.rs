@@ -3,7 +3,7 @@
 //! changes into rate-limited log lines (C4, M2). Everything the audio callback may not do
 //! happens here.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,7 @@ pub fn run(shared: Arc<Shared>) {
     let mut fallback = crate::control::fallback::Fallback::default();
     let mut priority = crate::control::priority::Priority::default();
     shared.core.calibrate_clock();
+    watch_server(&shared);
     loop {
         let wait = match &w.state.pending {
             Some(p) => w
@@ -59,6 +60,16 @@ pub fn run(shared: Arc<Shared>) {
                 .saturating_sub(p.since.elapsed())
                 .max(Duration::from_millis(5)),
             None if w.gap_from.is_some() => Duration::from_millis(10),
+            // Suspended (idle past the keep-awake window): a write wakes this thread at once,
+            // so the device is only looked at for what the next write finds, rarely, and not
+            // at all between a server's change events.
+            None if shared.service.phase.get() == StreamPhase::Suspended => {
+                if shared.service.server_events.load(Relaxed) {
+                    poll.max(SUSPENDED_POLL_WATCHED)
+                } else {
+                    poll.max(SUSPENDED_POLL)
+                }
+            }
             None => poll,
         };
         let wait = idle.next_wait(&shared).map_or(wait, |w| wait.min(w));
@@ -88,6 +99,7 @@ impl Watcher {
     fn watch(&mut self, shared: &Arc<Shared>) {
         // A dead sound-server connection is rebuilt first: every query on it fails.
         if let Some(info) = self.outage.reconnect(shared) {
+            watch_server(shared);
             self.state.reconnected(info.clone());
             self.switch(shared, Reason::ServerRestarted, info.id);
             return;
@@ -232,7 +244,8 @@ pub fn deliver(shared: &Shared) -> Option<Duration> {
     // utterance boundary), rarely otherwise (only an underrun can come then). Waking 200
     // times a second regardless was 0.2% of a core.
     let busy = shared.core.position() < shared.counters.ring_frames_written.load(Relaxed)
-        || shared.core.unheard_ns(now) > 0;
+        || shared.core.unheard_ns(now) > 0
+        || shared.core.flush_pending();
     let poll = busy.then(|| {
         if shared.core.flush_pending() {
             return POLL_SOON;
@@ -258,6 +271,23 @@ pub fn deliver(shared: &Shared) -> Option<Duration> {
 /// (underrun events: delivered at most this late).
 const POLL_SOON: Duration = Duration::from_millis(5);
 const POLL_QUIET: Duration = Duration::from_millis(50);
+/// How often a suspended player looks at the output device: the server tells of changes
+/// where it can (each poll is a round trip, 4-6 wakeups across the threads).
+const SUSPENDED_POLL: Duration = Duration::from_secs(1);
+const SUSPENDED_POLL_WATCHED: Duration = Duration::from_secs(10);
+
+/// Subscribes to the server's change events on the current connection.
+fn watch_server(shared: &Arc<Shared>) {
+    let requests = shared.requests.clone();
+    // Each change: one flag and one wake (on the connection's thread).
+    let on_change = move || {
+        requests.ask(Ask::Verify);
+    };
+    let watched = crate::control::device::watch_server(&shared.service.host(), on_change);
+    shared.service.server_events.store(watched, Relaxed);
+}
+/// The event thread's wait with nothing in flight (whatever starts something wakes it).
+const IDLE_WAIT: Duration = Duration::from_secs(5);
 
 fn report(shared: &Shared, seen: &mut Seen) {
     let c = &*shared.counters;
@@ -311,8 +341,19 @@ fn report(shared: &Shared, seen: &mut Seen) {
 /// thread, whose device queries (blocking server round trips) would otherwise delay them.
 pub fn run_events(shared: Arc<Shared>) {
     loop {
-        let wait = deliver(&shared).unwrap_or(Duration::from_millis(50));
+        let wait = match deliver(&shared) {
+            Some(wait) => wait,
+            None => {
+                // Nothing queued, playing or due: sleep until a writer queues audio, a
+                // marker or flush is asked for, or close. Looked at again with the flag up,
+                // so a write in between is seen or wakes us. Polling 20 times a second here
+                // was most of an idle player's wakeups.
+                shared.events.idle.store(true, SeqCst);
+                deliver(&shared).unwrap_or(IDLE_WAIT)
+            }
+        };
         shared.events.wake.wait(wait);
+        shared.events.idle.store(false, SeqCst);
         if shared.closing.load(Relaxed) {
             deliver(&shared);
             break;

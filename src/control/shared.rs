@@ -254,6 +254,9 @@ pub struct ServiceOwned {
     /// The device the application chose (`set_device` writes it, then asks for a move),
     /// else the config's.
     pinned: Mutex<Option<String>>,
+    /// The sound server tells this connection of its sink and default changes (subscribed),
+    /// so the watcher need not poll for them.
+    pub server_events: AtomicBool,
 }
 
 impl ServiceOwned {
@@ -263,6 +266,7 @@ impl ServiceOwned {
         pinned: Option<String>,
     ) -> Self {
         ServiceOwned {
+            server_events: AtomicBool::new(false),
             host: Mutex::new(Arc::new(host)),
             connect,
             slot: Mutex::default(),
@@ -316,6 +320,19 @@ pub struct EventPump {
     pub delivery: Delivery,
     /// Wakes the event thread (an utterance starting, shutdown).
     pub wake: Wake,
+    /// The event thread is in its long idle wait (nothing queued, playing or coming): a
+    /// writer that queues audio wakes it (`wake_if_idle`), since the callback cannot.
+    pub idle: std::sync::atomic::AtomicBool,
+}
+
+impl EventPump {
+    /// Wakes the event thread if it is in its idle wait. Writers call it after queuing audio
+    /// (one atomic load when it is awake).
+    pub fn wake_if_idle(&self) {
+        if self.idle.load(std::sync::atomic::Ordering::SeqCst) {
+            self.wake.notify();
+        }
+    }
 }
 
 /// Between writers and the calls that interrupt them.

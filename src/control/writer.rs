@@ -447,6 +447,7 @@ impl Writer {
                     chunk.fill_from_iter(bytes[done..done + n].iter().copied());
                 }
                 done += n;
+                shared.events.wake_if_idle();
                 if self.fresh_utterance {
                     // The first audio of an utterance is queued: its events are coming.
                     self.fresh_utterance = false;

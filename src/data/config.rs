@@ -128,6 +128,13 @@ pub struct Config {
     pub device_lost_timeout_ms: u32,
     /// How the sound server shows, remembers and routes this player's stream.
     pub identity: Identity,
+    /// The keep-awake window: after this long with nothing queued or playing, the device
+    /// stream is suspended (corked: no callbacks, the sink may sleep); the next write wakes
+    /// it. 0 = never suspend. `idle_suspend_ms`, when set, takes its place.
+    pub keep_awake_ms: u32,
+    /// After a suspend, this much silence is played before the first frame, so a sink that
+    /// wakes slowly (Bluetooth) does not clip the first syllable (0 = none).
+    pub wake_preroll_ms: u32,
 }
 
 /// How the sound server shows, remembers and routes a player (PulseAudio and PipeWire:
@@ -238,6 +245,8 @@ impl Default for Config {
             event_sink: None,
             device_lost_timeout_ms: 10_000,
             identity: Identity::default(),
+            keep_awake_ms: 30_000,
+            wake_preroll_ms: 0,
         }
     }
 }
@@ -250,6 +259,15 @@ pub const MIN_RATE: u32 = 1000;
 pub const MAX_RATE: u32 = 384_000;
 
 impl Config {
+    /// How long an idle player keeps its stream awake before suspending it (ms, 0: never).
+    pub fn suspend_after_ms(&self) -> u32 {
+        if self.idle_suspend_ms != 0 {
+            self.idle_suspend_ms
+        } else {
+            self.keep_awake_ms
+        }
+    }
+
     /// Checks every field; the message names the field so C callers get a useful last-error.
     pub fn validate(&self) -> Result<(), String> {
         self.identity.validate()?;
@@ -298,6 +316,8 @@ impl Config {
             ("recreate_warn_ms", self.recreate_warn_ms, 1, 60_000),
             ("start_threshold_ms", self.start_threshold_ms, 0, 10_000),
             ("idle_suspend_ms", self.idle_suspend_ms, 0, 3_600_000),
+            ("keep_awake_ms", self.keep_awake_ms, 0, 3_600_000),
+            ("wake_preroll_ms", self.wake_preroll_ms, 0, 1_000),
             (
                 "resample_p95_limit_us",
                 self.resample_p95_limit_us,

@@ -147,6 +147,13 @@ pub struct ApConfig {
     /// media.role of the stream: default "a11y" (accessibility: desktops duck other audio for
     /// it and route it as speech); "none" sets no role.
     pub media_role: *const c_char,
+    /// The keep-awake window: after this many ms with nothing queued or playing the device
+    /// stream is suspended (no callbacks, no wakeups; the sink may sleep) and the next write
+    /// wakes it. 0 = never suspend (default 30000). `idle_suspend_ms`, if set, wins.
+    pub keep_awake_ms: u32,
+    /// Silence played after a suspend before the first frame, ms (0-1000), so a sink that
+    /// wakes slowly (Bluetooth) does not clip the first syllable (default 0).
+    pub wake_preroll_ms: u32,
 }
 
 /// Fills `config` with defaults, including `struct_size`. Thread-safe (touches only `config`).
@@ -189,6 +196,8 @@ pub extern "C" fn ap_config_init(config: *mut ApConfig) -> ApStatus {
             application_id: std::ptr::null(),
             stream_name: std::ptr::null(),
             media_role: std::ptr::null(),
+            keep_awake_ms: d.keep_awake_ms,
+            wake_preroll_ms: d.wake_preroll_ms,
         };
         ApStatus::AP_OK
     })
@@ -304,6 +313,8 @@ pub(crate) fn to_config(c: &ApConfig) -> Result<Config, (ApStatus, String)> {
     });
     let cfg = Config {
         identity,
+        keep_awake_ms: c.keep_awake_ms,
+        wake_preroll_ms: c.wake_preroll_ms,
         input_format,
         input_channels: channels,
         input_rate: c.input_rate,

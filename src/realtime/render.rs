@@ -56,6 +56,11 @@ struct Controls {
     ends_written: AtomicU64,
     /// The last `flush_seq` whose flush has finished (its `Flushed` event is queued).
     flush_done: AtomicU64,
+    /// A wake from suspend: silence to play before anything else (`wake_preroll_ms`), so a
+    /// sink that wakes slowly (Bluetooth) does not clip the first syllable. Bumped by the
+    /// service thread with the frames in `wake_silence_ms`.
+    wake_seq: AtomicU64,
+    wake_silence_ms: AtomicU32,
 }
 
 struct RenderState {
@@ -126,6 +131,9 @@ struct RenderState {
     /// audio as still queued. Fixed size (C2); past it, events go out at once, in order.
     held: [Event; HELD_EVENTS],
     held_len: usize,
+    /// `Controls::wake_seq` last seen, and the wake silence still to play (device frames).
+    wake_seen: u64,
+    wake_silence: usize,
 }
 
 /// Events one callback holds back (a marker per word of a long callback fits).
@@ -244,6 +252,8 @@ impl RenderCore {
                 heard_ns: 0,
             }; HELD_EVENTS],
             held_len: 0,
+            wake_seen: 0,
+            wake_silence: 0,
         };
         st.update_step_frames();
         let controls = Controls::default();
@@ -441,6 +451,16 @@ impl RenderCore {
         self.controls.paused.store(paused, Ordering::Release);
     }
 
+    /// After a wake from suspend: the next callbacks play `ms` of silence before anything
+    /// queued (0: none).
+    pub fn request_wake_silence(&self, ms: u32) {
+        if ms > 0 {
+            let c = &self.controls;
+            c.wake_silence_ms.store(ms, Ordering::Relaxed);
+            c.wake_seq.fetch_add(1, Ordering::Release);
+        }
+    }
+
     pub fn set_volume(&self, gain: f32, ramp_ms: u32) {
         let c = &self.controls;
         c.volume_bits.store(gain.to_bits(), Ordering::Relaxed);
@@ -494,10 +514,12 @@ impl RenderCore {
         // first, saves a pass over it.
         convert::fill_silence(data, f.done * st.output.channels);
         st.count(&f, total, len, c);
+        // The host sees an event only once what it reports is counted, and the event thread
+        // finds it queued once the position it reads has passed it (see service::deliver).
+        st.release_events(c);
         st.publish_flush_done(&self.controls);
         self.publish(st, &f, latency, len);
         st.account_underrun(f.done, total, f.held, c);
-        // Last: the host sees an event only once what it reports is counted and published.
         st.release_events(c);
         // Recorded while the token is held: one writer at a time.
         self.record_time(&t0, f.resampled, c);
@@ -725,6 +747,12 @@ impl RenderState {
                 self.fade.to(if paused { 0.0 } else { 1.0 }, ramp);
             }
         }
+        let wseq = ctl.wake_seq.load(Ordering::Acquire);
+        if wseq != self.wake_seen {
+            self.wake_seen = wseq;
+            let ms = ctl.wake_silence_ms.load(Ordering::Relaxed);
+            self.wake_silence = ms_to_frames(ms, rate) as usize;
+        }
         let fseq = ctl.flush_seq.load(Ordering::Acquire);
         if fseq != self.flush_seen {
             self.flush_seen = fseq;
@@ -942,6 +970,14 @@ impl RenderState {
     ) -> Filled {
         let mut f = Filled::default();
         let content_before = self.content_pos;
+        if self.wake_silence > 0 {
+            // The wake pre-roll: silence first (zeroed here, content goes after it).
+            let n = self.wake_silence.min(total);
+            convert::fill_silence(data, 0);
+            self.wake_silence -= n;
+            f.done = n;
+            f.held = true;
+        }
         while f.done < total {
             let progressed = self.apply_due(f.done, c);
             match self.gate(ctl, &mut f, c) {

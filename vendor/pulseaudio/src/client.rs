@@ -346,6 +346,20 @@ impl Client {
             .await
     }
 
+    /// audioplay patch: asks the server for change events of the kinds in `mask` (sinks, the
+    /// server's defaults, ...); `handler` runs on the client's thread for each one, so it must
+    /// be quick (set a flag, wake someone).
+    pub async fn subscribe(
+        &self,
+        mask: protocol::SubscriptionMask,
+        handler: impl Fn(&protocol::SubscriptionEvent) + Send + 'static,
+    ) -> Result<()> {
+        self.handle.set_subscription_handler(Box::new(handler))?;
+        self.handle
+            .roundtrip_ack(protocol::Command::Subscribe(mask))
+            .await
+    }
+
     /// Sets the default sink.
     pub async fn set_default_sink(&self, name: CString) -> Result<()> {
         self.handle

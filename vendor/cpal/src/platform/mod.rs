@@ -842,6 +842,24 @@ mod platform_impl {
         PulseAudioHost::with_identity(identity).map(Into::into)
     }
 
+    /// audioplay patch: on a PulseAudio host, calls `on_change` (on its client's thread;
+    /// keep it quick) whenever the server's sinks or defaults change. Ok(false) on a host
+    /// that cannot tell (then poll).
+    pub fn watch_server_changes(
+        host: &Host,
+        on_change: impl Fn() + Send + 'static,
+    ) -> Result<bool, crate::Error> {
+        match &host.0 {
+            #[cfg(feature = "pulseaudio")]
+            HostInner::PulseAudio(h) => h.watch_changes(on_change).map(|()| true),
+            #[allow(unreachable_patterns)]
+            _ => {
+                let _ = on_change;
+                Ok(false)
+            }
+        }
+    }
+
     /// The default host for the current compilation target platform.
     pub fn default_host() -> Host {
         #[cfg(feature = "pipewire")]

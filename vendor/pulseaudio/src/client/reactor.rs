@@ -38,11 +38,16 @@ pub(super) struct RecordStreamState {
     start_notify: Option<oneshot::Sender<()>>,
 }
 
+/// audioplay patch: what `Client::subscribe` asked to hear about the server's changes.
+pub(super) type SubscriptionHandler = Box<dyn Fn(&protocol::SubscriptionEvent) + Send + 'static>;
+
 #[derive(Default)]
 struct ReactorState {
     handlers: BTreeMap<u32, ReplyHandler>,
     playback_streams: BTreeMap<u32, PlaybackStreamState>,
     record_streams: BTreeMap<u32, RecordStreamState>,
+    // audioplay patch: called on the reactor thread for each SUBSCRIBE_EVENT.
+    subscription: Option<SubscriptionHandler>,
 }
 
 // audioplay patch: the command sender and the waker live here, shared by every handle, and
@@ -265,6 +270,20 @@ impl ReactorHandle {
             .map_err(|_| ClientError::Disconnected)?;
         self.shared.waker.0.wake()?;
 
+        Ok(())
+    }
+
+    /// audioplay patch: installs the handler of the server's change events (replacing any).
+    pub(super) fn set_subscription_handler(
+        &self,
+        handler: SubscriptionHandler,
+    ) -> Result<(), ClientError> {
+        self.state
+            .upgrade()
+            .ok_or(ClientError::Disconnected)?
+            .lock()
+            .unwrap()
+            .subscription = Some(handler);
         Ok(())
     }
 
@@ -498,6 +517,12 @@ impl Reactor {
             protocol::Command::Underflow(protocol::Underflow { channel, .. }) => {
                 if let Some(stream) = state.playback_streams.get(&channel) {
                     stream.underflows.fetch_add(1, atomic::Ordering::Relaxed);
+                }
+            }
+            // audioplay patch: upstream ignored these; the client's owner asked to hear them.
+            protocol::Command::SubscribeEvent(event) => {
+                if let Some(handler) = &state.subscription {
+                    handler(&event);
                 }
             }
             _ => log::debug!("ignoring unexpected command: {cmd:?}"),

@@ -284,6 +284,16 @@ impl Host {
     }
 }
 
+impl Host {
+    /// audioplay patch: calls `on_change`, on the client's thread, whenever the server's sinks
+    /// or its defaults (SERVER events) change, so a device watcher need not poll.
+    pub fn watch_changes(&self, on_change: impl Fn() + Send + 'static) -> Result<(), Error> {
+        let mask = protocol::SubscriptionMask::SINK | protocol::SubscriptionMask::SERVER;
+        block_on_timeout(self.client.subscribe(mask, move |_| on_change()))
+            .context("Failed to subscribe to server events")
+    }
+}
+
 impl HostTrait for Host {
     type Devices = std::vec::IntoIter<Device>;
     type Device = Device;

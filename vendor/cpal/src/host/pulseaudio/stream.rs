@@ -32,6 +32,10 @@ struct LatencyHandle {
     cancel: Arc<AtomicBool>,
     // Event-driven early wakeup from callbacks and play/pause
     update: Arc<(Mutex<bool>, Condvar)>,
+    // audioplay patch: the stream is corked (created so, or paused): nothing changes at the
+    // server, so the timing thread sleeps until play/pause/drop instead of polling 10 times a
+    // second (an idle, suspended player must cost no wakeups; issue 14 §5).
+    corked: Arc<AtomicBool>,
 }
 
 impl LatencyHandle {
@@ -39,6 +43,7 @@ impl LatencyHandle {
         Self {
             cancel: Arc::new(AtomicBool::new(false)),
             update: Arc::new((Mutex::new(false), Condvar::new())),
+            corked: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -102,6 +107,7 @@ impl StreamTrait for Stream {
         match &self.inner {
             StreamInner::Playback(stream, _, handle) => {
                 block_on_timeout(stream.uncork())?;
+                handle.corked.store(false, Ordering::Relaxed);
                 handle.notify();
             }
             StreamInner::Record(stream, _, handle) => {
@@ -120,6 +126,7 @@ impl StreamTrait for Stream {
         };
         match &self.inner {
             StreamInner::Playback(_, _, handle) | StreamInner::Record(_, _, handle) => {
+                handle.corked.store(true, Ordering::Relaxed);
                 handle.notify()
             }
         }
@@ -274,6 +281,7 @@ impl Stream {
 
         let cancel_thread = handle.cancel.clone();
         let update_thread = handle.update.clone();
+        let corked_thread = handle.corked.clone();
         let stream_clone = stream.clone();
 
         let waiter_latency = latch.waiter();
@@ -341,12 +349,18 @@ impl Stream {
                     LATENCY_MAX_INTERVAL
                 };
 
-                // Wait until woken by a play/pause/drop event or until `wait`.
+                // Wait until woken by a play/pause/drop event or until `wait`; corked, only
+                // by the event (audioplay patch).
                 let (lock, cvar) = &*update_thread;
                 let Ok(guard) = lock.lock() else { break };
-                let (mut guard, _) = cvar
-                    .wait_timeout_while(guard, wait, |notified| !*notified)
-                    .unwrap_or_else(|e| e.into_inner());
+                let mut guard = if corked_thread.load(Ordering::Relaxed) {
+                    cvar.wait_while(guard, |notified| !*notified)
+                        .unwrap_or_else(|e| e.into_inner())
+                } else {
+                    cvar.wait_timeout_while(guard, wait, |notified| !*notified)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                };
                 if *guard {
                     // play() or pause(): a new not-playing spell may start.
                     not_playing_since = None;
