@@ -131,7 +131,9 @@ def _write_wheel(wheel_directory: str, lib_path: str | None) -> str:
             mode = 0o755 if arcname.endswith(".so") else 0o644
             info.external_attr = (0o100000 | mode) << 16
             z.writestr(info, data)
-        z.writestr(f"{di}/RECORD", "\n".join(record) + "\n")
+        info = zipfile.ZipInfo(f"{di}/RECORD", date_time=(2020, 1, 1, 0, 0, 0))
+        info.external_attr = 0o100644 << 16
+        z.writestr(info, "\n".join(record) + "\n", zipfile.ZIP_DEFLATED)
     _log(f"wrote {path}")
     return name
 

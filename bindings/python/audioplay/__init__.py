@@ -269,6 +269,15 @@ def _strerror(lib: ctypes.CDLL, status: int) -> str:
     return s.decode(errors="replace")
 
 
+def _message(call: str, strerror: str, reason: str) -> str:
+    """"call: status text: reason", without the repetitions of the library's own messages
+    ("ap_set_device: no output device: output device 'x' not found")."""
+    r = reason[len(call) + 2:] if reason.startswith(call + ": ") else reason
+    if not r:
+        return f"{call}: {strerror}"
+    return f"{call}: {r}" if r.startswith(strerror) else f"{call}: {strerror}: {r}"
+
+
 def list_devices() -> List[Device]:
     """The system's output devices (the default one has is_default True)."""
     lib = load_library()
@@ -361,8 +370,7 @@ class Player:
         st = lib.ap_create_ex(ctypes.byref(raw), ctypes.byref(out), reason, len(reason))
         if st != AP_OK:
             why = reason.value.decode(errors="replace")
-            msg = f"ap_create_ex: {_strerror(lib, st)}" + (f": {why}" if why else "")
-            raise Error(st, msg, why, "ap_create_ex")
+            raise Error(st, _message("ap_create_ex", _strerror(lib, st), why), why, "ap_create_ex")
         self._p = out.value
         self._format, self._channels, self._rate = format, channels, rate
         self._state_lock = threading.Lock()
@@ -400,11 +408,7 @@ class Player:
         reason = ""
         if handle is not None and self._lib.ap_last_error(handle, buf, len(buf)) == AP_OK:
             reason = buf.value.decode(errors="replace")
-        # The library's messages name the call already ("ap_drain: timed out").
-        msg = f"{call}: {_strerror(self._lib, st)}"
-        if reason:
-            msg += f" ({reason})"
-        raise Error(st, msg, reason, call)
+        raise Error(st, _message(call, _strerror(self._lib, st), reason), reason, call)
 
     # Writing.
 
