@@ -75,8 +75,8 @@ class ApConfig(ctypes.Structure):
 
 # Config fields a caller may set as keyword arguments of Player (the rest have arguments
 # of their own or are pointers the binding owns).
-_SETTINGS = {name: ctype for name, ctype in ApConfig._fields_
-             if name not in ("struct_size", "input_format", "input_channels", "input_rate",
+_SETTINGS = {f[0]: f[1] for f in ApConfig._fields_
+             if f[0] not in ("struct_size", "input_format", "input_channels", "input_rate",
                              "device_id", "log_fn", "log_user", "event_fn", "event_user")}
 
 
@@ -91,16 +91,19 @@ class ApDeviceInfo(ctypes.Structure):
                 ("id", ctypes.c_char * DEVICE_ID_LEN), ("name", ctypes.c_char * DEVICE_ID_LEN)]
 
 
+_STATE_FIELDS: List[Tuple[str, Any]] = (
+    [("struct_size", ctypes.c_uint32), ("started", ctypes.c_uint32),
+     ("generation", ctypes.c_uint64)]
+    + [(n, ctypes.c_uint32) for n in ["stream_rate", "device_rate", "content_rate",
+                                      "output_channels", "recreating"]]
+    + [("device_format", ctypes.c_int32),
+       ("device_id", ctypes.c_char * DEVICE_ID_LEN),
+       ("device_name", ctypes.c_char * DEVICE_ID_LEN)]
+)
+
+
 class ApStreamState(ctypes.Structure):
-    _fields_ = (
-        [("struct_size", ctypes.c_uint32), ("started", ctypes.c_uint32),
-         ("generation", ctypes.c_uint64)]
-        + [(n, ctypes.c_uint32) for n in ["stream_rate", "device_rate", "content_rate",
-                                          "output_channels", "recreating"]]
-        + [("device_format", ctypes.c_int32),
-           ("device_id", ctypes.c_char * DEVICE_ID_LEN),
-           ("device_name", ctypes.c_char * DEVICE_ID_LEN)]
-    )
+    _fields_ = _STATE_FIELDS
 
 
 _U64 = ["frames_written", "frames_played", "frames_queued", "frames_dropped", "underruns",
@@ -448,9 +451,10 @@ class Player:
                     f"samples of type code {mv.format!r} ({array_kind(mv.format)}) cannot be written "
                     f"to a player taking {fmt} ({array_kind(want)}; {self._describe()}): pass "
                     f"array('{want}') samples, or write(..., convert=True) to convert")
-            mv = memoryview(_convert_list(mv.tolist() if mv.ndim == 1 else
-                                          [x for row in mv.tolist() for x in row],
-                                          code, fmt))
+            values: List[Any] = mv.tolist()
+            if mv.ndim == 2:
+                values = [x for row in values for x in row]
+            mv = memoryview(_convert_list(values, code, fmt))
         raw = mv.cast("B") if mv.c_contiguous else memoryview(mv.tobytes())
         if raw.nbytes % fb:
             raise ValueError(f"{raw.nbytes // _SAMPLE_BYTES[fmt]} samples is not a whole number of "
@@ -676,8 +680,8 @@ class Player:
         m = ApMetrics()
         m.struct_size = ctypes.sizeof(ApMetrics)
         self._check(self._lib.ap_metrics(self._handle(), ctypes.byref(m)), "ap_metrics")
-        out: Dict[str, Any] = {name: getattr(m, name) for name, _ in ApMetrics._fields_
-                               if name != "struct_size"}
+        out: Dict[str, Any] = {f[0]: getattr(m, f[0]) for f in ApMetrics._fields_
+                               if f[0] != "struct_size"}
         out["device_id"] = m.device_id.decode(errors="replace")
         out["device_name"] = m.device_name.decode(errors="replace")
         return out
@@ -687,8 +691,8 @@ class Player:
         s = ApStreamState()
         s.struct_size = ctypes.sizeof(ApStreamState)
         self._check(self._lib.ap_snapshot_state(self._handle(), ctypes.byref(s)), "ap_snapshot_state")
-        out: Dict[str, Any] = {name: getattr(s, name) for name, _ in ApStreamState._fields_
-                               if name != "struct_size"}
+        out: Dict[str, Any] = {f[0]: getattr(s, f[0]) for f in ApStreamState._fields_
+                               if f[0] != "struct_size"}
         out["device_id"] = s.device_id.decode(errors="replace")
         out["device_name"] = s.device_name.decode(errors="replace")
         return out

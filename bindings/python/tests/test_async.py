@@ -31,7 +31,6 @@ def test_write_and_drain_async_keep_the_loop_running():
             assert await p.drain_async(5000)
             assert ticks > before
             assert p.metrics()["frames_played"] == 22050
-            assert await p.write_async(tone_s16(22050), partial=True) < 22050
             tk.cancel()
             kinds = []
             async for e in p.events_async():
@@ -40,6 +39,7 @@ def test_write_and_drain_async_keep_the_loop_running():
                     break
             assert kinds[0] == "utterance_start"
             assert await p.wait_event_async(50) is None
+            assert await p.write_async(tone_s16(22050), partial=True) < 22050
             p.flush(0)
 
     asyncio.run(main())
