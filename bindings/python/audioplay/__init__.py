@@ -21,14 +21,16 @@ conversion (`convert=True`).
 from __future__ import annotations
 
 import array
+import atexit
 import ctypes
 import ctypes.util
 import os
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -339,6 +341,10 @@ def _native(fmt: str) -> str:
 class Player:
     """A player on the system's default output (or `device`, an id from list_devices()).
 
+    `on_event`, if given, is called with each Event when it is heard, on the library's
+    event thread (keep it short; events are also queued for poll_event()/events()).
+    Exceptions it raises are kept in `event_errors` rather than printed.
+
     `format` is "s16" (int16 samples) or "f32" (float32), `channels` the interleaved channel
     count, `rate` the content rate in Hz; other ApConfig fields (ring_capacity_ms,
     write_timeout_ms, target_latency_ms, ...) are keyword arguments. Use it as a context
@@ -346,8 +352,12 @@ class Player:
     """
 
     def __init__(self, rate: int = 22050, channels: int = 1, format: str = "s16",
-                 device: Optional[str] = None, **settings: int) -> None:
+                 device: Optional[str] = None,
+                 on_event: Optional[Callable[[Event], None]] = None, **settings: int) -> None:
         self._p: Optional[int] = None
+        self.event_errors: List[BaseException] = []
+        if on_event is not None and not callable(on_event):
+            raise TypeError(f"on_event must be callable, not {type(on_event).__name__}")
         code = _format_code(format)
         rate = _uint(rate, "rate")
         channels = _uint(channels, "channels")
@@ -368,6 +378,9 @@ class Player:
             if ctype is None:
                 raise TypeError(f"unknown setting {k!r}; settings are {sorted(_SETTINGS)}")
             setattr(cfg, k, _uint(v, k) if ctype is ctypes.c_uint32 else _int32(v, k))
+        self._event_cb = None if on_event is None else _event_trampoline(on_event, self.event_errors)
+        if self._event_cb is not None:
+            cfg.event_fn = ctypes.cast(self._event_cb, ctypes.c_void_p).value
         out = ctypes.c_void_p()
         reason = ctypes.create_string_buffer(512)
         st = lib.ap_create_ex(ctypes.byref(raw), ctypes.byref(out), reason, len(reason))
@@ -375,6 +388,8 @@ class Player:
             why = reason.value.decode(errors="replace")
             raise Error(st, _message("ap_create_ex", _strerror(lib, st), why), why, "ap_create_ex")
         self._p = out.value
+        if self._event_cb is not None:
+            _with_callbacks.add(self)  # closed at exit, before the interpreter goes
         self._format, self._channels, self._rate = format, channels, rate
         self._state_lock = threading.Lock()
         self._flushes = 0  # bumped by flush(): a full write stops queueing after one
@@ -772,6 +787,29 @@ class Player:
     def __repr__(self) -> str:
         state = "closed" if self._p is None else self._describe()
         return f"<audioplay.Player {state}>"
+
+
+_EVENT_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(ApEvent))
+_with_callbacks: "weakref.WeakSet[Player]" = weakref.WeakSet()
+
+
+def _event_trampoline(fn: Callable[[Event], None], errors: List[BaseException]) -> Any:
+    # Holds the user's function and the error list, not the Player: no reference cycle.
+    def call(_user: Optional[int], ev: Any) -> None:
+        try:
+            e = ev.contents
+            fn(Event(EVENT_KINDS.get(e.kind, str(e.kind)), e.id, e.frame, e.heard_ms))
+        except BaseException as exc:  # never into C; never printed from a library thread
+            if len(errors) < 100:
+                errors.append(exc)
+    return _EVENT_FN(call)
+
+
+@atexit.register
+def _close_players_with_callbacks() -> None:
+    # A callback must not run into a finalizing interpreter.
+    for p in list(_with_callbacks):
+        p.close()
 
 
 def array_kind(code: str) -> str:

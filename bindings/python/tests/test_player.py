@@ -230,3 +230,41 @@ def test_events_wait_and_iterate():
         assert marker.id == 1 and marker.frame == 2205
         assert all(isinstance(e.heard_ms, float) for e in got)
         assert math.isfinite(got[-1].heard_ms)
+
+
+def test_on_event_callback_runs_on_the_event_thread():
+    got = []
+    threads = set()
+
+    def on_event(e: audioplay.Event) -> None:
+        threads.add(threading.get_ident())
+        got.append(e)
+        if e.kind == "marker":
+            raise RuntimeError("a faulty callback")
+
+    with Player(rate=22050, on_event=on_event) as p:
+        p.write(tone_s16(2205))
+        p.mark(3)
+        p.write(tone_s16(2205))
+        assert p.drain(5000)
+        deadline = time.monotonic() + 3
+        while not any(e.kind == "utterance_end" for e in got) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        kinds = [(e.kind, e.id) for e in got]
+        assert ("marker", 3) in kinds and ("utterance_end", 0) in kinds, kinds
+        assert threading.get_ident() not in threads
+        assert [str(x) for x in p.event_errors] == ["a faulty callback"]
+        # The events are queued for polling as well.
+        assert [e.kind for e in p.events()] == [e.kind for e in got]
+    with pytest.raises(TypeError, match="on_event"):
+        Player(on_event=5)  # type: ignore[arg-type]
+
+
+def test_exit_with_a_callback_player_open_is_clean():
+    from conftest import child_env, run_child
+    code = ("import audioplay\n"
+            "p = audioplay.Player(rate=22050, on_event=lambda e: None)\n"
+            "p.write(b'\\x00\\x10' * 22050)\n"
+            "print('leaving')\n")
+    r = run_child(code, child_env())
+    assert r.returncode == 0 and r.stdout == "leaving\n" and r.stderr == "", r
