@@ -42,5 +42,12 @@ def run_child(code: str, env: Dict[str, str], timeout: float = 30) -> subprocess
                           timeout=timeout, cwd=tempfile.gettempdir())
 
 
-def drain_events(p: audioplay.Player) -> List[audioplay.Event]:
-    return list(p.events())
+def events_until(p: audioplay.Player, kind: str, timeout_ms: int = 3000) -> List[audioplay.Event]:
+    """The player's events up to and including the first of `kind`. Events are delivered
+    on the library's event thread, a little after drain() has returned."""
+    got: List[audioplay.Event] = []
+    while not got or got[-1].kind != kind:
+        e = p.wait_event(timeout_ms)
+        assert e is not None, f"no {kind} event within {timeout_ms} ms; got {got}"
+        got.append(e)
+    return got
