@@ -7,7 +7,7 @@
 #      runs cargo: a no-op when target/release is built);
 #   2. builds a wheel with `pip wheel`, checks it is platform-specific and carries
 #      audioplay/_lib/libaudioplay.so and audioplay/py.typed, and installs it into a second
-#      fresh venv with pytest, numpy and mypy from PyPI;
+#      fresh venv, which gets pytest, numpy and mypy from PyPI meanwhile;
 #   3. in both venvs, from a directory outside the repository with PYTHONPATH,
 #      AUDIOPLAY_LIB and LD_LIBRARY_PATH unset: imports audioplay from the venv, plays a tone
 #      and checks metrics' frames_played;
@@ -29,8 +29,16 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PYTHONDONTWRITEBYTECODE=1
 start=$SECONDS
 step() { echo "-- $* ($((SECONDS - start)) s)"; }
 
-step "pip install bindings/python into a fresh venv"
+step "two fresh venvs; pytest, numpy and mypy into the second, in the background"
 "$py" -m venv "$dir/venv-src"
+"$py" -m venv --without-pip "$dir/venv-whl"
+pip_whl() { "$dir/venv-src/bin/python" -m pip --python "$dir/venv-whl/bin/python" "$@"; }
+# The download overlaps the build below.
+pip_whl install -q pytest numpy mypy > "$dir/deps.log" 2>&1 &
+deps=$!
+trap 'kill "$deps" 2> /dev/null || true' EXIT
+
+step "pip install bindings/python into the first venv"
 "$dir/venv-src/bin/python" -m pip install -q "$root/bindings/python"
 
 step "pip wheel bindings/python"
@@ -40,17 +48,17 @@ whl="$(echo "$dir"/wheels/audioplay-*.whl)"
 case "$(basename "$whl")" in
   *-none-any.whl) echo "wheel $(basename "$whl") is not platform-specific" >&2; exit 1 ;;
 esac
-"$py" - "$whl" <<'EOF'
+"$py" - "$whl" <<'EOF2'
 import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 for need in ("audioplay/__init__.py", "audioplay/py.typed", "audioplay/_lib/libaudioplay.so"):
     assert need in names, f"{need} missing from {sys.argv[1]}: {sorted(names)}"
-EOF
+EOF2
 echo "$(basename "$whl"): $(du -k "$whl" | cut -f1) KiB, carries _lib/libaudioplay.so and py.typed"
 
-step "install the wheel, pytest, numpy and mypy into a second fresh venv"
-"$py" -m venv "$dir/venv-whl"
-"$dir/venv-whl/bin/python" -m pip install -q "$whl" pytest numpy mypy
+step "install the wheel into the second venv"
+wait "$deps" || { cat "$dir/deps.log" >&2; echo "installing pytest, numpy and mypy failed" >&2; exit 1; }
+pip_whl install -q --no-deps "$whl"
 
 cd "$dir/run"  # outside the repository: nothing is imported from a working directory there
 for venv in venv-src venv-whl; do
