@@ -530,7 +530,9 @@ class Player:
         buf = (ctypes.c_char * data.nbytes).from_buffer(data)
         return ctypes.addressof(buf), buf
 
-    def _write_call(self, p: int, address: int, frames: int) -> int:
+    def _write_call(self, p: int, address: int, frames: int, keep: object = None) -> int:
+        # `keep` holds the buffer at `address` for as long as the call runs: an executor
+        # thread may still be in it after its asyncio task was cancelled.
         n = ctypes.c_size_t(0)
         self._check(self._lib.ap_write(p, address, frames, ctypes.byref(n)), "ap_write", p)
         return n.value
@@ -570,17 +572,17 @@ class Player:
         address, keep = self._pointer(data)
         fb = data.nbytes // frames if frames else 0
         if partial or frames == 0:
-            return await loop.run_in_executor(None, self._write_call, p, address, frames)
+            return await loop.run_in_executor(None, self._write_call, p, address, frames, keep)
         flushes = self._flushes
         chunk = max(1, self._rate * _SLICE_MS // 1000)
         done = 0
         while done < frames and self._flushes == flushes:
             want = min(chunk, frames - done)
-            n = await loop.run_in_executor(None, self._write_call, p, address + done * fb, want)
+            n = await loop.run_in_executor(None, self._write_call, p, address + done * fb, want,
+                                           keep)
             done += n
             if n < want and self._flushes == flushes:
                 await asyncio.sleep(0.005)
-        del keep
         return done
 
     # Waiting for playback.
