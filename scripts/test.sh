@@ -46,8 +46,8 @@ for mode in OFF ON; do
   (cd "$work/examples-$mode" && ctest --output-on-failure)
 done
 
-echo "== Python binding"
-(cd bindings/python && AUDIOPLAY_LIB="$work/prefix/lib/libaudioplay.so" PYTHONPATH=. python3 -m pytest -q tests)
+echo "== Python binding (pip install of the folder and of a wheel, in fresh venvs outside the repository)"
+scripts/test-binding-python.sh "$work"
 
 echo "== Node binding (installed from the folder and from a tarball, outside the repository)"
 scripts/test-binding-node.sh "$work"

@@ -30,7 +30,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -72,6 +72,10 @@ class ApConfig(ctypes.Structure):
         ("event_fn", ctypes.c_void_p), ("event_user", ctypes.c_void_p),
         ("resample_quality", ctypes.c_int32), ("resample_p95_limit_us", ctypes.c_uint32),
         ("audio_thread_priority", ctypes.c_uint32), ("device_lost_timeout_ms", ctypes.c_uint32),
+        # How the sound server shows and routes the stream (None: the library's default).
+        ("application_name", ctypes.c_char_p), ("application_id", ctypes.c_char_p),
+        ("stream_name", ctypes.c_char_p), ("media_role", ctypes.c_char_p),
+        ("keep_awake_ms", ctypes.c_uint32), ("wake_preroll_ms", ctypes.c_uint32),
     ]
 
 
@@ -353,7 +357,8 @@ class Player:
 
     def __init__(self, rate: int = 22050, channels: int = 1, format: str = "s16",
                  device: Optional[str] = None,
-                 on_event: Optional[Callable[[Event], None]] = None, **settings: int) -> None:
+                 on_event: Optional[Callable[[Event], None]] = None,
+                 **settings: Union[int, str, None]) -> None:
         self._p: Optional[int] = None
         self.event_errors: List[BaseException] = []
         if on_event is not None and not callable(on_event):
@@ -373,10 +378,22 @@ class Player:
         cfg.input_format, cfg.input_channels, cfg.input_rate = code, channels, rate
         self._device_arg = device.encode() if device is not None else None
         cfg.device_id = self._device_arg
+        self._strings: List[bytes] = []  # kept alive until ap_create_ex has copied them
         for k, v in settings.items():
             ctype = _SETTINGS.get(k)
             if ctype is None:
                 raise TypeError(f"unknown setting {k!r}; settings are {sorted(_SETTINGS)}")
+            if ctype is ctypes.c_char_p:
+                if v is None:
+                    continue
+                if not isinstance(v, str):
+                    raise TypeError(f"{k} must be a str or None, not {type(v).__name__}")
+                if "\0" in v:
+                    raise ValueError(f"{k} must not contain a NUL character")
+                b = v.encode()
+                self._strings.append(b)
+                setattr(cfg, k, b)
+                continue
             setattr(cfg, k, _uint(v, k) if ctype is ctypes.c_uint32 else _int32(v, k))
         self._event_cb = None if on_event is None else _event_trampoline(on_event, self.event_errors)
         if self._event_cb is not None:

@@ -263,3 +263,19 @@ def test_exit_with_a_callback_player_open_is_clean():
             "print('leaving')\n")
     r = run_child(code, child_env())
     assert r.returncode == 0 and r.stdout == "leaving\n" and r.stderr == "", r
+
+
+def test_identity_and_keep_awake_settings_reach_the_server():
+    with pytest.raises(TypeError):
+        Player(application_name=5)
+    with pytest.raises(Error) as e:
+        Player(stream_name="x" * 300)
+    assert "stream_name" in e.value.reason
+    with Player(rate=22050, application_name="Py Reader", media_role="event",
+                keep_awake_ms=60000, wake_preroll_ms=20) as p:
+        assert p.write(tone_s16(11025)) == 11025
+        listing = subprocess.run(["pactl", "list", "sink-inputs"], capture_output=True,
+                                 text=True, check=True).stdout
+        assert p.drain(5000)
+    mine = [b for b in listing.split("\n\n") if 'application.name = "Py Reader"' in b]
+    assert mine and 'media.role = "event"' in mine[0], listing
