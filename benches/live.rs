@@ -250,6 +250,104 @@ fn section_latency() {
     println!("device_latency_ms\t{:.2}", m.output_latency_ns as f64 / 1e6);
 }
 
+/// Context switches (wakeups and preemptions) and CPU ns of every thread but the caller's.
+fn other_threads_switches_and_cpu() -> (u64, u64) {
+    // SAFETY: gettid has no arguments and cannot fail.
+    let me = unsafe { libc::syscall(libc::SYS_gettid) } as u64;
+    let (mut sw, mut cpu) = (0, 0);
+    for e in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let tid: u64 = e.file_name().to_string_lossy().parse().unwrap_or(0);
+        if tid == me {
+            continue;
+        }
+        let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+        sw += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+            .sum::<u64>();
+        cpu += std::fs::read_to_string(e.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+    }
+    (sw, cpu)
+}
+
+/// Issue 14 §5: an idle player past its keep-awake window against the same player kept
+/// awake (keep_awake_ms 0, how every idle player ran before); the first frame after a wake;
+/// a default change followed on the server's event with a 10 s poll.
+fn section_idle() {
+    let tone: Vec<i16> = (0..22050)
+        .map(|i| ((i as f64 * 440.0 * std::f64::consts::TAU / 22050.0).sin() * 8000.0) as i16)
+        .collect();
+    let window = Duration::from_secs(10);
+    for (label, keep_awake_ms) in [("suspended", 1000u32), ("awake", 0)] {
+        let p = Player::new(Config {
+            input_format: InputFormat::S16,
+            input_rate: 22050,
+            keep_awake_ms,
+            ..Config::default()
+        })
+        .expect("player on the PulseAudio server");
+        p.write_i16(&tone[..11025]).unwrap();
+        p.drain(Duration::from_secs(3)).unwrap();
+        std::thread::sleep(Duration::from_millis(2000));
+        let (s0, c0) = other_threads_switches_and_cpu();
+        let t0 = Instant::now();
+        std::thread::sleep(window);
+        let (s1, c1) = other_threads_switches_and_cpu();
+        let secs = t0.elapsed().as_secs_f64();
+        println!("idle_{label}_wakeups_per_s\t{:.2}", (s1 - s0) as f64 / secs);
+        println!("idle_{label}_cpu_pct\t{:.4}", (c1 - c0) as f64 / 1e9 / secs * 100.0);
+        if label == "suspended" {
+            assert!(p.metrics().suspended, "the player did not suspend");
+            let mut wake = Vec::new();
+            for _ in 0..10 {
+                let t = Instant::now();
+                while !p.metrics().suspended && t.elapsed() < Duration::from_secs(5) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                p.write_i16(&tone[..4410]).unwrap();
+                p.drain(Duration::from_secs(3)).unwrap();
+                if let Some(ms) = p.metrics().last_wake_ms {
+                    wake.push(ms);
+                }
+            }
+            wake.sort_by(f64::total_cmp);
+            println!("wake_to_first_frame_ms_p50\t{:.1}", wake[wake.len() / 2]);
+            println!("wake_to_first_frame_ms_max\t{:.1}", wake[wake.len() - 1]);
+        }
+    }
+    let p = Player::new(Config {
+        input_format: InputFormat::S16,
+        input_rate: 22050,
+        device_poll_ms: 10_000,
+        debounce_ms: 0,
+        ..Config::default()
+    })
+    .expect("player on the PulseAudio server");
+    let mut moved = Vec::new();
+    for target in ["s44", "s48", "s44", "s48", "s44", "s48"] {
+        p.write_i16(&tone).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let t = Instant::now();
+        let ok = std::process::Command::new("pactl")
+            .args(["set-default-sink", target])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "pactl set-default-sink {target}");
+        while p.metrics().state.device_id != target && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        moved.push(t.elapsed().as_secs_f64() * 1000.0);
+        p.flush(0).unwrap();
+    }
+    moved.sort_by(f64::total_cmp);
+    println!("default_change_followed_ms_p50\t{:.1}", moved[moved.len() / 2]);
+    println!("default_change_followed_ms_max\t{:.1}", moved[moved.len() - 1]);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -264,6 +362,7 @@ fn main() {
         "stream" => section_stream(&args[1], args[2].parse().unwrap(), &args[3]),
         "players" => section_players(args[1].parse().unwrap(), &args[2]),
         "latency" => section_latency(),
+        "idle" => section_idle(),
         s => panic!("unknown section {s}"),
     }
 }

@@ -48,7 +48,7 @@ def test_ctrl_c_interrupts(mode):
         time.sleep(0.5)
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=5)
+        out, err = proc.communicate(timeout=15)
         took = time.monotonic() - sent
     finally:
         proc.kill()
@@ -57,6 +57,8 @@ def test_ctrl_c_interrupts(mode):
     assert "finished" not in out
     assert out.startswith("interrupted after"), out + err
     assert proc.returncode != 0
-    assert took < 1.0, f"exit took {took:.2f} s after SIGINT"
+    # Uninterrupted, the call would run about 7.5 s more; the margin is for loaded machines
+    # (a 1 s bound failed once with both cores busy compiling).
+    assert took < 4.0, f"exit took {took:.2f} s after SIGINT"
     played = int(out.split()[-1])
     assert 0 < played < 22050 * 4  # it was playing, and stopped long before the end
