@@ -172,6 +172,21 @@ def main():
     t.append(("Flush -> silence handed to the device <= fade + one period",
               f"p50 {float(live['flush_to_silence_ms_p50']):.1f}, max {fl:.1f} ms (fade {fade:.0f} + period {period:.0f})", fl <= fade + period))
 
+    if "idle_suspended_wakeups_per_s" in live:
+        wk = float(live["idle_suspended_wakeups_per_s"])
+        t.append(("Idle past the keep-awake window: <= 2 wakeups/s, all library threads (issue 14)",
+                  f"{wk:.2f}/s (kept awake, as before: {float(live['idle_awake_wakeups_per_s']):.1f}/s)", wk <= 2))
+        ic = float(live["idle_suspended_cpu_pct"])
+        t.append(("Idle past the keep-awake window: <= 0.01% of a core",
+                  f"{ic:.4f}% (kept awake: {float(live['idle_awake_cpu_pct']):.3f}%)", ic <= 0.01))
+        wf = float(live["wake_to_first_frame_ms_max"])
+        t.append(("First write after a suspend: first frame <= 30 ms after the write",
+                  f"p50 {float(live['wake_to_first_frame_ms_p50']):.1f}, max {wf:.1f} ms (10 wakes)", wf <= 30))
+        dc = float(live["default_change_followed_ms_max"])
+        t.append(("Default change acted on <= 50 ms after the server announces it (poll 10 s)",
+                  f"p50 {float(live['default_change_followed_ms_p50']):.1f}, max {dc:.1f} ms from pactl "
+                  f"set-default-sink to playing on the new sink (6 changes)", dc <= 50))
+
     w("## Targets (issue 5)")
     w("")
     w("Zero allocations on the audio thread in both modes, voice changes included, is a test")

@@ -82,11 +82,12 @@ perf_bench() {
     echo "  round $r of $rounds done"
   done
   echo "== live figures on PulseAudio"
-  pulse_start "$work/pulse" s48:48000:2
+  pulse_start "$work/pulse" s48:48000:2 s44:44100:2
   local live_rounds="${LIVE_ROUNDS:-3}"
   {
     "$live" players 16 "$work/speech.wav"
     "$live" latency
+    "$live" idle
     # The stream figures swing from run to run on a shared VM: several runs, each next to the
     # reference, reported per run and as medians.
     for i in $(seq 1 "$live_rounds"); do
