@@ -70,6 +70,7 @@ struct audio_object {
     size_t carry_len;
     volatile unsigned long flushes; /* bumped by every flush: a blocked write gives up */
     uint32_t fade_ms;
+    double flush_pending_ms; /* when the latest flush (fading still) was asked, else 0 */
     int last_code;
     char message[512];
 };
@@ -200,11 +201,32 @@ static ApFormat map_format(int f, size_t *sample_bytes) {
     return 0;
 }
 
+/* Waits (bounded) until a fade-out a flush started has been heard: espeak-ng closes right
+ * after it flushes, and destroying the player mid-fade would cut it (a click). */
+static void wait_for_fade(struct audio_object *o, ApPlayer *p) {
+    if (o->flush_pending_ms <= 0) return;
+    double deadline = o->flush_pending_ms + o->fade_ms + 60.0;
+    o->flush_pending_ms = 0;
+    for (;;) {
+        ApEvent e;
+        size_t n = 0;
+        memset(&e, 0, sizeof e);
+        e.struct_size = sizeof e;
+        while (ap_poll_event(p, &e, &n) == AP_OK && n == 1) {
+            if (e.kind == AP_EVENT_FLUSHED) return;
+        }
+        if (mono_ms() >= deadline) return;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void close_locked(struct audio_object *o) {
     if (o->player) {
         ApPlayer *p = o->player;
         o->player = NULL;
         o->flushes++;
+        wait_for_fade(o, p);
         ap_destroy(p);
     }
     o->carry_len = 0;
@@ -281,6 +303,7 @@ out:
 
 EXPORT void audio_object_close(struct audio_object *o) {
     if (!o) return;
+    trace("close");
     pthread_mutex_lock(&o->lock);
     close_locked(o);
     pthread_mutex_unlock(&o->lock);
@@ -288,6 +311,7 @@ EXPORT void audio_object_close(struct audio_object *o) {
 
 EXPORT void audio_object_destroy(struct audio_object *o) {
     if (!o) return;
+    trace("destroy");
     audio_object_close(o);
     pthread_mutex_destroy(&o->lock);
     free(o->device);
@@ -384,6 +408,7 @@ EXPORT int audio_object_flush(struct audio_object *o) {
     uint32_t fade = o->fade_ms;
     o->flushes++;
     o->carry_len = 0;
+    if (p) o->flush_pending_ms = mono_ms();
     pthread_mutex_unlock(&o->lock);
     if (!p) return 0;
     uint64_t heard = 0;

@@ -326,6 +326,21 @@ pub struct ClockedSink {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     reader: Option<std::thread::JoinHandle<()>>,
     pub rate: u32,
+    /// When the reader's clock started, CLOCK_MONOTONIC ms (what child processes can read):
+    /// sample i of [`stop`](ClockedSink::stop)'s result was played at about
+    /// `t0_mono_ms + i * 1000 / rate` (within the reader's 2 ms tick).
+    pub t0_mono_ms: f64,
+}
+
+/// CLOCK_MONOTONIC now, in ms.
+pub fn mono_ms() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime(2) into our own struct.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
 }
 
 impl PulseServer {
@@ -359,8 +374,10 @@ impl ClockedSink {
         let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (s, st) = (samples.clone(), stop.clone());
+        let (t0_tx, t0_rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let t0 = Instant::now();
+            let _ = t0_tx.send(mono_ms());
             let mut taken: u64 = 0; // frames
             let mut buf = vec![0u8; 4096];
             let mut partial: Vec<u8> = Vec::new();
@@ -400,6 +417,7 @@ impl ClockedSink {
             stop,
             reader: Some(reader),
             rate,
+            t0_mono_ms: t0_rx.recv().unwrap(),
         }
     }
 
