@@ -396,7 +396,13 @@ EXPORT int audio_object_drain(struct audio_object *o) {
      * (AP_ERR_NO_OUTPUT after its device_lost_timeout_ms). */
     while ((st = ap_drain(p, 10000)) == AP_ERR_TIMEOUT) {
     }
-    trace("drain %.1f ms %d", mono_ms() - t0, (int)st);
+    ApMetrics m;
+    memset(&m, 0, sizeof m);
+    m.struct_size = sizeof m;
+    ap_metrics(p, &m);
+    trace("drain %.1f ms %d underruns=%llu late_callbacks=%llu server_underflows=%llu", mono_ms() - t0,
+          (int)st, (unsigned long long)m.underruns, (unsigned long long)m.late_callbacks,
+          (unsigned long long)m.server_underflows);
     if (st == AP_OK || st == AP_ERR_CLOSED || st == AP_ERR_BAD_HANDLE) return 0;
     return fail_ap(o, p, "drain", st);
 }

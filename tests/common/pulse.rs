@@ -323,6 +323,8 @@ pub fn read_raw_s16(path: &Path) -> Vec<f32> {
 /// (about 21 ms at 48 kHz stereo s16), so the server cannot render far ahead.
 pub struct ClockedSink {
     samples: std::sync::Arc<std::sync::Mutex<Vec<f32>>>,
+    /// (samples taken so far, frames of clock that passed with nothing to read) per dry spell.
+    skips: std::sync::Arc<std::sync::Mutex<Vec<(usize, u64)>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     reader: Option<std::thread::JoinHandle<()>>,
     pub rate: u32,
@@ -373,7 +375,8 @@ impl ClockedSink {
         }
         let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (s, st) = (samples.clone(), stop.clone());
+        let skips = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, st, sk) = (samples.clone(), stop.clone(), skips.clone());
         let (t0_tx, t0_rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let t0 = Instant::now();
@@ -393,6 +396,8 @@ impl ClockedSink {
                     // SAFETY: reading into our own buffer of at least `want` bytes.
                     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), want) };
                     if n <= 0 {
+                        let len = s.lock().unwrap().len();
+                        sk.lock().unwrap().push((len, due - taken));
                         taken = due; // nothing there: the device played silence
                         break;
                     }
@@ -414,6 +419,7 @@ impl ClockedSink {
         });
         ClockedSink {
             samples,
+            skips,
             stop,
             reader: Some(reader),
             rate,
@@ -430,5 +436,24 @@ impl ClockedSink {
             let _ = r.join();
         }
         std::mem::take(&mut *self.samples.lock().unwrap())
+    }
+
+    /// As [`stop`](ClockedSink::stop), with when each sample was played, CLOCK_MONOTONIC ms
+    /// (the dry spells the device played silence through counted in).
+    pub fn stop_timed(self) -> (Vec<f32>, Vec<f64>) {
+        let (t0, rate, skips) = (self.t0_mono_ms, self.rate as f64, self.skips.clone());
+        let x = self.stop();
+        let skips = std::mem::take(&mut *skips.lock().unwrap());
+        let (mut k, mut skipped) = (0, 0u64);
+        let t = (0..x.len())
+            .map(|i| {
+                while k < skips.len() && skips[k].0 <= i {
+                    skipped += skips[k].1;
+                    k += 1;
+                }
+                t0 + (i as u64 + skipped) as f64 * 1e3 / rate
+            })
+            .collect();
+        (x, t)
     }
 }
