@@ -156,7 +156,7 @@ fn blockwise(want: &[f32], heard: &[f32], w0: usize, h0: usize) -> (Vec<f64>, i6
         let rms = (blk.iter().map(|v| v * v).sum::<f32>() / b as f32).sqrt();
         if rms >= 0.02 {
             let guess = (s as i64 + lag).max(0) as usize;
-            let (at, r) = locate(blk, heard, guess, RATE as usize / 10);
+            let (at, r) = locate(blk, heard, guess, RATE as usize * 3 / 100);
             rs.push(r);
             if r >= 0.8 {
                 lag = at as i64 - s as i64;
@@ -184,9 +184,16 @@ fn espeak_ng_speaks_through_the_shim_as_espeak_ng_w_writes_it() {
     let server = PulseServer::start(&[S48]);
     // Recorded at espeak-ng's rate (the server resamples the monitor), to compare as is.
     let rec = server.record("s48", RATE);
-    let o = run_ok(via_shim(&server, "espeak-ng").arg(TEXT), "espeak-ng via the shim");
+    let o = run_ok(
+        via_shim(&server, "espeak-ng").arg(TEXT),
+        "espeak-ng via the shim",
+    );
     let heard = rec.stop();
-    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let (w0, w1) = extent(&want).expect("espeak-ng -w wrote silence");
     let (h0, h1) = extent(&heard).expect("nothing was heard");
     let (lw, lh) = (secs(w1 - w0, RATE), secs(h1 - h0, RATE));
@@ -203,7 +210,10 @@ fn espeak_ng_speaks_through_the_shim_as_espeak_ng_w_writes_it() {
         rs.len(),
         slip as f64 * 1e3 / RATE as f64
     );
-    assert!((lh - lw).abs() <= 0.1, "heard {lh:.3} s, espeak-ng -w {lw:.3} s");
+    assert!(
+        (lh - lw).abs() <= 0.1,
+        "heard {lh:.3} s, espeak-ng -w {lw:.3} s"
+    );
     assert!(
         median(&rs) >= 0.95 && low * 10 <= rs.len(),
         "what was heard is not what espeak-ng -w wrote: {rs:.3?}"
@@ -260,9 +270,16 @@ fn a_default_sink_switch_mid_sentence_loses_nothing() {
         secs(end_b, RATE),
         secs(lost.len(), RATE) * 1e3,
         lost_loud,
-        if ob < end_a { secs(end_a - ob, RATE) * 1e3 } else { 0.0 }
+        if ob < end_a {
+            secs(end_a - ob, RATE) * 1e3
+        } else {
+            0.0
+        }
     );
-    assert!(ra >= 0.9 && rb >= 0.9, "parts not the reference: {ra:.3} {rb:.3}");
+    assert!(
+        ra >= 0.9 && rb >= 0.9,
+        "parts not the reference: {ra:.3} {rb:.3}"
+    );
     assert!(
         oa <= w0 + RATE as usize / 200,
         "the start was lost: first heard at {:.3} s of the reference",
@@ -468,8 +485,14 @@ fn cancel_mid_sentence_is_silent_after_the_fade() {
         "{after_ms:.1} ms of speech heard after the flush, {:.1} ms past what the device held",
         after_ms - held
     );
-    assert!(after_ms >= 0.0, "audio stopped before the flush: {after_ms:.1} ms");
-    assert!(end < before * 0.5 || before < 0.01, "a cut, not a fade: {end:.4} vs {before:.4}");
+    assert!(
+        after_ms >= 0.0,
+        "audio stopped before the flush: {after_ms:.1} ms"
+    );
+    assert!(
+        end < before * 0.5 || before < 0.01,
+        "a cut, not a fade: {end:.4} vs {before:.4}"
+    );
 }
 
 #[test]
@@ -477,7 +500,10 @@ fn symbols_soname_and_errors_match_pcaudiolib() {
     let b = built();
     let so = b.dir.join("libpcaudio.so.0");
     let syms = |p: &Path| -> Vec<String> {
-        let o = run_ok(Command::new("nm").args(["-D", "--defined-only"]).arg(p), "nm");
+        let o = run_ok(
+            Command::new("nm").args(["-D", "--defined-only"]).arg(p),
+            "nm",
+        );
         let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
             .lines()
             .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
@@ -488,11 +514,22 @@ fn symbols_soname_and_errors_match_pcaudiolib() {
     let ours = syms(&so);
     let system = Path::new("/usr/lib/x86_64-linux-gnu/libpcaudio.so.0");
     if system.exists() {
-        assert_eq!(ours, syms(system), "exported symbols differ from Debian's libpcaudio");
+        assert_eq!(
+            ours,
+            syms(system),
+            "exported symbols differ from Debian's libpcaudio"
+        );
     }
-    for s in ["create_audio_device_object", "audio_object_open", "audio_object_write",
-              "audio_object_drain", "audio_object_flush", "audio_object_close",
-              "audio_object_destroy", "audio_object_strerror"] {
+    for s in [
+        "create_audio_device_object",
+        "audio_object_open",
+        "audio_object_write",
+        "audio_object_drain",
+        "audio_object_flush",
+        "audio_object_close",
+        "audio_object_destroy",
+        "audio_object_strerror",
+    ] {
         assert!(ours.iter().any(|o| o == s), "{s} not exported");
     }
     let o = run_ok(Command::new("objdump").arg("-p").arg(&so), "objdump");
@@ -504,9 +541,20 @@ fn symbols_soname_and_errors_match_pcaudiolib() {
     let o = Command::new(&b.api).output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     eprintln!("{out}");
-    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
-    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains("S24LE") && out.contains("not supported"), "{out}");
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("S24LE") && out.contains("not supported"),
+        "{out}"
+    );
     assert!(out.contains("0 channels"), "{out}");
     assert!(out.contains("not open"), "{out}");
     assert!(out.contains("input_rate 5"), "{out}");

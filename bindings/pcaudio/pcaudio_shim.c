@@ -66,7 +66,7 @@ struct audio_object {
     uint32_t rate;
     uint32_t channels;
     size_t frame_bytes;
-    unsigned char carry[64]; /* a partial frame left by a write */
+    unsigned char carry[128]; /* a partial frame left by a write */
     size_t carry_len;
     volatile unsigned long flushes; /* bumped by every flush: a blocked write gives up */
     uint32_t fade_ms;
@@ -355,7 +355,7 @@ EXPORT int audio_object_write(struct audio_object *o, const void *data, size_t b
     unsigned long flushes = o->flushes;
     const unsigned char *in = data;
     /* A frame split across writes: complete it first. */
-    unsigned char whole[64];
+    unsigned char whole[128];
     int have_whole = 0;
     if (o->carry_len) {
         size_t need = fb - o->carry_len;
