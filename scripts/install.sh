@@ -2,7 +2,9 @@
 # Builds the release library and installs it under a prefix (cargo-c's conventions):
 #   LIBDIR/libaudioplay.so{,.0,.0.1.0}, LIBDIR/libaudioplay.a, include/audioplay.h{,pp},
 #   bin/applay, LIBDIR/cmake/AudioPlay/ (find_package), LIBDIR/pkgconfig/audioplay.pc,
-#   share/audioplay/install-manifest.txt (what was installed, for --uninstall)
+#   share/audioplay/install-manifest.txt (what was installed, for --uninstall),
+#   LIBDIR/audioplay-pcaudio/libpcaudio.so.0 (a pcaudiolib-compatible library over audioplay:
+#   LD_LIBRARY_PATH=LIBDIR/audioplay-pcaudio espeak-ng ...; bindings/pcaudio/)
 #
 #   scripts/install.sh --prefix /usr/local
 #   scripts/install.sh --prefix /usr --libdir lib64          # lib64 distributions
@@ -139,6 +141,18 @@ if [ "$strip" = 1 ]; then
   strip --strip-debug "$destdir$libpath/libaudioplay.a"
   strip "$destdir$prefix/bin/applay"
 fi
+
+# The pcaudiolib-compatible shim (bindings/pcaudio), in a directory of its own so that it
+# replaces the system's libpcaudio only for programs started with LD_LIBRARY_PATH pointing
+# there; it finds libaudioplay.so.0 one directory up.
+pcaudio_dir="$libpath/audioplay-pcaudio"
+mkdirs "$pcaudio_dir"
+pcaudio_build="$(mktemp -d)"
+bindings/pcaudio/build.sh "$pcaudio_build" target/release '$ORIGIN/..'
+put 0755 "$pcaudio_build/libpcaudio.so.0" "$pcaudio_dir/libpcaudio.so.0"
+link libpcaudio.so.0 "$pcaudio_dir/libpcaudio.so"
+rm -rf "$pcaudio_build"
+[ "$strip" = 1 ] && strip --strip-unneeded "$destdir$pcaudio_dir/libpcaudio.so.0"
 
 subst() {
   local tmp

@@ -323,9 +323,26 @@ pub fn read_raw_s16(path: &Path) -> Vec<f32> {
 /// (about 21 ms at 48 kHz stereo s16), so the server cannot render far ahead.
 pub struct ClockedSink {
     samples: std::sync::Arc<std::sync::Mutex<Vec<f32>>>,
+    /// (samples taken so far, frames of clock that passed with nothing to read) per dry spell.
+    skips: std::sync::Arc<std::sync::Mutex<Vec<(usize, u64)>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     reader: Option<std::thread::JoinHandle<()>>,
     pub rate: u32,
+    /// When the reader's clock started, CLOCK_MONOTONIC ms (what child processes can read):
+    /// sample i of [`stop`](ClockedSink::stop)'s result was played at about
+    /// `t0_mono_ms + i * 1000 / rate` (within the reader's 2 ms tick).
+    pub t0_mono_ms: f64,
+}
+
+/// CLOCK_MONOTONIC now, in ms.
+pub fn mono_ms() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime(2) into our own struct.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
 }
 
 impl PulseServer {
@@ -358,9 +375,12 @@ impl ClockedSink {
         }
         let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (s, st) = (samples.clone(), stop.clone());
+        let skips = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, st, sk) = (samples.clone(), stop.clone(), skips.clone());
+        let (t0_tx, t0_rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let t0 = Instant::now();
+            let _ = t0_tx.send(mono_ms());
             let mut taken: u64 = 0; // frames
             let mut buf = vec![0u8; 4096];
             let mut partial: Vec<u8> = Vec::new();
@@ -376,6 +396,8 @@ impl ClockedSink {
                     // SAFETY: reading into our own buffer of at least `want` bytes.
                     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), want) };
                     if n <= 0 {
+                        let len = s.lock().unwrap().len();
+                        sk.lock().unwrap().push((len, due - taken));
                         taken = due; // nothing there: the device played silence
                         break;
                     }
@@ -397,9 +419,11 @@ impl ClockedSink {
         });
         ClockedSink {
             samples,
+            skips,
             stop,
             reader: Some(reader),
             rate,
+            t0_mono_ms: t0_rx.recv().unwrap(),
         }
     }
 
@@ -412,5 +436,24 @@ impl ClockedSink {
             let _ = r.join();
         }
         std::mem::take(&mut *self.samples.lock().unwrap())
+    }
+
+    /// As [`stop`](ClockedSink::stop), with when each sample was played, CLOCK_MONOTONIC ms
+    /// (the dry spells the device played silence through counted in).
+    pub fn stop_timed(self) -> (Vec<f32>, Vec<f64>) {
+        let (t0, rate, skips) = (self.t0_mono_ms, self.rate as f64, self.skips.clone());
+        let x = self.stop();
+        let skips = std::mem::take(&mut *skips.lock().unwrap());
+        let (mut k, mut skipped) = (0, 0u64);
+        let t = (0..x.len())
+            .map(|i| {
+                while k < skips.len() && skips[k].0 <= i {
+                    skipped += skips[k].1;
+                    k += 1;
+                }
+                t0 + (i as u64 + skipped) as f64 * 1e3 / rate
+            })
+            .collect();
+        (x, t)
     }
 }
