@@ -298,8 +298,11 @@ fn a_default_sink_switch_mid_sentence_loses_nothing() {
     );
 }
 
+/// Lines of tests/pcaudio/espeak_events' output: a key and its numbers.
+type Lines = Vec<(String, Vec<f64>)>;
+
 /// What a run of tests/pcaudio/espeak_events printed: (key, numbers) lines.
-fn parse_lines(out: &[u8]) -> Vec<(String, Vec<f64>)> {
+fn parse_lines(out: &[u8]) -> Lines {
     String::from_utf8_lossy(out)
         .lines()
         .filter_map(|l| {
@@ -317,7 +320,7 @@ fn events_run(
     server: &PulseServer,
     shim: bool,
     args: &[&str],
-) -> (Vec<(String, Vec<f64>)>, Vec<f32>, Vec<f64>, String) {
+) -> (Lines, Vec<f32>, Vec<f64>, String) {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let name = format!("hw{}", N.fetch_add(1, Ordering::SeqCst));
