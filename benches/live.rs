@@ -299,7 +299,10 @@ fn section_idle() {
         let (s1, c1) = other_threads_switches_and_cpu();
         let secs = t0.elapsed().as_secs_f64();
         println!("idle_{label}_wakeups_per_s\t{:.2}", (s1 - s0) as f64 / secs);
-        println!("idle_{label}_cpu_pct\t{:.4}", (c1 - c0) as f64 / 1e9 / secs * 100.0);
+        println!(
+            "idle_{label}_cpu_pct\t{:.4}",
+            (c1 - c0) as f64 / 1e9 / secs * 100.0
+        );
         if label == "suspended" {
             assert!(p.metrics().suspended, "the player did not suspend");
             let mut wake = Vec::new();
@@ -344,8 +347,14 @@ fn section_idle() {
         p.flush(0).unwrap();
     }
     moved.sort_by(f64::total_cmp);
-    println!("default_change_followed_ms_p50\t{:.1}", moved[moved.len() / 2]);
-    println!("default_change_followed_ms_max\t{:.1}", moved[moved.len() - 1]);
+    println!(
+        "default_change_followed_ms_p50\t{:.1}",
+        moved[moved.len() / 2]
+    );
+    println!(
+        "default_change_followed_ms_max\t{:.1}",
+        moved[moved.len() - 1]
+    );
 }
 
 fn main() {

@@ -41,7 +41,8 @@ mod thread_role;
 pub mod virtual_device;
 
 pub use data::config::{
-    Config, GainScope, Identity, InputFormat, LogLevel, PreferStreamRate, ResampleMode, ResampleQuality,
+    Config, GainScope, Identity, InputFormat, LogLevel, PreferStreamRate, ResampleMode,
+    ResampleQuality,
 };
 pub use data::error::Error;
 pub use data::events::{Event, EventKind, EventSink};

@@ -174,7 +174,9 @@ fn create_cases(t: &mut Table) {
     type Mutate = fn(&mut ApConfig);
     let bad: [(&'static str, Mutate); 15] = [
         ("trim_threshold NaN", |c| c.trim_threshold = f32::NAN),
-        ("trim_threshold 2 (above full scale)", |c| c.trim_threshold = 2.0),
+        ("trim_threshold 2 (above full scale)", |c| {
+            c.trim_threshold = 2.0
+        }),
         ("trim_keep_ms 5000", |c| c.trim_keep_ms = 5000),
         ("input_format 99 (invalid enum)", |c| c.input_format = 99),
         ("input_channels 0", |c| c.input_channels = 0),
@@ -287,14 +289,56 @@ fn live_cases(t: &mut Table, p: *mut ApPlayer) -> u64 {
     );
     type GainPan = (&'static str, f32, f32, u32, ApStatus);
     let gain_pan: [GainPan; 8] = [
-        ("gain NaN", f32::NAN, 0.0, AP_GAIN_UTTERANCE, AP_ERR_INVALID_ARG),
-        ("gain +Inf", f32::INFINITY, 0.0, AP_GAIN_UTTERANCE, AP_ERR_INVALID_ARG),
-        ("gain -0.5", -0.5, 0.0, AP_GAIN_UNTIL_CHANGED, AP_ERR_INVALID_ARG),
-        ("gain 4.5", 4.5, 0.0, AP_GAIN_UNTIL_CHANGED, AP_ERR_INVALID_ARG),
-        ("pan NaN", 1.0, f32::NAN, AP_GAIN_UTTERANCE, AP_ERR_INVALID_ARG),
-        ("pan -Inf", 1.0, f32::NEG_INFINITY, AP_GAIN_UTTERANCE, AP_ERR_INVALID_ARG),
+        (
+            "gain NaN",
+            f32::NAN,
+            0.0,
+            AP_GAIN_UTTERANCE,
+            AP_ERR_INVALID_ARG,
+        ),
+        (
+            "gain +Inf",
+            f32::INFINITY,
+            0.0,
+            AP_GAIN_UTTERANCE,
+            AP_ERR_INVALID_ARG,
+        ),
+        (
+            "gain -0.5",
+            -0.5,
+            0.0,
+            AP_GAIN_UNTIL_CHANGED,
+            AP_ERR_INVALID_ARG,
+        ),
+        (
+            "gain 4.5",
+            4.5,
+            0.0,
+            AP_GAIN_UNTIL_CHANGED,
+            AP_ERR_INVALID_ARG,
+        ),
+        (
+            "pan NaN",
+            1.0,
+            f32::NAN,
+            AP_GAIN_UTTERANCE,
+            AP_ERR_INVALID_ARG,
+        ),
+        (
+            "pan -Inf",
+            1.0,
+            f32::NEG_INFINITY,
+            AP_GAIN_UTTERANCE,
+            AP_ERR_INVALID_ARG,
+        ),
         ("scope 7 (invalid enum)", 1.0, 0.0, 7, AP_ERR_INVALID_ARG),
-        ("gain 1, pan 0, until changed (valid)", 1.0, 0.0, AP_GAIN_UNTIL_CHANGED, AP_OK),
+        (
+            "gain 1, pan 0, until changed (valid)",
+            1.0,
+            0.0,
+            AP_GAIN_UNTIL_CHANGED,
+            AP_OK,
+        ),
     ];
     for (what, gain, pan, scope, want) in gain_pan {
         t.check(

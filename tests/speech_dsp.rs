@@ -72,7 +72,11 @@ fn gain_applies_at_its_content_frame_sample_exact_and_gain_1_is_bit_exact() {
     p.set_gain_pan(1.0, 0.0, 0, UntilChanged).unwrap();
     p.write_f32(&tone[1700..]).unwrap();
     let out = render(&s, 2400);
-    assert_eq!(&out[..1001], &tone[..1001], "gain 1 before the change: bit-exact");
+    assert_eq!(
+        &out[..1001],
+        &tone[..1001],
+        "gain 1 before the change: bit-exact"
+    );
     for i in 1001..1700 {
         assert_eq!(out[i], tone[i] * 0.5, "frame {i} at gain 0.5");
     }
@@ -156,7 +160,10 @@ fn gain_and_pan_ramps_have_no_step_above_the_signals_own() {
     let (l, r) = (chan(&out, 0), chan(&out, 1));
     assert!(max_step(&l) <= own * std::f32::consts::SQRT_2 * 1.001);
     assert!(max_step(&r) <= own * 1.001);
-    assert!(r[2960..].iter().all(|&v| v == 0.0), "right silent after the ramp");
+    assert!(
+        r[2960..].iter().all(|&v| v == 0.0),
+        "right silent after the ramp"
+    );
 }
 
 #[test]
@@ -223,7 +230,10 @@ fn an_utterance_scoped_gain_reverts_at_the_next_utterance() {
         assert_eq!((l[i], r[i]), (wl, wr), "frame {i}");
     }
     let ev = events_until(&p, |e| {
-        e.iter().filter(|e| e.kind == EventKind::UtteranceEnd).count() == 3
+        e.iter()
+            .filter(|e| e.kind == EventKind::UtteranceEnd)
+            .count()
+            == 3
     });
     let starts: Vec<u64> = ev
         .iter()
@@ -311,7 +321,10 @@ fn trim_works_on_int16_and_an_all_silent_utterance_plays_nothing() {
     p.end_utterance().unwrap(); // all silence: nothing queued, its marker fires at once
     p.write_i16(&pcm).unwrap();
     let out = render(&s, 960);
-    assert!(out[..240].iter().all(|&v| v == 300.0 / 32768.0), "5 ms kept");
+    assert!(
+        out[..240].iter().all(|&v| v == 300.0 / 32768.0),
+        "5 ms kept"
+    );
     assert!(out[240..720].iter().all(|&v| v == 0.5), "the sound");
     let m = p.metrics();
     assert_eq!(m.trimmed_ms, 50.0 + 95.0);

@@ -823,20 +823,20 @@ impl RenderState {
                     }
                 }
                 Cmd::GainPan {
-                        gain,
-                        pan,
-                        ramp_ms,
-                        utterance,
-                        ..
-                    } => {
-                        if utterance {
-                            self.gain_scoped = Some(ramp_ms);
-                        } else {
-                            self.gain_base = (gain, pan);
-                            self.gain_scoped = None;
-                        }
-                        self.set_gain_pan(gain, pan, ramp_ms);
+                    gain,
+                    pan,
+                    ramp_ms,
+                    utterance,
+                    ..
+                } => {
+                    if utterance {
+                        self.gain_scoped = Some(ramp_ms);
+                    } else {
+                        self.gain_base = (gain, pan);
+                        self.gain_scoped = None;
                     }
+                    self.set_gain_pan(gain, pan, ramp_ms);
+                }
                 Cmd::Sync { at, content, rate } => {
                     self.sync_from = (at, content);
                     self.content_pos = self.content_pos.max(content);
