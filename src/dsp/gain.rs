@@ -160,6 +160,23 @@ impl ChannelGain {
         if self.is_unity() {
             return;
         }
+        if self.left.settled() && self.right.settled() && self.centre.settled() {
+            // Constant gains: a plain multiply per channel (vectorised), no ramp steps.
+            let (l, r, c) = (self.left.value, self.right.value, self.centre.value);
+            match channels {
+                1 => frames.iter_mut().for_each(|s| *s *= c),
+                2 => frames.chunks_exact_mut(2).for_each(|f| {
+                    f[0] *= l;
+                    f[1] *= r;
+                }),
+                _ => frames.chunks_exact_mut(channels).for_each(|f| {
+                    f[0] *= l;
+                    f[1] *= r;
+                    f[2..].iter_mut().for_each(|s| *s *= c);
+                }),
+            }
+            return;
+        }
         for f in frames.chunks_exact_mut(channels) {
             if channels == 1 {
                 f[0] *= self.centre.value;
