@@ -337,3 +337,30 @@ fn trim_works_on_int16_and_an_all_silent_utterance_plays_nothing() {
         Some((9, 0))
     );
 }
+
+#[test]
+fn gain_and_pan_work_on_a_six_channel_device() {
+    let tone = sine(440.0, RATE, 1920, 0.5);
+    let run = |gain: f32, pan: f32| {
+        let h = host(6);
+        let p = player(&h, |_| {});
+        let s = h.stream("v").unwrap();
+        p.set_gain_pan(gain, pan, 0, UntilChanged).unwrap();
+        p.write_f32(&tone).unwrap();
+        render_blocks(&s, 1920, 480)
+    };
+    let unity = run(1.0, 0.0);
+    let out = run(0.5, -1.0);
+    let (left, _) = audioplay::internals::gain::pan_gains(0.5, -1.0);
+    for (i, (o, u)) in out.chunks(6).zip(unity.chunks(6)).enumerate() {
+        assert_eq!(o[0], u[0] * left, "frame {i} front left");
+        assert_eq!(o[1], 0.0, "frame {i} front right (hard left)");
+        for c in 2..6 {
+            assert_eq!(o[c], u[c] * 0.5, "frame {i} channel {c}: the gain, no pan");
+        }
+    }
+    assert!(
+        unity.chunks(6).any(|f| f[0] != 0.0),
+        "the tone reached the device"
+    );
+}
