@@ -364,3 +364,32 @@ fn gain_and_pan_work_on_a_six_channel_device() {
         "the tone reached the device"
     );
 }
+
+#[test]
+fn trim_in_producer_resampling_keeps_the_marker_on_the_tone() {
+    // 24 kHz content, resampled by the writer to the 48 kHz stream (U2).
+    let h = host(1);
+    let p = player(&h, |c| {
+        c.input_rate = 24000;
+        c.resample_mode = audioplay::ResampleMode::Producer;
+        c.trim_threshold = 0.01;
+        c.trim_keep_ms = 10;
+    });
+    let s = h.stream("v").unwrap();
+    let tone = sine(440.0, 24000, 2401, 0.5)[1..].to_vec();
+    p.write_f32(&vec![0.0; 4800]).unwrap(); // 200 ms
+    p.mark(5).unwrap();
+    p.write_f32(&tone).unwrap();
+    p.end_utterance().unwrap();
+    let out = render(&s, 9600);
+    let first = out.iter().position(|v| v.abs() >= 0.01).unwrap();
+    // 10 ms kept (480 stream frames), then the tone (the resampler smears its edge by a frame or two).
+    assert!((478..=482).contains(&first), "first sound at {first}");
+    let ev = events_until(&p, |e| e.iter().any(|e| e.kind == EventKind::UtteranceEnd));
+    let mark = ev.iter().find(|e| e.kind == EventKind::Marker).unwrap();
+    assert_eq!(
+        mark.frame, 240,
+        "content frame of the tone's start (10 ms at 24 kHz)"
+    );
+    assert_eq!(p.metrics().trimmed_ms, 190.0);
+}
