@@ -29,6 +29,17 @@
 #define MAX_IDENTITY_LEN 256
 
 /**
+ * `ap_set_gain_pan` scope: this utterance only (the next one goes back to the last
+ * `AP_GAIN_UNTIL_CHANGED` setting; made between utterances, it is for the next one).
+ */
+#define AP_GAIN_UTTERANCE 0
+
+/**
+ * `ap_set_gain_pan` scope: from here on, until changed.
+ */
+#define AP_GAIN_UNTIL_CHANGED 1
+
+/**
  * Event kinds (`ApEvent.kind`).
  */
 #define AP_EVENT_MARKER 1
@@ -414,6 +425,18 @@ typedef struct ApConfig {
    * wakes slowly (Bluetooth) does not clip the first syllable (default 0).
    */
   uint32_t wake_preroll_ms;
+  /**
+   * Leading-silence trim: at an utterance's start, leading frames whose every sample is
+   * below this magnitude (full scale 1.0; int16 is scaled by 1/32768) are dropped before
+   * they are queued, keeping the last `trim_keep_ms` of them, so the first sound starts
+   * sooner; markers stay on their words. 0 = off (default), else up to 1. Dropped time is
+   * in `ApMetrics.trimmed_ms`.
+   */
+  float trim_threshold;
+  /**
+   * Leading silence kept before the first sound when trimming, ms (0-1000, default 10).
+   */
+  uint32_t trim_keep_ms;
 } ApConfig;
 
 /**
@@ -682,6 +705,11 @@ typedef struct ApMetrics {
    * `underruns` (a dry queue) or `stream_errors`.
    */
   uint64_t server_underflows;
+  /**
+   * Leading silence dropped at utterance starts (`ApConfig.trim_threshold`), ms of
+   * content; those frames are in no other counter (not in `frames_written`).
+   */
+  double trimmed_ms;
 } ApMetrics;
 
 /**
@@ -898,6 +926,22 @@ ApStatus ap_resume(struct ApPlayer *player, uint32_t ramp_ms);
  * 10000) so it never steps. `AP_ERR_INVALID_ARG` for NaN or out of range. Thread-safe.
  */
 ApStatus ap_set_volume(struct ApPlayer *player, float gain, uint32_t ramp_ms);
+
+/**
+ * Gain and pan, in band: audio written from now on gets `gain` (linear, 0..=4; 1 =
+ * unchanged) and `pan` (-1 hard left ..= 1 hard right, 0 centre; equal-power with unity at
+ * the centre, so hard left is +3 dB on the left; ignored on a mono device), ramped over
+ * `ramp_ms` (clamped to 10000) so it never clicks. `scope` is `AP_GAIN_UTTERANCE` or
+ * `AP_GAIN_UNTIL_CHANGED`. Above unity a soft limiter keeps peaks under 0 dBFS (no hard
+ * clip); at gain <= 1 the audio is bit-exact. Applies on top of `ap_set_volume`.
+ * `AP_ERR_INVALID_ARG` for NaN, infinity, out of range values or an unknown scope. Never
+ * waits for a writer (like `ap_mark`). Thread-safe.
+ */
+ApStatus ap_set_gain_pan(struct ApPlayer *player,
+                         float gain,
+                         float pan,
+                         uint32_t ramp_ms,
+                         uint32_t scope);
 
 /**
  * Voice change, in band: audio written before this call plays in its old format, audio

@@ -41,7 +41,8 @@ mod thread_role;
 pub mod virtual_device;
 
 pub use data::config::{
-    Config, Identity, InputFormat, LogLevel, PreferStreamRate, ResampleMode, ResampleQuality,
+    Config, GainScope, Identity, InputFormat, LogLevel, PreferStreamRate, ResampleMode,
+    ResampleQuality,
 };
 pub use data::error::Error;
 pub use data::events::{Event, EventKind, EventSink};
@@ -56,7 +57,7 @@ pub use player::Player;
 pub mod internals {
     pub use crate::control::device;
     pub use crate::data::counters;
-    pub use crate::dsp::{convert, quality, resample, wav};
+    pub use crate::dsp::{convert, gain, quality, resample, wav};
     pub use crate::realtime::{render, shape};
     /// Tests that call the render core directly take the audio thread's role.
     pub mod thread_role {

@@ -15,7 +15,7 @@ use crate::control::shared::{
     Ask, EventPump, ServiceOwned, Shared, StreamPhase, Wake, WriterSignals,
 };
 use crate::control::writer::{log_request_error, Request, Writer, Writing, POLL};
-use crate::data::config::{Config, InputFormat, LogLevel};
+use crate::data::config::{Config, GainScope, InputFormat, LogLevel};
 use crate::data::counters::{Counters, DeviceStats};
 use crate::data::error::Error;
 use crate::data::events::{Event, EventKind};
@@ -121,6 +121,7 @@ impl Player {
             in_utterance: false,
             fresh_utterance: false,
             producer,
+            trim: crate::control::writer::Trim::new(cfg.trim_threshold, cfg.trim_keep_ms),
         };
         // The host's callbacks run only through the gate: after close, none starts again.
         let callbacks = Arc::new(Gate::default());
@@ -319,7 +320,17 @@ impl Player {
                 self.shared.core.request_flush(upto, fade_ms);
                 let mut q = self.writing.requests();
                 let marks = q.iter().filter(|r| matches!(r, Request::Mark(_))).count();
-                q.retain(|r| matches!(r, Request::Format(_)));
+                // An until-changed gain or pan is kept too (it outlives the flushed audio).
+                q.retain(|r| {
+                    matches!(
+                        r,
+                        Request::Format(_)
+                            | Request::GainPan {
+                                scope: GainScope::UntilChanged,
+                                ..
+                            }
+                    )
+                });
                 q.push_back(Request::Cut);
                 drop(q);
                 self.shared
@@ -359,6 +370,38 @@ impl Player {
         }
         self.shared.core.set_volume(gain, ramp_ms.min(10_000));
         Ok(())
+    }
+
+    /// Gain and pan in band (issue 16): from the next frame written, the output gets `gain`
+    /// (linear, 0..=4; 1 = unchanged) and `pan` (-1 hard left ..= 1 hard right, 0 centre;
+    /// equal-power, unity at the centre; ignored on a mono device), ramped over `ramp_ms`
+    /// (clamped to 10000) so it never clicks. `scope`: for this utterance (the next one goes
+    /// back to the last until-changed setting), or until changed. Above unity a soft
+    /// limiter keeps peaks under 0 dBFS; at or below it the output is bit-exact.
+    pub fn set_gain_pan(
+        &self,
+        gain: f32,
+        pan: f32,
+        ramp_ms: u32,
+        scope: GainScope,
+    ) -> Result<(), Error> {
+        if !(0.0..=4.0).contains(&gain) {
+            return Err(Error::InvalidArgument(format!(
+                "gain {gain} out of range 0..=4"
+            )));
+        }
+        if !(-1.0..=1.0).contains(&pan) {
+            return Err(Error::InvalidArgument(format!(
+                "pan {pan} out of range -1..=1"
+            )));
+        }
+        let req = Request::GainPan {
+            gain,
+            pan,
+            ramp_ms: ramp_ms.min(10_000),
+            scope,
+        };
+        self.writing.request(&self.shared, req)
     }
 
     /// Moves playback to another device (None = follow the system default) through the
@@ -534,6 +577,7 @@ impl Player {
             outages: d.outages.load(Relaxed),
             last_outage_ms: d.outage_ms.load(Relaxed),
             server_reconnects: d.server_reconnects.load(Relaxed),
+            trimmed_ms: c.trimmed_us.load(Relaxed) as f64 / 1000.0,
         }
     }
 

@@ -345,3 +345,53 @@ fn no_allocation_waking_from_a_suspend_with_a_preroll() {
     assert_eq!(events(), 0, "allocations or frees on the audio thread");
     assert_eq!(p.metrics().frames_played, 2205 + 22050);
 }
+
+/// Issue 16 in the callback: gain and pan ramps (utterance-scoped and until changed, so the
+/// revert at an utterance start runs too), the limiter engaged above unity, on a stereo
+/// device with resampling; the writer trims each utterance's leading silence meanwhile.
+#[test]
+fn no_allocation_with_gain_pan_ramps_the_limiter_and_trim() {
+    use audioplay::GainScope;
+    let h = VirtualHost::new(vec![device("v", 48000, 2, SampleFormat::F32)]);
+    let p = Player::with_host(
+        Config {
+            input_format: InputFormat::F32,
+            input_channels: 1,
+            input_rate: 22050,
+            write_timeout_ms: 0,
+            trim_threshold: 0.01,
+            trim_keep_ms: 5,
+            ..Config::default()
+        },
+        h.cpal_host(),
+    )
+    .unwrap();
+    let s = h.stream("v").unwrap();
+    let mut out = vec![0f32; 480 * 2];
+    let silence = vec![0.0f32; 2205];
+    let loud: Vec<f32> = (0..2205).map(|i| 0.9 * (i as f32 * 0.06).sin()).collect();
+    let mut seen = 0;
+    for k in 0..200 {
+        // Outside the counted region: a new utterance every 10 callbacks, led by silence
+        // to trim, with a scoped boost (limited) or an until-changed pan, both ramped.
+        if k % 10 == 0 {
+            p.end_utterance().unwrap();
+            p.write_f32(&silence).unwrap();
+            let (gain, pan, scope) = if k % 20 == 0 {
+                (3.0, -0.7, GainScope::Utterance)
+            } else {
+                (0.6, 0.4, GainScope::UntilChanged)
+            };
+            p.set_gain_pan(gain, pan, 5, scope).unwrap();
+        }
+        p.write_f32(&loud[..240]).unwrap();
+        reset_events();
+        assert!(in_callback(|| s.render_f32(480, &mut out)));
+        seen += events();
+        assert!(out.iter().all(|v| v.abs() < 1.0), "limited");
+    }
+    assert_eq!(seen, 0, "allocations or frees on the audio thread");
+    let m = p.metrics();
+    assert!(m.trimmed_ms > 1000.0, "trimmed {} ms", m.trimmed_ms);
+    assert_eq!(m.underruns, 0);
+}

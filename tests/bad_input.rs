@@ -87,6 +87,12 @@ fn dead_handles(t: &mut Table, stale: *mut ApPlayer) {
         t.check("ap_resume", what, want, ap_resume(h, 5));
         t.check("ap_set_volume", what, want, ap_set_volume(h, 0.5, 5));
         t.check(
+            "ap_set_gain_pan",
+            what,
+            want,
+            ap_set_gain_pan(h, 0.5, 0.0, 5, AP_GAIN_UTTERANCE),
+        );
+        t.check(
             "ap_set_input_format",
             what,
             want,
@@ -166,7 +172,12 @@ fn create_cases(t: &mut Table) {
         );
     }
     type Mutate = fn(&mut ApConfig);
-    let bad: [(&'static str, Mutate); 12] = [
+    let bad: [(&'static str, Mutate); 15] = [
+        ("trim_threshold NaN", |c| c.trim_threshold = f32::NAN),
+        ("trim_threshold 2 (above full scale)", |c| {
+            c.trim_threshold = 2.0
+        }),
+        ("trim_keep_ms 5000", |c| c.trim_keep_ms = 5000),
         ("input_format 99 (invalid enum)", |c| c.input_format = 99),
         ("input_channels 0", |c| c.input_channels = 0),
         ("input_channels 4096 (huge)", |c| c.input_channels = 4096),
@@ -275,6 +286,79 @@ fn live_cases(t: &mut Table, p: *mut ApPlayer) -> u64 {
         "ramp_ms u32::MAX (clamped to 10 s)",
         AP_OK,
         ap_set_volume(p, 1.0, u32::MAX),
+    );
+    type GainPan = (&'static str, f32, f32, u32, ApStatus);
+    let gain_pan: [GainPan; 8] = [
+        (
+            "gain NaN",
+            f32::NAN,
+            0.0,
+            AP_GAIN_UTTERANCE,
+            AP_ERR_INVALID_ARG,
+        ),
+        (
+            "gain +Inf",
+            f32::INFINITY,
+            0.0,
+            AP_GAIN_UTTERANCE,
+            AP_ERR_INVALID_ARG,
+        ),
+        (
+            "gain -0.5",
+            -0.5,
+            0.0,
+            AP_GAIN_UNTIL_CHANGED,
+            AP_ERR_INVALID_ARG,
+        ),
+        (
+            "gain 4.5",
+            4.5,
+            0.0,
+            AP_GAIN_UNTIL_CHANGED,
+            AP_ERR_INVALID_ARG,
+        ),
+        (
+            "pan NaN",
+            1.0,
+            f32::NAN,
+            AP_GAIN_UTTERANCE,
+            AP_ERR_INVALID_ARG,
+        ),
+        (
+            "pan -Inf",
+            1.0,
+            f32::NEG_INFINITY,
+            AP_GAIN_UTTERANCE,
+            AP_ERR_INVALID_ARG,
+        ),
+        ("scope 7 (invalid enum)", 1.0, 0.0, 7, AP_ERR_INVALID_ARG),
+        (
+            "gain 1, pan 0, until changed (valid)",
+            1.0,
+            0.0,
+            AP_GAIN_UNTIL_CHANGED,
+            AP_OK,
+        ),
+    ];
+    for (what, gain, pan, scope, want) in gain_pan {
+        t.check(
+            "ap_set_gain_pan",
+            what,
+            want,
+            ap_set_gain_pan(p, gain, pan, u32::MAX, scope),
+        );
+    }
+    let mut msg = [0 as c_char; 256];
+    assert_eq!(
+        ap_set_gain_pan(p, 1.0, 1.5, 0, AP_GAIN_UTTERANCE),
+        AP_ERR_INVALID_ARG
+    );
+    assert_eq!(ap_last_error(p, msg.as_mut_ptr(), msg.len()), AP_OK);
+    // SAFETY: ap_last_error NUL-terminates within the buffer.
+    let msg = unsafe { std::ffi::CStr::from_ptr(msg.as_ptr()) };
+    assert_eq!(
+        msg.to_str().unwrap(),
+        "ap_set_gain_pan: invalid argument: pan 1.5 out of range -1..=1"
     );
     // Ramps are clamped to 10 s (documented); a paused player keeps what it holds.
     t.check(

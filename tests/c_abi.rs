@@ -423,7 +423,7 @@ fn struct_layout_matches_what_a_c_compiler_sees() {
         log_level, log_fn, log_user, device_poll_ms, device_query_cooldown_ms,
         max_recreate_per_minute, debounce_ms, max_replay_ms, recreate_warn_ms, start_threshold_ms,
         idle_suspend_ms, event_fn, event_user, resample_quality, resample_p95_limit_us,
-        audio_thread_priority);
+        audio_thread_priority, trim_threshold, trim_keep_ms);
     let event = fields!(ApEvent: struct_size, kind, id, frame, heard_ms);
     let device = fields!(ApDeviceInfo: struct_size, rate, channels, is_default, id, name);
     let metrics = fields!(ApMetrics: struct_size, output_channels, frames_written, frames_played,
@@ -436,7 +436,7 @@ fn struct_layout_matches_what_a_c_compiler_sees() {
         last_route_gap_ms, recreate_ms_p50, recreate_ms_p95, recreate_ms_max, device_id, device_name,
         frames_flushed, frames_heard, markers_flushed, events_dropped, last_wake_ms, suspended,
         late_callbacks, resample_fallback, output_lost, outages, last_outage_ms, server_reconnects,
-        server_underflows);
+        server_underflows, trimmed_ms);
     let state = fields!(ApStreamState: struct_size, started, generation, stream_rate, device_rate,
         content_rate, output_channels, recreating, device_format, device_id, device_name);
     let mut c = String::from(

@@ -102,6 +102,8 @@ type Config struct {
 	ResampleQuality   Quality       // QualityLinear (default) or QualityHigh
 	KeepAwake         time.Duration // suspend the device stream after this long idle (default 30 s; negative: never)
 	WakePreroll       time.Duration // silence before the first frame after a suspend (default 0)
+	TrimThreshold     float64       // drop an utterance's leading silence below this magnitude (0..1; default 0: off)
+	TrimKeep          time.Duration // leading silence kept before the first sound when trimming (default 10 ms; negative: none)
 
 	// How the sound server shows, remembers and routes the stream ("" takes the default).
 	ApplicationName string // application.name (default: the program's name)
@@ -228,6 +230,17 @@ func New(cfg Config) (*Player, error) {
 		setMs(&c.keep_awake_ms, "Config.KeepAwake", cfg.KeepAwake)
 	}
 	setMs(&c.wake_preroll_ms, "Config.WakePreroll", cfg.WakePreroll)
+	if cfg.TrimKeep < 0 {
+		c.trim_keep_ms = 0
+	} else {
+		setMs(&c.trim_keep_ms, "Config.TrimKeep", cfg.TrimKeep)
+	}
+	if err == nil && cfg.TrimThreshold != 0 {
+		if math.IsNaN(cfg.TrimThreshold) || cfg.TrimThreshold < 0 || cfg.TrimThreshold > 1 {
+			err = invalid(op, "Config.TrimThreshold %v is not in 0..1", cfg.TrimThreshold)
+		}
+		c.trim_threshold = C.float(cfg.TrimThreshold)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -477,6 +490,31 @@ func (p *Player) SetVolume(gain float64, r time.Duration) error {
 		return err
 	}
 	return p.call(op, func(h *C.ApPlayer) C.ApStatus { return C.ap_set_volume(h, C.float(gain), v) })
+}
+
+// SetGainPan sets gain (linear, 0..4) and pan (-1 hard left .. 1 hard right; equal-power with
+// unity at the centre, ignored on a mono device) in band, from the next frame written,
+// ramped over r. utteranceOnly: for this utterance (the next goes back to the last
+// until-changed setting); else until changed. Above unity a soft limiter prevents clipping.
+func (p *Player) SetGainPan(gain, pan float64, r time.Duration, utteranceOnly bool) error {
+	const op = "set_gain_pan"
+	if math.IsNaN(gain) || math.IsInf(gain, 0) || gain < 0 || gain > 4 {
+		return invalid(op, "gain %v is not in 0..4", gain)
+	}
+	if math.IsNaN(pan) || math.IsInf(pan, 0) || pan < -1 || pan > 1 {
+		return invalid(op, "pan %v is not in -1..1", pan)
+	}
+	v, err := ramp(op, "ramp", r)
+	if err != nil {
+		return err
+	}
+	scope := C.uint32_t(C.AP_GAIN_UNTIL_CHANGED)
+	if utteranceOnly {
+		scope = C.AP_GAIN_UTTERANCE
+	}
+	return p.call(op, func(h *C.ApPlayer) C.ApStatus {
+		return C.ap_set_gain_pan(h, C.float(gain), C.float(pan), v, scope)
+	})
 }
 
 // SetInputFormat is a voice change, in band: what was written before plays in its old

@@ -40,6 +40,7 @@ type Metrics struct {
 	RecreateP50, RecreateP95, RecreateMax                      time.Duration
 	LastWake                                                   time.Duration // -1 if none yet
 	LastOutage                                                 time.Duration
+	Trimmed                                                    time.Duration // leading silence dropped at utterance starts (Config.TrimThreshold)
 }
 
 // Metrics reads the player's counters.
@@ -84,6 +85,7 @@ func (p *Player) Metrics() (Metrics, error) {
 		RecreateMax: msDuration(float64(m.recreate_ms_max)),
 		LastWake:    msDuration(float64(m.last_wake_ms)),
 		LastOutage:  time.Duration(m.last_outage_ms) * time.Millisecond,
+		Trimmed:     msDuration(float64(m.trimmed_ms)),
 	}, nil
 }
 

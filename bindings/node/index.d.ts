@@ -61,6 +61,10 @@ export interface PlayerOptions {
   keepAwakeMs?: number;
   /** Silence played after a suspend before the first frame, ms, 0..1000 (default 0). */
   wakePrerollMs?: number;
+  /** Leading-silence trim threshold (full scale 1; 0 = off, the default). */
+  trimThreshold?: number;
+  /** Leading silence kept before the first sound when trimming, ms (default 10). */
+  trimKeepMs?: number;
   /** How often events are polled while someone listens, ms, 1..1000 (default 20). */
   eventPollMs?: number;
 }
@@ -172,6 +176,8 @@ export interface Metrics {
   last_outage_ms: number;
   server_reconnects: number;
   server_underflows: number;
+  /** Leading silence dropped at utterance starts, ms. */
+  trimmed_ms: number;
 }
 export type MetricName = keyof Metrics;
 
@@ -228,6 +234,9 @@ export class Player extends EventEmitter {
   resume(rampMs?: number): void;
   /** Linear gain 0..4. */
   setVolume(gain: number, rampMs?: number): void;
+  /** Gain (0..4) and pan (-1..1, equal-power; ignored on mono) from the next frame written,
+   * ramped; for this utterance only if `utterance`, else until changed. */
+  setGainPan(gain: number, pan?: number, rampMs?: number, utterance?: boolean): void;
   setVoice(voice: Voice): void;
   setDevice(id: string | null): void;
   position(): Position;

@@ -100,7 +100,8 @@ const ApConfig = koffi.struct('ApConfig', {
   resample_p95_limit_us: 'uint32', audio_thread_priority: 'uint32',
   device_lost_timeout_ms: 'uint32', application_name: 'const char *',
   application_id: 'const char *', stream_name: 'const char *', media_role: 'const char *',
-  keep_awake_ms: 'uint32', wake_preroll_ms: 'uint32',
+  keep_awake_ms: 'uint32', wake_preroll_ms: 'uint32', trim_threshold: 'float',
+  trim_keep_ms: 'uint32',
 });
 const ApEvent = koffi.struct('ApEvent', {
   struct_size: 'uint32', kind: 'uint32', id: 'uint64', frame: 'uint64', heard_ms: 'double',
@@ -135,7 +136,7 @@ Object.assign(metricFields, {
   frames_flushed: 'uint64', frames_heard: 'uint64', markers_flushed: 'uint64',
   events_dropped: 'uint64', last_wake_ms: 'double', suspended: 'uint32', late_callbacks: 'uint64',
   resample_fallback: 'uint32', output_lost: 'uint32', outages: 'uint64', last_outage_ms: 'uint64',
-  server_reconnects: 'uint64', server_underflows: 'uint64',
+  server_reconnects: 'uint64', server_underflows: 'uint64', trimmed_ms: 'double',
 });
 const ApMetrics = koffi.struct('ApMetrics', metricFields);
 
@@ -151,6 +152,7 @@ const fn = {
   pause: lib.func('int32 ap_pause(void *p, uint32 ramp_ms)'),
   resume: lib.func('int32 ap_resume(void *p, uint32 ramp_ms)'),
   set_volume: lib.func('int32 ap_set_volume(void *p, float gain, uint32 ramp_ms)'),
+  set_gain_pan: lib.func('int32 ap_set_gain_pan(void *p, float gain, float pan, uint32 ramp_ms, uint32 scope)'),
   set_input_format: lib.func('int32 ap_set_input_format(void *p, int32 format, uint32 channels, uint32 rate)'),
   list_devices: lib.func('int32 ap_list_devices(void *out, size_t capacity, _Out_ size_t *count)'),
   set_device: lib.func('int32 ap_set_device(void *p, const char *id)'),
@@ -321,6 +323,12 @@ const OPTIONS = {
   mediaRole: ['media_role', (n, v) => checkName(n, v)],
   keepAwakeMs: ['keep_awake_ms', u32()],
   wakePrerollMs: ['wake_preroll_ms', u32()],
+  // Leading-silence trim (0: off); the range is checked by the library (with its reason).
+  trimThreshold: ['trim_threshold', (n, v) => {
+    if (typeof v !== 'number') throw new TypeError(`${n} must be a number, got ${describe(v)}`);
+    return v;
+  }],
+  trimKeepMs: ['trim_keep_ms', u32()],
   // The binding's own: how often events are polled while someone listens.
   eventPollMs: [null, u32({ min: 1, max: 1000 })],
 };
@@ -570,6 +578,25 @@ class Player extends EventEmitter {
     const h = this._live('ap_resume');
     checkMs('rampMs', rampMs);
     this._check(fn.resume(h, rampMs), 'ap_resume');
+  }
+
+  /**
+   * Gain (linear 0..4) and pan (-1 left .. 1 right, equal-power; ignored on mono) from the
+   * next frame written, ramped over `rampMs`; for this utterance only if `utterance`, else
+   * until changed. Above unity a soft limiter prevents clipping.
+   */
+  setGainPan(gain, pan = 0, rampMs = 10, utterance = false) {
+    const h = this._live('ap_set_gain_pan');
+    if (typeof gain !== 'number') throw new TypeError(`gain must be a number, got ${describe(gain)}`);
+    if (!(gain >= 0 && gain <= 4)) throw new RangeError(`gain must be in 0..4, got ${gain}`);
+    if (typeof pan !== 'number') throw new TypeError(`pan must be a number, got ${describe(pan)}`);
+    if (!(pan >= -1 && pan <= 1)) throw new RangeError(`pan must be in -1..1, got ${pan}`);
+    checkMs('rampMs', rampMs);
+    if (typeof utterance !== 'boolean') {
+      throw new TypeError(`utterance must be a boolean, got ${describe(utterance)}`);
+    }
+    // AP_GAIN_UTTERANCE = 0, AP_GAIN_UNTIL_CHANGED = 1.
+    this._check(fn.set_gain_pan(h, gain, pan, rampMs, utterance ? 0 : 1), 'ap_set_gain_pan');
   }
 
   /** Output gain, linear 0..4 (1 = unchanged), ramped over `rampMs`. */

@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use crate::control::shared::Shared;
-use crate::data::config::ResampleQuality;
+use crate::data::config::{GainScope, ResampleQuality};
 use crate::data::error::Error;
 use crate::dsp::resample::Resampler;
 use crate::realtime::command::Cmd;
@@ -29,6 +29,13 @@ pub enum Request {
     /// A flush happened while a write was in progress: end the utterance on the writing
     /// side and reset the producer resampler (what `cut` does when the lock is free).
     Cut,
+    /// Gain and pan in band (issue 16), checked by the player.
+    GainPan {
+        gain: f32,
+        pan: f32,
+        ramp_ms: u32,
+        scope: GainScope,
+    },
 }
 
 /// The writer behind its lock, and the control requests left for whoever holds it.
@@ -154,6 +161,100 @@ pub struct Writer {
     pub fresh_utterance: bool,
     /// Set when `resample_mode` is producer.
     pub producer: Option<ProducerResampler>,
+    /// Leading-silence trim (issue 16).
+    pub trim: Trim,
+}
+
+/// Leading-silence trim (issue 16), done here, before samples enter the ring, so the
+/// callback does no extra work and every position it counts is a frame that plays.
+///
+/// Markers: trimmed frames never enter the ring, so they are not in any position (events,
+/// `position`, `frames_written`); they are reported only in `trimmed_ms`. A marker placed
+/// during the leading silence is held here with its offset into that silence and queued
+/// when the first sound arrives, among the kept frames where it was placed: one in the
+/// dropped part counts the dropped frames as played instantly and fires at the first kept
+/// frame; one placed right before the first sound fires at that sound's first frame.
+pub struct Trim {
+    /// Frames whose every sample is below this magnitude are silence (0: trim off).
+    threshold: f32,
+    keep_ms: u32,
+    /// In an utterance's leading silence: nothing of it has been queued yet.
+    active: bool,
+    /// The latest leading silence, in the application's format: at most `keep_ms` of it,
+    /// queued in front of the first sound.
+    held: Vec<u8>,
+    /// Leading frames seen so far (marker offsets count from the utterance's start).
+    seen: u64,
+    /// Markers placed during the leading silence: (offset in frames, id).
+    marks: Vec<(u64, u64)>,
+}
+
+impl Trim {
+    pub fn new(threshold: f32, keep_ms: u32) -> Self {
+        Trim {
+            threshold,
+            keep_ms,
+            active: false,
+            held: Vec::new(),
+            seen: 0,
+            marks: Vec::new(),
+        }
+    }
+
+    /// Index of the first frame with a sample at or above the threshold, if any.
+    fn first_sound(&self, shape: InputShape, bytes: &[u8]) -> Option<usize> {
+        let ch = shape.channels;
+        if shape.s16 {
+            let t = self.threshold * 32768.0;
+            bytes
+                .chunks_exact(2)
+                .position(|b| f32::from(i16::from_ne_bytes([b[0], b[1]])).abs() >= t)
+                .map(|i| i / ch)
+        } else {
+            bytes
+                .chunks_exact(4)
+                .position(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]).abs() >= self.threshold)
+                .map(|i| i / ch)
+        }
+    }
+
+    /// Adds leading silence: keeps the last `keep_ms` of all seen so far, counting what
+    /// falls out as trimmed.
+    fn hold(&mut self, shared: &Shared, shape: InputShape, bytes: &[u8]) {
+        let fb = shape.frame_bytes();
+        self.seen += (bytes.len() / fb) as u64;
+        let keep = (self.keep_ms as u64 * shape.rate as u64 / 1000) as usize * fb;
+        let dropped = if bytes.len() >= keep {
+            let d = self.held.len() + bytes.len() - keep;
+            self.held.clear();
+            self.held.extend_from_slice(&bytes[bytes.len() - keep..]);
+            d
+        } else {
+            self.held.extend_from_slice(bytes);
+            let d = self.held.len().saturating_sub(keep);
+            self.held.drain(..d);
+            d
+        };
+        count_trimmed(shared, shape, dropped / fb);
+    }
+
+    /// The held silence is dropped whole (an all-silent utterance, a flush, a voice change
+    /// during the silence); markers held are placed at its end.
+    fn drop_held(&mut self, shared: &Shared, shape: InputShape) {
+        count_trimmed(shared, shape, self.held.len() / shape.frame_bytes());
+        self.held.clear();
+        self.seen = 0;
+        for m in &mut self.marks {
+            m.0 = 0;
+        }
+    }
+}
+
+fn count_trimmed(shared: &Shared, shape: InputShape, frames: usize) {
+    if frames > 0 {
+        let us = frames as u64 * 1_000_000 / shape.rate.max(1) as u64;
+        shared.counters.trimmed_us.fetch_add(us, Relaxed);
+    }
 }
 
 /// U2: resampling before the ring, on the writing thread, so the callback only copies.
@@ -222,7 +323,7 @@ impl Writer {
             Cmd::UtteranceStart { at } | Cmd::UtteranceEnd { at } | Cmd::Mark { at, .. } => {
                 Some(at)
             }
-            Cmd::Format { .. } | Cmd::Sync { .. } => None,
+            Cmd::Format { .. } | Cmd::Sync { .. } | Cmd::GainPan { .. } => None,
         };
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
@@ -269,6 +370,12 @@ impl Writer {
                     self.cut(shared);
                     Ok(())
                 }
+                Request::GainPan {
+                    gain,
+                    pan,
+                    ramp_ms,
+                    scope,
+                } => self.gain_pan(shared, gain, pan, ramp_ms, scope),
             };
             if result.is_ok() {
                 result = r;
@@ -304,6 +411,55 @@ impl Writer {
         }
         self.begin_utterance(shared)?;
         let deadline = Instant::now() + timeout;
+        if self.trim.active {
+            let shape = self.shape;
+            let Some(first) = self.trim.first_sound(shape, bytes) else {
+                // Still leading silence: held or dropped, all of it accepted.
+                self.trim.hold(shared, shape, bytes);
+                return Ok(bytes.len() / fb);
+            };
+            self.trim.hold(shared, shape, &bytes[..first * fb]);
+            self.end_trim(shared, deadline)?;
+            return Ok(first + self.queue(shared, &bytes[first * fb..], deadline)?);
+        }
+        self.queue(shared, bytes, deadline)
+    }
+
+    /// The first sound of an utterance arrived: the kept silence goes into the ring in
+    /// front of it, with the markers held during the silence where they were placed in it
+    /// (see `Trim`).
+    fn end_trim(&mut self, shared: &Shared, deadline: Instant) -> Result<(), Error> {
+        self.trim.active = false;
+        let held = std::mem::take(&mut self.trim.held);
+        let marks = std::mem::take(&mut self.trim.marks);
+        let fb = self.shape.frame_bytes();
+        let h = (held.len() / fb) as u64;
+        // Frames of the leading silence dropped before the held ones.
+        let dropped = self.trim.seen.saturating_sub(h);
+        self.trim.seen = 0;
+        let mut from = 0;
+        for (offset, id) in marks {
+            let k = offset.saturating_sub(dropped).min(h) as usize;
+            if k > from {
+                self.queue(shared, &held[from * fb..k * fb], deadline)?;
+                from = k;
+            }
+            let at = Self::at(shared);
+            self.command(shared, Cmd::Mark { at, id })?;
+        }
+        self.queue(shared, &held[from * fb..], deadline)?;
+        self.trim.held = held;
+        self.trim.held.clear();
+        Ok(())
+    }
+
+    /// Queues whole frames of the current format (resampling them first in producer mode).
+    /// Returns frames queued.
+    fn queue(&mut self, shared: &Shared, bytes: &[u8], deadline: Instant) -> Result<usize, Error> {
+        let fb = self.shape.frame_bytes();
+        if bytes.is_empty() {
+            return Ok(0);
+        }
         if self.producer.is_none() {
             return Ok(self.put(shared, bytes, deadline)? / fb);
         }
@@ -492,6 +648,15 @@ impl Writer {
 
     pub fn end_utterance(&mut self, shared: &Shared) -> Result<(), Error> {
         if self.in_utterance {
+            if self.trim.active {
+                // All of it was silence: nothing queued; its markers fire at its end.
+                self.trim.drop_held(shared, self.shape);
+                self.trim.active = false;
+                for (_, id) in std::mem::take(&mut self.trim.marks) {
+                    let at = Self::at(shared);
+                    self.command(shared, Cmd::Mark { at, id })?;
+                }
+            }
             self.finish_producer(shared, Instant::now() + Duration::from_secs(1))?;
             self.command(
                 shared,
@@ -509,6 +674,11 @@ impl Writer {
     /// event follows the utterance start.
     pub fn mark(&mut self, shared: &Shared, id: u64) -> Result<(), Error> {
         self.begin_utterance(shared)?;
+        if self.trim.active {
+            // Placed when the first sound arrives (see `Trim`).
+            self.trim.marks.push((self.trim.seen, id));
+            return Ok(());
+        }
         let at = Self::at(shared);
         self.command(shared, Cmd::Mark { at, id })
     }
@@ -518,6 +688,7 @@ impl Writer {
             let at = Self::at(shared);
             self.command(shared, Cmd::UtteranceStart { at })?;
             self.in_utterance = true;
+            self.trim.active = self.trim.threshold > 0.0;
             // The service thread may be in its long device-poll sleep, and the callback
             // cannot wake it: events from this utterance must be delivered on time.
             shared.requests.notify();
@@ -526,10 +697,41 @@ impl Writer {
         Ok(())
     }
 
+    /// Gain and pan in band from the next frame written (issue 16). An utterance-scoped
+    /// setting opens the utterance (like a marker) so that it belongs to it.
+    pub fn gain_pan(
+        &mut self,
+        shared: &Shared,
+        gain: f32,
+        pan: f32,
+        ramp_ms: u32,
+        scope: GainScope,
+    ) -> Result<(), Error> {
+        let utterance = scope == GainScope::Utterance;
+        if utterance {
+            self.begin_utterance(shared)?;
+        }
+        let at = Self::at(shared);
+        self.command(
+            shared,
+            Cmd::GainPan {
+                at,
+                gain,
+                pan,
+                ramp_ms,
+                utterance,
+            },
+        )
+    }
+
     /// A voice change, in band: what was written before plays in the old format.
     pub fn set_format(&mut self, shared: &Shared, shape: InputShape) -> Result<(), Error> {
         if shape == self.shape {
             return Ok(());
+        }
+        if self.trim.active {
+            // The held silence is in the old format: dropped (see `Trim::drop_held`).
+            self.trim.drop_held(shared, self.shape);
         }
         if self.producer.is_some() {
             // The ring stays float32 at the stream rate; only the resampler's input changes.
@@ -590,6 +792,13 @@ impl Writer {
     /// position the flush covers.
     pub fn cut(&mut self, shared: &Shared) -> u64 {
         self.in_utterance = false;
+        if self.trim.active {
+            // Never queued: the held silence is trimmed, its markers flushed.
+            self.trim.drop_held(shared, self.shape);
+            self.trim.active = false;
+            let marks = std::mem::take(&mut self.trim.marks).len() as u64;
+            shared.counters.markers_flushed.fetch_add(marks, Relaxed);
+        }
         if let Some(pr) = self.producer.as_mut() {
             pr.resampler.reset();
         }

@@ -51,6 +51,16 @@ pub enum ResampleQuality {
     High,
 }
 
+/// How long a [`crate::Player::set_gain_pan`] setting lasts (issue 16).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GainScope {
+    /// The utterance it is made in (or the next one, if made between utterances): the next
+    /// utterance goes back to the last `UntilChanged` setting (gain 1, centre at first).
+    Utterance,
+    /// From here on, until changed.
+    UntilChanged,
+}
+
 /// Severity of a deferred log line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -135,6 +145,14 @@ pub struct Config {
     /// After a suspend, this much silence is played before the first frame, so a sink that
     /// wakes slowly (Bluetooth) does not clip the first syllable (0 = none).
     pub wake_preroll_ms: u32,
+    /// Leading-silence trim (issue 16): at an utterance's start, leading frames whose every
+    /// sample is below this magnitude (full scale 1.0; int16 content is scaled by 1/32768)
+    /// are dropped before they are queued, keeping the last `trim_keep_ms` of them, so the
+    /// first sound starts sooner. 0 = off (the default). Dropped time is in
+    /// `Metrics::trimmed_ms`.
+    pub trim_threshold: f32,
+    /// Leading silence kept before the first sound when trimming, ms (0-1000, default 10).
+    pub trim_keep_ms: u32,
 }
 
 /// How the sound server shows, remembers and routes a player (PulseAudio and PipeWire:
@@ -247,6 +265,8 @@ impl Default for Config {
             identity: Identity::default(),
             keep_awake_ms: 30_000,
             wake_preroll_ms: 0,
+            trim_threshold: 0.0,
+            trim_keep_ms: 10,
         }
     }
 }
@@ -271,6 +291,12 @@ impl Config {
     /// Checks every field; the message names the field so C callers get a useful last-error.
     pub fn validate(&self) -> Result<(), String> {
         self.identity.validate()?;
+        if !(0.0..=1.0).contains(&self.trim_threshold) {
+            return Err(format!(
+                "trim_threshold {} out of range 0..=1 (0 = off)",
+                self.trim_threshold
+            ));
+        }
         if self.input_channels == 0 || self.input_channels as usize > MAX_CHANNELS {
             return Err(format!(
                 "input_channels {} out of range 1..={MAX_CHANNELS}",
@@ -318,6 +344,7 @@ impl Config {
             ("idle_suspend_ms", self.idle_suspend_ms, 0, 3_600_000),
             ("keep_awake_ms", self.keep_awake_ms, 0, 3_600_000),
             ("wake_preroll_ms", self.wake_preroll_ms, 0, 1_000),
+            ("trim_keep_ms", self.trim_keep_ms, 0, 1_000),
             (
                 "resample_p95_limit_us",
                 self.resample_p95_limit_us,

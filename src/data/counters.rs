@@ -170,6 +170,9 @@ pub struct Counters {
     /// arrive in time (PulseAudio's UNDERFLOW; an xrun on other hosts). Counted by the stream's
     /// error callback, not the audio callback.
     pub server_underflows: AtomicU64,
+    /// Leading silence the writer dropped before it entered the ring (issue 16 trim),
+    /// microseconds of content. Trimmed frames are not in `frames_written`.
+    pub trimmed_us: AtomicU64,
     /// Latest device latency estimate from the stream timestamps, nanoseconds.
     pub output_latency_ns: AtomicU64,
     pub callback_time: Histogram,

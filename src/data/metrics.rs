@@ -99,6 +99,9 @@ pub struct Metrics {
     pub last_outage_ms: u64,
     /// Sound-server connections rebuilt after a server restart.
     pub server_reconnects: u64,
+    /// Leading silence dropped at utterance starts (`Config::trim_threshold`), ms of
+    /// content; those frames are in no other counter.
+    pub trimmed_ms: f64,
 }
 
 impl Metrics {

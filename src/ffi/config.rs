@@ -154,6 +154,14 @@ pub struct ApConfig {
     /// Silence played after a suspend before the first frame, ms (0-1000), so a sink that
     /// wakes slowly (Bluetooth) does not clip the first syllable (default 0).
     pub wake_preroll_ms: u32,
+    /// Leading-silence trim: at an utterance's start, leading frames whose every sample is
+    /// below this magnitude (full scale 1.0; int16 is scaled by 1/32768) are dropped before
+    /// they are queued, keeping the last `trim_keep_ms` of them, so the first sound starts
+    /// sooner; markers stay on their words. 0 = off (default), else up to 1. Dropped time is
+    /// in `ApMetrics.trimmed_ms`.
+    pub trim_threshold: f32,
+    /// Leading silence kept before the first sound when trimming, ms (0-1000, default 10).
+    pub trim_keep_ms: u32,
 }
 
 /// Fills `config` with defaults, including `struct_size`. Thread-safe (touches only `config`).
@@ -198,6 +206,8 @@ pub extern "C" fn ap_config_init(config: *mut ApConfig) -> ApStatus {
             media_role: std::ptr::null(),
             keep_awake_ms: d.keep_awake_ms,
             wake_preroll_ms: d.wake_preroll_ms,
+            trim_threshold: d.trim_threshold,
+            trim_keep_ms: d.trim_keep_ms,
         };
         ApStatus::AP_OK
     })
@@ -315,6 +325,8 @@ pub(crate) fn to_config(c: &ApConfig) -> Result<Config, (ApStatus, String)> {
         identity,
         keep_awake_ms: c.keep_awake_ms,
         wake_preroll_ms: c.wake_preroll_ms,
+        trim_threshold: c.trim_threshold,
+        trim_keep_ms: c.trim_keep_ms,
         input_format,
         input_channels: channels,
         input_rate: c.input_rate,

@@ -4,7 +4,7 @@ use super::config::{ApFormat, AP_FORMAT_F32, AP_FORMAT_S16};
 use super::ffi_guard;
 use super::handle::{self, ApPlayer, Handle};
 use super::status::ApStatus;
-use crate::data::config::InputFormat;
+use crate::data::config::{GainScope, InputFormat};
 use crate::data::error::Error;
 
 /// Runs `f` on a resolved handle, recording its error as the last error.
@@ -96,6 +96,44 @@ pub extern "C" fn ap_set_volume(player: *mut ApPlayer, gain: f32, ramp_ms: u32) 
     ffi_guard!({
         with_player(player, "ap_set_volume", |h| {
             h.player.set_volume(gain, ramp_ms)
+        })
+    })
+}
+
+/// `ap_set_gain_pan` scope: this utterance only (the next one goes back to the last
+/// `AP_GAIN_UNTIL_CHANGED` setting; made between utterances, it is for the next one).
+pub const AP_GAIN_UTTERANCE: u32 = 0;
+/// `ap_set_gain_pan` scope: from here on, until changed.
+pub const AP_GAIN_UNTIL_CHANGED: u32 = 1;
+
+/// Gain and pan, in band: audio written from now on gets `gain` (linear, 0..=4; 1 =
+/// unchanged) and `pan` (-1 hard left ..= 1 hard right, 0 centre; equal-power with unity at
+/// the centre, so hard left is +3 dB on the left; ignored on a mono device), ramped over
+/// `ramp_ms` (clamped to 10000) so it never clicks. `scope` is `AP_GAIN_UTTERANCE` or
+/// `AP_GAIN_UNTIL_CHANGED`. Above unity a soft limiter keeps peaks under 0 dBFS (no hard
+/// clip); at gain <= 1 the audio is bit-exact. Applies on top of `ap_set_volume`.
+/// `AP_ERR_INVALID_ARG` for NaN, infinity, out of range values or an unknown scope. Never
+/// waits for a writer (like `ap_mark`). Thread-safe.
+#[no_mangle]
+pub extern "C" fn ap_set_gain_pan(
+    player: *mut ApPlayer,
+    gain: f32,
+    pan: f32,
+    ramp_ms: u32,
+    scope: u32,
+) -> ApStatus {
+    ffi_guard!({
+        with_player(player, "ap_set_gain_pan", |h| {
+            let scope = match scope {
+                AP_GAIN_UTTERANCE => GainScope::Utterance,
+                AP_GAIN_UNTIL_CHANGED => GainScope::UntilChanged,
+                v => {
+                    return Err(Error::InvalidArgument(format!(
+                        "scope {v} is not an AP_GAIN_* value"
+                    )))
+                }
+            };
+            h.player.set_gain_pan(gain, pan, ramp_ms, scope)
         })
     })
 }

@@ -189,6 +189,9 @@ pub struct ApMetrics {
     /// late (PulseAudio's UNDERFLOW notification; an xrun on other hosts). Not part of
     /// `underruns` (a dry queue) or `stream_errors`.
     pub server_underflows: u64,
+    /// Leading silence dropped at utterance starts (`ApConfig.trim_threshold`), ms of
+    /// content; those frames are in no other counter (not in `frames_written`).
+    pub trimmed_ms: f64,
 }
 
 fn us(ns: u64) -> f64 {
@@ -267,6 +270,7 @@ impl From<&Metrics> for ApMetrics {
             last_outage_ms: m.last_outage_ms,
             server_reconnects: m.server_reconnects,
             server_underflows: m.server_underflows,
+            trimmed_ms: m.trimmed_ms,
         };
         copy_str(&m.state.device_id, &mut out.device_id);
         copy_str(&m.state.device_name, &mut out.device_name);

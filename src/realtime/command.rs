@@ -50,6 +50,16 @@ pub enum Cmd {
         /// frames: content positions come from `Sync` commands.
         resampled: bool,
     },
+    /// Per-utterance gain and pan (issue 16) from ring frame `at`, ramped over `ramp_ms`.
+    /// `utterance`: for the utterance it is in only (the next utterance start goes back to
+    /// the last setting made until changed); else until changed.
+    GainPan {
+        at: u64,
+        gain: f32,
+        pan: f32,
+        ramp_ms: u32,
+        utterance: bool,
+    },
     /// Producer resampling (U2): when the callbacks reach ring frame `at`, the application
     /// had written `content` content frames at `rate` Hz. Queued before the audio it ends,
     /// so the callback interpolates content positions inside it exactly.
@@ -67,6 +77,7 @@ impl Cmd {
             | Cmd::UtteranceEnd { at }
             | Cmd::Mark { at, .. }
             | Cmd::Format { at, .. }
+            | Cmd::GainPan { at, .. }
             | Cmd::Sync { at, .. } => *at,
         }
     }

@@ -23,7 +23,7 @@ use crate::data::config::MAX_CHANNELS;
 use crate::data::counters::{self as metrics, Counters};
 use crate::data::events::{Event, EventKind};
 use crate::dsp::convert;
-use crate::dsp::gain::{self, Ramp};
+use crate::dsp::gain::{self, ChannelGain, Ramp};
 use crate::dsp::prefault;
 use crate::dsp::resample::{LinearResampler, Resampler};
 use crate::realtime::command::{Cmd, Garbage};
@@ -106,6 +106,13 @@ struct RenderState {
     ends_seen: u64,
     volume: Ramp,
     fade: Ramp,
+    /// Per-utterance gain and pan (issue 16), set in band by `Cmd::GainPan`.
+    chan_gain: ChannelGain,
+    /// The last until-changed gain and pan: where an utterance-scoped setting goes back to
+    /// at the next utterance start, and the ramp it goes back with (ms).
+    gain_base: (f32, f32),
+    /// An utterance-scoped setting is in force (its ramp, ms).
+    gain_scoped: Option<u32>,
     flush_seen: u64,
     /// `flush_seen` as last published in `Controls::flush_done`.
     flush_done: u64,
@@ -235,6 +242,9 @@ impl RenderCore {
             ends_seen: 0,
             volume: Ramp::new(1.0),
             fade: Ramp::new(1.0),
+            chan_gain: ChannelGain::new(),
+            gain_base: (1.0, 0.0),
+            gain_scoped: None,
             flush_seen: 0,
             flush_done: 0,
             volume_seen: 0,
@@ -790,6 +800,11 @@ impl RenderState {
                     // One at a flush's end starts the next utterance (see `discard`).
                     let flushing = self.flushing.is_some_and(|upto| self.pos < upto);
                     self.phase.start(self.preroll_frames > 0 && !flushing);
+                    // An utterance-scoped gain or pan ends with its utterance.
+                    if let Some(ramp_ms) = self.gain_scoped.take() {
+                        let (g, p) = self.gain_base;
+                        self.set_gain_pan(g, p, ramp_ms);
+                    }
                     if !flushing {
                         self.emit(EventKind::UtteranceStart, 0, self.content_pos, done, c);
                     }
@@ -806,6 +821,21 @@ impl RenderState {
                     } else {
                         self.emit(EventKind::Marker, id, self.content_pos, done, c);
                     }
+                }
+                Cmd::GainPan {
+                    gain,
+                    pan,
+                    ramp_ms,
+                    utterance,
+                    ..
+                } => {
+                    if utterance {
+                        self.gain_scoped = Some(ramp_ms);
+                    } else {
+                        self.gain_base = (gain, pan);
+                        self.gain_scoped = None;
+                    }
+                    self.set_gain_pan(gain, pan, ramp_ms);
                 }
                 Cmd::Sync { at, content, rate } => {
                     self.sync_from = (at, content);
@@ -1131,6 +1161,7 @@ impl RenderState {
         let in_device = identity
             && !s16
             && gain::is_unity(&self.volume, &self.fade)
+            && self.chan_gain.is_unity()
             && floats_into_device(a, b, in_ch, data, at, self.output.channels);
         if !in_device {
             let dst = if identity {
@@ -1186,7 +1217,7 @@ impl RenderState {
         }
         let resampled = &self.resampled[..made * in_ch];
         let written = step.in_device
-            || gain::is_unity(&self.volume, &self.fade)
+            || self.unity_gain()
                 && convert::map_into_device(resampled, in_ch, data, at * out_ch, out_ch);
         if !written {
             let mapped = &mut self.mapped[..made * out_ch];
@@ -1194,7 +1225,14 @@ impl RenderState {
                 mapped.fill(0.0);
             }
             convert::map_channels(resampled, in_ch, mapped, out_ch);
+            // The limiter runs only when some gain in this chunk exceeds 1 (issue 16): at or
+            // below 1 the output stays bit-exact (the fade never exceeds 1).
+            let peak = self.volume.top() * self.chan_gain.peak(out_ch);
             gain::apply(mapped, out_ch, &mut self.volume, &mut self.fade);
+            self.chan_gain.apply(mapped, out_ch);
+            if peak > 1.0 {
+                gain::soft_limit(mapped);
+            }
             convert::write_device(mapped, data, at * out_ch);
         }
         if self.flushing.is_some() {
@@ -1202,6 +1240,20 @@ impl RenderState {
             self.flush_stop = self.content_pos;
         }
         made
+    }
+
+    /// No gain stage would change a sample: volume, fade, gain and pan all settled at unity
+    /// (the fast paths, which copy straight into the device buffer).
+    #[inline]
+    fn unity_gain(&self) -> bool {
+        gain::is_unity(&self.volume, &self.fade) && self.chan_gain.is_unity()
+    }
+
+    /// Gain and pan from here on (a `Cmd::GainPan` reached, or an utterance-scoped one
+    /// ending), ramped over `ramp_ms` at the device rate.
+    fn set_gain_pan(&mut self, gain: f32, pan: f32, ramp_ms: u32) {
+        let frames = ms_to_frames(ramp_ms, self.output.rate);
+        self.chan_gain.to(gain, pan, frames);
     }
 
     /// Underruns mean something: one per dry spell inside an utterance, never for silence

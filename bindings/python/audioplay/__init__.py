@@ -76,6 +76,8 @@ class ApConfig(ctypes.Structure):
         ("application_name", ctypes.c_char_p), ("application_id", ctypes.c_char_p),
         ("stream_name", ctypes.c_char_p), ("media_role", ctypes.c_char_p),
         ("keep_awake_ms", ctypes.c_uint32), ("wake_preroll_ms", ctypes.c_uint32),
+        # Leading-silence trim (0.0: off) and the silence kept before the first sound.
+        ("trim_threshold", ctypes.c_float), ("trim_keep_ms", ctypes.c_uint32),
     ]
 
 
@@ -141,6 +143,7 @@ class ApMetrics(ctypes.Structure):
         + [("output_lost", ctypes.c_uint32)]
         + [(n, ctypes.c_uint64) for n in ["outages", "last_outage_ms", "server_reconnects"]]
         + [("server_underflows", ctypes.c_uint64)]
+        + [("trimmed_ms", ctypes.c_double)]
     )
 
 
@@ -220,6 +223,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "ap_pause": [P, U32],
         "ap_resume": [P, U32],
         "ap_set_volume": [P, ctypes.c_float, U32],
+        "ap_set_gain_pan": [P, ctypes.c_float, ctypes.c_float, U32, U32],
         "ap_set_input_format": [P, I32, U32, U32],
         "ap_list_devices": [P, SZ, ptr(SZ)],
         "ap_set_device": [P, ctypes.c_char_p],
@@ -393,6 +397,11 @@ class Player:
                 b = v.encode()
                 self._strings.append(b)
                 setattr(cfg, k, b)
+                continue
+            if ctype is ctypes.c_float:
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise TypeError(f"{k} must be a number, not {type(v).__name__}")
+                setattr(cfg, k, float(v))  # the range is checked by the library (its reason)
                 continue
             setattr(cfg, k, _uint(v, k) if ctype is ctypes.c_uint32 else _int32(v, k))
         self._event_cb = None if on_event is None else _event_trampoline(on_event, self.event_errors)
@@ -679,6 +688,19 @@ class Player:
             raise TypeError(f"gain must be a number, not {type(gain).__name__}")
         ramp_ms = _uint(ramp_ms, "ramp_ms")
         self._check(self._lib.ap_set_volume(self._handle(), float(gain), ramp_ms), "ap_set_volume")
+
+    def set_gain_pan(self, gain: float, pan: float = 0.0, ramp_ms: int = 10,
+                     utterance: bool = False) -> None:
+        """Gain (linear 0..4) and pan (-1 left .. 1 right, equal-power, ignored on mono) from
+        the next frame written, ramped over `ramp_ms`; for this utterance only if
+        `utterance`, else until changed. Above unity a soft limiter prevents clipping."""
+        for name, v in (("gain", gain), ("pan", pan)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(f"{name} must be a number, not {type(v).__name__}")
+        ramp_ms = _uint(ramp_ms, "ramp_ms")
+        scope = 0 if utterance else 1  # AP_GAIN_UTTERANCE, AP_GAIN_UNTIL_CHANGED
+        self._check(self._lib.ap_set_gain_pan(self._handle(), float(gain), float(pan), ramp_ms,
+                                              scope), "ap_set_gain_pan")
 
     def set_input_format(self, format: str, channels: int, rate: int) -> None:
         """Voice change, in band: audio written from now on is `format`/`channels`/`rate`;
