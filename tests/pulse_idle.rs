@@ -78,11 +78,16 @@ fn child_idles_then_speaks() {
         mine.len()
     );
     assert!(p.metrics().suspended, "still suspended");
+    let starved = |m: &audioplay::Metrics| m.server_underflows + m.late_callbacks + m.underruns;
+    let before = starved(&p.metrics());
     let second = tone(1.0, 440.0);
     assert_eq!(p.write_i16(&second).unwrap(), second.len());
     assert!(p.drain(Duration::from_secs(5)).unwrap());
     let m = p.metrics();
     println!("WAKE_MS {:?}", m.last_wake_ms);
+    // The machine starved the stream (server underflows, late callbacks): the parent may
+    // rerun rather than blame the wake for a gap.
+    println!("STARVED {}", starved(&m) - before);
     assert_eq!(
         m.frames_played,
         (first.len() + second.len()) as u64,
@@ -94,6 +99,19 @@ fn child_idles_then_speaks() {
 #[test]
 fn an_idle_player_sleeps_past_its_keep_awake_window_and_wakes_whole() {
     let _guard = serial();
+    for attempt in 1..=3 {
+        match idle_then_speak() {
+            Ok(()) => return,
+            Err((why, starved)) if starved && attempt < 3 => {
+                eprintln!("attempt {attempt}: {why}; the player reports it was starved: again");
+            }
+            Err((why, _)) => panic!("{why}"),
+        }
+    }
+}
+
+/// One run: Err((what was wrong with the heard tone, whether the player was starved)).
+fn idle_then_speak() -> Result<(), (String, bool)> {
     let server = PulseServer::start(&[S48]);
     let rec = server.record("s48", 48000);
     let child = server
@@ -149,9 +167,17 @@ fn an_idle_player_sleeps_past_its_keep_awake_window_and_wakes_whole() {
     assert!(runs.len() >= 2, "two tones heard: {runs:?}");
     let (s, e) = *runs.last().unwrap();
     let st = tone_stats(&x[s.saturating_sub(480)..(e + 480).min(x.len())], 48000).unwrap();
-    assert!((st.freq - 440.0).abs() < 1.0, "{st:?}");
-    assert!((st.duration - 1.0).abs() < 0.02, "heard whole: {st:?}");
-    assert!(st.longest_gap < 0.005, "no dropout: {st:?}");
+    let starved = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("STARVED "))
+        .is_some_and(|n| n.trim() != "0");
+    if (st.freq - 440.0).abs() >= 1.0 {
+        return Err((format!("pitch: {st:?}"), starved));
+    }
+    if (st.duration - 1.0).abs() >= 0.02 || st.longest_gap >= 0.005 {
+        return Err((format!("not heard whole: {st:?}"), starved));
+    }
+    Ok(())
 }
 
 #[test]
