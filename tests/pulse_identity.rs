@@ -10,7 +10,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::process::Stdio;
 use std::ptr::null_mut;
 use std::time::{Duration, Instant};
 
@@ -82,17 +81,8 @@ fn server_view(mode: &str) -> (HashMap<String, String>, HashMap<String, String>,
     let server = PulseServer::start(&[S48]);
     let exe = std::env::current_exe().unwrap();
     let child = server
-        .command(&exe)
-        .args([
-            "child_plays_with_identity",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .child_test("child_plays_with_identity")
         .env("AP_IDENTITY", mode)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let pid = child.id().to_string();

@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use audioplay::{Config, InputFormat, Player};
@@ -115,16 +114,7 @@ fn idle_then_speak() -> Result<(), (String, bool)> {
     let server = PulseServer::start(&[S48]);
     let rec = server.record("s48", 48000);
     let child = server
-        .command(std::env::current_exe().unwrap())
-        .args([
-            "child_idles_then_speaks",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .child_test("child_idles_then_speaks")
         .spawn()
         .unwrap();
     let pid = child.id().to_string();
@@ -220,14 +210,7 @@ fn a_default_change_is_followed_on_the_servers_event_not_the_poll() {
     let _guard = serial();
     let server = PulseServer::start(&[S48, common::pulse::S44]);
     let out = server
-        .command(std::env::current_exe().unwrap())
-        .args([
-            "child_follows_a_default_change_by_the_servers_event",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .child_test("child_follows_a_default_change_by_the_servers_event")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,17 +21,8 @@ fn run(scenario: &str) -> (String, Vec<f32>) {
     let server = PulseServer::start(&[S48]);
     let rec = server.record("s48", 48000);
     let out = server
-        .command(std::env::current_exe().unwrap())
-        .args([
-            "scenario_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .child_test("scenario_child")
         .env("AUDIOPLAY_SCENARIO", scenario)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .output()
         .unwrap();
     let heard = rec.stop();

@@ -11,7 +11,7 @@ use audioplay::{Config, GainScope, InputFormat, Player};
 use audioplay::{Event, EventKind};
 use common::accounting::assert_accounting;
 use common::analysis::sine;
-use common::virtual_host::{f32_device, render, render_blocks};
+use common::virtual_host::{f32_device, max_step, render, render_blocks};
 
 const RATE: u32 = 48000;
 use GainScope::{UntilChanged, Utterance};
@@ -22,24 +22,7 @@ fn host(channels: u16) -> VirtualHost {
 }
 
 fn player(h: &VirtualHost, tweak: impl FnOnce(&mut Config)) -> Player {
-    let mut c = Config {
-        input_format: InputFormat::F32,
-        input_channels: 1,
-        input_rate: RATE,
-        write_timeout_ms: 0,
-        device_poll_ms: 10,
-        debounce_ms: 0,
-        max_replay_ms: 0,
-        ..Config::default()
-    };
-    tweak(&mut c);
-    Player::with_host(c, h.cpal_host()).unwrap()
-}
-
-fn max_step(x: &[f32]) -> f32 {
-    x.windows(2)
-        .map(|w| (w[1] - w[0]).abs())
-        .fold(0.0, f32::max)
+    common::virtual_host::speech_player(h, tweak)
 }
 
 /// Channel `c` of interleaved stereo.

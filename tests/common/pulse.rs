@@ -181,6 +181,22 @@ impl PulseServer {
         client_command(&self.dir, &self.home, program)
     }
 
+    /// Runs the ignored test `name` of the calling test binary in a child process with this
+    /// server's environment (a test never changes its own), stdout and stderr piped.
+    pub fn child_test(&self, name: &str) -> Command {
+        let mut c = self.command(std::env::current_exe().unwrap());
+        c.args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        c
+    }
+
     pub fn pactl(&self, args: &[&str]) -> Output {
         self.command("pactl").args(args).output().expect("pactl")
     }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost, VirtualStreamHandle};
-use audioplay::Player;
+use audioplay::{Config, InputFormat, Player};
 use cpal::SampleFormat;
 
 /// A device that runs only at this rate, channel count and sample format.
@@ -83,4 +83,29 @@ pub fn wait_on_device(p: &Player, id: &str, limit: Duration) {
     wait_until(&format!("a started stream on {id}"), limit, || {
         on_device(p, id)
     });
+}
+
+/// A speech player on `h` as the sample-exact tests use it: mono float32 at 48 kHz (no
+/// resampling), writes that never block, a fast device watch, no debounce and no replay;
+/// `tweak` changes the rest.
+pub fn speech_player(h: &VirtualHost, tweak: impl FnOnce(&mut Config)) -> Player {
+    let mut c = Config {
+        input_format: InputFormat::F32,
+        input_channels: 1,
+        input_rate: 48000,
+        write_timeout_ms: 0,
+        device_poll_ms: 10,
+        debounce_ms: 0,
+        max_replay_ms: 0,
+        ..Config::default()
+    };
+    tweak(&mut c);
+    Player::with_host(c, h.cpal_host()).unwrap()
+}
+
+/// The largest sample-to-sample step (a click shows as one above the signal's own).
+pub fn max_step(x: &[f32]) -> f32 {
+    x.windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .fold(0.0, f32::max)
 }
