@@ -18,7 +18,14 @@ use crate::thread_role::debug_assert_role;
 pub struct Priority {
     /// Done for the stream generation this was last run for.
     done_for: Option<u64>,
+    /// Ticks that found no audio thread yet, and for which generation.
+    misses: (u64, u32),
 }
+
+/// A stream's audio thread can appear a little after its generation is published (cpal's
+/// ALSA worker starts with the stream; seen missed on a loaded machine): look again on this
+/// many service ticks (250 ms each by default) before giving up on a generation.
+const MAX_MISSES: u32 = 20;
 
 impl Priority {
     /// Promotes audio threads not yet promoted, once per stream generation (service thread).
@@ -29,8 +36,16 @@ impl Priority {
         if want == 0 || generation == 0 || self.done_for == Some(generation) {
             return;
         }
+        let tried = promote(want as i32);
+        if self.misses.0 != generation {
+            self.misses = (generation, 0);
+        }
+        if tried.is_empty() && self.misses.1 < MAX_MISSES {
+            self.misses.1 += 1;
+            return;
+        }
         self.done_for = Some(generation);
-        for (tid, result) in promote(want as i32) {
+        for (tid, result) in tried {
             let msg = match result {
                 Ok(()) => format!("audio thread {tid} at SCHED_FIFO priority {want}"),
                 Err(e) => format!(
