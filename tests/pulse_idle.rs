@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use audioplay::{Config, InputFormat, Player};
 use common::analysis::{sound_runs, tone_stats};
 use common::pulse::{PulseServer, S48};
-use common::serial;
+use common::{rerun_if_starved, serial, Starvable};
 
 fn tids() -> BTreeSet<String> {
     std::fs::read_dir("/proc/self/task")
@@ -98,25 +98,11 @@ fn child_idles_then_speaks() {
 #[test]
 fn an_idle_player_sleeps_past_its_keep_awake_window_and_wakes_whole() {
     let _guard = serial();
-    for attempt in 1..=3 {
-        match idle_then_speak() {
-            Ok(()) => return,
-            Err((why, starved)) if starved && attempt < 3 => {
-                eprintln!("attempt {attempt}: {why}; the player reports it was starved: again");
-            }
-            // Every run starved by the machine (the player says so each time): what was
-            // heard cannot tell on the library; a gap with no starvation reported still fails.
-            Err((why, true)) => {
-                eprintln!("inconclusive: all 3 runs starved by the machine; last: {why}");
-                return;
-            }
-            Err((why, false)) => panic!("{why}"),
-        }
-    }
+    rerun_if_starved("the wake-up tone", idle_then_speak);
 }
 
 /// One run: Err((what was wrong with the heard tone, whether the player was starved)).
-fn idle_then_speak() -> Result<(), (String, bool)> {
+fn idle_then_speak() -> Starvable<()> {
     let server = PulseServer::start(&[S48]);
     let rec = server.record("s48", 48000);
     let child = server

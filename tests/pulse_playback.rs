@@ -6,7 +6,7 @@ mod common;
 use common::accounting::assert_all_played;
 use common::analysis::{sine_max_step, tone_stats};
 use common::pulse::{PulseServer, Sink, S16, S44, S48};
-use common::{json_num, json_str, serial};
+use common::{json_num, json_str, rerun_if_starved, serial, Starvable};
 
 const SECONDS: f64 = 3.0;
 
@@ -16,25 +16,14 @@ const SECONDS: f64 = 3.0;
 /// the library (a loaded CI run heard a 4-8 ms server gap with one underflow reported).
 fn tone_on(sink: Sink, rate: u32, format: &str, channels: u16) {
     let _g = serial();
-    for attempt in 1..=3 {
-        match tone_once(sink, rate, format, channels) {
-            Ok(()) => return,
-            Err((why, true)) if attempt < 3 => {
-                eprintln!("attempt {attempt}: {why}\nthe player reports it was starved: again");
-            }
-            // Every run starved by the machine (the player says so each time): what was
-            // heard cannot tell on the library; a gap with no starvation reported still fails.
-            Err((why, true)) => {
-                eprintln!("inconclusive: all 3 runs starved by the machine; last: {why}");
-                return;
-            }
-            Err((why, false)) => panic!("{why}"),
-        }
-    }
+    rerun_if_starved(
+        &format!("{} Hz {format} x{channels} on {}", rate, sink.name),
+        || tone_once(sink, rate, format, channels),
+    );
 }
 
 /// One run of `tone_on`: Err((what was wrong with what was heard, whether it was starved)).
-fn tone_once(sink: Sink, rate: u32, format: &str, channels: u16) -> Result<(), (String, bool)> {
+fn tone_once(sink: Sink, rate: u32, format: &str, channels: u16) -> Starvable<()> {
     let server = PulseServer::start(&[sink, S44]);
     let rec = server.record(sink.name, sink.rate);
     let out = server
