@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::ptr::null_mut;
 use std::time::{Duration, Instant};
 
@@ -24,19 +24,8 @@ use common::serial;
 /// Runs the ignored test `name` of this binary in a child process with the server's
 /// environment; returns its output once it exits.
 fn run_child(server: &PulseServer, name: &str, envs: &[(&str, String)]) -> Output {
-    let mut c = server.command(std::env::current_exe().unwrap());
-    c.args([
-        name,
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    for (k, v) in envs {
-        c.env(k, v);
-    }
+    let mut c = server.child_test(name);
+    c.envs(envs.iter().map(|(k, v)| (k, v)));
     c.output().unwrap()
 }
 
