@@ -363,11 +363,7 @@ impl Player {
 
     /// Sets the output gain (0..=4, linear), ramped over `ramp_ms` so it never clicks.
     pub fn set_volume(&self, gain: f32, ramp_ms: u32) -> Result<(), Error> {
-        if !(0.0..=4.0).contains(&gain) {
-            return Err(Error::InvalidArgument(format!(
-                "volume {gain} out of range 0..=4"
-            )));
-        }
+        in_range("volume", gain, 0.0, 4.0)?;
         self.shared.core.set_volume(gain, ramp_ms.min(10_000));
         Ok(())
     }
@@ -385,16 +381,8 @@ impl Player {
         ramp_ms: u32,
         scope: GainScope,
     ) -> Result<(), Error> {
-        if !(0.0..=4.0).contains(&gain) {
-            return Err(Error::InvalidArgument(format!(
-                "gain {gain} out of range 0..=4"
-            )));
-        }
-        if !(-1.0..=1.0).contains(&pan) {
-            return Err(Error::InvalidArgument(format!(
-                "pan {pan} out of range -1..=1"
-            )));
-        }
+        in_range("gain", gain, 0.0, 4.0)?;
+        in_range("pan", pan, -1.0, 1.0)?;
         let req = Request::GainPan {
             gain,
             pan,
@@ -644,5 +632,16 @@ fn reason_from(v: u32) -> Option<Reason> {
 impl Drop for Player {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// `InvalidArgument` naming `what` unless `lo <= v <= hi` (NaN is never in range).
+fn in_range(what: &str, v: f32, lo: f32, hi: f32) -> Result<(), Error> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "{what} {v} out of range {lo}..={hi}"
+        )))
     }
 }
