@@ -35,17 +35,20 @@ function loadKoffi() {
 const koffi = loadKoffi();
 
 // ---------------------------------------------------------------------------------------------
-// Finding the library: bundled in the package (npm pack copies it there), the repository's
-// release build when the package is a checkout (npm install <folder> links to it), then
-// AUDIOPLAY_LIB, then the system loader.
+// Finding the library: bundled in the package (npm pack copies it there), then AUDIOPLAY_LIB
+// (an explicit choice wins over anything found by location), then the repository's release
+// build when the package is a checkout (npm install <folder> links to it), then the system
+// loader. Python looks in the same order, less the checkout.
 
 const SYSTEM_LIB = 'libaudioplay.so.0';
 
 function libraryCandidates() {
-  const out = [{ from: 'bundled', file: path.join(__dirname, 'native', 'libaudioplay.so') }];
+  const out = [{ from: 'bundled', file: path.join(__dirname, 'native', 'libaudioplay.so'), must: false }];
+  const env = process.env.AUDIOPLAY_LIB;
+  if (env) out.push({ from: 'AUDIOPLAY_LIB', file: env, must: true });
   const repo = path.resolve(__dirname, '..', '..');
   if (fs.existsSync(path.join(repo, 'include', 'audioplay.h'))) {
-    out.push({ from: 'repository build', file: path.join(repo, 'target', 'release', 'libaudioplay.so') });
+    out.push({ from: 'repository build', file: path.join(repo, 'target', 'release', 'libaudioplay.so'), must: false });
   }
   return out;
 }
@@ -53,24 +56,18 @@ function libraryCandidates() {
 function loadLibrary() {
   const looked = [];
   for (const c of libraryCandidates()) {
-    if (fs.existsSync(c.file)) {
+    // AUDIOPLAY_LIB is tried even when it names no file (koffi then says why it failed).
+    if (c.must || fs.existsSync(c.file)) {
       try {
         return { lib: koffi.load(c.file), file: c.file, from: c.from };
       } catch (e) {
-        throw new Error(`audioplay: cannot load the ${c.from} libaudioplay at ${c.file}: ${e.message}`);
+        const where = c.from === 'AUDIOPLAY_LIB' ? `AUDIOPLAY_LIB=${c.file}` : `the ${c.from} libaudioplay at ${c.file}`;
+        throw new Error(`audioplay: cannot load libaudioplay from ${where}: ${e.message}`);
       }
     }
     looked.push(`${c.file} (${c.from}, not there)`);
   }
-  const env = process.env.AUDIOPLAY_LIB;
-  if (env) {
-    try {
-      return { lib: koffi.load(env), file: env, from: 'AUDIOPLAY_LIB' };
-    } catch (e) {
-      throw new Error(`audioplay: cannot load libaudioplay from AUDIOPLAY_LIB=${env}: ${e.message}`);
-    }
-  }
-  looked.push('AUDIOPLAY_LIB (not set)');
+  if (!process.env.AUDIOPLAY_LIB) looked.push('AUDIOPLAY_LIB (not set)');
   try {
     return { lib: koffi.load(SYSTEM_LIB), file: SYSTEM_LIB, from: 'system' };
   } catch (e) {

@@ -1,5 +1,5 @@
 'use strict';
-// Where the library comes from: bundled -> repository build -> AUDIOPLAY_LIB -> system, and an
+// Where the library comes from: bundled -> AUDIOPLAY_LIB -> repository build -> system, and an
 // error naming the library and the variable when none is there. Each case loads a copy of
 // index.js from a folder of its own in a child process.
 const test = require('node:test');
@@ -84,6 +84,26 @@ test('a library bundled in the package comes first', () => {
     const got = load(p, { AUDIOPLAY_LIB: '/nonexistent/libaudioplay.so' });
     assert.deepStrictEqual([got.ok, got.from, got.path], [true, 'bundled', path.join(p, 'native', 'libaudioplay.so')]);
     assert.match(got.version, /^\d+\.\d+\.\d+$/);
+  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('in a checkout, AUDIOPLAY_LIB wins over the repository build, which comes next', () => {
+  // A checkout's layout: include/audioplay.h and target/release/libaudioplay.so two levels up.
+  const { dir, p } = copyPackage();
+  try {
+    const repo = path.join(dir, 'repo');
+    const node = path.join(repo, 'bindings', 'node');
+    fs.mkdirSync(path.join(repo, 'bindings'), { recursive: true });
+    fs.renameSync(p, node);
+    fs.mkdirSync(path.join(repo, 'include'));
+    fs.writeFileSync(path.join(repo, 'include', 'audioplay.h'), '');
+    const built = path.join(repo, 'target', 'release', 'libaudioplay.so');
+    fs.mkdirSync(path.dirname(built), { recursive: true });
+    fs.copyFileSync(realLib, built);
+    const chosen = load(node, { AUDIOPLAY_LIB: realLib });
+    assert.deepStrictEqual([chosen.ok, chosen.from, chosen.path], [true, 'AUDIOPLAY_LIB', realLib]);
+    const found = load(node, {});
+    assert.deepStrictEqual([found.ok, found.from, found.path], [true, 'repository build', built]);
   } finally { fs.rmSync(dir, { recursive: true, force: true }); }
 });
 
