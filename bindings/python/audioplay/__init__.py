@@ -30,7 +30,8 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Generator, Iterator, List, NamedTuple,
+                    Optional, Tuple, TypeVar, Union)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -55,6 +56,44 @@ _U64_MAX = 2**64 - 1
 # Calls into the library that may block are cut into slices this long, so that Ctrl-C
 # (which Python handles between calls) and asyncio cancellation take effect promptly.
 _SLICE_MS = 50
+
+_T = TypeVar("_T")
+
+# A plan step that waits a little (the queue is full) rather than calling the library.
+_PAUSE = object()
+_PAUSE_S = 0.005
+
+
+def _run_plan(plan: "Generator[Tuple[Any, ...], Any, _T]") -> "_T":
+    """Runs a blocking plan (see Player._write_plan) on this thread."""
+    result: Any = None
+    try:
+        while True:
+            step = plan.send(result)
+            if step[0] is _PAUSE:
+                time.sleep(_PAUSE_S)
+                result = None
+            else:
+                result = step[0](*step[1:])
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def _run_plan_async(plan: "Generator[Tuple[Any, ...], Any, _T]") -> "_T":
+    """Runs a plan under asyncio: each library call in the loop's default executor."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    result: Any = None
+    try:
+        while True:
+            step = plan.send(result)
+            if step[0] is _PAUSE:
+                await asyncio.sleep(_PAUSE_S)
+                result = None
+            else:
+                result = await loop.run_in_executor(None, step[0], *step[1:])
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
 
 
 class ApConfig(ctypes.Structure):
@@ -540,7 +579,7 @@ class Player:
         (float64, int32, float <-> int16 ...) instead of refusing them; the channel count
         must match either way."""
         data, frames = self._prepare(samples, convert)
-        return self._write(data, frames, partial, None)
+        return self._write(data, frames, partial)
 
     def _pointer(self, data: memoryview) -> Tuple[int, object]:
         """The address of `data` and an object that keeps it alive."""
@@ -563,53 +602,41 @@ class Player:
         self._check(self._lib.ap_write(p, address, frames, ctypes.byref(n)), "ap_write", p)
         return n.value
 
-    def _write(self, data: memoryview, frames: int, partial: bool,
-               sleep: Optional[Any]) -> int:
+    # The blocking loops of write() and drain() are written once, as plans: generators that
+    # yield the next blocking step (a library call, or a pause while the queue is full) and
+    # receive its result. write()/drain() run the steps on the calling thread (Ctrl-C lands
+    # between them); the *_async forms run each call in the loop's default executor.
+
+    def _write_plan(self, data: memoryview, frames: int,
+                    partial: bool) -> Generator[Tuple[Any, ...], Any, int]:
         p = self._handle()
         address, keep = self._pointer(data)
         fb = data.nbytes // frames if frames else 0
         if partial or frames == 0:
-            n = self._write_call(p, address, frames)
-            del keep
+            n: int = yield (self._write_call, p, address, frames, keep)
             return n
         flushes = self._flushes
         chunk = max(1, self._rate * _SLICE_MS // 1000)
         done = 0
-        try:
-            while done < frames and self._flushes == flushes:
-                want = min(chunk, frames - done)
-                n = self._write_call(p, address + done * fb, want)
-                done += n
-                if n < want and self._flushes == flushes:
-                    time.sleep(0.005)  # write_timeout_ms 0: the queue is full, wait for room
-        finally:
-            del keep
+        while done < frames and self._flushes == flushes:
+            want = min(chunk, frames - done)
+            n = yield (self._write_call, p, address + done * fb, want, keep)
+            done += n
+            if n < want and self._flushes == flushes:
+                yield (_PAUSE,)  # write_timeout_ms 0: the queue is full, wait for room
         return done
+
+    def _write(self, data: memoryview, frames: int, partial: bool) -> int:
+        return _run_plan(self._write_plan(data, frames, partial))
 
     async def write_async(self, samples: object, *, partial: bool = False,
                           convert: bool = False) -> int:
         """write() for asyncio: the blocking library calls run in the loop's default
         executor, a slice at a time, so the event loop keeps running and cancelling the
         task stops queueing within one slice (about 50 ms of audio)."""
-        import asyncio
         data, frames = self._prepare(samples, convert)
-        loop = asyncio.get_running_loop()
-        p = self._handle()
-        address, keep = self._pointer(data)
-        fb = data.nbytes // frames if frames else 0
-        if partial or frames == 0:
-            return await loop.run_in_executor(None, self._write_call, p, address, frames, keep)
-        flushes = self._flushes
-        chunk = max(1, self._rate * _SLICE_MS // 1000)
-        done = 0
-        while done < frames and self._flushes == flushes:
-            want = min(chunk, frames - done)
-            n = await loop.run_in_executor(None, self._write_call, p, address + done * fb, want,
-                                           keep)
-            done += n
-            if n < want and self._flushes == flushes:
-                await asyncio.sleep(0.005)
-        return done
+        result: int = await _run_plan_async(self._write_plan(data, frames, partial))
+        return result
 
     # Waiting for playback.
 
@@ -620,9 +647,7 @@ class Player:
         self._check(st, "ap_drain", p)
         return True
 
-    def drain(self, timeout_ms: Optional[int] = None) -> bool:
-        """Waits until everything written has been heard: True, or False if `timeout_ms`
-        passed first (None: no limit). Ctrl-C interrupts it (KeyboardInterrupt)."""
+    def _drain_plan(self, timeout_ms: Optional[int]) -> Generator[Tuple[Any, ...], Any, bool]:
         if timeout_ms is not None:
             timeout_ms = _uint(timeout_ms, "timeout_ms")
         p = self._handle()
@@ -630,27 +655,21 @@ class Player:
         while True:
             left = _SLICE_MS if deadline is None else \
                 max(0, min(_SLICE_MS, int((deadline - time.monotonic()) * 1000)))
-            if self._drain_slice(p, left):
+            if (yield (self._drain_slice, p, left)):
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
 
+    def drain(self, timeout_ms: Optional[int] = None) -> bool:
+        """Waits until everything written has been heard: True, or False if `timeout_ms`
+        passed first (None: no limit). Ctrl-C interrupts it (KeyboardInterrupt)."""
+        return _run_plan(self._drain_plan(timeout_ms))
+
     async def drain_async(self, timeout_ms: Optional[int] = None) -> bool:
         """drain() for asyncio: waits in the default executor a slice at a time;
         cancellation takes effect within a slice."""
-        import asyncio
-        if timeout_ms is not None:
-            timeout_ms = _uint(timeout_ms, "timeout_ms")
-        p = self._handle()
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
-        while True:
-            left = _SLICE_MS if deadline is None else \
-                max(0, min(_SLICE_MS, int((deadline - time.monotonic()) * 1000)))
-            if await loop.run_in_executor(None, self._drain_slice, p, left):
-                return True
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
+        result: bool = await _run_plan_async(self._drain_plan(timeout_ms))
+        return result
 
     # Control.
 

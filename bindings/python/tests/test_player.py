@@ -53,9 +53,16 @@ def test_write_with_write_timeout_zero_still_queues_everything():
 def test_flush_stops_a_full_write_on_another_thread():
     with Player(rate=22050, ring_capacity_ms=200) as p:
         result = []
-        t = threading.Thread(target=lambda: result.append(p.write(tone_s16(22050 * 5))))
+        # The tone is made first (in the thread, a loaded CI machine took longer than the
+        # sleep to make it, so the flush came before the write and 5 s were queued after it),
+        # and the flush waits until the write is blocked on a full queue.
+        tone = tone_s16(22050 * 5)
+        t = threading.Thread(target=lambda: result.append(p.write(tone)))
         t.start()
-        time.sleep(0.4)
+        deadline = time.monotonic() + 10
+        while p.metrics()["frames_written"] < 22050 * 2 // 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
         heard = p.flush(5)
         t.join(2)
         assert not t.is_alive(), "write went on after flush"
