@@ -27,6 +27,8 @@ const TEXT: &str = "The quick brown fox jumps over the lazy dog. \
 /// espeak-ng's own rate for its default voice.
 const RATE: u32 = 22050;
 const FADE_MS: f64 = 10.0;
+/// Spoken after a stop.
+const AGAIN: &str = "Pack my box with five dozen liquor jugs.";
 
 /// The plugin's build directory (SPEECHD_PLUGIN_DIR), built once per test run.
 fn plugin_dir() -> &'static Path {
@@ -234,4 +236,231 @@ fn say_once(want: &[f32]) -> Starvable<()> {
         ));
     }
     Ok(())
+}
+
+/// Waits until the plugin's trace has a line with `what` (speech-dispatcher got that far).
+fn wait_trace(spd: &Speechd, what: &str) -> String {
+    let t0 = Instant::now();
+    loop {
+        let tr = spd.trace();
+        if tr.contains(what) {
+            return tr;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no {what:?} in the plugin's trace:\n{tr}\n{}",
+            spd.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `key=value` of a trace line, as a number.
+fn field(l: &str, k: &str) -> f64 {
+    l.split(k)
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{k} in {l}"))
+}
+
+#[test]
+fn spd_say_stop_silences_it_with_a_fade() {
+    let _g = serial();
+    let want = reference(TEXT);
+    // The sink is clocked like hardware, so each sample heard has a time: the stop is timed
+    // from `spd-say -S` to the last sound the listener heard.
+    let server = PulseServer::start(&[common::pulse::Sink {
+        name: "spare",
+        rate: 48000,
+        channels: 2,
+    }]);
+    let clocked = server.add_clocked_sink("hw", 48000);
+    server.set_default("hw");
+    let spd = Speechd::start(&server, "stop");
+    run_ok(spd.say(&server).arg(TEXT), "spd-say");
+    wait_trace(&spd, " begin ");
+    // About 1 s into the speech: "jumps over the lazy dog", no pause near.
+    std::thread::sleep(Duration::from_millis(1000));
+    let t_stop = mono_ms();
+    run_ok(spd.say(&server).arg("-S"), "spd-say -S");
+    std::thread::sleep(Duration::from_millis(500));
+    // The next message after a stop is heard whole (the stop holds only until then).
+    let t_again = mono_ms();
+    run_ok(
+        spd.say(&server).arg("-w").arg(AGAIN),
+        "spd-say -w after the stop",
+    );
+    let (all, times) = clocked.stop_timed();
+    let split = times
+        .iter()
+        .position(|&t| t >= t_again)
+        .unwrap_or(all.len());
+    let (heard, again) = (&all[..split], &all[split..]);
+    let want_again = reference(AGAIN);
+    let (g0, g1) = extent(&want_again).unwrap();
+    let (a0, a1) = extent(again).expect("nothing heard of the message after the stop");
+    let (lg, la) = (secs(g1 - g0, RATE), secs(a1 - a0, 48000));
+    eprintln!("after the stop: {la:.3} s heard of {lg:.3} s (espeak-ng -w)");
+    assert!(
+        (la - lg).abs() <= 0.1,
+        "the message after the stop: heard {la:.3} s, espeak-ng -w {lg:.3} s"
+    );
+    let trace = spd.trace();
+    let stop = trace
+        .lines()
+        .find(|l| l.contains(" stop "))
+        .unwrap_or_else(|| panic!("the plugin was never stopped:\n{trace}\n{}", spd.log()));
+    let t_flush: f64 = stop.split_whitespace().next().unwrap().parse().unwrap();
+    let heard_frame = field(stop, "heard_frame=");
+    let latency = field(stop, "latency_ms=");
+    let (w0, w1) = extent(&want).unwrap();
+    let (h0, h1) = extent(heard).expect("nothing was heard");
+    // The last content frame heard, on espeak-ng's 22.05 kHz timeline (the content plays
+    // without gaps up to the stop: the first test checks that; the clocked sink's dry spells
+    // are not in `heard`).
+    let last_content = w0 as f64 + (h1 - h0) as f64 * RATE as f64 / 48000.0;
+    let after_ms = (last_content - heard_frame) * 1e3 / RATE as f64;
+    let silent_at = times[h1];
+    // Click-free: the sound's last 2 ms (the fade's end) at well below the gain of the 2 ms
+    // 10 ms before, each against the same 2 ms of the reference (speech has quiet moments of
+    // its own; a cut ends at full gain).
+    let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();
+    let gain_at = |i: usize| {
+        let c = (w0 as f64 + (i - h0) as f64 * RATE as f64 / 48000.0) as usize;
+        let r = rms(&want[c - 44..=c]);
+        (rms(&heard[i - 96..=i]) / r.max(1e-6), r)
+    };
+    let (end, _) = gain_at(h1);
+    let (before, ref_before) = gain_at(h1 - 480);
+    eprintln!(
+        "spd-say -S at +0: the plugin's stop at +{:.1} ms (speech-dispatcher's own path: \
+         client, server, module, speak queue); the last sound heard at +{:.1} ms, {:.1} ms \
+         after the plugin's stop; {after_ms:.1} ms of content heard past the frame being \
+         heard at the stop (fade {FADE_MS} ms, device latency {latency:.1} ms); gain against \
+         the reference at the end {end:.3} vs {before:.3} 10 ms earlier; stopped {:.2} s into {:.2} s of speech\n\
+         stop to silence: {:.1} ms from the plugin's stop (target: fade + 5 = {:.0} ms), \
+         {:.1} ms from spd-say -S\n{trace}",
+        t_flush - t_stop,
+        silent_at - t_stop,
+        silent_at - t_flush,
+        secs((last_content as usize).saturating_sub(w0), RATE),
+        secs(w1 - w0, RATE),
+        silent_at - t_flush,
+        FADE_MS + 5.0,
+        silent_at - t_stop,
+    );
+    assert!(
+        last_content + (RATE / 2) as f64 <= w1 as f64,
+        "the speech was not stopped: heard to {:.3} s of {:.3} s",
+        secs(last_content as usize, RATE),
+        secs(w1, RATE)
+    );
+    // As for the pcaudio shim (tests/pcaudio_shim.rs): from the frame audioplay says was
+    // being heard at the flush, what was already handed to the server (the 20 ms device
+    // buffer, double-buffered) and up to one 10 ms period until the next callback starts the
+    // fade; then the fade, and silence within 5 ms after it.
+    let held = 2.0 * 20.0 + 10.0;
+    assert!(
+        after_ms - held <= FADE_MS + 5.0,
+        "{after_ms:.1} ms of speech heard after the stop, {:.1} ms past what the device held",
+        after_ms - held
+    );
+    assert!(
+        after_ms >= 0.0,
+        "audio stopped before the stop: {after_ms:.1} ms"
+    );
+    // (Where the reference itself is near silence 10 ms before the end, its gain says
+    // nothing; the stop is timed to land in the middle of a sentence.)
+    assert!(
+        end < before * 0.5 || ref_before < 0.02,
+        "a cut, not a fade: gain {end:.3} at the end vs {before:.3} 10 ms earlier"
+    );
+}
+
+#[test]
+fn a_default_sink_switch_mid_sentence_loses_nothing() {
+    let _g = serial();
+    let want = reference(TEXT);
+    let server = PulseServer::start(&[S48, S44]);
+    let spd = Speechd::start(&server, "switch");
+    let (rec_a, rec_b) = (server.record("s48", RATE), server.record("s44", RATE));
+    let child = spd
+        .say(&server)
+        .arg("-w")
+        .arg(TEXT)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_trace(&spd, " begin ");
+    // About 1 s into the speech: mid-sentence, mid-word.
+    std::thread::sleep(Duration::from_millis(1000));
+    server.set_default("s44");
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (a, b) = (rec_a.stop(), rec_b.stop());
+    let trace = spd.trace();
+    let (w0, w1) = extent(&want).unwrap();
+    let (a0, a1) = extent(&a).expect("nothing heard before the switch");
+    let (b0, b1) = extent(&b).expect("nothing heard after the switch");
+    // Where each part sits in the reference: the first part from espeak-ng's first sound,
+    // the second near where the first stopped (a few words' silence either way); block by
+    // block, as a starved stream's gap delays the rest without losing it.
+    let part_a = &a[a0..=a1];
+    let (oa, _) = locate(part_a, &want, w0, RATE as usize / 50);
+    let covered = (oa + part_a.len()).min(want.len());
+    let (rs_a, slip_a) = blockwise(&want[..covered], part_a, oa, 0, RATE);
+    let ra = median(&rs_a);
+    let end_a = (oa as i64 + part_a.len() as i64 - slip_a).max(0) as usize;
+    let head_b = &b[b0..(b0 + RATE as usize / 5).min(b1)];
+    let (ob, rb_head) = locate(head_b, &want, end_a, RATE as usize / 2);
+    let part_b = &b[b0..=b1];
+    let (rs_b, slip_b) = blockwise(&want[..], part_b, ob, 0, RATE);
+    let rb = median(&rs_b);
+    let end_b = (ob as i64 + part_b.len() as i64 - slip_b).max(0) as usize;
+    // Whatever of the reference lies between the two parts was never heard: it must be
+    // silence (a pause between words), not speech.
+    let lost: Vec<f32> = if ob > end_a {
+        want[end_a..ob].to_vec()
+    } else {
+        Vec::new()
+    };
+    let lost_loud = lost.iter().filter(|v| v.abs() > 0.01).count();
+    eprintln!(
+        "before the switch: reference {:.3}..{:.3} s (r {ra:.3}); after: {:.3}..{:.3} s \
+         (r {rb:.3}, head {rb_head:.3}); between them {:.1} ms of the reference, {} samples \
+         of it sound; replayed {:.1} ms\n{trace}",
+        secs(oa, RATE),
+        secs(end_a, RATE),
+        secs(ob, RATE),
+        secs(end_b, RATE),
+        secs(lost.len(), RATE) * 1e3,
+        lost_loud,
+        if ob < end_a {
+            secs(end_a - ob, RATE) * 1e3
+        } else {
+            0.0
+        }
+    );
+    assert!(
+        ra >= 0.9 && rb >= 0.9,
+        "parts not the reference: {ra:.3} {rb:.3}"
+    );
+    assert!(
+        oa <= w0 + RATE as usize / 200,
+        "the start was lost: first heard at {:.3} s of the reference",
+        secs(oa, RATE)
+    );
+    assert!(
+        end_b + RATE as usize / 200 >= w1,
+        "the end was lost: heard to {:.3} s of {:.3} s",
+        secs(end_b, RATE),
+        secs(w1, RATE)
+    );
+    assert!(
+        lost_loud <= RATE as usize / 200,
+        "{:.1} ms of speech lost at the switch",
+        secs(lost_loud, RATE) * 1e3
+    );
 }
