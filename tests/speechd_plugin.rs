@@ -529,3 +529,55 @@ fn debian_pulse_plugin_stop_for_comparison() {
         "Debian's pulse plugin: speech ended before the stop (the text is 5 s long)"
     );
 }
+
+/// The plugin as speech-dispatcher's loader sees it (tests/speechd/api_check.c): bad calls
+/// refused, nothing on stdout or stderr, and the synchronous play() path (modules that play
+/// their own audio) heard: a 0.5 s 440 Hz tone as 16-bit and again as 8-bit samples.
+#[test]
+fn the_plugin_refuses_bad_calls_and_plays_16_and_8_bit_tracks() {
+    let _g = serial();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let api = plugin_dir().join("api_check");
+    run_ok(
+        Command::new("cc")
+            .args(["-std=gnu99", "-O2", "-Wall", "-Werror", "-o"])
+            .arg(&api)
+            .arg(format!("{root}/tests/speechd/api_check.c"))
+            .args(["-ldl", "-lm"]),
+        "building api_check (libspeechd-dev)",
+    );
+    let server = PulseServer::start(&[S48]);
+    let rec = server.record("s48", 48000);
+    let o = server
+        .command(&api)
+        .arg(plugin_dir().join("spd_audioplay.so"))
+        .output()
+        .unwrap();
+    let heard = rec.stop();
+    let out = String::from_utf8_lossy(&o.stdout);
+    eprintln!("{out}");
+    assert!(o.status.success(), "{out}");
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let runs = common::analysis::sound_runs(&heard, 48000);
+    assert_eq!(runs.len(), 2, "two tones, heard: {runs:?}");
+    for (i, &(a, b)) in runs.iter().enumerate() {
+        let t = common::analysis::tone_stats(&heard[a..b], 48000).expect("a tone");
+        eprintln!(
+            "tone {} ({} bits): {:.3} s at {:.2} Hz, longest gap {:.1} ms",
+            i + 1,
+            [16, 8][i],
+            t.duration,
+            t.freq,
+            t.longest_gap * 1e3
+        );
+        // play() returns once its track has been heard: the two tones 300 ms apart stay
+        // apart (a play that returned at once would run them together, 1 s). The tolerance
+        // leaves room for a gap a loaded machine puts in (printed, not asserted).
+        assert!((t.duration - 0.5).abs() < 0.05, "{t:?}");
+        assert!((t.freq - 440.0).abs() < 1.0, "{t:?}");
+    }
+}
