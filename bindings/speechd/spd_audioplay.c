@@ -63,10 +63,11 @@ typedef struct {
     uint32_t channels;
     int applied_volume;
     uint32_t fade_ms;
-    /* Set by stop, cleared by begin: feeds return at once in between. */
-    volatile int stopped;
+    /* Set by stop, cleared by begin: feeds return at once in between. Written under the
+     * lock, read without it by waits on other threads (atomics). */
+    int stopped;
     /* Bumped by every stop: a feed blocked in ap_write gives up. */
-    volatile unsigned long stops;
+    unsigned long stops;
     /* Frames were queued since the last flush (a repeated stop must not flush a fade). */
     int written;
     double stop_at_ms; /* when the latest flush was asked, until close waits for it */
@@ -172,7 +173,7 @@ static int ap_begin(AudioID *id, AudioTrack track) {
     }
     pthread_mutex_lock(&s->lock);
     int r = 0;
-    s->stopped = 0;
+    __atomic_store_n(&s->stopped, 0, __ATOMIC_RELEASE);
     if ((uint32_t)track.sample_rate != s->rate || (uint32_t)track.num_channels != s->channels) {
         /* In band: what is still queued plays as it was; the stream is not recreated. */
         ApStatus st = ap_set_input_format(s->player, AP_FORMAT_S16, track.num_channels,
@@ -193,10 +194,19 @@ static int ap_begin(AudioID *id, AudioTrack track) {
 /* Queues `frames` S16 frames; 0 when all are queued or a stop dropped the rest. */
 static int write_frames(SpdAp *s, unsigned long stops, const int16_t *data, size_t frames) {
     while (frames > 0) {
-        if (s->stops != stops) return 0;
+        if (__atomic_load_n(&s->stops, __ATOMIC_ACQUIRE) != stops) return 0;
         size_t done = 0;
         ApStatus st = ap_write(s->player, data, frames, &done);
         if (st != AP_OK) return -1;
+        if (done > 0 && __atomic_load_n(&s->stops, __ATOMIC_ACQUIRE) != stops) {
+            /* A stop came between the check above and this write: what the write queued
+             * after the stop's flush must not play either. (A stop during a blocked write
+             * lands here too; the second flush then finds the fade running and nothing
+             * queued, as espeak-ng's double flush through the pcaudio shim does.) */
+            ap_flush(s->player, s->fade_ms, NULL);
+            trace("write met a stop: flushed again (%zu frames queued)", done);
+            return 0;
+        }
         data += done * s->channels;
         frames -= done;
     }
@@ -228,7 +238,7 @@ static int feed(SpdAp *s, AudioTrack *t) {
     size_t per = sizeof buf / sizeof buf[0] / ch * ch;
     for (size_t i = 0; i < total; i += per) {
         size_t n = total - i < per ? total - i : per;
-        for (size_t k = 0; k < n; k++) buf[k] = (int16_t)((in[i + k] - 128) << 8);
+        for (size_t k = 0; k < n; k++) buf[k] = (int16_t)((in[i + k] - 128) * 256);
         if (write_frames(s, stops, buf, n / ch) != 0) return -1;
     }
     return 0;
@@ -237,7 +247,7 @@ static int feed(SpdAp *s, AudioTrack *t) {
 /* Waits until everything queued has been heard, or a stop. */
 static int wait_heard(SpdAp *s) {
     for (;;) {
-        if (s->stopped) return 0;
+        if (__atomic_load_n(&s->stopped, __ATOMIC_ACQUIRE)) return 0;
         ApStatus st = ap_drain(s->player, 50);
         if (st == AP_OK) return 0;
         if (st != AP_ERR_TIMEOUT) return -1;
@@ -269,7 +279,7 @@ static void metrics_trace(SpdAp *s, const char *what, double t0, int r) {
 static int ap_end(AudioID *id) {
     if (!id) return -1;
     SpdAp *s = (SpdAp *)id;
-    if (s->stopped) {
+    if (__atomic_load_n(&s->stopped, __ATOMIC_ACQUIRE)) {
         trace("end (stopped)");
         return 0;
     }
@@ -291,8 +301,8 @@ static int ap_stop(AudioID *id) {
     if (!id) return -1;
     SpdAp *s = (SpdAp *)id;
     pthread_mutex_lock(&s->lock);
-    s->stopped = 1;
-    s->stops++;
+    __atomic_store_n(&s->stopped, 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&s->stops, 1, __ATOMIC_ACQ_REL);
     int flush = s->written;
     s->written = 0;
     if (flush) s->stop_at_ms = mono_ms();
