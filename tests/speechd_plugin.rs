@@ -278,6 +278,13 @@ fn field(l: &str, k: &str) -> f64 {
 fn spd_say_stop_silences_it_with_a_fade() {
     let _g = serial();
     let want = reference(TEXT);
+    // Timing and the fade's shape are read on the content timeline, which a gap the server
+    // plays into a starved stream shifts: such a run, as the player counts it, is run again.
+    rerun_if_starved("spd-say -S through the plugin", || stop_once(&want));
+}
+
+/// One stop through speech-dispatcher and the plugin, heard against `want`.
+fn stop_once(want: &[f32]) -> Starvable<()> {
     // The sink is clocked like hardware, so each sample heard has a time: the stop is timed
     // from `spd-say -S` to the last sound the listener heard.
     let server = PulseServer::start(&[common::pulse::Sink {
@@ -313,11 +320,14 @@ fn spd_say_stop_silences_it_with_a_fade() {
     let (a0, a1) = extent(again).expect("nothing heard of the message after the stop");
     let (lg, la) = (secs(g1 - g0, RATE), secs(a1 - a0, 48000));
     eprintln!("after the stop: {la:.3} s heard of {lg:.3} s (espeak-ng -w)");
-    assert!(
-        (la - lg).abs() <= 0.1,
-        "the message after the stop: heard {la:.3} s, espeak-ng -w {lg:.3} s"
-    );
     let trace = spd.trace();
+    let starved = starved_in(&trace, " stop ") || starved_in(&trace, " end ");
+    if (la - lg).abs() > 0.1 {
+        return Err((
+            format!("the message after the stop: heard {la:.3} s, espeak-ng -w {lg:.3} s"),
+            starved,
+        ));
+    }
     let stop = trace
         .lines()
         .find(|l| l.contains(" stop "))
@@ -325,7 +335,7 @@ fn spd_say_stop_silences_it_with_a_fade() {
     let t_flush: f64 = stop.split_whitespace().next().unwrap().parse().unwrap();
     let heard_frame = field(stop, "heard_frame=");
     let latency = field(stop, "latency_ms=");
-    let (w0, w1) = extent(&want).unwrap();
+    let (w0, w1) = extent(want).unwrap();
     let (h0, h1) = extent(heard).expect("nothing was heard");
     // The last content frame heard, on espeak-ng's 22.05 kHz timeline (the content plays
     // without gaps up to the stop: the first test checks that; the clocked sink's dry spells
@@ -389,23 +399,31 @@ fn spd_say_stop_silences_it_with_a_fade() {
     // buffer, double-buffered) and up to one 10 ms period until the next callback starts the
     // fade; then the fade, and silence within 5 ms after it.
     let held = 2.0 * 20.0 + 10.0;
-    assert!(
-        after_ms - held <= FADE_MS + 5.0,
-        "{after_ms:.1} ms of speech heard after the stop, {:.1} ms past what the device held",
-        after_ms - held
-    );
+    if after_ms - held > FADE_MS + 5.0 {
+        return Err((
+            format!(
+                "{after_ms:.1} ms of speech heard after the stop, {:.1} ms past what the \
+                 device held",
+                after_ms - held
+            ),
+            starved,
+        ));
+    }
     // The frame audioplay says is being heard comes from its latency estimate, a few ms off
     // either way (a run that reported 4.6 ms of device latency heard 5.6 ms past it, fade
     // included); more than 5 ms short of it is audio lost before the stop.
-    assert!(
-        after_ms >= -5.0,
-        "audio stopped before the stop: {after_ms:.1} ms"
-    );
-    if let Some(ramp) = ramp {
-        assert!(
-            ramp >= 5.0,
-            "a cut, not a fade: the gain fell from 0.9 to 0.1 within {ramp:.0} ms"
-        );
+    if after_ms < -5.0 {
+        return Err((
+            format!("audio stopped before the stop: {after_ms:.1} ms"),
+            starved,
+        ));
+    }
+    match ramp {
+        Some(ramp) if ramp < 5.0 => Err((
+            format!("a cut, not a fade: the gain fell from 0.9 to 0.1 within {ramp:.0} ms"),
+            starved,
+        )),
+        _ => Ok(()),
     }
 }
 

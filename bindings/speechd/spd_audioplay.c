@@ -312,8 +312,15 @@ static int ap_stop(AudioID *id) {
     double latency = 0;
     ApStatus st = ap_flush(s->player, s->fade_ms, &heard);
     ap_position(s->player, NULL, NULL, &latency);
-    trace("stop fade_ms=%u heard_frame=%llu rate=%u latency_ms=%.1f %d", s->fade_ms,
-          (unsigned long long)heard, s->rate, latency, (int)st);
+    ApMetrics m;
+    memset(&m, 0, sizeof m);
+    m.struct_size = sizeof m;
+    ap_metrics(s->player, &m);
+    trace("stop fade_ms=%u heard_frame=%llu rate=%u latency_ms=%.1f %d underruns=%llu "
+          "late_callbacks=%llu server_underflows=%llu",
+          s->fade_ms, (unsigned long long)heard, s->rate, latency, (int)st,
+          (unsigned long long)m.underruns, (unsigned long long)m.late_callbacks,
+          (unsigned long long)m.server_underflows);
     return st == AP_OK ? 0 : -1;
 }
 
