@@ -431,6 +431,14 @@ fn stop_once(want: &[f32]) -> Starvable<()> {
 fn a_default_sink_switch_mid_sentence_loses_nothing() {
     let _g = serial();
     let want = reference(TEXT);
+    // The parts are located block by block, but a starved stream's gaps can still pull a
+    // part's median under 0.9 (tests/pcaudio_shim.rs's same check failed so on a loaded run
+    // today): such a run, as the player counts it, is run again.
+    rerun_if_starved("a default switch through the plugin", || switch_once(&want));
+}
+
+/// One default-sink switch mid-sentence through speech-dispatcher and the plugin.
+fn switch_once(want: &[f32]) -> Starvable<()> {
     let server = PulseServer::start(&[S48, S44]);
     let spd = Speechd::start(&server, "switch");
     let (rec_a, rec_b) = (server.record("s48", RATE), server.record("s44", RATE));
@@ -450,22 +458,23 @@ fn a_default_sink_switch_mid_sentence_loses_nothing() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (a, b) = (rec_a.stop(), rec_b.stop());
     let trace = spd.trace();
-    let (w0, w1) = extent(&want).unwrap();
+    let starved = starved_in(&trace, " end ");
+    let (w0, w1) = extent(want).unwrap();
     let (a0, a1) = extent(&a).expect("nothing heard before the switch");
     let (b0, b1) = extent(&b).expect("nothing heard after the switch");
     // Where each part sits in the reference: the first part from espeak-ng's first sound,
     // the second near where the first stopped (a few words' silence either way); block by
     // block, as a starved stream's gap delays the rest without losing it.
     let part_a = &a[a0..=a1];
-    let (oa, _) = locate(part_a, &want, w0, RATE as usize / 50);
+    let (oa, _) = locate(part_a, want, w0, RATE as usize / 50);
     let covered = (oa + part_a.len()).min(want.len());
     let (rs_a, slip_a) = blockwise(&want[..covered], part_a, oa, 0, RATE);
     let ra = median(&rs_a);
     let end_a = (oa as i64 + part_a.len() as i64 - slip_a).max(0) as usize;
     let head_b = &b[b0..(b0 + RATE as usize / 5).min(b1)];
-    let (ob, rb_head) = locate(head_b, &want, end_a, RATE as usize / 2);
+    let (ob, rb_head) = locate(head_b, want, end_a, RATE as usize / 2);
     let part_b = &b[b0..=b1];
-    let (rs_b, slip_b) = blockwise(&want[..], part_b, ob, 0, RATE);
+    let (rs_b, slip_b) = blockwise(want, part_b, ob, 0, RATE);
     let rb = median(&rs_b);
     let end_b = (ob as i64 + part_b.len() as i64 - slip_b).max(0) as usize;
     // Whatever of the reference lies between the two parts was never heard: it must be
@@ -492,26 +501,30 @@ fn a_default_sink_switch_mid_sentence_loses_nothing() {
             0.0
         }
     );
-    assert!(
-        ra >= 0.9 && rb >= 0.9,
-        "parts not the reference: {ra:.3} {rb:.3}"
-    );
-    assert!(
-        oa <= w0 + RATE as usize / 200,
-        "the start was lost: first heard at {:.3} s of the reference",
-        secs(oa, RATE)
-    );
-    assert!(
-        end_b + RATE as usize / 200 >= w1,
-        "the end was lost: heard to {:.3} s of {:.3} s",
-        secs(end_b, RATE),
-        secs(w1, RATE)
-    );
-    assert!(
-        lost_loud <= RATE as usize / 200,
-        "{:.1} ms of speech lost at the switch",
-        secs(lost_loud, RATE) * 1e3
-    );
+    let fail = |why: String| Err((why, starved));
+    if ra < 0.9 || rb < 0.9 {
+        return fail(format!("parts not the reference: {ra:.3} {rb:.3}"));
+    }
+    if oa > w0 + RATE as usize / 200 {
+        return fail(format!(
+            "the start was lost: first heard at {:.3} s of the reference",
+            secs(oa, RATE)
+        ));
+    }
+    if end_b + RATE as usize / 200 < w1 {
+        return fail(format!(
+            "the end was lost: heard to {:.3} s of {:.3} s",
+            secs(end_b, RATE),
+            secs(w1, RATE)
+        ));
+    }
+    if lost_loud > RATE as usize / 200 {
+        return fail(format!(
+            "{:.1} ms of speech lost at the switch",
+            secs(lost_loud, RATE) * 1e3
+        ));
+    }
+    Ok(())
 }
 
 /// Debian's own PulseAudio plugin under the same stop, for comparison (printed; what it does
