@@ -3,7 +3,8 @@
 # a DESTDIR-staged install into /usr with --libdir lib64 puts every file under DESTDIR with
 # /usr paths inside; the library and applay are stripped (--no-strip keeps debug info); the
 # installed header compiles as C89; the CMake package accepts only compatible versions
-# (0.x: same minor, requested <= installed); --uninstall removes exactly what was installed.
+# (0.x: same minor, requested <= installed); the speech-dispatcher plugin and its link are
+# there; --uninstall removes exactly what was installed.
 #   scripts/check-install.sh        (scripts/test.sh runs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,8 @@ fail() { echo "check-install: $*" >&2; exit 1; }
 stage="$work/stage"
 mkdir -p "$stage/usr/share"
 echo "not ours" > "$stage/usr/share/keep"
-DESTDIR="$stage" scripts/install.sh --prefix /usr --libdir lib64 > /dev/null
+spd_dir=/usr/lib/x86_64-linux-gnu/speech-dispatcher
+DESTDIR="$stage" scripts/install.sh --prefix /usr --libdir lib64 --speechd-plugin-dir "$spd_dir" > /dev/null
 lib="$stage/usr/lib64/libaudioplay.so.$(sed -n 's/^#define AP_VERSION_STRING "\(.*\)"/\1/p' include/audioplay.h)"
 for f in "$lib" "$stage/usr/lib64/libaudioplay.a" "$stage/usr/include/audioplay.h" "$stage/usr/bin/applay" \
          "$stage/usr/lib64/cmake/AudioPlay/AudioPlayConfig.cmake" "$stage/usr/lib64/pkgconfig/audioplay.pc"; do
@@ -31,6 +33,15 @@ nm -D --defined-only "$lib" | grep -q ' T ap_create$' || fail "ap_create is not 
 size_stripped=$(stat -c %s "$lib")
 size_built=$(stat -c %s target/release/libaudioplay.so)
 echo "install: libaudioplay.so $size_built bytes as built, $size_stripped stripped"
+
+# The speech-dispatcher plugin: its entry point exported, libaudioplay found next to it or,
+# through the link in speech-dispatcher's plugin directory (where $ORIGIN is that
+# directory: glibc does not resolve the link), at the libdir.
+plugin="$stage/usr/lib64/audioplay-speechd/spd_audioplay.so"
+nm -D --defined-only "$plugin" | grep -q ' T spd_audio_plugin_get$' || fail "spd_audio_plugin_get is not exported"
+readelf -d "$plugin" | grep -q 'RUNPATH.*\[\$ORIGIN/\.\.:/usr/lib64\]' || fail "the plugin's RUNPATH: $(readelf -d "$plugin" | grep RUNPATH)"
+[ "$(readlink "$stage$spd_dir/spd_audioplay.so")" = /usr/lib64/audioplay-speechd/spd_audioplay.so ] \
+  || fail "no plugin link in $spd_dir"
 
 # The installed header, strict C89.
 gcc -std=c89 -pedantic -Werror -Wall -Wextra -fsyntax-only -x c "$stage/usr/include/audioplay.h" \

@@ -5,7 +5,11 @@ pkgs=(pulseaudio pulseaudio-utils espeak-ng libespeak-ng-dev libasound2-dev pkg-
       build-essential binutils python3 golang-go
       # tests/quiet_stderr.rs: ALSA's JACK plugin and libjack, which print to stderr when no
       # server runs (issue 12); the test must see the real condition.
-      libasound2-plugins libjack-jackd2-0)
+      libasound2-plugins libjack-jackd2-0
+      # tests/speechd_plugin.rs: speech-dispatcher (spd-say, the server), its espeak-ng
+      # module and its headers (spd_audio_plugin.h, the audio-plugin API bindings/speechd
+      # implements).
+      speech-dispatcher speech-dispatcher-espeak-ng libspeechd-dev)
 command -v node > /dev/null 2>&1 || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -5,11 +5,19 @@
 #   share/audioplay/install-manifest.txt (what was installed, for --uninstall),
 #   LIBDIR/audioplay-pcaudio/libpcaudio.so.0 (a pcaudiolib-compatible library over audioplay:
 #   LD_LIBRARY_PATH=LIBDIR/audioplay-pcaudio espeak-ng ...; bindings/pcaudio/)
+#   LIBDIR/audioplay-speechd/spd_audioplay.so (a speech-dispatcher audio output plugin over
+#   audioplay, AudioOutputMethod "audioplay"; bindings/speechd/, docs/INTEGRATING.md), when
+#   speech-dispatcher's plugin header is there (Debian: libspeechd-dev); with
+#   --speechd-plugin-dir DIR also linked into speech-dispatcher's own plugin directory
+#   (Debian: /usr/lib/x86_64-linux-gnu/speech-dispatcher) so that its server finds it
+#   without SPEECHD_PLUGIN_DIR
 #
 #   scripts/install.sh --prefix /usr/local
 #   scripts/install.sh --prefix /usr --libdir lib64          # lib64 distributions
 #   DESTDIR=/tmp/stage scripts/install.sh --prefix /usr      # packaging: staged, paths say /usr
 #   scripts/install.sh --uninstall --prefix /usr/local       # removes exactly what was installed
+#   scripts/install.sh --prefix /usr/local \
+#     --speechd-plugin-dir /usr/lib/x86_64-linux-gnu/speech-dispatcher   # + the plugin link
 #
 # The library and applay are stripped (debug info and local symbols: about 13 MB -> 1.5 MB
 # for the shared library); --no-strip keeps them as built (release with line tables, for
@@ -18,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  echo "usage: scripts/install.sh [--prefix DIR] [--libdir DIR] [--no-strip] [--uninstall]" >&2
+  echo "usage: scripts/install.sh [--prefix DIR] [--libdir DIR] [--speechd-plugin-dir DIR] [--no-strip] [--uninstall]" >&2
   echo "       (DESTDIR=DIR in the environment stages the install under DIR)" >&2
   exit 2
 }
@@ -26,12 +34,15 @@ prefix=/usr/local
 libdir=lib
 strip=1
 uninstall=0
+speechd_plugin_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) [ $# -ge 2 ] || usage; prefix="$2"; shift 2 ;;
     --prefix=*) prefix="${1#--prefix=}"; shift ;;
     --libdir) [ $# -ge 2 ] || usage; libdir="$2"; shift 2 ;;
     --libdir=*) libdir="${1#--libdir=}"; shift ;;
+    --speechd-plugin-dir) [ $# -ge 2 ] || usage; speechd_plugin_dir="$2"; shift 2 ;;
+    --speechd-plugin-dir=*) speechd_plugin_dir="${1#--speechd-plugin-dir=}"; shift ;;
     --no-strip|--debug) strip=0; shift ;;
     --uninstall) uninstall=1; shift ;;
     -h|--help) usage ;;
@@ -153,6 +164,30 @@ put 0755 "$pcaudio_build/libpcaudio.so.0" "$pcaudio_dir/libpcaudio.so.0"
 link libpcaudio.so.0 "$pcaudio_dir/libpcaudio.so"
 rm -rf "$pcaudio_build"
 [ "$strip" = 1 ] && strip --strip-unneeded "$destdir$pcaudio_dir/libpcaudio.so.0"
+
+# The speech-dispatcher audio output plugin (bindings/speechd): speech-dispatcher loads
+# SPEECHD_PLUGIN_DIR/spd_audioplay.so (its compiled-in plugin directory without that
+# variable). It finds libaudioplay.so.0 one directory up, or at LIBDIR itself when reached
+# through a link in speech-dispatcher's plugin directory. Built only where speech-dispatcher's
+# plugin header is (libspeechd-dev): the rest of the install does not need it.
+if echo '#include <speech-dispatcher/spd_audio_plugin.h>' | ${CC:-cc} -E -x c - > /dev/null 2>&1; then
+  speechd_dir="$libpath/audioplay-speechd"
+  mkdirs "$speechd_dir"
+  speechd_build="$(mktemp -d)"
+  bindings/speechd/build.sh "$speechd_build" target/release "\$ORIGIN/..:$libpath"
+  put 0755 "$speechd_build/spd_audioplay.so" "$speechd_dir/spd_audioplay.so"
+  rm -rf "$speechd_build"
+  [ "$strip" = 1 ] && strip --strip-unneeded "$destdir$speechd_dir/spd_audioplay.so"
+  if [ -n "$speechd_plugin_dir" ]; then
+    case "$speechd_plugin_dir" in /*) ;; *) echo "scripts/install.sh: --speechd-plugin-dir must be absolute" >&2; exit 2 ;; esac
+    speechd_plugin_dir="${speechd_plugin_dir%/}"
+    mkdirs "$speechd_plugin_dir"
+    link "$speechd_dir/spd_audioplay.so" "$speechd_plugin_dir/spd_audioplay.so"
+  fi
+else
+  echo "scripts/install.sh: skipped the speech-dispatcher plugin: no speech-dispatcher/spd_audio_plugin.h (Debian: libspeechd-dev)" >&2
+  [ -z "$speechd_plugin_dir" ] || { echo "scripts/install.sh: --speechd-plugin-dir needs that header" >&2; exit 1; }
+fi
 
 subst() {
   local tmp

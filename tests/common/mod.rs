@@ -10,6 +10,7 @@
 pub mod accounting;
 pub mod analysis;
 pub mod pulse;
+pub mod speech;
 pub mod virtual_host;
 
 use std::sync::{Mutex, MutexGuard};
