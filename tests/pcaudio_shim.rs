@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use common::analysis::locate;
 use common::pulse::{PulseServer, Sink, S44, S48};
+use common::speech::{blockwise, extent, median, read_wav, secs, starved_in};
 use common::{rerun_if_starved, serial, Starvable};
 
 const TEXT: &str = "The quick brown fox jumps over the lazy dog. \
@@ -98,30 +99,6 @@ fn via_shim(server: &PulseServer, program: impl AsRef<std::ffi::OsStr>) -> Comma
     c
 }
 
-/// Mono samples of a 16-bit PCM WAV file (its first channel), and its rate.
-fn read_wav(path: &Path) -> (Vec<f32>, u32) {
-    let b = std::fs::read(path).unwrap();
-    assert_eq!(&b[0..4], b"RIFF");
-    let (mut i, mut rate, mut channels) = (12, 0u32, 1usize);
-    while i + 8 <= b.len() {
-        let id = &b[i..i + 4];
-        let len = u32::from_le_bytes(b[i + 4..i + 8].try_into().unwrap()) as usize;
-        let body = &b[i + 8..(i + 8 + len).min(b.len())];
-        if id == b"fmt " {
-            channels = u16::from_le_bytes([body[2], body[3]]) as usize;
-            rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
-        } else if id == b"data" {
-            let x = body
-                .chunks_exact(2 * channels)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / 32768.0)
-                .collect();
-            return (x, rate);
-        }
-        i += 8 + len + (len & 1);
-    }
-    panic!("no data chunk in {}", path.display());
-}
-
 /// What espeak-ng -w writes for `text`: the reference.
 fn reference(text: &str) -> Vec<f32> {
     let path = built().dir.join(format!("ref-{}.wav", text.len()));
@@ -132,102 +109,6 @@ fn reference(text: &str) -> Vec<f32> {
     let (x, rate) = read_wav(&path);
     assert_eq!(rate, RATE, "espeak-ng's rate");
     x
-}
-
-/// First and last sample above 1% of full scale (the extent of the speech).
-fn extent(x: &[f32]) -> Option<(usize, usize)> {
-    let first = x.iter().position(|v| v.abs() > 0.01)?;
-    let last = x.len() - 1 - x.iter().rev().position(|v| v.abs() > 0.01)?;
-    Some((first, last))
-}
-
-/// `heard` against `want` in 100 ms blocks of the reference's speech, each located near
-/// where the previous one was (a gap or a repeat moves the rest): the correlations, in order,
-/// and how far the last block sits from where the first one put it (samples; > 0: audio
-/// was delayed by gaps of silence, < 0: lost).
-///
-/// Both are compared below 4 kHz: the path resamples 22050 -> 48000 (the library) -> 22050
-/// (the server's monitor), which leaves a fractional-sample delay that an integer lag cannot
-/// match, and at a fricative's 5-10 kHz half a sample alone is a correlation of 0.4-0.7: a clean
-/// run read 4 of 44 blocks below 0.9 that way. A gap, a loss or a repeat shows below 4 kHz
-/// as plainly as above it.
-fn blockwise(want: &[f32], heard: &[f32], w0: usize, h0: usize) -> (Vec<f64>, i64) {
-    let (want, heard) = (&lowpass(want)[..], &lowpass(heard)[..]);
-    let b = RATE as usize / 10;
-    let mut lag = h0 as i64 - w0 as i64;
-    let first_lag = lag;
-    let mut rs = Vec::new();
-    let mut s = w0;
-    while s + b <= want.len() {
-        let blk = &want[s..s + b];
-        let rms = (blk.iter().map(|v| v * v).sum::<f32>() / b as f32).sqrt();
-        if rms >= 0.02 {
-            let guess = (s as i64 + lag).max(0) as usize;
-            let (at, r) = locate(blk, heard, guess, RATE as usize * 3 / 100);
-            rs.push(r);
-            if r >= 0.8 {
-                lag = at as i64 - s as i64;
-            }
-        }
-        s += b;
-    }
-    (rs, lag - first_lag)
-}
-
-/// `x` through a 4 kHz low-pass (a 101-tap Hann-windowed sinc at `RATE`), delayed by nothing:
-/// the output is centred on its input sample, so lags stay what they were.
-fn lowpass(x: &[f32]) -> Vec<f32> {
-    const HALF: i64 = 50;
-    let fc = 4000.0 / RATE as f64;
-    let mut taps: Vec<f64> = (-HALF..=HALF)
-        .map(|k| {
-            let t = k as f64;
-            let sinc = if k == 0 {
-                2.0 * fc
-            } else {
-                (2.0 * std::f64::consts::PI * fc * t).sin() / (std::f64::consts::PI * t)
-            };
-            let w = 0.5 + 0.5 * (std::f64::consts::PI * t / (HALF + 1) as f64).cos();
-            sinc * w
-        })
-        .collect();
-    let sum: f64 = taps.iter().sum();
-    taps.iter_mut().for_each(|t| *t /= sum);
-    (0..x.len() as i64)
-        .map(|i| {
-            let mut acc = 0.0f64;
-            for (j, t) in taps.iter().enumerate() {
-                let at = i + j as i64 - HALF;
-                if at >= 0 && (at as usize) < x.len() {
-                    acc += t * x[at as usize] as f64;
-                }
-            }
-            acc as f32
-        })
-        .collect()
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn secs(n: usize, rate: u32) -> f64 {
-    n as f64 / rate as f64
-}
-
-/// Whether the shim's trace says its player was starved (underruns: espeak-ng did not keep
-/// the shallow queue fed; late callbacks or server underflows: the stream was not), from the
-/// counts its drain lines report.
-fn starved_in(trace: &str) -> bool {
-    trace
-        .lines()
-        .filter(|l| l.contains("drain "))
-        .flat_map(|l| l.split_whitespace())
-        .filter_map(|t| t.split_once('='))
-        .filter(|(k, _)| ["underruns", "late_callbacks", "server_underflows"].contains(k))
-        .any(|(_, v)| v.parse::<u64>().is_ok_and(|n| n > 0))
 }
 
 #[test]
@@ -261,14 +142,14 @@ fn speak_once(want: &[f32]) -> Starvable<()> {
     );
     let tr = std::fs::read_to_string(&trace).unwrap_or_default();
     assert!(tr.contains("drain "), "espeak-ng never drained: {tr}");
-    let starved = starved_in(&tr);
+    let starved = starved_in(&tr, "drain ");
     let (w0, w1) = extent(want).expect("espeak-ng -w wrote silence");
     let (h0, h1) = extent(&heard).expect("nothing was heard");
     let (lw, lh) = (secs(w1 - w0, RATE), secs(h1 - h0, RATE));
     // The whole utterance at one lag (1.0 only if nothing was inserted or lost anywhere),
     // and block by block (what each part of it sounded like).
     let (_, whole) = locate(&want[w0..=w1], &heard, h0, RATE as usize / 50);
-    let (rs, slip) = blockwise(want, &heard, w0, h0);
+    let (rs, slip) = blockwise(want, &heard, w0, h0, RATE);
     let low = rs.iter().filter(|&&r| r < 0.9).count();
     eprintln!(
         "espeak-ng -w: {lw:.3} s of speech; heard through the shim: {lh:.3} s; \
@@ -297,10 +178,21 @@ fn speak_once(want: &[f32]) -> Starvable<()> {
 fn a_default_sink_switch_mid_sentence_loses_nothing() {
     let _g = serial();
     let want = reference(TEXT);
+    // A starved run (the shim's trace says so) may hear a part out of place and is run again;
+    // speech lost is never the machine's doing (starving plays silence, it drops nothing) and
+    // fails at once.
+    rerun_if_starved("a default switch through the shim", || switch_once(&want));
+}
+
+/// One run of `a_default_sink_switch_mid_sentence_loses_nothing`.
+fn switch_once(want: &[f32]) -> Starvable<()> {
     let server = PulseServer::start(&[S48, S44]);
     let (rec_a, rec_b) = (server.record("s48", RATE), server.record("s44", RATE));
+    let trace = built().dir.join("trace-switch");
+    let _ = std::fs::remove_file(&trace);
     let child = via_shim(&server, "espeak-ng")
         .arg(TEXT)
+        .env("AUDIOPLAY_PCAUDIO_TRACE", &trace)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -310,25 +202,25 @@ fn a_default_sink_switch_mid_sentence_loses_nothing() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (a, b) = (rec_a.stop(), rec_b.stop());
-    let (w0, w1) = extent(&want).unwrap();
+    let (w0, w1) = extent(want).unwrap();
     let (a0, a1) = extent(&a).expect("nothing heard before the switch");
     let (b0, b1) = extent(&b).expect("nothing heard after the switch");
     // Where each part sits in the reference: the first part from espeak-ng's first sound,
     // the second near where the first stopped (a few words' silence either way).
     let part_a = &a[a0..=a1];
-    let (oa, _) = locate(part_a, &want, w0, RATE as usize / 50);
+    let (oa, _) = locate(part_a, want, w0, RATE as usize / 50);
     // Block by block too: a loaded machine can starve the shim's shallow queue, and the
     // server's silence in such a gap delays the rest without losing it (a single-lag
     // correlation of the whole part read 0.70 for it).
     let covered = (oa + part_a.len()).min(want.len());
-    let (rs_a, slip_a) = blockwise(&want[..covered], part_a, oa, 0);
+    let (rs_a, slip_a) = blockwise(&want[..covered], part_a, oa, 0, RATE);
     let ra = median(&rs_a);
     let end_a = (oa as i64 + part_a.len() as i64 - slip_a).max(0) as usize;
     let head_b = &b[b0..(b0 + RATE as usize / 5).min(b1)];
-    let (ob, rb_head) = locate(head_b, &want, end_a, RATE as usize / 2);
+    let (ob, rb_head) = locate(head_b, want, end_a, RATE as usize / 2);
     let part_b = &b[b0..=b1];
     // The second part block by block (the new stream may start with a gap of its own).
-    let (rs_b, slip_b) = blockwise(&want[..], part_b, ob, 0);
+    let (rs_b, slip_b) = blockwise(want, part_b, ob, 0, RATE);
     let rb = median(&rs_b);
     let end_b = (ob as i64 + part_b.len() as i64 - slip_b).max(0) as usize;
     // Whatever of the reference lies between the two parts was never heard: it must be
@@ -355,10 +247,11 @@ fn a_default_sink_switch_mid_sentence_loses_nothing() {
             0.0
         }
     );
-    assert!(
-        ra >= 0.9 && rb >= 0.9,
-        "parts not the reference: {ra:.3} {rb:.3}"
-    );
+    let tr = std::fs::read_to_string(&trace).unwrap_or_default();
+    if ra < 0.9 || rb < 0.9 {
+        let why = format!("parts not the reference: {ra:.3} {rb:.3}\n{rs_a:.3?}\n{rs_b:.3?}\n{tr}");
+        return Err((why, starved_in(&tr, "drain ")));
+    }
     assert!(
         oa <= w0 + RATE as usize / 200,
         "the start was lost: first heard at {:.3} s of the reference",
@@ -375,6 +268,7 @@ fn a_default_sink_switch_mid_sentence_loses_nothing() {
         "{:.1} ms of speech lost at the switch",
         secs(lost_loud, RATE) * 1e3
     );
+    Ok(())
 }
 
 /// Lines of tests/pcaudio/espeak_events' output: a key and its numbers.
@@ -471,12 +365,20 @@ fn stats(d: &[f64]) -> (f64, f64, f64) {
 fn word_events_stay_in_step_with_what_is_heard() {
     let _g = serial();
     let want = reference(TEXT);
+    // The drift is read on the content's timeline as heard, which a gap would shift: a run
+    // the player reports starved (a loaded CI machine gave drift growing 100-170 ms a word
+    // after the ninth) is run again.
+    rerun_if_starved("word events through the shim", || words_once(&want));
+}
+
+/// One run of `word_events_stay_in_step_with_what_is_heard`.
+fn words_once(want: &[f32]) -> Starvable<()> {
     let server = spare_server();
     let (lines, heard, times, trace) = events_run(&server, true, &[TEXT]);
-    let shim = word_drift(&lines, &heard, &times, &want);
+    let shim = word_drift(&lines, &heard, &times, want);
     eprintln!("shim trace:\n{trace}");
     let (lines, heard, times, _) = events_run(&server, false, &[TEXT]);
-    let real = word_drift(&lines, &heard, &times, &want);
+    let real = word_drift(&lines, &heard, &times, want);
     let (sm, smin, smax) = stats(&shim);
     let (rm, rmin, rmax) = stats(&real);
     eprintln!(
@@ -488,10 +390,13 @@ fn word_events_stay_in_step_with_what_is_heard() {
     );
     assert!(shim.len() >= 14, "{} word events", shim.len());
     // The queue is 60 ms and the device ~20 ms: events run at most ~100 ms ahead.
-    assert!(
-        smin >= -120.0 && smax <= 40.0,
-        "word events drift {smin:+.1}..{smax:+.1} ms through the shim"
-    );
+    if smin < -120.0 || smax > 40.0 {
+        return Err((
+            format!("word events drift {smin:+.1}..{smax:+.1} ms through the shim: {shim:.0?}"),
+            starved_in(&trace, "drain "),
+        ));
+    }
+    Ok(())
 }
 
 #[test]
