@@ -239,3 +239,85 @@ fn bad_speeds_are_refused() {
     }
     assert!(p.set_speed(0.5).is_ok() && p.set_speed(4.0).is_ok());
 }
+
+#[test]
+fn gain_set_while_stretching_lands_on_its_content_frame() {
+    let h = host();
+    let p = player(&h, |_| {});
+    let s = h.stream("v").unwrap();
+    let tone = sine(440.0, RATE, RATE as usize, 0.5);
+    p.set_speed(2.0).unwrap();
+    p.write_f32(&tone[..24000]).unwrap();
+    p.set_gain_pan(0.5, 0.0, 0, audioplay::GainScope::UntilChanged)
+        .unwrap();
+    p.write_f32(&tone[24000..]).unwrap();
+    p.end_utterance().unwrap();
+    let (out, curve) = render_curve(&s, &p, RATE as usize);
+    // The first frame of the halved part: no sample above 0.3 from there for a period.
+    let drop = (0..out.len() - 120)
+        .find(|&i| out[i..i + 120].iter().all(|v| v.abs() < 0.3))
+        .expect("the gain applied");
+    let want = heard_ms(&curve, 24000) * RATE as f64 / 1000.0;
+    assert!(
+        (drop as f64 - want).abs() <= 240.0,
+        "gain applied at output frame {drop}, content frame 24000 heard at {want}"
+    );
+    assert!(
+        (drop as f64 - 12000.0).abs() <= 480.0,
+        "{drop}: 0.5 s of content at 2x"
+    );
+}
+
+#[test]
+fn a_voice_change_while_stretching_keeps_the_speed_and_the_pitch() {
+    let h = host();
+    let p = player(&h, |_| {});
+    let s = h.stream("v").unwrap();
+    p.set_speed(2.0).unwrap();
+    p.write_f32(&sine(440.0, RATE, RATE as usize, 0.5)).unwrap();
+    p.set_input_format(audioplay::InputFormat::F32, 1, 24000)
+        .unwrap();
+    p.write_f32(&sine(440.0, 24000, 24000, 0.5)).unwrap();
+    p.end_utterance().unwrap();
+    let out = render(&s, 2 * RATE as usize);
+    let heard = sound(&out);
+    // 1 s of content at each rate, each heard in 0.5 s.
+    let got = heard.len() as f64;
+    assert!((got / 48000.0 - 1.0).abs() < 0.01, "{got} frames");
+    let st = tone_stats(heard, RATE).expect("a tone");
+    assert!((st.freq - 440.0).abs() < 1.0, "{} Hz", st.freq);
+    assert_eq!(p.position().0, 72000, "content frames, both formats");
+    assert_accounting(&p.metrics());
+}
+
+#[test]
+fn drain_plays_the_stretch_tail_and_ends_on_the_last_content_frame() {
+    let h = host();
+    let p = std::sync::Arc::new(player(&h, |_| {}));
+    let s = h.stream("v").unwrap();
+    p.set_speed(1.5).unwrap();
+    p.write_f32(&sine(440.0, RATE, 24000, 0.5)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renderer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                out.extend(render(&s, 480));
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            out
+        })
+    };
+    assert!(p.drain(Duration::from_secs(5)).unwrap(), "drained");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let out = renderer.join().unwrap();
+    let n = sound(&out).len() as f64;
+    assert!(
+        (n / 16000.0 - 1.0).abs() < 0.01,
+        "{n} frames for 24000 at 1.5x"
+    );
+    let m = p.metrics();
+    assert_eq!((m.frames_written, m.frames_played), (24000, 24000));
+    assert_eq!(p.position(), (24000, 0, p.position().2));
+}

@@ -200,8 +200,9 @@ pub struct Speed {
     run_from: u64,
     /// (output frame, content frame) after each stretch step, not yet queued.
     anchors: VecDeque<(u64, u64)>,
-    /// Markers waiting for their content frame's output: (content frame, id).
-    marks: VecDeque<(u64, u64)>,
+    /// Markers and in-band gain/pan waiting for their content frame's output: (content
+    /// frame, the command; its `at` is set when it is queued).
+    marks: VecDeque<(u64, Cmd)>,
     bytes: Vec<u8>,
 }
 
@@ -770,7 +771,8 @@ impl Writer {
     /// where its output reaches that frame.
     fn place_mark(&mut self, shared: &Shared, id: u64) -> Result<(), Error> {
         if self.speed.stretch.is_some() && self.speed.pushed > self.speed.synced_content {
-            self.speed.marks.push_back((self.speed.pushed, id));
+            let cmd = Cmd::Mark { at: 0, id };
+            self.speed.marks.push_back((self.speed.pushed, cmd));
             return Ok(());
         }
         let at = Self::at(shared);
@@ -805,17 +807,19 @@ impl Writer {
         if utterance {
             self.begin_utterance(shared)?;
         }
-        let at = Self::at(shared);
-        self.command(
-            shared,
-            Cmd::GainPan {
-                at,
-                gain,
-                pan,
-                ramp_ms,
-                utterance,
-            },
-        )
+        let cmd = Cmd::GainPan {
+            at: Self::at(shared),
+            gain,
+            pan,
+            ramp_ms,
+            utterance,
+        };
+        if self.speed.stretch.is_some() && self.speed.pushed > self.speed.synced_content {
+            // Held with its content frame, like a marker, so it lands where it was set.
+            self.speed.marks.push_back((self.speed.pushed, cmd));
+            return Ok(());
+        }
+        self.command(shared, cmd)
     }
 
     /// A voice change, in band: what was written before plays in the old format.
@@ -908,15 +912,42 @@ impl Writer {
             // What the stretch held or made and did not queue was never written: dropped.
             st.reset();
             let sp = &mut self.speed;
-            let marks = sp.marks.len() as u64;
-            shared.counters.markers_flushed.fetch_add(marks, Relaxed);
-            sp.marks.clear();
+            let held: Vec<Cmd> = sp.marks.drain(..).map(|(_, c)| c).collect();
             sp.anchors.clear();
             sp.out.clear();
             sp.made = sp.synced;
             sp.out_from = sp.synced;
             sp.synced_content = sp.pushed;
             sp.run_from = sp.pushed;
+            // Held markers were in the flushed audio; an until-changed gain or pan outlives
+            // it (as the player keeps one asked for during a write), applied at the cut.
+            for cmd in held {
+                match cmd {
+                    Cmd::Mark { .. } => {
+                        shared.counters.markers_flushed.fetch_add(1, Relaxed);
+                    }
+                    Cmd::GainPan {
+                        gain,
+                        pan,
+                        ramp_ms,
+                        utterance: false,
+                        ..
+                    } => {
+                        let at = Self::at(shared);
+                        let cmd = Cmd::GainPan {
+                            at,
+                            gain,
+                            pan,
+                            ramp_ms,
+                            utterance: false,
+                        };
+                        if let Err(e) = self.command(shared, cmd) {
+                            log_request_error(shared, &e);
+                        }
+                    }
+                    _ => {}
+                }
+            }
         }
         Self::at(shared)
     }
@@ -1021,13 +1052,18 @@ impl Writer {
         let ch = self.ring_shape.channels;
         let epoch = shared.writers.flush_epoch.load(Acquire);
         loop {
-            while let Some(&(m, id)) = self.speed.marks.front() {
+            while let Some(&(m, _)) = self.speed.marks.front() {
                 if m > self.speed.synced_content {
                     break;
                 }
-                self.speed.marks.pop_front();
-                let at = Self::at(shared);
-                self.command(shared, Cmd::Mark { at, id })?;
+                let Some((_, mut cmd)) = self.speed.marks.pop_front() else {
+                    break;
+                };
+                let now = Self::at(shared);
+                if let Cmd::Mark { at, .. } | Cmd::GainPan { at, .. } = &mut cmd {
+                    *at = now;
+                }
+                self.command(shared, cmd)?;
             }
             let sp = &mut self.speed;
             while sp.anchors.front().is_some_and(|a| a.0 <= sp.synced) {
