@@ -6,11 +6,11 @@
 //!
 //! Rows (TSV): candidate, speed, ns per output frame (median of 7 runs), added latency (the
 //! most content the stretch held back, ms), output duration over the ideal (input/speed),
-//! F0 change (median pitch of voiced 40 ms frames, out against in, %), and a 440 Hz tone's
+//! pitch change (median pitch of voiced 40 ms frames, out against in, %), and a 440 Hz tone's
 //! SINAD (median over 100 ms windows of the stretched tone, dB).
 //!
 //! Why these quality figures: the promise is speed without pitch change and without join
-//! artefacts. The F0 change says whether the voice's pitch survived (it should be ~0%);
+//! artefacts. The pitch change says whether the voice's pitch survived (it should be ~0%);
 //! a steady tone is the one input whose ideal stretched output is known exactly (the same
 //! tone), so its SINAD says how much the joins add; the duration ratio says whether the
 //! speed asked for is the speed heard.
@@ -157,7 +157,7 @@ fn make(name: &str, rate: u32, speed: f32) -> Option<Box<dyn Cand>> {
     }
 }
 
-/// Median F0 (Hz) of the voiced 40 ms frames of `x` (autocorrelation, 70-400 Hz).
+/// Median pitch (Hz) of the voiced 40 ms frames of `x` (autocorrelation, 70-400 Hz).
 fn median_f0(x: &[f32], rate: u32) -> f64 {
     let w = rate as usize * 40 / 1000;
     let (lo, hi) = (rate as usize / 400, rate as usize / 70);

@@ -766,7 +766,7 @@ fn spawn_renderer(
             let m = player.metrics();
             let gone = m.frames_played + m.frames_flushed + m.frames_dropped;
             let ready = committed.load(SeqCst).saturating_sub(gone);
-            // Stretching, a returned write's last ~28 ms are still in the stretch, not the
+            // Stretching, a returned write's last ~30 ms of output are still in the stretch, not the
             // ring: what is queued counts only what its output put in the ring.
             if stretched {
                 ready.min(player.position().1)
