@@ -321,3 +321,43 @@ fn drain_plays_the_stretch_tail_and_ends_on_the_last_content_frame() {
     assert_eq!((m.frames_written, m.frames_played), (24000, 24000));
     assert_eq!(p.position(), (24000, 0, p.position().2));
 }
+
+#[test]
+fn entering_and_leaving_the_stretch_is_click_free_when_the_callback_resamples() {
+    // int16 at 22050 Hz on the 48 kHz device: the callback resamples, and going into and
+    // out of the stretch swaps its resampler at a Format point.
+    let h = host();
+    let p = player(&h, |c| {
+        c.input_format = audioplay::InputFormat::S16;
+        c.input_rate = 22050;
+        c.resample_quality = audioplay::ResampleQuality::High;
+    });
+    let s = h.stream("v").unwrap();
+    let tone: Vec<i16> = sine(440.0, 22050, 22050 * 2, 0.5)
+        .iter()
+        .map(|v| (v * 32768.0).round() as i16)
+        .collect();
+    let q = tone.len() / 4;
+    for (i, part) in tone.chunks(q).enumerate() {
+        p.set_speed([1.0, 1.5, 1.0, 2.5][i]).unwrap();
+        assert_eq!(p.write_i16(part).unwrap(), part.len());
+    }
+    p.end_utterance().unwrap();
+    let out = render(&s, 2 * RATE as usize);
+    let heard = sound(&out);
+    let want = (0.5 + 0.5 / 1.5 + 0.5 + 0.5 / 2.5) * RATE as f64;
+    let got = heard.len() as f64;
+    assert!((got / want - 1.0).abs() < 0.01, "{got} frames, want {want}");
+    let st = tone_stats(heard, RATE).expect("a tone");
+    assert!((st.freq - 440.0).abs() < 1.0, "{} Hz", st.freq);
+    let own = sine_max_step(440.0, 0.5, RATE) as f32;
+    // The content starts and ends abruptly (it ends on a sample of -0.063 at 22050 Hz),
+    // which the resampler's filter turns into steps of up to 0.034 in its first and last
+    // 2 ms: those are the content's edges, not joins, and they are left out.
+    let body = &heard[96..heard.len() - 96];
+    assert!(
+        max_step(body) <= own * 1.02,
+        "step {} above the tone's own {own}",
+        max_step(body)
+    );
+}
