@@ -29,6 +29,13 @@
 #define MAX_IDENTITY_LEN 256
 
 /**
+ * Lowest and highest speed accepted.
+ */
+#define MIN_SPEED 0.5
+
+#define MAX_SPEED 4.0
+
+/**
  * `ap_set_gain_pan` scope: this utterance only (the next one goes back to the last
  * `AP_GAIN_UNTIL_CHANGED` setting; made between utterances, it is for the next one).
  */
@@ -942,6 +949,21 @@ ApStatus ap_set_gain_pan(struct ApPlayer *player,
                          float pan,
                          uint32_t ramp_ms,
                          uint32_t scope);
+
+/**
+ * Speed without pitch change, in band: audio written from now on plays at `speed`
+ * (0.5..=4; 1 = as written), audio written before at its old speed; the change is
+ * crossfaded, never a click. Speech-tuned WSOLA on the writing thread: the audio callback
+ * only plays its output (same per-frame work, plus the content-position bookkeeping of
+ * producer resampling), allocation-free; speed 1 is a bypass (bit-exact). `ap_position`
+ * and event frames stay content frames; markers and utterance events fire when their frame
+ * is heard at the new speed. The stretch holds back about 30 ms of output's worth of input
+ * (45 ms of content at 1.5x, 75 ms at 2.5x), queued at
+ * `ap_end_utterance`/`ap_drain` and dropped by `ap_flush`. Needs `resample_mode` callback
+ * (the default). `AP_ERR_INVALID_ARG` for NaN or out of range. Never waits for a writer
+ * (like `ap_mark`). Thread-safe.
+ */
+ApStatus ap_set_speed(struct ApPlayer *player, float speed);
 
 /**
  * Voice change, in band: audio written before this call plays in its old format, audio

@@ -202,6 +202,8 @@ public:
     void set_volume(float gain, std::chrono::milliseconds ramp) {
         check(ap_set_volume(p_, gain, static_cast<std::uint32_t>(ramp.count())), "ap_set_volume");
     }
+    /// Speed without pitch change (0.5..4; 1 = as written), from the next frame written.
+    void set_speed(float speed) { check(ap_set_speed(p_, speed), "ap_set_speed"); }
     void set_input_format(ApFormat format, std::uint32_t channels, std::uint32_t rate) {
         check(ap_set_input_format(p_, format, channels, rate), "ap_set_input_format");
     }

@@ -57,7 +57,7 @@ pub use player::Player;
 pub mod internals {
     pub use crate::control::device;
     pub use crate::data::counters;
-    pub use crate::dsp::{convert, gain, quality, resample, wav};
+    pub use crate::dsp::{convert, gain, quality, resample, stretch, wav};
     pub use crate::realtime::{render, shape};
     /// Tests that call the render core directly take the audio thread's role.
     pub mod thread_role {

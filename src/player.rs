@@ -122,6 +122,7 @@ impl Player {
             fresh_utterance: false,
             producer,
             trim: crate::control::writer::Trim::new(cfg.trim_threshold, cfg.trim_keep_ms),
+            speed: crate::control::writer::Speed::new(),
         };
         // The host's callbacks run only through the gate: after close, none starts again.
         let callbacks = Arc::new(Gate::default());
@@ -325,6 +326,7 @@ impl Player {
                     matches!(
                         r,
                         Request::Format(_)
+                            | Request::Speed(_)
                             | Request::GainPan {
                                 scope: GainScope::UntilChanged,
                                 ..
@@ -390,6 +392,29 @@ impl Player {
             scope,
         };
         self.writing.request(&self.shared, req)
+    }
+
+    /// Speed without pitch change (issue 16 §1), in band: content written from now on plays
+    /// at `speed` (0.5..=4; 1 = as written, a bypass), what was written before at its old
+    /// speed; the change is crossfaded, never a click. Positions and events stay in content
+    /// frames; markers fire when their frame is heard at the new speed. Needs callback
+    /// resampling. Never waits for a writer (like `mark`).
+    pub fn set_speed(&self, speed: f32) -> Result<(), Error> {
+        let (lo, hi) = (
+            crate::dsp::stretch::MIN_SPEED,
+            crate::dsp::stretch::MAX_SPEED,
+        );
+        if !(lo..=hi).contains(&speed) {
+            return Err(Error::InvalidArgument(format!(
+                "speed {speed} out of range {lo}..={hi}"
+            )));
+        }
+        if self.shared.cfg.resample_mode == crate::data::config::ResampleMode::Producer {
+            return Err(Error::InvalidArgument(
+                "speed needs resample_mode callback".into(),
+            ));
+        }
+        self.writing.request(&self.shared, Request::Speed(speed))
     }
 
     /// Moves playback to another device (None = follow the system default) through the

@@ -395,3 +395,51 @@ fn no_allocation_with_gain_pan_ramps_the_limiter_and_trim() {
     assert!(m.trimmed_ms > 1000.0, "trimmed {} ms", m.trimmed_ms);
     assert_eq!(m.underruns, 0);
 }
+
+/// Issue 16 §1: speed without pitch change is done on the writing thread; the callback
+/// playing stretched audio (and speed changes, and the return to the bypass) allocates
+/// nothing. int16 at 22050 Hz into a 48 kHz device, so the callback resamples the stretched
+/// frames too.
+#[test]
+fn no_allocation_while_stretching_and_changing_speed() {
+    let h = VirtualHost::new(vec![device("v", 48000, 2, SampleFormat::F32)]);
+    let p = Player::with_host(
+        Config {
+            input_format: InputFormat::S16,
+            input_channels: 1,
+            input_rate: 22050,
+            write_timeout_ms: 0,
+            ..Config::default()
+        },
+        h.cpal_host(),
+    )
+    .unwrap();
+    let s = h.stream("v").unwrap();
+    let mut out = vec![0f32; 480 * 2];
+    let voice: Vec<i16> = (0..22050)
+        .map(|i| (9000.0 * (i as f32 * 0.05).sin() * (1.0 + (i as f32 * 0.001).sin())) as i16)
+        .collect();
+    let speeds = [1.5f32, 2.5, 0.5, 4.0, 1.0];
+    let mut seen = 0;
+    let mut at = 0;
+    for k in 0..300 {
+        // Outside the counted region: a speed change every 20 callbacks, an utterance end
+        // (the stretch's tail) every 50, writes enough to keep the ring full at 4x.
+        if k % 20 == 0 {
+            p.set_speed(speeds[(k / 20) % speeds.len()]).unwrap();
+        }
+        if k % 50 == 49 {
+            p.end_utterance().unwrap();
+        }
+        let n = 900;
+        let end = (at + n).min(voice.len());
+        p.write_i16(&voice[at..end]).unwrap();
+        at = if end == voice.len() { 0 } else { end };
+        reset_events();
+        assert!(in_callback(|| s.render_f32(480, &mut out)));
+        seen += events();
+    }
+    assert_eq!(seen, 0, "allocations or frees on the audio thread");
+    let m = p.metrics();
+    assert!(m.frames_played > 50_000, "played {}", m.frames_played);
+}

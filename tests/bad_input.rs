@@ -98,6 +98,7 @@ fn dead_handles(t: &mut Table, stale: *mut ApPlayer) {
             want,
             ap_set_input_format(h, AP_FORMAT_S16, 1, 16000),
         );
+        t.check("ap_set_speed", what, want, ap_set_speed(h, 1.5));
         t.check("ap_set_device", what, want, ap_set_device(h, null()));
         t.check(
             "ap_poll_event",
@@ -340,6 +341,16 @@ fn live_cases(t: &mut Table, p: *mut ApPlayer) -> u64 {
             AP_OK,
         ),
     ];
+    for (what, speed, want) in [
+        ("speed NaN", f32::NAN, AP_ERR_INVALID_ARG),
+        ("speed 0.49 (below 0.5)", 0.49, AP_ERR_INVALID_ARG),
+        ("speed 4.01 (above 4)", 4.01, AP_ERR_INVALID_ARG),
+        ("speed +Inf", f32::INFINITY, AP_ERR_INVALID_ARG),
+        ("speed 2.5 (valid)", 2.5, AP_OK),
+        ("speed 1 (valid, the bypass)", 1.0, AP_OK),
+    ] {
+        t.check("ap_set_speed", what, want, ap_set_speed(p, speed));
+    }
     for (what, gain, pan, scope, want) in gain_pan {
         t.check(
             "ap_set_gain_pan",

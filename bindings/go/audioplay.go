@@ -517,6 +517,17 @@ func (p *Player) SetGainPan(gain, pan float64, r time.Duration, utteranceOnly bo
 	})
 }
 
+// SetSpeed sets the speed without pitch change (0.5..4; 1 = as written, a bypass) in band:
+// audio written from now on plays at speed; the change is crossfaded. Positions and event
+// frames stay content frames; markers fire when their frame is heard.
+func (p *Player) SetSpeed(speed float64) error {
+	const op = "set_speed"
+	if math.IsNaN(speed) || speed < 0.5 || speed > 4 {
+		return invalid(op, "speed %v is not in 0.5..4", speed)
+	}
+	return p.call(op, func(h *C.ApPlayer) C.ApStatus { return C.ap_set_speed(h, C.float(speed)) })
+}
+
 // SetInputFormat is a voice change, in band: what was written before plays in its old
 // format, what Write takes from now on is format/channels/rate. The device stream is not
 // recreated. Call it from the goroutine that writes.

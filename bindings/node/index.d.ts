@@ -237,6 +237,8 @@ export class Player extends EventEmitter {
   /** Gain (0..4) and pan (-1..1, equal-power; ignored on mono) from the next frame written,
    * ramped; for this utterance only if `utterance`, else until changed. */
   setGainPan(gain: number, pan?: number, rampMs?: number, utterance?: boolean): void;
+  /** Speed without pitch change, 0.5..4 (1 = as written), from the next frame written. */
+  setSpeed(speed: number): void;
   setVoice(voice: Voice): void;
   setDevice(id: string | null): void;
   position(): Position;

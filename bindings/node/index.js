@@ -150,6 +150,7 @@ const fn = {
   resume: lib.func('int32 ap_resume(void *p, uint32 ramp_ms)'),
   set_volume: lib.func('int32 ap_set_volume(void *p, float gain, uint32 ramp_ms)'),
   set_gain_pan: lib.func('int32 ap_set_gain_pan(void *p, float gain, float pan, uint32 ramp_ms, uint32 scope)'),
+  set_speed: lib.func('int32 ap_set_speed(void *p, float speed)'),
   set_input_format: lib.func('int32 ap_set_input_format(void *p, int32 format, uint32 channels, uint32 rate)'),
   list_devices: lib.func('int32 ap_list_devices(void *out, size_t capacity, _Out_ size_t *count)'),
   set_device: lib.func('int32 ap_set_device(void *p, const char *id)'),
@@ -594,6 +595,18 @@ class Player extends EventEmitter {
     }
     // AP_GAIN_UTTERANCE = 0, AP_GAIN_UNTIL_CHANGED = 1.
     this._check(fn.set_gain_pan(h, gain, pan, rampMs, utterance ? 0 : 1), 'ap_set_gain_pan');
+  }
+
+  /**
+   * Speed without pitch change, in band: audio written from now on plays at `speed`
+   * (0.5..4; 1 = as written, a bypass); the change is crossfaded. Positions and event frames
+   * stay content frames; markers fire when their frame is heard.
+   */
+  setSpeed(speed) {
+    const h = this._live('ap_set_speed');
+    if (typeof speed !== 'number') throw new TypeError(`speed must be a number, got ${describe(speed)}`);
+    if (!(speed >= 0.5 && speed <= 4)) throw new RangeError(`speed must be in 0.5..4, got ${speed}`);
+    this._check(fn.set_speed(h, speed), 'ap_set_speed');
   }
 
   /** Output gain, linear 0..4 (1 = unchanged), ramped over `rampMs`. */

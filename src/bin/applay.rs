@@ -62,6 +62,9 @@ struct Args {
     /// Output device id (see --list; default: the system default).
     #[arg(long, value_name = "ID")]
     device: Option<String>,
+    /// Speed without pitch change, 0.5 to 4 (1 = as written).
+    #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = speed)]
+    speed: f32,
     /// Device latency target, milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 20)]
     latency: u32,
@@ -149,6 +152,9 @@ fn channels(s: &str) -> Result<u16, String> {
 }
 fn tone_hz(s: &str) -> Result<f64, String> {
     number(s, 1.0, MAX_RATE as f64 / 2.0, " Hz")
+}
+fn speed(s: &str) -> Result<f32, String> {
+    number(s, 0.5, 4.0, "")
 }
 fn seconds(s: &str) -> Result<f64, String> {
     let v = number(s, 0.0, MAX_TONE_SECONDS, " seconds")?;
@@ -539,6 +545,9 @@ fn run(a: Args) -> Result<(), (u8, String)> {
         }
         .map_err(|e| (3, e.to_string()))?,
     );
+    if a.speed != 1.0 {
+        player.set_speed(a.speed).map_err(|e| (2, e.to_string()))?;
+    }
     let ended = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     // Frames whose write has returned: certainly in the ring. (`frames_written` counts a
@@ -553,6 +562,7 @@ fn run(a: Args) -> Result<(), (u8, String)> {
             stop.clone(),
             committed.clone(),
             a.fast,
+            a.speed != 1.0,
         )
     });
     let status = (!a.quiet && !a.json && virt.is_none() && is_terminal())
@@ -742,6 +752,7 @@ fn spawn_renderer(
     stop: Arc<AtomicBool>,
     committed: Arc<AtomicU64>,
     fast: bool,
+    stretched: bool,
 ) -> std::thread::JoinHandle<Vec<f32>> {
     std::thread::spawn(move || {
         let mut stream = host
@@ -754,7 +765,14 @@ fn spawn_renderer(
         let ready = || {
             let m = player.metrics();
             let gone = m.frames_played + m.frames_flushed + m.frames_dropped;
-            committed.load(SeqCst).saturating_sub(gone)
+            let ready = committed.load(SeqCst).saturating_sub(gone);
+            // Stretching, a returned write's last ~30 ms of output are still in the stretch, not the
+            // ring: what is queued counts only what its output put in the ring.
+            if stretched {
+                ready.min(player.position().1)
+            } else {
+                ready
+            }
         };
         // Nothing is rendered before the first write, so the file starts with the content.
         while committed.load(SeqCst) == 0 && !ended.load(SeqCst) {

@@ -17,6 +17,7 @@ use crate::control::shared::Shared;
 use crate::data::config::{GainScope, ResampleQuality};
 use crate::data::error::Error;
 use crate::dsp::resample::Resampler;
+use crate::dsp::stretch::Stretch;
 use crate::realtime::command::Cmd;
 use crate::realtime::shape::{scratch_frames, InputShape};
 
@@ -36,6 +37,8 @@ pub enum Request {
         ramp_ms: u32,
         scope: GainScope,
     },
+    /// Speed without pitch change (issue 16 §1), checked by the player.
+    Speed(f32),
 }
 
 /// The writer behind its lock, and the control requests left for whoever holds it.
@@ -163,6 +166,75 @@ pub struct Writer {
     pub producer: Option<ProducerResampler>,
     /// Leading-silence trim (issue 16).
     pub trim: Trim,
+    /// Speed without pitch change (issue 16 §1).
+    pub speed: Speed,
+}
+
+/// Speed without pitch change (issue 16 §1), done here, on the writing thread, so the
+/// callback's work and allocations are what they are at speed 1.
+///
+/// At speed 1 nothing of this runs (no stretch: the bypass). Otherwise the ring carries
+/// the stretch's float32 output at the content rate, announced by a `Format` marked as
+/// mapped, and `Sync` points tie its frames back to content frames (the mechanism producer
+/// resampling uses), so positions and events stay in content frames. The stretch holds
+/// back the input of about one step, its search radius and a crossfade (benches/stretch.rs
+/// on espeak-ng speech: at most 45 ms of content at 1.5x, 75 ms at 2.5x, ~30 ms of output
+/// time); markers placed meanwhile are
+/// held with their content frame and queued where the output reaches it. Content frames
+/// count as written when their output enters the ring.
+#[derive(Default)]
+pub struct Speed {
+    /// Speed set (1: bypass).
+    pub value: f32,
+    stretch: Option<Stretch>,
+    decoded: Vec<f32>,
+    fresh: Vec<f32>,
+    fresh_anchors: Vec<(usize, u64)>,
+    /// Output not yet in the ring, from absolute output frame `out_from`.
+    out: Vec<f32>,
+    out_from: u64,
+    /// Output frames made, and those queued with their content (absolute, since created).
+    made: u64,
+    synced: u64,
+    synced_content: u64,
+    /// Content frames pushed into the stretch (absolute), and where its current run began.
+    pushed: u64,
+    run_from: u64,
+    /// (output frame, content frame) after each stretch step, not yet queued.
+    anchors: VecDeque<(u64, u64)>,
+    /// Markers and in-band gain/pan waiting for their content frame's output: (content
+    /// frame, the command; its `at` is set when it is queued).
+    marks: VecDeque<(u64, Cmd)>,
+    bytes: Vec<u8>,
+}
+
+impl Speed {
+    pub fn new() -> Self {
+        Speed {
+            value: 1.0,
+            ..Speed::default()
+        }
+    }
+
+    fn take(&mut self, st: &mut Stretch, end: bool) {
+        self.fresh.clear();
+        self.fresh_anchors.clear();
+        if end {
+            st.finish(&mut self.fresh, &mut self.fresh_anchors);
+        } else {
+            st.process(&mut self.fresh, &mut self.fresh_anchors);
+        }
+        let ch = st.channels();
+        for &(o, c) in &self.fresh_anchors {
+            self.anchors
+                .push_back((self.made + o as u64, self.run_from + c));
+        }
+        self.made += (self.fresh.len() / ch) as u64;
+        self.out.extend_from_slice(&self.fresh);
+        if end {
+            self.run_from = self.pushed;
+        }
+    }
 }
 
 /// Leading-silence trim (issue 16), done here, before samples enter the ring, so the
@@ -255,6 +327,12 @@ fn count_trimmed(shared: &Shared, shape: InputShape, frames: usize) {
         let us = frames as u64 * 1_000_000 / shape.rate.max(1) as u64;
         shared.counters.trimmed_us.fetch_add(us, Relaxed);
     }
+}
+
+/// The ring's format while the writer stretches: the content's own (int16 stays int16, so
+/// the ring holds as many ms and the callback decodes as it does at speed 1).
+fn stretched_shape(shape: InputShape) -> InputShape {
+    shape
 }
 
 /// U2: resampling before the ring, on the writing thread, so the callback only copies.
@@ -356,7 +434,12 @@ impl Writer {
     /// and the S3 fallback's request for producer resampling. Returns the first error (each
     /// request is still attempted).
     pub fn apply_requests(&mut self, shared: &Shared, writing: &Writing) -> Result<(), Error> {
-        if shared.writers.producer_request.swap(false, AcqRel) && self.producer.is_none() {
+        // While the writer stretches, the S3 request waits (the ring carries stretched frames
+        // at the content rate; speed 1 takes it up).
+        if self.speed.stretch.is_none()
+            && shared.writers.producer_request.swap(false, AcqRel)
+            && self.producer.is_none()
+        {
             // S3: built here, on a writing (or control) thread, never by the service thread.
             self.producer = Some(ProducerResampler::new(shared.cfg.resample_quality));
         }
@@ -376,6 +459,7 @@ impl Writer {
                     ramp_ms,
                     scope,
                 } => self.gain_pan(shared, gain, pan, ramp_ms, scope),
+                Request::Speed(v) => self.set_speed(shared, v),
             };
             if result.is_ok() {
                 result = r;
@@ -444,8 +528,7 @@ impl Writer {
                 self.queue(shared, &held[from * fb..k * fb], deadline)?;
                 from = k;
             }
-            let at = Self::at(shared);
-            self.command(shared, Cmd::Mark { at, id })?;
+            self.place_mark(shared, id)?;
         }
         self.queue(shared, &held[from * fb..], deadline)?;
         self.trim.held = held;
@@ -459,6 +542,9 @@ impl Writer {
         let fb = self.shape.frame_bytes();
         if bytes.is_empty() {
             return Ok(0);
+        }
+        if self.speed.stretch.is_some() {
+            return self.queue_stretched(shared, bytes, deadline);
         }
         if self.producer.is_none() {
             return Ok(self.put(shared, bytes, deadline)? / fb);
@@ -592,7 +678,7 @@ impl Writer {
                 // exceeds written: queued = written - played - flushed - dropped is exact.
                 // Where the writer resamples, `write` counts the content frames itself.
                 let frames = (n / fb) as u64;
-                if self.producer.is_none() {
+                if self.producer.is_none() && self.speed.stretch.is_none() {
                     shared.counters.frames_written.fetch_add(frames, Release);
                 }
                 shared
@@ -658,6 +744,7 @@ impl Writer {
                 }
             }
             self.finish_producer(shared, Instant::now() + Duration::from_secs(1))?;
+            self.finish_stretch(shared, Instant::now() + Duration::from_secs(1))?;
             self.command(
                 shared,
                 Cmd::UtteranceEnd {
@@ -677,6 +764,17 @@ impl Writer {
         if self.trim.active {
             // Placed when the first sound arrives (see `Trim`).
             self.trim.marks.push((self.trim.seen, id));
+            return Ok(());
+        }
+        self.place_mark(shared, id)
+    }
+
+    /// A marker at the next content frame: now, or, while the stretch holds input back,
+    /// where its output reaches that frame.
+    fn place_mark(&mut self, shared: &Shared, id: u64) -> Result<(), Error> {
+        if self.speed.stretch.is_some() && self.speed.pushed > self.speed.synced_content {
+            let cmd = Cmd::Mark { at: 0, id };
+            self.speed.marks.push_back((self.speed.pushed, cmd));
             return Ok(());
         }
         let at = Self::at(shared);
@@ -711,17 +809,19 @@ impl Writer {
         if utterance {
             self.begin_utterance(shared)?;
         }
-        let at = Self::at(shared);
-        self.command(
-            shared,
-            Cmd::GainPan {
-                at,
-                gain,
-                pan,
-                ramp_ms,
-                utterance,
-            },
-        )
+        let cmd = Cmd::GainPan {
+            at: Self::at(shared),
+            gain,
+            pan,
+            ramp_ms,
+            utterance,
+        };
+        if self.speed.stretch.is_some() && self.speed.pushed > self.speed.synced_content {
+            // Held with its content frame, like a marker, so it lands where it was set.
+            self.speed.marks.push_back((self.speed.pushed, cmd));
+            return Ok(());
+        }
+        self.command(shared, cmd)
     }
 
     /// A voice change, in band: what was written before plays in the old format.
@@ -732,6 +832,14 @@ impl Writer {
         if self.trim.active {
             // The held silence is in the old format: dropped (see `Trim::drop_held`).
             self.trim.drop_held(shared, self.shape);
+        }
+        if self.speed.stretch.is_some() {
+            // The stretched ring stays float32 at the content rate: the new rate's.
+            self.finish_stretch(shared, Instant::now() + Duration::from_secs(1))?;
+            self.shape = shape;
+            let v = self.speed.value;
+            self.speed.stretch = Some(Stretch::new(shape.rate, shape.channels, v));
+            return self.push_format(shared, stretched_shape(shape));
         }
         if self.producer.is_some() {
             // The ring stays float32 at the stream rate; only the resampler's input changes.
@@ -781,7 +889,7 @@ impl Writer {
                 xin,
                 resampler,
                 out_rate: out,
-                resampled: self.producer.is_some(),
+                resampled: self.producer.is_some() || self.speed.stretch.is_some(),
             },
         )?;
         self.ring_shape = shape;
@@ -802,6 +910,224 @@ impl Writer {
         if let Some(pr) = self.producer.as_mut() {
             pr.resampler.reset();
         }
+        if let Some(st) = self.speed.stretch.as_mut() {
+            // What the stretch held or made and did not queue was never written: dropped.
+            st.reset();
+            let sp = &mut self.speed;
+            let held: Vec<Cmd> = sp.marks.drain(..).map(|(_, c)| c).collect();
+            sp.anchors.clear();
+            sp.out.clear();
+            sp.made = sp.synced;
+            sp.out_from = sp.synced;
+            sp.synced_content = sp.pushed;
+            sp.run_from = sp.pushed;
+            // Held markers were in the flushed audio; an until-changed gain or pan outlives
+            // it (as the player keeps one asked for during a write), applied at the cut.
+            for cmd in held {
+                match cmd {
+                    Cmd::Mark { .. } => {
+                        shared.counters.markers_flushed.fetch_add(1, Relaxed);
+                    }
+                    Cmd::GainPan {
+                        gain,
+                        pan,
+                        ramp_ms,
+                        utterance: false,
+                        ..
+                    } => {
+                        let at = Self::at(shared);
+                        let cmd = Cmd::GainPan {
+                            at,
+                            gain,
+                            pan,
+                            ramp_ms,
+                            utterance: false,
+                        };
+                        if let Err(e) = self.command(shared, cmd) {
+                            log_request_error(shared, &e);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
         Self::at(shared)
+    }
+
+    /// Speed in band (issue 16 §1): content written from here on plays at `v`.
+    pub fn set_speed(&mut self, shared: &Shared, v: f32) -> Result<(), Error> {
+        if v == self.speed.value {
+            return Ok(());
+        }
+        self.speed.value = v;
+        if let Some(st) = self.speed.stretch.as_mut() {
+            if v != 1.0 {
+                st.set_speed(v);
+                return Ok(());
+            }
+            // Back to the bypass: the stretch's tail ends on the last content frame, so the
+            // unstretched audio after it continues without a join.
+            self.finish_stretch(shared, Instant::now() + Duration::from_secs(1))?;
+            self.speed.stretch = None;
+            return self.push_format(shared, self.shape);
+        }
+        if self.producer.is_some() {
+            return Err(Error::InvalidArgument(
+                "speed needs resample_mode callback (producer resampling is on)".into(),
+            ));
+        }
+        let shape = self.shape;
+        let sp = &mut self.speed;
+        sp.synced_content = sp.pushed;
+        sp.run_from = sp.pushed;
+        sp.stretch = Some(Stretch::new(shape.rate, shape.channels, v));
+        self.push_format(shared, stretched_shape(shape))
+    }
+
+    /// Stretches whole frames of the current format and queues what the stretch makes.
+    /// Takes only as much as the ring has room for the output of (one write's output is
+    /// never left with nowhere to go). Returns content frames taken.
+    fn queue_stretched(
+        &mut self,
+        shared: &Shared,
+        bytes: &[u8],
+        deadline: Instant,
+    ) -> Result<usize, Error> {
+        let fb = self.shape.frame_bytes();
+        let out_fb = self.ring_shape.frame_bytes();
+        let epoch = shared.writers.flush_epoch.load(Acquire);
+        let mut done = 0;
+        while done < bytes.len() {
+            if shared.closing.load(Acquire) {
+                return Err(Error::Closed);
+            }
+            if shared.writers.flush_epoch.load(Acquire) != epoch {
+                break;
+            }
+            if !self.send_stretched(shared, deadline)? {
+                break;
+            }
+            let room = self.ring.slots() / out_fb;
+            let v = self.speed.value.max(crate::dsp::stretch::MIN_SPEED) as f64;
+            let take =
+                ((room.saturating_sub(64) as f64 * v) as usize).min((bytes.len() - done) / fb);
+            if take == 0 {
+                if Instant::now() >= deadline || shared.service.output_lost.load(Acquire) {
+                    break;
+                }
+                self.wait_for_room(shared, (bytes.len() - done) / fb * out_fb, deadline);
+                continue;
+            }
+            let chunk = &bytes[done..done + take * fb];
+            let sp = &mut self.speed;
+            sp.decoded.resize(take * self.shape.channels, 0.0);
+            crate::dsp::convert::decode_into(self.shape.s16, chunk, &mut sp.decoded);
+            let mut st = sp.stretch.take().expect("stretching");
+            st.push(&sp.decoded);
+            sp.pushed += take as u64;
+            sp.take(&mut st, false);
+            sp.stretch = Some(st);
+            done += take * fb;
+        }
+        self.send_stretched(shared, deadline)?;
+        Ok(done / fb)
+    }
+
+    /// Ends a run of the stretch: its tail (ending on the last content frame) into the ring.
+    fn finish_stretch(&mut self, shared: &Shared, deadline: Instant) -> Result<(), Error> {
+        let sp = &mut self.speed;
+        let Some(mut st) = sp.stretch.take() else {
+            return Ok(());
+        };
+        sp.take(&mut st, true);
+        sp.stretch = Some(st);
+        self.send_stretched(shared, deadline)?;
+        Ok(())
+    }
+
+    /// Queues the stretch's output made so far, each piece behind a `Sync` naming the
+    /// content frame it ends on, split where a held marker's content frame falls (the
+    /// marker goes in there). Only what fits in the ring gets a `Sync`, so a flush never
+    /// leaves one naming frames that were not written. Returns whether everything went in.
+    fn send_stretched(&mut self, shared: &Shared, deadline: Instant) -> Result<bool, Error> {
+        let out_fb = self.ring_shape.frame_bytes();
+        let ch = self.ring_shape.channels;
+        let epoch = shared.writers.flush_epoch.load(Acquire);
+        loop {
+            while let Some(&(m, _)) = self.speed.marks.front() {
+                if m > self.speed.synced_content {
+                    break;
+                }
+                let Some((_, mut cmd)) = self.speed.marks.pop_front() else {
+                    break;
+                };
+                let now = Self::at(shared);
+                if let Cmd::Mark { at, .. } | Cmd::GainPan { at, .. } = &mut cmd {
+                    *at = now;
+                }
+                self.command(shared, cmd)?;
+            }
+            let sp = &mut self.speed;
+            while sp.anchors.front().is_some_and(|a| a.0 <= sp.synced) {
+                sp.anchors.pop_front();
+            }
+            let Some(&(ao, ac)) = sp.anchors.front() else {
+                return Ok(true);
+            };
+            let (so, sc) = (sp.synced, sp.synced_content);
+            // The piece ends at this anchor, or at the next marker's frame before it.
+            let (mut to, mut tc) = (ao, ac);
+            if let Some(&(m, _)) = sp.marks.front() {
+                if m < ac {
+                    to = so + ((m - sc) * (ao - so)).div_ceil((ac - sc).max(1));
+                    tc = m;
+                }
+            }
+            let room = (self.ring.slots() / out_fb) as u64;
+            if room == 0 {
+                if Instant::now() >= deadline
+                    || shared.closing.load(Acquire)
+                    || shared.service.output_lost.load(Acquire)
+                    || shared.writers.flush_epoch.load(Acquire) != epoch
+                {
+                    return Ok(false);
+                }
+                self.wait_for_room(shared, (to - so) as usize * out_fb, deadline);
+                continue;
+            }
+            let n = (to - so).min(room);
+            let c = if n == to - so {
+                tc
+            } else {
+                sc + (tc - sc) * n / (to - so)
+            };
+            let written = shared.counters.frames_written.load(Acquire);
+            self.sync(shared, n as usize, written + (c - sc))?;
+            shared.counters.frames_written.fetch_add(c - sc, Release);
+            let sp = &mut self.speed;
+            let from = (so - sp.out_from) as usize * ch;
+            let mut bytes = std::mem::take(&mut sp.bytes);
+            bytes.clear();
+            let piece = &sp.out[from..from + n as usize * ch];
+            if self.ring_shape.s16 {
+                bytes.extend(piece.iter().flat_map(|v| {
+                    ((v * 32768.0).round().clamp(-32768.0, 32767.0) as i16).to_ne_bytes()
+                }));
+            } else {
+                bytes.extend(piece.iter().flat_map(|v| v.to_ne_bytes()));
+            }
+            sp.synced = so + n;
+            sp.synced_content = c;
+            // Fits: the room was there, and only this thread writes the ring.
+            self.put(shared, &bytes, deadline)?;
+            let sp = &mut self.speed;
+            sp.bytes = bytes;
+            // Queued output leaves the buffer once it is a step's worth.
+            let gone = (sp.synced - sp.out_from) as usize;
+            if gone * ch >= 4096 || sp.synced == sp.made {
+                sp.out.drain(..gone * ch);
+                sp.out_from = sp.synced;
+            }
+        }
     }
 }

@@ -14,4 +14,5 @@ pub mod prefault;
 pub mod quality;
 pub mod resample;
 pub(crate) mod simd;
+pub mod stretch;
 pub mod wav;

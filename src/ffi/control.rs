@@ -138,6 +138,22 @@ pub extern "C" fn ap_set_gain_pan(
     })
 }
 
+/// Speed without pitch change, in band: audio written from now on plays at `speed`
+/// (0.5..=4; 1 = as written), audio written before at its old speed; the change is
+/// crossfaded, never a click. Speech-tuned WSOLA on the writing thread: the audio callback
+/// only plays its output (same per-frame work, plus the content-position bookkeeping of
+/// producer resampling), allocation-free; speed 1 is a bypass (bit-exact). `ap_position`
+/// and event frames stay content frames; markers and utterance events fire when their frame
+/// is heard at the new speed. The stretch holds back about 30 ms of output's worth of input
+/// (45 ms of content at 1.5x, 75 ms at 2.5x), queued at
+/// `ap_end_utterance`/`ap_drain` and dropped by `ap_flush`. Needs `resample_mode` callback
+/// (the default). `AP_ERR_INVALID_ARG` for NaN or out of range. Never waits for a writer
+/// (like `ap_mark`). Thread-safe.
+#[no_mangle]
+pub extern "C" fn ap_set_speed(player: *mut ApPlayer, speed: f32) -> ApStatus {
+    ffi_guard!({ with_player(player, "ap_set_speed", |h| h.player.set_speed(speed)) })
+}
+
 /// Voice change, in band: audio written before this call plays in its old format, audio
 /// written after it in `format`/`channels`/`rate` (what `ap_write` takes from now on). The
 /// device stream is not recreated. Call it from the writing thread. Never waits for a

@@ -880,8 +880,16 @@ impl RenderState {
             let linear = LinearResampler::new(shape.rate, self.output.rate, shape.channels);
             *resampler = Resampler::Linear(linear);
         }
-        std::mem::swap(&mut self.resampler, &mut resampler);
-        self.retire(Garbage::Resampler(resampler), c);
+        if shape == self.input && out_rate == self.output.rate && !self.resampler.is_identity() {
+            // Only what the ring's frames mean changed (the writer's speed stretch going on or
+            // off, issue 16): the running resampler plays on, so its state carries across
+            // (a fresh one restarts from silence: a 0.29 step on a 440 Hz tone at 22050 ->
+            // 48000). The prepared one is retired unused.
+            self.retire(Garbage::Resampler(resampler), c);
+        } else {
+            std::mem::swap(&mut self.resampler, &mut resampler);
+            self.retire(Garbage::Resampler(resampler), c);
+        }
         self.input = shape;
         self.resampled_ring = resampled;
         self.sync_from = (self.pos, self.content_pos);

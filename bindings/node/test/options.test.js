@@ -95,6 +95,7 @@ test('every wrongly typed method argument throws (TypeError, or RangeError for a
     ['drain str', 'p.drain("1")'], ['drain big', 'p.drain(10n)'], ['mark str', 'p.mark("1")'],
     ['mark big', 'p.mark(1n)'], ['flush str', 'p.flush("x")'], ['pause obj', 'p.pause({})'],
     ['resume str', 'p.resume("10")'], ['volume str', 'p.setVolume("1")'], ['volume ramp', 'p.setVolume(1, "x")'],
+    ['speed str', 'p.setSpeed("2")'],
     ['voice str', 'p.setVoice("s16")'], ['voice format', 'p.setVoice({ format: 1 })'],
     ['voice rate', 'p.setVoice({ rate: "16000" })'], ['voice typo', 'p.setVoice({ rat: 16000 })'],
     ['device num', 'p.setDevice(42)'], ['device obj', 'p.setDevice({})'],
@@ -103,7 +104,7 @@ test('every wrongly typed method argument throws (TypeError, or RangeError for a
   const R = [
     ['partial frame', 'p.write(Buffer.alloc(3))'], ['mark -1', 'p.mark(-1)'], ['mark 2^53', 'p.mark(2 ** 53)'],
     ['drain -1', 'p.drain(-1)'], ['volume NaN', 'p.setVolume(NaN)'], ['volume 5', 'p.setVolume(5)'],
-    ['volume -1', 'p.setVolume(-1)'], ['fade 1.5', 'p.flush(1.5)'], ['voice s24', 'p.setVoice({ format: "s24" })'],
+    ['volume -1', 'p.setVolume(-1)'], ['speed NaN', 'p.setSpeed(NaN)'], ['speed 0.49', 'p.setSpeed(0.49)'], ['speed 4.01', 'p.setSpeed(4.01)'], ['fade 1.5', 'p.flush(1.5)'], ['voice s24', 'p.setVoice({ format: "s24" })'],
     ['voice rate 5', 'p.setVoice({ rate: 5 })'], ['device empty', 'p.setDevice("")'],
   ];
   const src = `[${[...T, ...R].map(([l, c]) => `[${JSON.stringify(l)}, () => ${c}]`).join(',\n')}]`;

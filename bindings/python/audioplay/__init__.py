@@ -263,6 +263,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "ap_resume": [P, U32],
         "ap_set_volume": [P, ctypes.c_float, U32],
         "ap_set_gain_pan": [P, ctypes.c_float, ctypes.c_float, U32, U32],
+        "ap_set_speed": [P, ctypes.c_float],
         "ap_set_input_format": [P, I32, U32, U32],
         "ap_list_devices": [P, SZ, ptr(SZ)],
         "ap_set_device": [P, ctypes.c_char_p],
@@ -720,6 +721,14 @@ class Player:
         scope = 0 if utterance else 1  # AP_GAIN_UTTERANCE, AP_GAIN_UNTIL_CHANGED
         self._check(self._lib.ap_set_gain_pan(self._handle(), float(gain), float(pan), ramp_ms,
                                               scope), "ap_set_gain_pan")
+
+    def set_speed(self, speed: float) -> None:
+        """Speed without pitch change, in band: audio written from now on plays at `speed`
+        (0.5..4; 1 = as written, a bypass); the change is crossfaded. Positions and event
+        frames stay content frames; markers fire when their frame is heard."""
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)):
+            raise TypeError(f"speed must be a number, not {type(speed).__name__}")
+        self._check(self._lib.ap_set_speed(self._handle(), float(speed)), "ap_set_speed")
 
     def set_input_format(self, format: str, channels: int, rate: int) -> None:
         """Voice change, in band: audio written from now on is `format`/`channels`/`rate`;

@@ -103,6 +103,14 @@ def test_errors_carry_the_library_reason():
         with pytest.raises(Error) as e:
             p.set_volume(5.0)
         assert "out of range" in str(e.value)
+        for bad in (float("nan"), 0.49, 4.01):
+            with pytest.raises(Error) as e:
+                p.set_speed(bad)
+            assert e.value.status == -2 and "speed" in e.value.reason
+        with pytest.raises(TypeError):
+            p.set_speed("fast")  # type: ignore[arg-type]
+        p.set_speed(2.5)
+        p.set_speed(1.0)
         with pytest.raises(Error) as e:
             p.set_input_format("s16", 1, 5)
         assert "input_rate" in str(e.value)
