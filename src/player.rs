@@ -404,11 +404,7 @@ impl Player {
             crate::dsp::stretch::MIN_SPEED,
             crate::dsp::stretch::MAX_SPEED,
         );
-        if !(lo..=hi).contains(&speed) {
-            return Err(Error::InvalidArgument(format!(
-                "speed {speed} out of range {lo}..={hi}"
-            )));
-        }
+        in_range("speed", speed, lo, hi)?;
         if self.shared.cfg.resample_mode == crate::data::config::ResampleMode::Producer {
             return Err(Error::InvalidArgument(
                 "speed needs resample_mode callback".into(),
