@@ -187,7 +187,7 @@ fn starved_in(trace: &str) -> bool {
         .flat_map(|l| l.split_whitespace())
         .filter_map(|t| t.split_once('='))
         .filter(|(k, _)| ["underruns", "late_callbacks", "server_underflows"].contains(k))
-        .any(|(_, v)| v.parse::<u64>().map_or(false, |n| n > 0))
+        .any(|(_, v)| v.parse::<u64>().is_ok_and(|n| n > 0))
 }
 
 #[test]

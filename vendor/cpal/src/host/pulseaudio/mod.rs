@@ -596,8 +596,9 @@ impl DeviceTrait for Device {
         };
 
         // Keep `playback` monotonic: the latency can decrease when the server switches
-        // to a different sink, pulling `playback` backward.
-        let data_callback = crate::host::monotonic_output_callback(data_callback);
+        // to a different sink, pulling `playback` backward. audioplay patch: done by the
+        // stream's regular fills only (`stream::Playback`): a rewrite's playback instant
+        // precedes its callback instant on purpose.
         // audioplay patch: the creation request is bounded where it waits (by `timeout`, else
         // ROUNDTRIP_TIMEOUT) instead of on a helper thread that a hung server stranded, still
         // holding a client (so the connection could not close either).
