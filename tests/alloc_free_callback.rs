@@ -432,7 +432,9 @@ fn no_allocation_in_a_flush_rewrite() {
         reset_events();
         // The last block again, its first frame heard 2 ms ago: faded from 3 ms in, silent
         // after 13 ms (of 20).
+        let (t0, _) = p.render_clock();
         assert!(in_callback(|| s.rewrite(block, bytes, 2_000_000)));
+        let (t1, _) = p.render_clock();
         let after_rewrite = p.metrics();
         for _ in 0..5 {
             assert!(in_callback(|| s.render(block, bytes)));
@@ -453,6 +455,28 @@ fn no_allocation_in_a_flush_rewrite() {
         assert_eq!(
             before.frames_played - after_rewrite.frames_played,
             (960 - 624) / 2
+        );
+        // The Flushed event says the silence is heard where the rewrite's fade lands (13 ms
+        // after the buffer's first frame, 11 ms from the rewrite), not behind the device's
+        // queue.
+        let t = std::time::Instant::now();
+        let flushed = loop {
+            match p.poll_event() {
+                Some(e) if e.kind == audioplay::EventKind::Flushed => break e,
+                Some(_) => {}
+                None => {
+                    assert!(t.elapsed() < Duration::from_secs(5), "no Flushed event");
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        };
+        let lands = |t: u64| t - 2_000_000 + 13_000_000;
+        assert!(
+            flushed.heard_ns >= lands(t0) && flushed.heard_ns <= lands(t1),
+            "{fmt:?}: Flushed heard at {} ns, the fade lands at {}..{}",
+            flushed.heard_ns,
+            lands(t0),
+            lands(t1)
         );
     }
 }

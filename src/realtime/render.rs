@@ -136,6 +136,10 @@ struct RenderState {
     flushing: Option<u64>,
     /// Where the last fade-out ended (reported with the Flushed event).
     flush_stop: u64,
+    /// When a rewrite's fade-out ends at the listener (clock ns; 0: no rewrite): the Flushed
+    /// event's time, which the callback that discards later would otherwise put behind
+    /// everything the server held.
+    flush_heard_ns: u64,
     /// Timing of the current callback, for event times.
     cb_ns: u64,
     latency_ns: u64,
@@ -264,6 +268,7 @@ impl RenderCore {
             paused: false,
             flushing: None,
             flush_stop: 0,
+            flush_heard_ns: 0,
             cb_ns: 0,
             latency_ns: 0,
             configured_for: 0,
@@ -504,6 +509,14 @@ impl RenderCore {
             metrics::add_exclusive(&c.frames_played, silenced.wrapping_neg());
             metrics::add_exclusive(&c.frames_flushed, silenced);
             st.flush_stop = st.flush_stop.saturating_sub(silenced);
+            // The buffer's first frame was heard `ahead` before now; frame `end`, where the
+            // fade lands, `end` frames after it.
+            let first_ns = self
+                .clock
+                .stamp()
+                .ns
+                .saturating_sub(ahead.as_nanos() as u64);
+            st.flush_heard_ns = (first_ns + end as u64 * 1_000_000_000 / rate).max(1);
         }
         st.publish_flush_done(ctl);
     }
@@ -785,11 +798,16 @@ impl RenderState {
     }
 
     fn emit(&mut self, kind: EventKind, id: u64, frame: u64, done: usize, c: &Counters) {
+        let heard_ns = self.heard_at(done);
+        self.emit_at(kind, id, frame, heard_ns, c);
+    }
+
+    fn emit_at(&mut self, kind: EventKind, id: u64, frame: u64, heard_ns: u64, c: &Counters) {
         let e = Event {
             kind,
             id,
             frame,
-            heard_ns: self.heard_at(done),
+            heard_ns,
         };
         if self.held_len == HELD_EVENTS {
             self.release_events(c);
@@ -845,6 +863,7 @@ impl RenderState {
                 self.flush_stop = self.content_pos;
             }
             self.flushing = Some(self.flushing.map_or(upto, |u| u.max(upto)));
+            self.flush_heard_ns = 0;
             // Already silent (paused, idle) means nothing to fade.
             let frames = if self.flow.flowing() && self.fade.value > 0.0 {
                 ms_to_frames(ctl.flush_fade_ms.load(Ordering::Relaxed), rate)
@@ -1051,7 +1070,11 @@ impl RenderState {
         self.phase.flushed();
         self.fade.to(if self.paused { 0.0 } else { 1.0 }, 0);
         let stop = self.flush_stop;
-        self.emit(EventKind::Flushed, 0, stop, done, c);
+        let heard_ns = match std::mem::take(&mut self.flush_heard_ns) {
+            0 => self.heard_at(done),
+            t => t,
+        };
+        self.emit_at(EventKind::Flushed, 0, stop, heard_ns, c);
         // Commands at the flush end come after it: the flushed utterance's end and markers at
         // its last frame (still discarded), or the next utterance's start, written after the
         // flush (barge-in: it begins, with its event, not inside the discarded phase).
