@@ -609,6 +609,15 @@ impl DeviceTrait for Device {
             error_callback,
             timeout.unwrap_or(ROUNDTRIP_TIMEOUT),
         )?;
+        // audioplay patch: rewrites (`Stream::rewriter`) only on PulseAudio itself (server name
+        // "pulseaudio"): what pipewire-pulse does with a write seeking back over data it may
+        // have handed to its graph is not tested here.
+        let pulseaudio_itself = block_on_timeout(client.server_info())
+            .ok()
+            .and_then(|i| i.server_name)
+            .is_some_and(|n| n.as_bytes() == b"pulseaudio");
+        let mut stream = stream;
+        stream.set_rewritable(pulseaudio_itself);
         stream.signal_ready();
         Ok(stream)
     }

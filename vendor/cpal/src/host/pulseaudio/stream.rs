@@ -70,6 +70,8 @@ pub struct Stream {
     inner: StreamInner,
     workers: Vec<std::thread::JoinHandle<()>>,
     latch: Latch,
+    /// audioplay patch: whether `rewriter` offers a rewrite (the host decides).
+    rewritable: bool,
 }
 
 impl Drop for Stream {
@@ -354,6 +356,7 @@ impl Stream {
             inner: StreamInner::Playback(stream, start, handle),
             workers: vec![driver_handle, latency_handle],
             latch,
+            rewritable: false,
         })
     }
 
@@ -501,6 +504,7 @@ impl Stream {
             inner: StreamInner::Record(stream, start, handle),
             workers: vec![latency_handle],
             latch,
+            rewritable: false,
         })
     }
 
@@ -508,9 +512,17 @@ impl Stream {
     /// the server holds (`Playback::rewrite`); None for a record stream.
     pub fn rewriter(&self) -> Option<pulseaudio::RewriteRequester> {
         match &self.inner {
-            StreamInner::Playback(stream, _, _) => Some(stream.rewrite_requester()),
-            StreamInner::Record(..) => None,
+            StreamInner::Playback(stream, _, _) if self.rewritable => {
+                Some(stream.rewrite_requester())
+            }
+            _ => None,
         }
+    }
+
+    /// audioplay patch: whether `rewriter` offers a rewrite (the host decides, after
+    /// creation).
+    pub(crate) fn set_rewritable(&mut self, yes: bool) {
+        self.rewritable = yes;
     }
 
     /// Releases the latch so the worker thread can begin processing audio callbacks.
