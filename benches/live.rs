@@ -211,7 +211,10 @@ fn section_latency() {
     }
     // Flush while a tone plays, 10 ms fade: when the callback finished the fade (the Flushed
     // event's heard time minus the device latency), from the ap_flush call.
+    // And when the library says the listener hears the silence (the Flushed event's heard
+    // time; on PulseAudio the flush rewrites what the server holds, issue 14 §6).
     let mut flush = Vec::new();
+    let mut heard = Vec::new();
     while p.poll_event().is_some() {}
     for _ in 0..10 {
         p.write_i16(&tone).unwrap();
@@ -224,6 +227,7 @@ fn section_latency() {
                 if e.kind == EventKind::Flushed {
                     let lat = p.metrics().output_latency_ns;
                     flush.push((e.heard_ns.saturating_sub(lat) as f64 - t_flush as f64) / 1e6);
+                    heard.push((e.heard_ns as f64 - t_flush as f64) / 1e6);
                     break;
                 }
             } else {
@@ -238,6 +242,7 @@ fn section_latency() {
     };
     let (w50, wmax) = stat(&mut wake);
     let (f50, fmax) = stat(&mut flush);
+    let (h50, hmax) = stat(&mut heard);
     println!(
         "period_ms\t{:.2}",
         Config::default().target_latency_ms as f64 / 2.0
@@ -246,6 +251,8 @@ fn section_latency() {
     println!("write_to_first_callback_ms_max\t{wmax:.2}");
     println!("flush_to_silence_ms_p50\t{f50:.2}");
     println!("flush_to_silence_ms_max\t{fmax:.2}");
+    println!("flush_heard_silence_ms_p50\t{h50:.2}");
+    println!("flush_heard_silence_ms_max\t{hmax:.2}");
     println!("flush_fade_ms\t10");
     println!("device_latency_ms\t{:.2}", m.output_latency_ns as f64 / 1e6);
 }

@@ -171,6 +171,10 @@ def main():
     fade = float(live["flush_fade_ms"])
     t.append(("Flush -> silence handed to the device <= fade + one period",
               f"p50 {float(live['flush_to_silence_ms_p50']):.1f}, max {fl:.1f} ms (fade {fade:.0f} + period {period:.0f})", fl <= fade + period))
+    if "flush_heard_silence_ms_max" in live:
+        fh = float(live["flush_heard_silence_ms_max"])
+        t.append(("Flush -> silence heard at the sink <= fade + 3 ms (PulseAudio, issue 14 §6; Flushed event's heard time)",
+                  f"p50 {float(live['flush_heard_silence_ms_p50']):.1f}, max {fh:.1f} ms (fade {fade:.0f})", fh <= fade + 3))
 
     if "idle_suspended_wakeups_per_s" in live:
         wk = float(live["idle_suspended_wakeups_per_s"])

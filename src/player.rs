@@ -301,6 +301,18 @@ impl Player {
         self.shared.writers.flush_epoch.fetch_add(1, AcqRel);
         self.shared.writers.room_wake.notify();
         let fade_ms = fade_ms.min(10_000);
+        // Where the stream can rewrite what its server holds, the fade starts from the frame
+        // playing now instead of behind everything queued (issue 14 §6).
+        let rewriter = self
+            .shared
+            .service
+            .rewriter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if rewriter.is_some() {
+            self.shared.core.expect_rewrite();
+        }
         match self.writing.try_lock() {
             Some(mut w) => {
                 // Requests made before the flush come first (a marker then is flushed).
@@ -309,6 +321,9 @@ impl Player {
                 }
                 let upto = w.cut(&self.shared);
                 self.shared.core.request_flush(upto, fade_ms);
+                if let Some(r) = &rewriter {
+                    r.request();
+                }
                 self.writing.release(&self.shared, w);
             }
             None => {
@@ -319,6 +334,9 @@ impl Player {
                 // is kept).
                 let upto = self.shared.counters.ring_frames_written.load(Acquire);
                 self.shared.core.request_flush(upto, fade_ms);
+                if let Some(r) = &rewriter {
+                    r.request();
+                }
                 let mut q = self.writing.requests();
                 let marks = q.iter().filter(|r| matches!(r, Request::Mark(_))).count();
                 // An until-changed gain or pan is kept too (it outlives the flushed audio).

@@ -210,6 +210,34 @@ impl VirtualStreamHandle {
         true
     }
 
+    /// Calls the stream's callback as a rewrite of what the device holds (as PulseAudio's
+    /// `cpal::platform::OutputRewriter` does): `out` holds the last `frames` frames the
+    /// callbacks wrote, the first of them heard `ahead_ns` before now; the callback leaves
+    /// in it what replaces them. The device clock does not move.
+    pub fn rewrite(&self, frames: usize, out: &mut [u8], ahead_ns: u64) -> bool {
+        let c = &*self.core;
+        let samples = frames * c.channels as usize;
+        let size = c.format.sample_size();
+        if !c.playing.load(SeqCst)
+            || out.len() != samples * size
+            || (out.as_ptr() as usize) % size != 0
+        {
+            return false;
+        }
+        let done = c.frames.load(SeqCst);
+        let t = Duration::from_nanos(done * 1_000_000_000 / c.rate as u64);
+        let first = t.saturating_sub(Duration::from_nanos(ahead_ns.max(1)));
+        let info = OutputCallbackInfo::new(OutputStreamTimestamp {
+            callback: StreamInstant::new(t.as_secs(), t.subsec_nanos()),
+            playback: StreamInstant::new(first.as_secs(), first.subsec_nanos()),
+        });
+        // SAFETY: as in `render`.
+        let mut data = unsafe { Data::from_parts(out.as_mut_ptr().cast(), samples, c.format) };
+        let mut cb = c.callback.lock().unwrap_or_else(|e| e.into_inner());
+        (cb)(&mut data, &info);
+        true
+    }
+
     /// Renders float32 frames (the device format must be F32).
     pub fn render_f32(&self, frames: usize, out: &mut [f32]) -> bool {
         if self.core.format != SampleFormat::F32 {

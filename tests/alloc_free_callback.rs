@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost};
 use audioplay::{Config, InputFormat, Player, ResampleQuality};
+use common::accounting::assert_accounting;
 use common::virtual_host::{device, render, wait_on_device};
 use cpal::SampleFormat;
 
@@ -442,4 +443,88 @@ fn no_allocation_while_stretching_and_changing_speed() {
     assert_eq!(seen, 0, "allocations or frees on the audio thread");
     let m = p.metrics();
     assert!(m.frames_played > 50_000, "played {}", m.frames_played);
+}
+
+/// Issue 14 §6: a flush rewritten into what the device holds (PulseAudio's rewrite: the fade
+/// from the frame playing now, silence after it, in the device's own format) allocates and
+/// frees nothing either, nor do the callbacks that discard the flushed audio after it; and
+/// what it silenced is counted flushed, not played.
+#[test]
+fn no_allocation_in_a_flush_rewrite() {
+    for fmt in [SampleFormat::I16, SampleFormat::F32, SampleFormat::U8] {
+        let h = VirtualHost::new(vec![device("v", 48000, 2, fmt)]);
+        let cfg = Config {
+            input_format: InputFormat::F32,
+            input_channels: 1,
+            input_rate: 24000,
+            write_timeout_ms: 0,
+            ..Config::default()
+        };
+        let p = Player::with_host(cfg, h.cpal_host()).unwrap();
+        wait_on_device(&p, "v", Duration::from_secs(5));
+        let s = h.stream("v").unwrap();
+        let tone: Vec<f32> = (0..24000).map(|i| (i as f32 * 0.1).sin() * 0.5).collect();
+        p.write_f32(&tone).unwrap();
+        let block = 960;
+        let size = fmt.sample_size();
+        let mut out = vec![0u64; block * 2 * size / 8 + 1];
+        // SAFETY: a u64 buffer is aligned for every sample type; we view its first bytes.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), block * 2 * size)
+        };
+        for _ in 0..10 {
+            assert!(s.render(block, bytes));
+        }
+        let before = p.metrics();
+        p.flush(10).unwrap();
+        reset_events();
+        // The last block again, its first frame heard 2 ms ago: faded from 3 ms in, silent
+        // after 13 ms (of 20).
+        let (t0, _) = p.render_clock();
+        assert!(in_callback(|| s.rewrite(block, bytes, 2_000_000)));
+        let (t1, _) = p.render_clock();
+        let after_rewrite = p.metrics();
+        for _ in 0..5 {
+            assert!(in_callback(|| s.render(block, bytes)));
+        }
+        assert_eq!(
+            events(),
+            0,
+            "allocations or frees on the audio thread ({fmt:?})"
+        );
+        let m = p.metrics();
+        assert_accounting(&m);
+        // 7 ms of 48 kHz device frames silenced: 168 content frames at 24 kHz.
+        assert_eq!(
+            after_rewrite.frames_flushed - before.frames_flushed,
+            (960 - 624) / 2,
+            "{fmt:?}: {after_rewrite:?}"
+        );
+        assert_eq!(
+            before.frames_played - after_rewrite.frames_played,
+            (960 - 624) / 2
+        );
+        // The Flushed event says the silence is heard where the rewrite's fade lands (13 ms
+        // after the buffer's first frame, 11 ms from the rewrite), not behind the device's
+        // queue.
+        let t = std::time::Instant::now();
+        let flushed = loop {
+            match p.poll_event() {
+                Some(e) if e.kind == audioplay::EventKind::Flushed => break e,
+                Some(_) => {}
+                None => {
+                    assert!(t.elapsed() < Duration::from_secs(5), "no Flushed event");
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        };
+        let lands = |t: u64| t - 2_000_000 + 13_000_000;
+        assert!(
+            flushed.heard_ns >= lands(t0) && flushed.heard_ns <= lands(t1),
+            "{fmt:?}: Flushed heard at {} ns, the fade lands at {}..{}",
+            flushed.heard_ns,
+            lands(t0),
+            lands(t1)
+        );
+    }
 }

@@ -48,14 +48,14 @@ fn run(scenario: &str) -> (String, Vec<f32>) {
 /// every run was starved (inconclusive), the test's other checks are skipped.
 fn run_unstarved_for(
     scenario: &str,
-    fine: impl Fn(&ToneStats, &[f32]) -> Result<(), String>,
+    fine: impl Fn(&ToneStats, &[f32], &str) -> Result<(), String>,
 ) -> Option<(String, Vec<f32>, ToneStats)> {
     rerun_if_starved(scenario, || {
         let (j, heard) = run(scenario);
         let s = tone_stats(&heard, 48000).expect("nothing heard");
         let starved =
             json_num(&j, "late_callbacks") > 0.0 || json_num(&j, "server_underflows") > 0.0;
-        match fine(&s, &heard) {
+        match fine(&s, &heard, &j) {
             Ok(()) => Ok((j, heard, s)),
             Err(why) => Err((format!("{why}; {s:?}; {j}"), starved)),
         }
@@ -63,8 +63,8 @@ fn run_unstarved_for(
 }
 
 /// Whether `heard` lasts `want` seconds, within `tol`.
-fn lasts(want: f64, tol: f64) -> impl Fn(&ToneStats, &[f32]) -> Result<(), String> {
-    move |s, _| {
+fn lasts(want: f64, tol: f64) -> impl Fn(&ToneStats, &[f32], &str) -> Result<(), String> {
+    move |s, _, _| {
         if (s.duration - want).abs() < tol {
             Ok(())
         } else {
@@ -75,7 +75,10 @@ fn lasts(want: f64, tol: f64) -> impl Fn(&ToneStats, &[f32]) -> Result<(), Strin
 
 /// `run_unstarved_for` the click checks.
 fn run_unstarved(scenario: &str) -> Option<(String, Vec<f32>, ToneStats)> {
-    run_unstarved_for(scenario, |s, _| {
+    run_unstarved_for(scenario, |s, heard, j| {
+        if scenario == "flush" {
+            flush_timing(s, heard, j)?;
+        }
         let limit = sine_max_step(440.0, s.peak, 48000) * 1.2 + 2.0 / 32768.0;
         if s.max_step <= limit {
             Ok(())
@@ -83,6 +86,49 @@ fn run_unstarved(scenario: &str) -> Option<(String, Vec<f32>, ToneStats)> {
             Err(format!("click: step {:.4} > {limit:.4}", s.max_step))
         }
     })
+}
+
+/// The flush scenario's timing (issue 14 §6): silence within fade + 3 ms of the frame `flush`
+/// reported as heard, and the fade heard as a fade. A starved machine can delay the rewrite,
+/// so this is one of the checks `run_unstarved` reruns.
+fn flush_timing(s: &ToneStats, heard: &[f32], j: &str) -> Result<(), String> {
+    // Against the frame `flush` returned as heard at the call (the stream clock, read in the
+    // call itself), not against the UtteranceStart event's arrival, whose clock was set by
+    // the stream's first, prebuffering callbacks and is off by several ms either way.
+    let heard_at = json_num(j, "heard_at_flush_ms") / 1000.0;
+    let flush_after = json_num(j, "flush_after_start_ms") / 1000.0;
+    let fade = 0.010f64;
+    let late = s.duration - heard_at;
+    // The fade as heard: from the last sample at 90% of the tone's peak to silence.
+    let end = (((s.onset + s.duration) * 48000.0) as usize).min(heard.len());
+    let full = heard[..end]
+        .iter()
+        .rposition(|v| v.abs() >= 0.9 * s.peak as f32)
+        .unwrap_or(end);
+    let fade_heard = (end - full) as f64 / 48000.0;
+    eprintln!(
+        "heard {:.4} s; flush asked with {:.4} s heard ({:.4} s by the event clock): silent \
+         {:.1} ms after ({:.1} by the event clock), the fade heard over {:.1} ms",
+        s.duration,
+        heard_at,
+        flush_after,
+        late * 1e3,
+        (s.duration - flush_after) * 1e3,
+        fade_heard * 1e3,
+    );
+    if late > fade + 0.003 {
+        return Err(format!("silence {:.1} ms after the flush", late * 1e3));
+    }
+    // A fade, not a cut: a cut leaves ~0 ms here. A linear 10 ms fade measures 6.9-7.9 ms:
+    // its last 2% are below the silence threshold, and the 90% point is taken at the tone's
+    // peaks, up to half a period (1.1 ms) early.
+    if fade_heard < 0.5 * fade {
+        return Err(format!(
+            "the fade was heard over {:.1} ms",
+            fade_heard * 1e3
+        ));
+    }
+    Ok(())
 }
 
 /// Runs of |x| < 1% of full scale, in seconds, in order: the silences in a recording.
@@ -104,42 +150,22 @@ fn silences(x: &[f32], rate: u32, min_s: f64) -> Vec<(f64, f64)> {
     out
 }
 
+/// Issue 14 §6: on PulseAudio a flush rewrites what the server holds, so the fade starts on
+/// the frame playing at the call: silence at the sink within fade + 3 ms of the frame
+/// `flush` reported as heard, the fade heard as a fade (no step larger than the tone's own),
+/// and every frame accounted for. Measured with a 10 ms fade: 8.8-10.0 ms; the code before
+/// the rewrite (which waited for the next period and played what the server held first)
+/// measured 18.9-26.3 ms here (16.6-17.5 ms by the event clock this test used to use).
 #[test]
-fn barge_in_reaches_silence_within_fade_plus_a_period_without_a_click() {
-    let Some((j, _, s)) = run_unstarved("flush") else {
+fn barge_in_reaches_silence_within_fade_plus_3_ms_without_a_click() {
+    let Some((j, heard, s)) = run_unstarved("flush") else {
         return;
     };
-    // The tone was heard from its start until the flush took effect, then faded. Audio
-    // already handed to the device cannot be recalled through cpal, so silence comes at most
-    // fade + one period (until the next callback) + the device's buffer after the call
-    // (+5 ms for the event clock the child measures from).
-    let flush_after = json_num(&j, "flush_after_start_ms") / 1000.0;
+    flush_timing(&s, &heard, &j).unwrap();
     let latency = json_num(&j, "output_latency_ms") / 1000.0;
-    let (fade, period) = (0.010f64, 0.010f64);
-    let late = s.duration - flush_after;
-    eprintln!(
-        "heard {:.4} s, flush asked at {:.4} s: silent {:.1} ms after (device latency {:.1} ms)",
-        s.duration,
-        flush_after,
-        late * 1e3,
-        latency * 1e3
-    );
     assert!(
         latency > 0.0 && latency < 0.030,
         "reported latency {latency}"
-    );
-    // What the device holds is up to one period here (20 ms target, double-buffered); the
-    // reported latency is an instantaneous estimate that swings between polls.
-    let device_buffer = period.max(latency);
-    assert!(
-        late <= fade + period + device_buffer + 0.005,
-        "silence {:.1} ms after the flush",
-        late * 1e3
-    );
-    assert!(
-        late >= 0.0,
-        "audio stopped before the flush: {:.1} ms",
-        late * 1e3
     );
     let limit = sine_max_step(440.0, s.peak, 48000) * 1.2 + 2.0 / 32768.0;
     assert!(
@@ -255,8 +281,8 @@ fn pause_holds_without_underrun_or_click_and_volume_ramps() {
 fn voice_changes_play_each_part_at_its_pitch_without_a_recreate() {
     // The length and each part's pitch: a starved server's silence can stretch the one
     // and shift the parts under the other.
-    let Some((j, _, _)) = run_unstarved_for("voice", |s, heard| {
-        lasts(3.0, 0.03)(s, heard)?;
+    let Some((j, _, _)) = run_unstarved_for("voice", |s, heard, _| {
+        lasts(3.0, 0.03)(s, heard, "")?;
         let start = (s.onset * 48000.0) as usize;
         for (k, want) in [440.0, 660.0, 880.0].iter().enumerate() {
             let part = &heard[start + k * 48000 + 4800..start + (k + 1) * 48000 - 4800];
@@ -339,13 +365,14 @@ fn scenario_child() {
             let start = wait_event(&log, EventKind::UtteranceStart);
             std::thread::sleep(Duration::from_millis(1000));
             let t = Instant::now();
-            p.flush(10).unwrap();
+            let heard = p.flush(10).unwrap();
             let (_, returned) = w.join().unwrap();
             std::thread::sleep(Duration::from_millis(300));
             let m = p.metrics();
             format!(
-                "{{\"flush_after_start_ms\":{:.2},\"writer_returned_ms\":{:.2},\"frames_flushed\":{},\"underruns\":{},\"accounting_ok\":{},\"output_latency_ms\":{:.2},\"late_callbacks\":{},\"server_underflows\":{}}}",
+                "{{\"flush_after_start_ms\":{:.2},\"heard_at_flush_ms\":{:.3},\"writer_returned_ms\":{:.2},\"frames_flushed\":{},\"underruns\":{},\"accounting_ok\":{},\"output_latency_ms\":{:.2},\"late_callbacks\":{},\"server_underflows\":{}}}",
                 (t - start).as_secs_f64() * 1e3,
+                heard as f64 / 24.0,
                 returned.saturating_duration_since(t).as_secs_f64() * 1e3,
                 m.frames_flushed,
                 m.underruns,

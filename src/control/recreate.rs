@@ -71,7 +71,14 @@ fn open(shared: &Shared, generation: u64, target: Option<&str>) -> Result<Opened
     let requests = shared.requests.clone();
     let data_cb = move |data: &mut cpal::Data, info: &cpal::OutputCallbackInfo| {
         let _role = crate::thread_role::enter(crate::thread_role::Role::Audio);
-        core.render(generation, data, info);
+        // A rewrite of what the server holds (`OutputRewriter`) is the one call whose buffer
+        // started playing before the call.
+        let ts = info.timestamp();
+        if ts.playback < ts.callback {
+            core.rewrite(generation, data, info);
+        } else {
+            core.render(generation, data, info);
+        }
     };
     let err_cb = move |e: cpal::Error| {
         // Errors from a stream being closed are teardown noise, not device failures.
@@ -237,6 +244,11 @@ pub fn recreate(
                 shared.core.content_rate()
             );
             let (stream, state) = describe(o, generation, shared.core.content_rate());
+            *shared
+                .service
+                .rewriter
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = cpal::platform::output_rewriter(&stream);
             slot.install(stream, state, &shared.core, &shared.service.state);
             Ok((msg, stopped_ns, replayed))
         }

@@ -257,6 +257,10 @@ pub struct ServiceOwned {
     /// The sound server tells this connection of its sink and default changes (subscribed),
     /// so the watcher need not poll for them.
     pub server_events: AtomicBool,
+    /// The current stream's way to rewrite what its server already holds (PulseAudio), for
+    /// a barge-in to fade from the frame playing now (issue 14 §6). Set at R3; it does not
+    /// keep the stream or its connection alive.
+    pub rewriter: Mutex<Option<cpal::platform::OutputRewriter>>,
 }
 
 impl ServiceOwned {
@@ -267,6 +271,7 @@ impl ServiceOwned {
     ) -> Self {
         ServiceOwned {
             server_events: AtomicBool::new(false),
+            rewriter: Mutex::new(None),
             host: Mutex::new(Arc::new(host)),
             connect,
             slot: Mutex::default(),

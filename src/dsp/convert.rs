@@ -4,6 +4,7 @@
 
 use cpal::{FromSample, SampleFormat, I24, U24};
 
+use crate::dsp::gain::Ramp;
 use crate::dsp::simd::multiversion;
 
 const I16_SCALE: f32 = 32768.0;
@@ -195,6 +196,66 @@ pub fn write_device(src: &[f32], data: &mut cpal::Data, offset: usize) -> bool {
         SampleFormat::U64 => put::<u64>(src, data, offset),
         SampleFormat::F64 => put::<f64>(src, data, offset),
         _ => false,
+    }
+}
+
+/// Multiplies the device buffer's frames from sample `from` on by `fade`, one ramp step per
+/// frame, in the device's own format (a rewrite of what was already written, issue 14 §6),
+/// until the ramp settles. Returns the frames it stepped (the rest is untouched). At unity
+/// gain a sample stays bit-exact.
+pub fn fade_device(data: &mut cpal::Data, from: usize, channels: usize, fade: &mut Ramp) -> usize {
+    fn run<T: cpal::SizedSample + FromSample<f32> + cpal::Sample>(
+        data: &mut cpal::Data,
+        from: usize,
+        ch: usize,
+        fade: &mut Ramp,
+        get: impl Fn(T) -> f32,
+        put: impl Fn(f32) -> T,
+    ) -> usize {
+        let Some(d) = data.as_slice_mut::<T>().and_then(|d| d.get_mut(from..)) else {
+            return 0;
+        };
+        let mut n = 0;
+        for frame in d.chunks_exact_mut(ch.max(1)) {
+            if fade.settled() {
+                break;
+            }
+            let g = fade.value;
+            for x in frame.iter_mut() {
+                *x = put(get(*x) * g);
+            }
+            fade.advance();
+            n += 1;
+        }
+        n
+    }
+    fn generic<T>(data: &mut cpal::Data, from: usize, ch: usize, fade: &mut Ramp) -> usize
+    where
+        T: cpal::SizedSample + FromSample<f32> + cpal::Sample,
+        f32: FromSample<T>,
+    {
+        run::<T>(
+            data,
+            from,
+            ch,
+            fade,
+            <f32 as FromSample<T>>::from_sample_,
+            |x| T::from_sample(sanitize(x)),
+        )
+    }
+    match data.sample_format() {
+        SampleFormat::F32 => generic::<f32>(data, from, channels, fade),
+        // D3's exact rules both ways.
+        SampleFormat::I16 => run::<i16>(data, from, channels, fade, s16_to_f32, f32_to_s16),
+        SampleFormat::I8 => generic::<i8>(data, from, channels, fade),
+        SampleFormat::I24 => generic::<I24>(data, from, channels, fade),
+        SampleFormat::I32 => generic::<i32>(data, from, channels, fade),
+        SampleFormat::U8 => generic::<u8>(data, from, channels, fade),
+        SampleFormat::U16 => generic::<u16>(data, from, channels, fade),
+        SampleFormat::U24 => generic::<U24>(data, from, channels, fade),
+        SampleFormat::U32 => generic::<u32>(data, from, channels, fade),
+        SampleFormat::F64 => generic::<f64>(data, from, channels, fade),
+        _ => 0,
     }
 }
 

@@ -61,7 +61,20 @@ struct Controls {
     /// service thread with the frames in `wake_silence_ms`.
     wake_seq: AtomicU64,
     wake_silence_ms: AtomicU32,
+    /// A flush will rewrite what the server holds (`RenderCore::rewrite`): until this time
+    /// (clock ns) a regular callback leaves the flush to it. Bounded, so a rewrite that
+    /// never comes delays the flush by at most `REWRITE_WAIT_NS`.
+    rewrite_until_ns: AtomicU64,
 }
+
+/// How long a flush waits for its rewrite before the callbacks fade on their own (the rewrite
+/// runs about 0.1 ms after the flush on an idle machine).
+const REWRITE_WAIT_NS: u64 = 5_000_000;
+
+/// After the frame playing at a rewrite, how far into its buffer the fade starts: the
+/// server gets the rewrite a little later, and a fade that starts on a frame already heard
+/// would jump (measured on PulseAudio 16.1, null sink: see vendor/cpal/AUDIOPLAY.md).
+const REWRITE_MARGIN_NS: u64 = 1_000_000;
 
 struct RenderState {
     q: Queues,
@@ -123,6 +136,10 @@ struct RenderState {
     flushing: Option<u64>,
     /// Where the last fade-out ended (reported with the Flushed event).
     flush_stop: u64,
+    /// When a rewrite's fade-out ends at the listener (clock ns; 0: no rewrite): the Flushed
+    /// event's time, which the callback that discards later would otherwise put behind
+    /// everything the server held.
+    flush_heard_ns: u64,
     /// Timing of the current callback, for event times.
     cb_ns: u64,
     latency_ns: u64,
@@ -251,6 +268,7 @@ impl RenderCore {
             paused: false,
             flushing: None,
             flush_stop: 0,
+            flush_heard_ns: 0,
             cb_ns: 0,
             latency_ns: 0,
             configured_for: 0,
@@ -438,6 +456,71 @@ impl RenderCore {
         c.flush_seq.fetch_add(1, Ordering::Release);
     }
 
+    /// The next flush will be rewritten into what the server holds (`rewrite`): regular
+    /// callbacks leave it to the rewrite for up to `REWRITE_WAIT_NS`. Called before
+    /// `request_flush`.
+    pub fn expect_rewrite(&self) {
+        self.controls
+            .rewrite_until_ns
+            .store(self.now_ns() + REWRITE_WAIT_NS, Ordering::Release);
+    }
+
+    /// A rewrite of what the server already holds (`cpal::platform::OutputRewriter`), asked
+    /// for by a flush: `data` holds what the callbacks wrote last, its first frame heard at
+    /// `info`'s playback instant, before this call. The flush's fade starts on the frame
+    /// heard `REWRITE_MARGIN_NS` from now instead of after everything queued; what follows
+    /// the fade becomes silence and counts as flushed, not played. Anything else (no flush
+    /// waiting, one a callback already started fading, another generation) leaves the
+    /// buffer as written: the server gets the same bytes back. Hard realtime, as `render`.
+    pub fn rewrite(&self, generation: u64, data: &mut cpal::Data, info: &cpal::OutputCallbackInfo) {
+        debug_assert_role!(Audio);
+        let c = &*self.counters;
+        let Entry::Granted(token) = self.handoff.enter(generation) else {
+            return;
+        };
+        let mut guard = TokenGuard {
+            core: self,
+            _token: token,
+        };
+        let st = guard.state();
+        let ctl = &self.controls;
+        ctl.rewrite_until_ns.store(0, Ordering::Relaxed);
+        let Some(total) = st.frames_asked(data) else {
+            return;
+        };
+        if ctl.flush_seq.load(Ordering::Acquire) == st.flush_seen {
+            return;
+        }
+        let ts = info.timestamp();
+        let Some(ahead) = ts.callback.checked_duration_since(ts.playback) else {
+            return;
+        };
+        let rate = st.output.rate.max(1) as u64;
+        let from = ((ahead.as_nanos() as u64 + REWRITE_MARGIN_NS) * rate / 1_000_000_000) as usize;
+        let from = from.min(total);
+        st.read_controls(ctl, false);
+        let ch = st.output.channels;
+        let end = from + convert::fade_device(data, from * ch, ch, &mut st.fade);
+        if st.flushing.is_some() && st.fade.settled() && st.fade.value == 0.0 {
+            convert::fill_silence(data, end * ch);
+            // Those frames were counted played when they were written; now nobody hears them.
+            let silenced = (total - end) as u64 * st.content_rate as u64 / rate;
+            let silenced = silenced.min(c.frames_played.load(Ordering::Relaxed));
+            metrics::add_exclusive(&c.frames_played, silenced.wrapping_neg());
+            metrics::add_exclusive(&c.frames_flushed, silenced);
+            st.flush_stop = st.flush_stop.saturating_sub(silenced);
+            // The buffer's first frame was heard `ahead` before now; frame `end`, where the
+            // fade lands, `end` frames after it.
+            let first_ns = self
+                .clock
+                .stamp()
+                .ns
+                .saturating_sub(ahead.as_nanos() as u64);
+            st.flush_heard_ns = (first_ns + end as u64 * 1_000_000_000 / rate).max(1);
+        }
+        st.publish_flush_done(ctl);
+    }
+
     /// A flush was asked for and its `Flushed` event is not queued yet.
     pub fn flush_pending(&self) -> bool {
         let c = &self.controls;
@@ -518,7 +601,7 @@ impl RenderCore {
             return silenced(data, &c.shape_mismatches);
         };
         let len = st.begin(t0.ns, latency, total, c);
-        st.read_controls(&self.controls);
+        st.read_controls(&self.controls, true);
         let f = st.fill(data, total, &self.controls, c);
         // D1: what was not rendered is silence. Zeroing only the rest, not the whole buffer
         // first, saves a pass over it.
@@ -715,11 +798,16 @@ impl RenderState {
     }
 
     fn emit(&mut self, kind: EventKind, id: u64, frame: u64, done: usize, c: &Counters) {
+        let heard_ns = self.heard_at(done);
+        self.emit_at(kind, id, frame, heard_ns, c);
+    }
+
+    fn emit_at(&mut self, kind: EventKind, id: u64, frame: u64, heard_ns: u64, c: &Counters) {
         let e = Event {
             kind,
             id,
             frame,
-            heard_ns: self.heard_at(done),
+            heard_ns,
         };
         if self.held_len == HELD_EVENTS {
             self.release_events(c);
@@ -738,7 +826,8 @@ impl RenderState {
         self.held_len = 0;
     }
 
-    fn read_controls(&mut self, ctl: &Controls) {
+    /// `defer`: a flush waiting for its rewrite (`Controls::rewrite_until_ns`) is left to it.
+    fn read_controls(&mut self, ctl: &Controls, defer: bool) {
         let rate = self.output.rate;
         let vseq = ctl.volume_seq.load(Ordering::Acquire);
         if vseq != self.volume_seen {
@@ -764,7 +853,9 @@ impl RenderState {
             self.wake_silence = ms_to_frames(ms, rate) as usize;
         }
         let fseq = ctl.flush_seq.load(Ordering::Acquire);
-        if fseq != self.flush_seen {
+        if fseq != self.flush_seen
+            && !(defer && self.cb_ns < ctl.rewrite_until_ns.load(Ordering::Acquire))
+        {
             self.flush_seen = fseq;
             let upto = ctl.flush_upto.load(Ordering::Relaxed);
             if self.flushing.is_none() {
@@ -772,6 +863,7 @@ impl RenderState {
                 self.flush_stop = self.content_pos;
             }
             self.flushing = Some(self.flushing.map_or(upto, |u| u.max(upto)));
+            self.flush_heard_ns = 0;
             // Already silent (paused, idle) means nothing to fade.
             let frames = if self.flow.flowing() && self.fade.value > 0.0 {
                 ms_to_frames(ctl.flush_fade_ms.load(Ordering::Relaxed), rate)
@@ -986,7 +1078,11 @@ impl RenderState {
         self.phase.flushed();
         self.fade.to(if self.paused { 0.0 } else { 1.0 }, 0);
         let stop = self.flush_stop;
-        self.emit(EventKind::Flushed, 0, stop, done, c);
+        let heard_ns = match std::mem::take(&mut self.flush_heard_ns) {
+            0 => self.heard_at(done),
+            t => t,
+        };
+        self.emit_at(EventKind::Flushed, 0, stop, heard_ns, c);
         // Commands at the flush end come after it: the flushed utterance's end and markers at
         // its last frame (still discarded), or the next utterance's start, written after the
         // flush (barge-in: it begins, with its event, not inside the discarded phase).
@@ -1073,6 +1169,14 @@ impl RenderState {
             }
         }
         if self.paused && self.fade.value == 0.0 {
+            return Gate::Hold;
+        }
+        // A flush left to its rewrite (`read_controls`): nothing written after the flush is
+        // played before the rewrite has faded what the flush covers (it would be faded too).
+        if ctl.flush_seq.load(Ordering::Acquire) != self.flush_seen
+            && self.cb_ns < ctl.rewrite_until_ns.load(Ordering::Acquire)
+            && self.pos >= ctl.flush_upto.load(Ordering::Relaxed)
+        {
             return Gate::Hold;
         }
         if self.phase == Phase::Preroll {

@@ -860,6 +860,36 @@ mod platform_impl {
         }
     }
 
+    /// audioplay patch: asks an output stream to rewrite what its server already holds, from
+    /// a little before the frame playing now to the end (PulseAudio only; see
+    /// vendor/cpal/AUDIOPLAY.md). Cloneable and `Send`; [`request`](Self::request) never
+    /// blocks. The data callback is then called once, off schedule, with a buffer holding what
+    /// it wrote last and a playback instant *earlier* than its callback instant (a regular
+    /// callback's never is): what it leaves in the buffer replaces those bytes at the server.
+    #[derive(Clone, Debug)]
+    pub struct OutputRewriter {
+        #[cfg(feature = "pulseaudio")]
+        inner: pulseaudio::RewriteRequester,
+    }
+
+    impl OutputRewriter {
+        #[allow(missing_docs)]
+        pub fn request(&self) {
+            #[cfg(feature = "pulseaudio")]
+            self.inner.request();
+        }
+    }
+
+    /// audioplay patch: the stream's [`OutputRewriter`], if its host can rewrite (PulseAudio).
+    pub fn output_rewriter(stream: &Stream) -> Option<OutputRewriter> {
+        match &stream.0 {
+            #[cfg(feature = "pulseaudio")]
+            StreamInner::PulseAudio(s) => s.rewriter().map(|inner| OutputRewriter { inner }),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
     /// The default host for the current compilation target platform.
     pub fn default_host() -> Host {
         #[cfg(feature = "pipewire")]

@@ -53,6 +53,15 @@ pub trait PlaybackSource: Send + 'static {
         cx: &mut futures::task::Context<'_>,
         buf: &mut [u8],
     ) -> futures::task::Poll<usize>;
+
+    /// audioplay patch: replaces the end of what this source has produced, asked for by
+    /// [`PlaybackStream::request_rewrite`](super::PlaybackStream::request_rewrite). Fills
+    /// `buf[..n]` with the new content of the last `n` bytes it produced (whole frames) and
+    /// returns `n`; the server overwrites them where it holds them (0: nothing to rewrite).
+    fn rewrite(self: Pin<&mut Self>, buf: &mut [u8]) -> usize {
+        let _ = buf;
+        0
+    }
 }
 
 /// A trait for converting a callback into an [AudioSource].

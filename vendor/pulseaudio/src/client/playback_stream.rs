@@ -1,5 +1,5 @@
 use std::ffi::CString;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time;
 
@@ -23,6 +23,8 @@ struct InnerPlaybackStream {
     eof_notify: futures::future::Shared<oneshot::Receiver<()>>,
     // audioplay patch: counted by the reactor (see `underflows`).
     underflows: Arc<AtomicU64>,
+    // audioplay patch: a rewrite is asked for (see `request_rewrite`).
+    rewrite: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for PlaybackStream {
@@ -41,8 +43,15 @@ impl PlaybackStream {
     ) -> Result<Self, ClientError> {
         let (eof_tx, eof_rx) = oneshot::channel();
         let underflows = Arc::new(AtomicU64::new(0));
+        let rewrite = Arc::new(AtomicBool::new(false));
         let info = handle
-            .insert_playback_stream(params, source, Some(eof_tx), underflows.clone())
+            .insert_playback_stream(
+                params,
+                source,
+                Some(eof_tx),
+                underflows.clone(),
+                rewrite.clone(),
+            )
             .await?;
 
         Ok(Self(Arc::new(InnerPlaybackStream {
@@ -50,7 +59,17 @@ impl PlaybackStream {
             info,
             eof_notify: eof_rx.shared(),
             underflows,
+            rewrite,
         })))
+    }
+
+    /// audioplay patch: a handle that asks the client's thread to call the source's
+    /// [`PlaybackSource::rewrite`] (see [`RewriteRequester`]).
+    pub fn rewrite_requester(&self) -> RewriteRequester {
+        RewriteRequester {
+            flag: self.0.rewrite.clone(),
+            waker: self.0.handle.weak_waker(),
+        }
     }
 
     /// audioplay patch: how many times the server has reported an underflow for this stream
@@ -191,5 +210,32 @@ impl Drop for InnerPlaybackStream {
             .handle
             .delete_playback_stream(self.info.channel)
             .now_or_never();
+    }
+}
+
+/// audioplay patch: asks the client's thread to call a playback source's
+/// [`PlaybackSource::rewrite`] as soon as it can (before its next write for the stream) and
+/// to send what it returns over the end of what the server holds (a write seeking back by its
+/// own length: the server's write index ends where it was, and the server rewinds its sink if
+/// it had already mixed those bytes). [`request`](Self::request) never blocks: a flag and a
+/// wake of the client's thread. The handle does not keep the client alive: once every client
+/// handle is gone, a request does nothing.
+#[derive(Clone)]
+pub struct RewriteRequester {
+    flag: Arc<AtomicBool>,
+    waker: super::reactor::WeakWaker,
+}
+
+impl std::fmt::Debug for RewriteRequester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RewriteRequester").finish_non_exhaustive()
+    }
+}
+
+impl RewriteRequester {
+    #[allow(missing_docs)]
+    pub fn request(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.waker.wake();
     }
 }

@@ -31,6 +31,8 @@ struct PlaybackStreamState {
     eof_notify: Option<oneshot::Sender<()>>,
     // audioplay patch: UNDERFLOW notifications the server sent for this stream.
     underflows: Arc<AtomicU64>,
+    // audioplay patch: the owner asked for `PlaybackSource::rewrite` to be called.
+    rewrite: Arc<AtomicBool>,
 }
 
 pub(super) struct RecordStreamState {
@@ -77,6 +79,18 @@ impl Drop for SharedState {
             && thread.thread().id() != std::thread::current().id()
         {
             let _ = thread.join();
+        }
+    }
+}
+
+/// audioplay patch: see `ReactorHandle::weak_waker`.
+#[derive(Clone)]
+pub(super) struct WeakWaker(Weak<Waker>);
+
+impl WeakWaker {
+    pub(super) fn wake(&self) {
+        if let Some(w) = self.0.upgrade() {
+            let _ = w.0.wake();
         }
     }
 }
@@ -145,6 +159,7 @@ impl ReactorHandle {
         source: impl PlaybackSource,
         eof_notify: Option<oneshot::Sender<()>>,
         underflows: Arc<AtomicU64>,
+        rewrite: Arc<AtomicBool>,
     ) -> Result<protocol::CreatePlaybackStreamReply, ClientError> {
         // This is the seq for the CreatePlaybackStream command.
         let seq = self.next_seq();
@@ -166,6 +181,7 @@ impl ReactorHandle {
                     done: false,
                     eof_notify,
                     underflows,
+                    rewrite,
                 },
             );
 
@@ -261,6 +277,12 @@ impl ReactorHandle {
         rx.await.map_err(|_| ClientError::Disconnected)
     }
 
+    /// audioplay patch: wakes the reactor while it runs, without keeping it (or its
+    /// eventfd) alive.
+    pub(super) fn weak_waker(&self) -> WeakWaker {
+        WeakWaker(Arc::downgrade(&self.shared.waker))
+    }
+
     fn write_command(&self, seq: u32, cmd: protocol::Command) -> Result<(), ClientError> {
         self.shared
             .outgoing
@@ -330,6 +352,10 @@ pub(super) struct Reactor {
 /// audioplay patch: the size of one socket read.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// audioplay patch: the most a `PlaybackSource::rewrite` may replace (340 ms of 48 kHz
+/// stereo s16, 170 ms of f32); the write buffer is allocated this big once.
+const REWRITE_MAX: usize = 64 * 1024;
+
 impl Reactor {
     pub(super) fn spawn(
         mut socket: UnixStream,
@@ -356,7 +382,7 @@ impl Reactor {
             closed: closed.clone(),
             protocol_version,
 
-            write_buf: Vec::new(),
+            write_buf: Vec::with_capacity(protocol::DESCRIPTOR_SIZE + REWRITE_MAX),
             read_buf: Vec::new(),
             read_scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             in_progress_read: None,
@@ -562,6 +588,39 @@ impl Reactor {
         for stream in state.playback_streams.values_mut() {
             if stream.done {
                 continue;
+            }
+
+            // audioplay patch: a rewrite goes before any new data, so the bytes it replaces
+            // are exactly the last ones written. A relative seek back by its length puts it
+            // over them: the write index ends where it was and the server's request
+            // accounting is unchanged; it rewinds its sink if it had mixed them already.
+            if stream.rewrite.swap(false, atomic::Ordering::AcqRel) {
+                self.write_buf
+                    .resize(protocol::DESCRIPTOR_SIZE + REWRITE_MAX, 0);
+                let buf = &mut self.write_buf[protocol::DESCRIPTOR_SIZE..];
+                let len = stream.source.as_mut().rewrite(buf).min(REWRITE_MAX);
+                self.write_buf.truncate(protocol::DESCRIPTOR_SIZE + len);
+                if len == 0 {
+                    self.write_buf.clear();
+                } else {
+                    let desc = protocol::Descriptor {
+                        length: len as u32,
+                        channel: stream.stream_info.channel,
+                        // Two's complement: the server reads it as a signed 64-bit offset.
+                        offset: (-(len as i64)) as u64,
+                        // Seek mode 0: PA_SEEK_RELATIVE (to the write index).
+                        flags: DescriptorFlags::empty(),
+                    };
+                    protocol::encode_descriptor(
+                        (&mut self.write_buf[..protocol::DESCRIPTOR_SIZE])
+                            .try_into()
+                            .unwrap(),
+                        &desc,
+                    );
+                    if !drain_buf(&mut self.write_buf, &mut self.socket)? {
+                        return Ok(());
+                    }
+                }
             }
 
             while stream.requested_bytes > 0 {

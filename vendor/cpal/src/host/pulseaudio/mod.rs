@@ -596,8 +596,9 @@ impl DeviceTrait for Device {
         };
 
         // Keep `playback` monotonic: the latency can decrease when the server switches
-        // to a different sink, pulling `playback` backward.
-        let data_callback = crate::host::monotonic_output_callback(data_callback);
+        // to a different sink, pulling `playback` backward. audioplay patch: done by the
+        // stream's regular fills only (`stream::Playback`): a rewrite's playback instant
+        // precedes its callback instant on purpose.
         // audioplay patch: the creation request is bounded where it waits (by `timeout`, else
         // ROUNDTRIP_TIMEOUT) instead of on a helper thread that a hung server stranded, still
         // holding a client (so the connection could not close either).
@@ -608,6 +609,15 @@ impl DeviceTrait for Device {
             error_callback,
             timeout.unwrap_or(ROUNDTRIP_TIMEOUT),
         )?;
+        // audioplay patch: rewrites (`Stream::rewriter`) only on PulseAudio itself (server name
+        // "pulseaudio"): what pipewire-pulse does with a write seeking back over data it may
+        // have handed to its graph is not tested here.
+        let pulseaudio_itself = block_on_timeout(client.server_info())
+            .ok()
+            .and_then(|i| i.server_name)
+            .is_some_and(|n| n.as_bytes() == b"pulseaudio");
+        let mut stream = stream;
+        stream.set_rewritable(pulseaudio_itself);
         stream.signal_ready();
         Ok(stream)
     }

@@ -12,7 +12,7 @@ use portable_atomic::AtomicU64;
 use std::sync::atomic::AtomicU64;
 
 use futures::FutureExt as _;
-use pulseaudio::{protocol, AsPlaybackSource};
+use pulseaudio::{protocol, PlaybackSource};
 
 use super::{block_on_timeout, block_on_until};
 use crate::{
@@ -70,6 +70,8 @@ pub struct Stream {
     inner: StreamInner,
     workers: Vec<std::thread::JoinHandle<()>>,
     latch: Latch,
+    /// audioplay patch: whether `rewriter` offers a rewrite (the host decides).
+    rewritable: bool,
 }
 
 impl Drop for Stream {
@@ -160,7 +162,7 @@ impl Stream {
     pub fn new_playback<D, E>(
         client: pulseaudio::Client,
         params: protocol::PlaybackStreamParams,
-        mut data_callback: D,
+        data_callback: D,
         error_callback: E,
         create_timeout: Duration,
     ) -> Result<Self, Error>
@@ -199,43 +201,22 @@ impl Stream {
 
         let handle = LatencyHandle::new();
 
-        // Wrap the write callback to match the pulseaudio signature.
-        let callback = move |buf: &mut [u8]| {
-            let elapsed = Instant::now().saturating_duration_since(start);
-            let latency = timing_cb.latency(sample_spec, elapsed);
-
-            let playback_time = elapsed + latency;
-
-            let timestamp = OutputStreamTimestamp {
-                callback: StreamInstant::new(elapsed.as_secs(), elapsed.subsec_nanos()),
-                playback: StreamInstant::new(playback_time.as_secs(), playback_time.subsec_nanos()),
-            };
-
-            // Preemptively fill the buffer with silence in case the user
-            // callback doesn't fill it completely (cpal's API doesn't allow
-            // short writes).
-            buf.fill(silence_byte);
-
-            let bps = sample_spec.format.bytes_per_sample();
-            let n_samples = buf.len() / bps;
-
-            // SAFETY: we calculated the number of samples based on
-            // `sample_spec.format`, and `format` is directly derived from (and
-            // equivalent to) `sample_spec.format`.
-            let mut data = unsafe { Data::from_parts(buf.as_mut_ptr().cast(), n_samples, format) };
-
-            data_callback(&mut data, &OutputCallbackInfo { timestamp });
-
-            // The reactor writes the whole buffer (it was sized to the request).
-            timing_cb.written.fetch_add(buf.len() as u64, Ordering::Relaxed);
-
-            // We always consider the full buffer filled, because cpal's
-            // user-facing API doesn't allow short writes.
-            buf.len()
+        // audioplay patch: the write callback is a source that also keeps the last bytes it
+        // handed over, so it can rewrite them (`Playback::rewrite`).
+        let callback = Playback {
+            data_callback,
+            timing: timing_cb,
+            sample_spec,
+            format,
+            silence_byte,
+            start,
+            recent: vec![silence_byte; RECENT_BYTES].into_boxed_slice(),
+            recent_head: 0,
+            floor: 0,
         };
 
         let stream = block_on_until(
-            client.create_playback_stream(params, callback.as_playback_source()),
+            client.create_playback_stream(params, callback),
             Some(create_timeout),
             || false,
         )
@@ -375,6 +356,7 @@ impl Stream {
             inner: StreamInner::Playback(stream, start, handle),
             workers: vec![driver_handle, latency_handle],
             latch,
+            rewritable: false,
         })
     }
 
@@ -522,7 +504,25 @@ impl Stream {
             inner: StreamInner::Record(stream, start, handle),
             workers: vec![latency_handle],
             latch,
+            rewritable: false,
         })
+    }
+
+    /// audioplay patch: for a playback stream, the handle that asks for a rewrite of what
+    /// the server holds (`Playback::rewrite`); None for a record stream.
+    pub fn rewriter(&self) -> Option<pulseaudio::RewriteRequester> {
+        match &self.inner {
+            StreamInner::Playback(stream, _, _) if self.rewritable => {
+                Some(stream.rewrite_requester())
+            }
+            _ => None,
+        }
+    }
+
+    /// audioplay patch: whether `rewriter` offers a rewrite (the host decides, after
+    /// creation).
+    pub(crate) fn set_rewritable(&mut self, yes: bool) {
+        self.rewritable = yes;
     }
 
     /// Releases the latch so the worker thread can begin processing audio callbacks.
@@ -596,4 +596,144 @@ fn store_latency(
         latency.as_micros().try_into().unwrap_or(u64::MAX),
         Ordering::Relaxed,
     );
+}
+
+/// audioplay patch: how much of what a playback stream handed over it keeps, the most a
+/// rewrite can replace (170 ms of 48 kHz stereo f32; the client's own limit).
+const RECENT_BYTES: usize = 64 * 1024;
+
+/// audioplay patch: from the frame playing now, how far back a rewrite starts: those bytes
+/// go back unchanged, so an estimate of the playing frame that is late by up to this much
+/// still joins the rewrite to what was heard without a seam.
+const REWRITE_HOLD: Duration = Duration::from_millis(2);
+
+/// audioplay patch: the data callback as the client's playback source: `poll_read` is
+/// upstream's callback wrapper; it also keeps the last `RECENT_BYTES` handed over, which
+/// `rewrite` gives back to the data callback to be replaced where the server holds them.
+struct Playback<D> {
+    data_callback: D,
+    timing: Arc<PlaybackTiming>,
+    sample_spec: protocol::SampleSpec,
+    format: SampleFormat,
+    silence_byte: u8,
+    start: Instant,
+    /// A ring of the last bytes handed over, ending at `recent_head`.
+    recent: Box<[u8]>,
+    recent_head: usize,
+    /// The latest playback instant a fill reported (upstream's `monotonic_output_callback`).
+    floor: u64,
+}
+
+impl<D> Playback<D>
+where
+    D: FnMut(&mut Data, &OutputCallbackInfo) + Send + 'static,
+{
+    fn fill(&mut self, buf: &mut [u8]) -> usize {
+        let elapsed = Instant::now().saturating_duration_since(self.start);
+        let latency = self.timing.latency(self.sample_spec, elapsed);
+
+        let playback_time = elapsed + latency;
+
+        let playback = StreamInstant::new(playback_time.as_secs(), playback_time.subsec_nanos());
+        let timestamp = OutputStreamTimestamp {
+            callback: StreamInstant::new(elapsed.as_secs(), elapsed.subsec_nanos()),
+            playback: crate::host::non_decreasing(&mut self.floor, playback),
+        };
+
+        // Preemptively fill the buffer with silence in case the user
+        // callback doesn't fill it completely (cpal's API doesn't allow
+        // short writes).
+        buf.fill(self.silence_byte);
+        self.call(buf, timestamp);
+
+        // The reactor writes the whole buffer (it was sized to the request).
+        self.timing
+            .written
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.keep(buf);
+
+        // We always consider the full buffer filled, because cpal's
+        // user-facing API doesn't allow short writes.
+        buf.len()
+    }
+
+    fn call(&mut self, buf: &mut [u8], timestamp: OutputStreamTimestamp) {
+        let n_samples = buf.len() / self.sample_spec.format.bytes_per_sample();
+        // SAFETY: we calculated the number of samples based on
+        // `sample_spec.format`, and `format` is directly derived from (and
+        // equivalent to) `sample_spec.format`.
+        let mut data =
+            unsafe { Data::from_parts(buf.as_mut_ptr().cast(), n_samples, self.format) };
+        (self.data_callback)(&mut data, &OutputCallbackInfo { timestamp });
+    }
+
+    /// Copies `buf` over the kept bytes from `back` bytes before the head on.
+    fn keep_at(&mut self, buf: &[u8], back: usize) {
+        let cap = self.recent.len();
+        let buf = &buf[buf.len().saturating_sub(cap)..];
+        let at = (self.recent_head + cap - back.min(cap)) % cap;
+        let first = buf.len().min(cap - at);
+        self.recent[at..at + first].copy_from_slice(&buf[..first]);
+        self.recent[..buf.len() - first].copy_from_slice(&buf[first..]);
+    }
+
+    fn keep(&mut self, buf: &[u8]) {
+        let cap = self.recent.len();
+        let n = buf.len().min(cap);
+        self.recent_head = (self.recent_head + n) % cap;
+        self.keep_at(&buf[buf.len() - n..], n);
+    }
+
+    /// Gives the data callback back what was handed over from `REWRITE_HOLD` before the
+    /// frame playing now to the end, in the buffer as it was written, with a playback
+    /// instant *earlier* than the callback instant (which a fill never has): what the
+    /// callback leaves there replaces those bytes at the server. 0 (nothing rewritten) if
+    /// that span is not all kept or the stream has not played that long.
+    fn rewrite(&mut self, buf: &mut [u8]) -> usize {
+        let spec = self.sample_spec;
+        let frame = spec.format.bytes_per_sample() * spec.channels as usize;
+        let elapsed = Instant::now().saturating_duration_since(self.start);
+        let latency = self.timing.latency(spec, elapsed);
+        let back = latency + REWRITE_HOLD;
+        let n = (back.as_micros() as u64 * spec.sample_rate as u64 / 1_000_000) as usize * frame;
+        let written = self.timing.written.load(Ordering::Relaxed) as usize;
+        if frame == 0 || n == 0 || n > written || n > buf.len() || n > self.recent.len() {
+            return 0;
+        }
+        let Some(first_played) = elapsed.checked_sub(REWRITE_HOLD) else {
+            return 0;
+        };
+        let buf = &mut buf[..n];
+        let cap = self.recent.len();
+        let from = (self.recent_head + cap - n) % cap;
+        let first = n.min(cap - from);
+        buf[..first].copy_from_slice(&self.recent[from..from + first]);
+        buf[first..].copy_from_slice(&self.recent[..n - first]);
+        let timestamp = OutputStreamTimestamp {
+            callback: StreamInstant::new(elapsed.as_secs(), elapsed.subsec_nanos()),
+            playback: StreamInstant::new(first_played.as_secs(), first_played.subsec_nanos()),
+        };
+        self.call(buf, timestamp);
+        self.keep_at(buf, n);
+        n
+    }
+}
+
+impl<D> PlaybackSource for Playback<D>
+where
+    D: FnMut(&mut Data, &OutputCallbackInfo) + Send + 'static,
+{
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut futures::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> futures::task::Poll<usize> {
+        // SAFETY: nothing is moved out of the pinned value (as upstream's wrapper).
+        futures::task::Poll::Ready(unsafe { self.get_unchecked_mut() }.fill(buf))
+    }
+
+    fn rewrite(self: std::pin::Pin<&mut Self>, buf: &mut [u8]) -> usize {
+        // SAFETY: as above.
+        unsafe { self.get_unchecked_mut() }.rewrite(buf)
+    }
 }
