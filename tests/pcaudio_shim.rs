@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use common::analysis::locate;
 use common::pulse::{PulseServer, Sink, S44, S48};
-use common::speech::{blockwise, extent, median, read_wav, secs, starved_in};
+use common::speech::{across_switch, blockwise, extent, median, read_wav, secs, starved_in};
 use common::{rerun_if_starved, serial, Starvable};
 
 const TEXT: &str = "The quick brown fox jumps over the lazy dog. \
@@ -202,73 +202,16 @@ fn switch_once(want: &[f32]) -> Starvable<()> {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (a, b) = (rec_a.stop(), rec_b.stop());
-    let (w0, w1) = extent(want).unwrap();
-    let (a0, a1) = extent(&a).expect("nothing heard before the switch");
-    let (b0, b1) = extent(&b).expect("nothing heard after the switch");
-    // Where each part sits in the reference: the first part from espeak-ng's first sound,
-    // the second near where the first stopped (a few words' silence either way).
-    let part_a = &a[a0..=a1];
-    let (oa, _) = locate(part_a, want, w0, RATE as usize / 50);
-    // Block by block too: a loaded machine can starve the shim's shallow queue, and the
-    // server's silence in such a gap delays the rest without losing it (a single-lag
-    // correlation of the whole part read 0.70 for it).
-    let covered = (oa + part_a.len()).min(want.len());
-    let (rs_a, slip_a) = blockwise(&want[..covered], part_a, oa, 0, RATE);
-    let ra = median(&rs_a);
-    let end_a = (oa as i64 + part_a.len() as i64 - slip_a).max(0) as usize;
-    let head_b = &b[b0..(b0 + RATE as usize / 5).min(b1)];
-    let (ob, rb_head) = locate(head_b, want, end_a, RATE as usize / 2);
-    let part_b = &b[b0..=b1];
-    // The second part block by block (the new stream may start with a gap of its own).
-    let (rs_b, slip_b) = blockwise(want, part_b, ob, 0, RATE);
-    let rb = median(&rs_b);
-    let end_b = (ob as i64 + part_b.len() as i64 - slip_b).max(0) as usize;
-    // Whatever of the reference lies between the two parts was never heard: it must be
-    // silence (a pause between words), not speech.
-    let lost: Vec<f32> = if ob > end_a {
-        want[end_a..ob].to_vec()
-    } else {
-        Vec::new()
-    };
-    let lost_loud = lost.iter().filter(|v| v.abs() > 0.01).count();
-    eprintln!(
-        "before the switch: reference {:.3}..{:.3} s (r {ra:.3}); after: {:.3}..{:.3} s \
-         (r {rb:.3}, head {rb_head:.3}); between them {:.1} ms of the reference, {} samples \
-         of it sound; replayed {:.1} ms",
-        secs(oa, RATE),
-        secs(end_a, RATE),
-        secs(ob, RATE),
-        secs(end_b, RATE),
-        secs(lost.len(), RATE) * 1e3,
-        lost_loud,
-        if ob < end_a {
-            secs(end_a - ob, RATE) * 1e3
-        } else {
-            0.0
-        }
-    );
     let tr = std::fs::read_to_string(&trace).unwrap_or_default();
-    if ra < 0.9 || rb < 0.9 {
-        let why = format!("parts not the reference: {ra:.3} {rb:.3}\n{rs_a:.3?}\n{rs_b:.3?}\n{tr}");
-        return Err((why, starved_in(&tr, "drain ")));
+    let heard = across_switch(want, &a, &b, RATE);
+    eprintln!("{}", heard.report);
+    if let Some(why) = heard.lost {
+        panic!("{why}\n{}\n{tr}", heard.report);
     }
-    assert!(
-        oa <= w0 + RATE as usize / 200,
-        "the start was lost: first heard at {:.3} s of the reference",
-        secs(oa, RATE)
-    );
-    assert!(
-        end_b + RATE as usize / 200 >= w1,
-        "the end was lost: heard to {:.3} s of {:.3} s",
-        secs(end_b, RATE),
-        secs(w1, RATE)
-    );
-    assert!(
-        lost_loud <= RATE as usize / 200,
-        "{:.1} ms of speech lost at the switch",
-        secs(lost_loud, RATE) * 1e3
-    );
-    Ok(())
+    match heard.misplaced {
+        Some(why) => Err((format!("{why}\n{tr}"), starved_in(&tr, "drain "))),
+        None => Ok(()),
+    }
 }
 
 /// Lines of tests/pcaudio/espeak_events' output: a key and its numbers.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::analysis::locate;
 use common::pulse::{mono_ms, PulseServer, S44, S48};
-use common::speech::{blockwise, extent, median, read_wav, secs, starved_in};
+use common::speech::{across_switch, blockwise, extent, median, read_wav, secs, starved_in};
 use common::{rerun_if_starved, serial, Starvable};
 
 const TEXT: &str = "The quick brown fox jumps over the lazy dog. \
@@ -459,72 +459,15 @@ fn switch_once(want: &[f32]) -> Starvable<()> {
     let (a, b) = (rec_a.stop(), rec_b.stop());
     let trace = spd.trace();
     let starved = starved_in(&trace, " end ");
-    let (w0, w1) = extent(want).unwrap();
-    let (a0, a1) = extent(&a).expect("nothing heard before the switch");
-    let (b0, b1) = extent(&b).expect("nothing heard after the switch");
-    // Where each part sits in the reference: the first part from espeak-ng's first sound,
-    // the second near where the first stopped (a few words' silence either way); block by
-    // block, as a starved stream's gap delays the rest without losing it.
-    let part_a = &a[a0..=a1];
-    let (oa, _) = locate(part_a, want, w0, RATE as usize / 50);
-    let covered = (oa + part_a.len()).min(want.len());
-    let (rs_a, slip_a) = blockwise(&want[..covered], part_a, oa, 0, RATE);
-    let ra = median(&rs_a);
-    let end_a = (oa as i64 + part_a.len() as i64 - slip_a).max(0) as usize;
-    let head_b = &b[b0..(b0 + RATE as usize / 5).min(b1)];
-    let (ob, rb_head) = locate(head_b, want, end_a, RATE as usize / 2);
-    let part_b = &b[b0..=b1];
-    let (rs_b, slip_b) = blockwise(want, part_b, ob, 0, RATE);
-    let rb = median(&rs_b);
-    let end_b = (ob as i64 + part_b.len() as i64 - slip_b).max(0) as usize;
-    // Whatever of the reference lies between the two parts was never heard: it must be
-    // silence (a pause between words), not speech.
-    let lost: Vec<f32> = if ob > end_a {
-        want[end_a..ob].to_vec()
-    } else {
-        Vec::new()
-    };
-    let lost_loud = lost.iter().filter(|v| v.abs() > 0.01).count();
-    eprintln!(
-        "before the switch: reference {:.3}..{:.3} s (r {ra:.3}); after: {:.3}..{:.3} s \
-         (r {rb:.3}, head {rb_head:.3}); between them {:.1} ms of the reference, {} samples \
-         of it sound; replayed {:.1} ms\n{trace}",
-        secs(oa, RATE),
-        secs(end_a, RATE),
-        secs(ob, RATE),
-        secs(end_b, RATE),
-        secs(lost.len(), RATE) * 1e3,
-        lost_loud,
-        if ob < end_a {
-            secs(end_a - ob, RATE) * 1e3
-        } else {
-            0.0
-        }
-    );
-    let fail = |why: String| Err((why, starved));
-    if ra < 0.9 || rb < 0.9 {
-        return fail(format!("parts not the reference: {ra:.3} {rb:.3}"));
+    let heard = across_switch(want, &a, &b, RATE);
+    eprintln!("{}\n{trace}", heard.report);
+    if let Some(why) = heard.lost {
+        panic!("{why}\n{}", heard.report);
     }
-    if oa > w0 + RATE as usize / 200 {
-        return fail(format!(
-            "the start was lost: first heard at {:.3} s of the reference",
-            secs(oa, RATE)
-        ));
+    match heard.misplaced {
+        Some(why) => Err((why, starved)),
+        None => Ok(()),
     }
-    if end_b + RATE as usize / 200 < w1 {
-        return fail(format!(
-            "the end was lost: heard to {:.3} s of {:.3} s",
-            secs(end_b, RATE),
-            secs(w1, RATE)
-        ));
-    }
-    if lost_loud > RATE as usize / 200 {
-        return fail(format!(
-            "{:.1} ms of speech lost at the switch",
-            secs(lost_loud, RATE) * 1e3
-        ));
-    }
-    Ok(())
 }
 
 /// Debian's own PulseAudio plugin under the same stop, for comparison (printed; what it does

@@ -124,3 +124,98 @@ pub fn starved_in(trace: &str, tag: &str) -> bool {
         .filter(|(k, _)| ["underruns", "late_callbacks", "server_underflows"].contains(k))
         .any(|(_, v)| v.parse::<u64>().is_ok_and(|n| n > 0))
 }
+
+/// What a default-sink switch mid-speech did to it, from the part heard on the first sink
+/// (`a`) and the part heard on the second (`b`), against the reference `want` (all at `rate`).
+pub struct AcrossSwitch {
+    /// Both parts' figures, to print.
+    pub report: String,
+    /// A part that is not the reference where it was placed (blocks out of place), which a
+    /// starved stream's gaps can also cause.
+    pub misplaced: Option<String>,
+    /// Speech lost: the start, the end, or speech between the parts. Starving plays silence
+    /// and drops nothing, so this is the library's, whatever the machine did.
+    pub lost: Option<String>,
+}
+
+pub fn across_switch(want: &[f32], a: &[f32], b: &[f32], rate: u32) -> AcrossSwitch {
+    let r = rate as usize;
+    let (w0, w1) = extent(want).expect("the reference is silence");
+    let (Some((a0, a1)), Some((b0, b1))) = (extent(a), extent(b)) else {
+        return AcrossSwitch {
+            report: String::new(),
+            misplaced: None,
+            lost: Some(format!(
+                "nothing heard {} the switch",
+                if extent(a).is_none() {
+                    "before"
+                } else {
+                    "after"
+                }
+            )),
+        };
+    };
+    // Where each part sits in the reference: the first part from the first sound, the second
+    // near where the first stopped (a few words' silence either way); block by block, as a
+    // starved stream's gap delays the rest without losing it (a single-lag correlation of a
+    // whole part read 0.70 for it).
+    let part_a = &a[a0..=a1];
+    let (oa, _) = locate(part_a, want, w0, r / 50);
+    let covered = (oa + part_a.len()).min(want.len());
+    let (rs_a, slip_a) = blockwise(&want[..covered], part_a, oa, 0, rate);
+    let ra = median(&rs_a);
+    let end_a = (oa as i64 + part_a.len() as i64 - slip_a).max(0) as usize;
+    let head_b = &b[b0..(b0 + r / 5).min(b1)];
+    let (ob, rb_head) = locate(head_b, want, end_a, r / 2);
+    let part_b = &b[b0..=b1];
+    // The second part block by block too (the new stream may start with a gap of its own).
+    let (rs_b, slip_b) = blockwise(want, part_b, ob, 0, rate);
+    let rb = median(&rs_b);
+    let end_b = (ob as i64 + part_b.len() as i64 - slip_b).max(0) as usize;
+    // Whatever of the reference lies between the two parts was never heard: it must be
+    // silence (a pause between words), not speech.
+    let between = if ob > end_a {
+        &want[end_a..ob]
+    } else {
+        &[][..]
+    };
+    let lost_loud = between.iter().filter(|v| v.abs() > 0.01).count();
+    let report = format!(
+        "before the switch: reference {:.3}..{:.3} s (r {ra:.3}); after: {:.3}..{:.3} s \
+         (r {rb:.3}, head {rb_head:.3}); between them {:.1} ms of the reference, {} samples \
+         of it sound; replayed {:.1} ms",
+        secs(oa, rate),
+        secs(end_a, rate),
+        secs(ob, rate),
+        secs(end_b, rate),
+        secs(between.len(), rate) * 1e3,
+        lost_loud,
+        secs(end_a.saturating_sub(ob), rate) * 1e3
+    );
+    let misplaced = (ra < 0.9 || rb < 0.9)
+        .then(|| format!("parts not the reference: {ra:.3} {rb:.3}\n{rs_a:.3?}\n{rs_b:.3?}"));
+    let lost = if oa > w0 + r / 200 {
+        Some(format!(
+            "the start was lost: first heard at {:.3} s of the reference",
+            secs(oa, rate)
+        ))
+    } else if end_b + r / 200 < w1 {
+        Some(format!(
+            "the end was lost: heard to {:.3} s of {:.3} s",
+            secs(end_b, rate),
+            secs(w1, rate)
+        ))
+    } else if lost_loud > r / 200 {
+        Some(format!(
+            "{:.1} ms of speech lost at the switch",
+            secs(lost_loud, rate) * 1e3
+        ))
+    } else {
+        None
+    };
+    AcrossSwitch {
+        report,
+        misplaced,
+        lost,
+    }
+}
