@@ -11,7 +11,7 @@ use audioplay::{Config, InputFormat, Player};
 use audioplay::{Event, EventKind};
 use common::accounting::assert_accounting;
 use common::analysis::sine;
-use common::virtual_host::{f32_device, max_step, render, render_blocks};
+use common::virtual_host::{events_until, f32_device, max_step, render, render_blocks};
 
 const RATE: u32 = 48000;
 
@@ -21,19 +21,6 @@ fn host() -> VirtualHost {
 
 fn player(h: &VirtualHost, tweak: impl FnOnce(&mut Config)) -> Player {
     common::virtual_host::speech_player(h, tweak)
-}
-
-/// Polls events until `pred` holds for the list, or 2 s pass.
-fn events_until(p: &Player, mut pred: impl FnMut(&[Event]) -> bool) -> Vec<Event> {
-    let mut got = Vec::new();
-    let t0 = Instant::now();
-    while !pred(&got) && t0.elapsed() < Duration::from_secs(2) {
-        match p.poll_event() {
-            Some(e) => got.push(e),
-            None => std::thread::sleep(Duration::from_millis(2)),
-        }
-    }
-    got
 }
 
 #[test]

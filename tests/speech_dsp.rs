@@ -4,14 +4,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use audioplay::virtual_device::VirtualHost;
+use audioplay::EventKind;
 use audioplay::{Config, GainScope, InputFormat, Player};
-use audioplay::{Event, EventKind};
 use common::accounting::assert_accounting;
 use common::analysis::sine;
-use common::virtual_host::{f32_device, max_step, render, render_blocks};
+use common::virtual_host::{events_until, f32_device, max_step, render, render_blocks};
 
 const RATE: u32 = 48000;
 use GainScope::{UntilChanged, Utterance};
@@ -28,18 +26,6 @@ fn player(h: &VirtualHost, tweak: impl FnOnce(&mut Config)) -> Player {
 /// Channel `c` of interleaved stereo.
 fn chan(x: &[f32], c: usize) -> Vec<f32> {
     x.iter().skip(c).step_by(2).copied().collect()
-}
-
-fn events_until(p: &Player, mut pred: impl FnMut(&[Event]) -> bool) -> Vec<Event> {
-    let mut got = Vec::new();
-    let t0 = Instant::now();
-    while !pred(&got) && t0.elapsed() < Duration::from_secs(2) {
-        match p.poll_event() {
-            Some(e) => got.push(e),
-            None => std::thread::sleep(Duration::from_millis(2)),
-        }
-    }
-    got
 }
 
 #[test]

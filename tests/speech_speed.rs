@@ -4,13 +4,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use audioplay::virtual_device::VirtualHost;
 use audioplay::{Config, Event, EventKind, Player};
 use common::accounting::assert_accounting;
 use common::analysis::{sine, sine_max_step, tone_stats};
-use common::virtual_host::{f32_device, max_step, render, render_blocks};
+use common::virtual_host::{events_until, f32_device, max_step, render, render_blocks};
 
 const RATE: u32 = 48000;
 
@@ -24,18 +24,6 @@ fn player(h: &VirtualHost, tweak: impl FnOnce(&mut Config)) -> Player {
         c.ring_capacity_ms = 4000;
         tweak(c)
     })
-}
-
-fn events_until(p: &Player, mut pred: impl FnMut(&[Event]) -> bool) -> Vec<Event> {
-    let mut got = Vec::new();
-    let t0 = Instant::now();
-    while !pred(&got) && t0.elapsed() < Duration::from_secs(2) {
-        match p.poll_event() {
-            Some(e) => got.push(e),
-            None => std::thread::sleep(Duration::from_millis(2)),
-        }
-    }
-    got
 }
 
 fn ended(e: &[Event]) -> bool {

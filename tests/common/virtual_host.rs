@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost, VirtualStreamHandle};
-use audioplay::{Config, InputFormat, Player};
+use audioplay::{Config, Event, InputFormat, Player};
 use cpal::SampleFormat;
 
 /// A device that runs only at this rate, channel count and sample format.
@@ -108,4 +108,17 @@ pub fn max_step(x: &[f32]) -> f32 {
     x.windows(2)
         .map(|w| (w[1] - w[0]).abs())
         .fold(0.0, f32::max)
+}
+
+/// Polls `p`'s events until `pred` holds for the list, or 2 s pass.
+pub fn events_until(p: &Player, mut pred: impl FnMut(&[Event]) -> bool) -> Vec<Event> {
+    let mut got = Vec::new();
+    let t0 = Instant::now();
+    while !pred(&got) && t0.elapsed() < Duration::from_secs(2) {
+        match p.poll_event() {
+            Some(e) => got.push(e),
+            None => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    got
 }
