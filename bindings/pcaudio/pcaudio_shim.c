@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "audioplay.h"
+#include "shim_util.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -75,34 +76,9 @@ struct audio_object {
     char message[512];
 };
 
-static double mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static void trace(const char *fmt, ...) {
-    const char *path = getenv("AUDIOPLAY_PCAUDIO_TRACE");
-    if (!path || !*path) return;
-    FILE *f = fopen(path, "a");
-    if (!f) return;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(f, "%.3f ", mono_ms());
-    vfprintf(f, fmt, ap);
-    fputc('\n', f);
-    va_end(ap);
-    fclose(f);
-}
-
-static uint32_t env_u32(const char *name, uint32_t dflt, uint32_t lo, uint32_t hi) {
-    const char *v = getenv(name);
-    if (!v || !*v) return dflt;
-    char *end;
-    unsigned long n = strtoul(v, &end, 10);
-    if (*end || n < lo || n > hi) return dflt;
-    return (uint32_t)n;
-}
+#define mono_ms shim_mono_ms
+#define env_u32 shim_env_u32
+#define trace(...) shim_trace("AUDIOPLAY_PCAUDIO_TRACE", __VA_ARGS__)
 
 /* Records an error for audio_object_strerror and returns its code. Caller holds the lock. */
 static int fail(struct audio_object *o, int code, const char *fmt, ...) {
