@@ -16,12 +16,15 @@ from datetime import datetime, timezone
 
 COLS = ["med", "mean", "p99", "s1", "s9", "g1", "g9", "lat", "drift"]
 OURS = {"linear": "audioplay linear", "high": "audioplay high", "producer": "audioplay producer (linear)",
-        "producer-high": "audioplay producer (high)"}
+        "producer-high": "audioplay producer (high)",
+        "linear-gainpan": "audioplay linear + gain 0.7, pan 0.4",
+        "linear-limiter": "audioplay linear + gain 2.5 (limiter)"}
 NAMES = {"numpy-block": "original numpy per-block", "src-linear": "libsamplerate linear",
          "src-sinc-medium": "libsamplerate sinc-medium", "speex-3": "speexdsp q3 (cubeb)",
          "speex-10": "speexdsp q10", "soxr-hq": "soxr HQ", "rubato-fft": "rubato Fft",
          "rubato-sinc": "rubato sinc 256", **OURS}
-ORDER = ["linear", "high", "producer", "producer-high", "numpy-block", "src-linear",
+ORDER = ["linear", "high", "producer", "producer-high", "linear-gainpan", "linear-limiter",
+         "numpy-block", "src-linear",
          "src-sinc-medium", "speex-3", "speex-10", "soxr-hq", "rubato-fft", "rubato-sinc"]
 MAIN = "22050->48000"
 PAIRS = ["22050->48000", "24000->48000", "16000->44100"]

@@ -5,7 +5,12 @@
 //! the C and numpy references, and aggregates.
 //!
 //!   resample SPEECH.wav CANDIDATE...     (candidates: linear high producer producer-high
-//!                                         rubato-fft rubato-sinc)
+//!                                         linear-gainpan linear-limiter rubato-fft
+//!                                         rubato-sinc)
+//!
+//! linear-gainpan and linear-limiter are linear with issue 16's in-band stages on: gain 0.7
+//! and pan 0.4 (equal-power, until changed), and gain 2.5 (the soft limiter engaged); their
+//! cost against plain linear is what those stages add to the callback.
 //!
 //! Columns: candidate, pair, ns/frame (median block), ns/frame (mean), p99 ns/block,
 //! SINAD 1 kHz, SINAD 9 kHz, gain 1 kHz dB, gain 9 kHz dB, latency ms, drift ms/min.
@@ -16,7 +21,7 @@ use std::time::Instant;
 use audioadapter_buffers::direct::InterleavedSlice;
 use audioplay::internals::quality::{measure, sine_s16};
 use audioplay::virtual_device::{VirtualDeviceSpec, VirtualHost, VirtualStreamHandle};
-use audioplay::{Config, InputFormat, Player, ResampleMode, ResampleQuality};
+use audioplay::{Config, GainScope, InputFormat, Player, ResampleMode, ResampleQuality};
 use rubato::{
     Async, FixedAsync, FixedSync, Indexing, Resampler, SincInterpolationParameters,
     SincInterpolationType, WindowFunction,
@@ -49,6 +54,17 @@ struct Ours {
 
 impl Ours {
     fn new(in_rate: u32, out_rate: u32, quality: ResampleQuality, mode: ResampleMode) -> Self {
+        Self::with(in_rate, out_rate, quality, mode, None)
+    }
+
+    /// With an in-band gain and pan (issue 16 §2) set before any audio.
+    fn with(
+        in_rate: u32,
+        out_rate: u32,
+        quality: ResampleQuality,
+        mode: ResampleMode,
+        gain_pan: Option<(f32, f32)>,
+    ) -> Self {
         let host = VirtualHost::new(vec![VirtualDeviceSpec {
             id: "v".into(),
             rate: out_rate,
@@ -65,6 +81,11 @@ impl Ours {
             ..Config::default()
         };
         let player = Player::with_host(cfg, host.cpal_host()).unwrap();
+        if let Some((gain, pan)) = gain_pan {
+            player
+                .set_gain_pan(gain, pan, 0, GainScope::UntilChanged)
+                .unwrap();
+        }
         let stream = host.stream("v").unwrap();
         // Render 60 s of speech takes tens of milliseconds here, so let the player settle
         // first as any real one has by its second callback: its service thread calibrates
@@ -198,6 +219,20 @@ fn make(name: &str, in_rate: u32, out_rate: u32, block: usize) -> Box<dyn Path> 
         "high" => Box::new(Ours::new(in_rate, out_rate, High, Callback)),
         "producer" => Box::new(Ours::new(in_rate, out_rate, Linear, Producer)),
         "producer-high" => Box::new(Ours::new(in_rate, out_rate, High, Producer)),
+        "linear-gainpan" => Box::new(Ours::with(
+            in_rate,
+            out_rate,
+            Linear,
+            Callback,
+            Some((0.7, 0.4)),
+        )),
+        "linear-limiter" => Box::new(Ours::with(
+            in_rate,
+            out_rate,
+            Linear,
+            Callback,
+            Some((2.5, 0.0)),
+        )),
         "rubato-fft" => Box::new(Rubato::new(in_rate, out_rate, block, false)),
         "rubato-sinc" => Box::new(Rubato::new(in_rate, out_rate, block, true)),
         _ => panic!("unknown candidate {name}"),

@@ -73,7 +73,7 @@ perf_bench() {
     for i in 0 1 2 3; do
       g=${groups[$(((i + r) % 4))]}
       case $g in
-        ours) taskset -c 1 "$bin" "$work/speech.wav" linear high producer producer-high ;;
+        ours) taskset -c 1 "$bin" "$work/speech.wav" linear high producer producer-high linear-gainpan linear-limiter ;;
         rubato) taskset -c 1 "$bin" "$work/speech.wav" rubato-fft rubato-sinc ;;
         refs) taskset -c 1 "$work/refs" "$work/speech.wav" src-linear src-sinc-medium speex-3 speex-10 soxr-hq ;;
         numpy) taskset -c 1 python3 benches/numpy_block.py "$work/speech.wav" ;;
