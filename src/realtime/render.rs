@@ -498,7 +498,16 @@ impl RenderCore {
         let rate = st.output.rate.max(1) as u64;
         let from = ((ahead.as_nanos() as u64 + REWRITE_MARGIN_NS) * rate / 1_000_000_000) as usize;
         let from = from.min(total);
+        // A flush already fading (a regular callback's fade, or an earlier rewrite's, which
+        // this buffer holds): this one only extends what is discarded. Fading again from
+        // here would cut the running fade short (a speech-dispatcher stop flushes twice
+        // within a millisecond: the fade fell from 0.9 to 0.1 in 4 ms instead of 9-10).
+        let fading = st.flushing.is_some();
         st.read_controls(ctl, false);
+        if fading {
+            st.publish_flush_done(ctl);
+            return;
+        }
         let ch = st.output.channels;
         let end = from + convert::fade_device(data, from * ch, ch, &mut st.fade);
         if st.flushing.is_some() && st.fade.settled() && st.fade.value == 0.0 {

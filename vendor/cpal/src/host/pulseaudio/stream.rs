@@ -693,8 +693,16 @@ where
         let spec = self.sample_spec;
         let frame = spec.format.bytes_per_sample() * spec.channels as usize;
         let elapsed = Instant::now().saturating_duration_since(self.start);
+        // Only what the server still queues for the stream can be replaced: what its sink has
+        // already mixed (the device latency) plays as it is on a sink that cannot rewind
+        // (pipe and Bluetooth sinks; a fade started there was heard from its middle: a cut,
+        // 0.9 to 0.1 in 2-4 ms). So the span given back starts `REWRITE_HOLD` before the
+        // server's read index, reported as if it were the frame playing now: the fade then
+        // always starts on bytes the server has not mixed, at the cost of the device latency
+        // still playing before it on sinks that could have rewound.
         let latency = self.timing.latency(spec, elapsed);
-        let back = latency + REWRITE_HOLD;
+        let sink = Duration::from_micros(self.timing.sink_usec.load(Ordering::Relaxed));
+        let back = latency.saturating_sub(sink) + REWRITE_HOLD;
         let n = (back.as_micros() as u64 * spec.sample_rate as u64 / 1_000_000) as usize * frame;
         let written = self.timing.written.load(Ordering::Relaxed) as usize;
         if frame == 0 || n == 0 || n > written || n > buf.len() || n > self.recent.len() {
