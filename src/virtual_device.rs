@@ -198,16 +198,24 @@ impl VirtualStreamHandle {
         let done = c.frames.fetch_add(frames as u64, SeqCst);
         let t = Duration::from_nanos(done * 1_000_000_000 / c.rate as u64);
         let play = t + Duration::from_nanos(c.latency_ns);
+        self.call(out, samples, t, play);
+        true
+    }
+
+    /// Calls the stream's callback on `out` (`samples` samples of the device format, checked
+    /// by the caller to be exactly that and aligned for it) with these instants.
+    fn call(&self, out: &mut [u8], samples: usize, callback: Duration, playback: Duration) {
+        let c = &*self.core;
         let info = OutputCallbackInfo::new(OutputStreamTimestamp {
-            callback: StreamInstant::new(t.as_secs(), t.subsec_nanos()),
-            playback: StreamInstant::new(play.as_secs(), play.subsec_nanos()),
+            callback: StreamInstant::new(callback.as_secs(), callback.subsec_nanos()),
+            playback: StreamInstant::new(playback.as_secs(), playback.subsec_nanos()),
         });
+        debug_assert_eq!(out.len(), samples * c.format.sample_size());
         // SAFETY: `out` is exactly `samples` samples of `format`, aligned for it (both checked
-        // above), and outlives `data`.
+        // by the caller), and outlives `data`.
         let mut data = unsafe { Data::from_parts(out.as_mut_ptr().cast(), samples, c.format) };
         let mut cb = c.callback.lock().unwrap_or_else(|e| e.into_inner());
         (cb)(&mut data, &info);
-        true
     }
 
     /// Calls the stream's callback as a rewrite of what the device holds (as PulseAudio's
@@ -227,14 +235,7 @@ impl VirtualStreamHandle {
         let done = c.frames.load(SeqCst);
         let t = Duration::from_nanos(done * 1_000_000_000 / c.rate as u64);
         let first = t.saturating_sub(Duration::from_nanos(ahead_ns.max(1)));
-        let info = OutputCallbackInfo::new(OutputStreamTimestamp {
-            callback: StreamInstant::new(t.as_secs(), t.subsec_nanos()),
-            playback: StreamInstant::new(first.as_secs(), first.subsec_nanos()),
-        });
-        // SAFETY: as in `render`.
-        let mut data = unsafe { Data::from_parts(out.as_mut_ptr().cast(), samples, c.format) };
-        let mut cb = c.callback.lock().unwrap_or_else(|e| e.into_inner());
-        (cb)(&mut data, &info);
+        self.call(out, samples, t, first);
         true
     }
 

@@ -13,13 +13,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::analysis::locate;
 use common::pulse::{PulseServer, Sink, S44, S48};
-use common::speech::{across_switch, blockwise, extent, median, read_wav, secs, starved_in};
+use common::speech::{
+    across_switch, blockwise, build_shim, extent, median, read_wav, run_ok, secs, starved_in,
+};
 use common::{rerun_if_starved, serial, Starvable};
 
 const TEXT: &str = "The quick brown fox jumps over the lazy dog. \
@@ -38,25 +40,8 @@ struct Built {
 fn built() -> &'static Built {
     static B: OnceLock<Built> = OnceLock::new();
     B.get_or_init(|| {
-        let dir =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pcaudio-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        // The test binary lives in target/<profile>/deps; the cdylib one level up.
-        let exe = std::env::current_exe().unwrap();
-        let libdir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        assert!(
-            libdir.join("libaudioplay.so").exists(),
-            "{} not built",
-            libdir.join("libaudioplay.so").display()
-        );
+        let dir = build_shim("pcaudio", "building the shim");
         let root = env!("CARGO_MANIFEST_DIR");
-        run_ok(
-            Command::new("bash")
-                .arg(format!("{root}/bindings/pcaudio/build.sh"))
-                .arg(&dir)
-                .arg(&libdir),
-            "building the shim",
-        );
         let events = dir.join("espeak_events");
         run_ok(
             Command::new("cc")
@@ -79,17 +64,6 @@ fn built() -> &'static Built {
         );
         Built { dir, events, api }
     })
-}
-
-fn run_ok(c: &mut Command, what: &str) -> Output {
-    let o = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        o.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
 }
 
 /// A command on `server` that loads the shim instead of the system's libpcaudio.

@@ -13,13 +13,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::analysis::locate;
 use common::pulse::{mono_ms, PulseServer, S44, S48};
-use common::speech::{across_switch, blockwise, extent, median, read_wav, secs, starved_in};
+use common::speech::{
+    across_switch, blockwise, build_shim, extent, median, read_wav, run_ok, secs, starved_in,
+};
 use common::{rerun_if_starved, serial, Starvable};
 
 const TEXT: &str = "The quick brown fox jumps over the lazy dog. \
@@ -33,39 +35,7 @@ const AGAIN: &str = "Pack my box with five dozen liquor jugs.";
 /// The plugin's build directory (SPEECHD_PLUGIN_DIR), built once per test run.
 fn plugin_dir() -> &'static Path {
     static D: OnceLock<PathBuf> = OnceLock::new();
-    D.get_or_init(|| {
-        let dir =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("speechd-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        // The test binary lives in target/<profile>/deps; the cdylib one level up.
-        let exe = std::env::current_exe().unwrap();
-        let libdir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        assert!(
-            libdir.join("libaudioplay.so").exists(),
-            "{} not built",
-            libdir.join("libaudioplay.so").display()
-        );
-        let root = env!("CARGO_MANIFEST_DIR");
-        run_ok(
-            Command::new("bash")
-                .arg(format!("{root}/bindings/speechd/build.sh"))
-                .arg(&dir)
-                .arg(&libdir),
-            "building the plugin (libspeechd-dev)",
-        );
-        dir
-    })
-}
-
-fn run_ok(c: &mut Command, what: &str) -> Output {
-    let o = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        o.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
+    D.get_or_init(|| build_shim("speechd", "building the plugin (libspeechd-dev)"))
 }
 
 /// A private speech-dispatcher on `server`: its own configuration directory (audioplay as

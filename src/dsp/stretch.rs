@@ -102,6 +102,20 @@ impl Stretch {
         self.fed += (x.len() / self.ch) as u64;
     }
 
+    /// Appends the `ovl`-frame crossfade from the input at frame `from` (fading out) to the
+    /// input at frame `to` (fading in): the join between two segments.
+    fn crossfade(&self, from: u64, to: u64, out: &mut Vec<f32>) {
+        let (c, kk, ch) = (self.frame(from), self.frame(to), self.ch);
+        for i in 0..self.ovl {
+            let w = self.fade[i];
+            for j in 0..ch {
+                let a = self.inp[c + i * ch + j];
+                let b = self.inp[kk + i * ch + j];
+                out.push(a + (b - a) * w);
+            }
+        }
+    }
+
     fn frame(&self, abs: u64) -> usize {
         (abs - self.base) as usize * self.ch
     }
@@ -155,16 +169,8 @@ impl Stretch {
             }
             let lo = (self.nom as u64).saturating_sub(self.seek as u64);
             let k = self.best(lo, hi);
-            let (c, kk) = (self.frame(self.cont), self.frame(k));
-            let ch = self.ch;
-            for i in 0..self.ovl {
-                let w = self.fade[i];
-                for j in 0..ch {
-                    let a = self.inp[c + i * ch + j];
-                    let b = self.inp[kk + i * ch + j];
-                    out.push(a + (b - a) * w);
-                }
-            }
+            self.crossfade(self.cont, k, out);
+            let (kk, ch) = (self.frame(k), self.ch);
             out.extend_from_slice(&self.inp[kk + self.ovl * ch..kk + seg * ch]);
             self.cont = k + seg as u64;
             self.nom += hop;
@@ -261,15 +267,7 @@ impl Stretch {
             let hi = (target + rad).min(self.fed - ovl);
             let k = self.best(target.saturating_sub(rad), hi);
             if k != self.cont {
-                let (c, kk, ch) = (self.frame(self.cont), self.frame(k), self.ch);
-                for i in 0..self.ovl {
-                    let w = self.fade[i];
-                    for j in 0..ch {
-                        let a = self.inp[c + i * ch + j];
-                        let b = self.inp[kk + i * ch + j];
-                        out.push(a + (b - a) * w);
-                    }
-                }
+                self.crossfade(self.cont, k, out);
                 from = k + ovl;
             }
         }

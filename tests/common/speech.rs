@@ -219,3 +219,41 @@ pub fn across_switch(want: &[f32], a: &[f32], b: &[f32], rate: u32) -> AcrossSwi
         lost,
     }
 }
+
+/// Runs `c`, panicking with its output (and `what`) unless it succeeds.
+pub fn run_ok(c: &mut std::process::Command, what: &str) -> std::process::Output {
+    let o = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        o.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Builds a shim with `bindings/<binding>/build.sh` against this build's libaudioplay (the
+/// cdylib next to the test binary, so `cargo test --test X` works alone) into a directory of
+/// this test process's own, which it returns.
+pub fn build_shim(binding: &str, what: &str) -> std::path::PathBuf {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{binding}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The test binary lives in target/<profile>/deps; the cdylib one level up.
+    let exe = std::env::current_exe().unwrap();
+    let libdir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    assert!(
+        libdir.join("libaudioplay.so").exists(),
+        "{} not built",
+        libdir.join("libaudioplay.so").display()
+    );
+    let root = env!("CARGO_MANIFEST_DIR");
+    run_ok(
+        std::process::Command::new("bash")
+            .arg(format!("{root}/bindings/{binding}/build.sh"))
+            .arg(&dir)
+            .arg(&libdir),
+        what,
+    );
+    dir
+}
