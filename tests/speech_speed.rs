@@ -59,6 +59,16 @@ fn heard_ms(curve: &[u64], m: u64) -> f64 {
     (i + 1) as f64 * 2.0
 }
 
+/// The heard position reaches the last content frame, `end`, and stops there. It is
+/// wall-clock based (what was rendered minus what the device still holds), so it is waited
+/// for: a loaded CI run read it 81 frames short straight after rendering.
+fn assert_heard_to(p: &Player, end: u64) {
+    common::virtual_host::wait_until("heard to the end", Duration::from_secs(2), || {
+        p.position().0 >= end
+    });
+    assert_eq!(p.position().0, end, "position in content frames");
+}
+
 /// (id, content frame) of each marker event.
 fn markers(ev: &[Event]) -> Vec<(u64, u64)> {
     ev.iter()
@@ -123,11 +133,7 @@ fn a_tone_at_speed_1_5_lasts_1_over_1_5_at_440_hz_without_clicks_and_markers_are
     let m = p.metrics();
     assert_eq!(m.frames_written, tone.len() as u64, "content frames");
     assert_accounting(&m);
-    assert_eq!(
-        p.position().0,
-        tone.len() as u64,
-        "position in content frames"
-    );
+    assert_heard_to(&p, tone.len() as u64);
 }
 
 #[test]
@@ -274,7 +280,12 @@ fn a_voice_change_while_stretching_keeps_the_speed_and_the_pitch() {
     assert!((got / 48000.0 - 1.0).abs() < 0.01, "{got} frames");
     let st = tone_stats(heard, RATE).expect("a tone");
     assert!((st.freq - 440.0).abs() < 1.0, "{} Hz", st.freq);
-    assert_eq!(p.position().0, 72000, "content frames, both formats");
+    assert_eq!(
+        p.metrics().frames_played,
+        72000,
+        "content frames, both formats"
+    );
+    assert_heard_to(&p, 72000);
     assert_accounting(&p.metrics());
 }
 
