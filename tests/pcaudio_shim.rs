@@ -20,7 +20,8 @@ use std::time::Duration;
 use common::analysis::locate;
 use common::pulse::{PulseServer, Sink, S44, S48};
 use common::speech::{
-    across_switch, blockwise, build_shim, extent, median, read_wav, run_ok, secs, starved_in,
+    across_switch, blockwise, build_shim, espeak_reference, extent, median, run_ok, secs,
+    starved_in,
 };
 use common::{rerun_if_starved, serial, Starvable};
 
@@ -75,14 +76,7 @@ fn via_shim(server: &PulseServer, program: impl AsRef<std::ffi::OsStr>) -> Comma
 
 /// What espeak-ng -w writes for `text`: the reference.
 fn reference(text: &str) -> Vec<f32> {
-    let path = built().dir.join(format!("ref-{}.wav", text.len()));
-    run_ok(
-        Command::new("espeak-ng").arg("-w").arg(&path).arg(text),
-        "espeak-ng -w",
-    );
-    let (x, rate) = read_wav(&path);
-    assert_eq!(rate, RATE, "espeak-ng's rate");
-    x
+    espeak_reference(&built().dir, text, RATE)
 }
 
 #[test]

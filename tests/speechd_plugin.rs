@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use common::analysis::locate;
 use common::pulse::{mono_ms, PulseServer, S44, S48};
 use common::speech::{
-    across_switch, blockwise, build_shim, extent, median, read_wav, run_ok, secs, starved_in,
+    across_switch, blockwise, build_shim, espeak_reference, extent, median, run_ok, secs,
+    starved_in,
 };
 use common::{rerun_if_starved, serial, Starvable};
 
@@ -153,14 +154,7 @@ impl Drop for Speechd {
 
 /// What espeak-ng -w writes for `text`: the reference.
 fn reference(text: &str) -> Vec<f32> {
-    let path = plugin_dir().join(format!("ref-{}.wav", text.len()));
-    run_ok(
-        Command::new("espeak-ng").arg("-w").arg(&path).arg(text),
-        "espeak-ng -w",
-    );
-    let (x, rate) = read_wav(&path);
-    assert_eq!(rate, RATE, "espeak-ng's rate");
-    x
+    espeak_reference(plugin_dir(), text, RATE)
 }
 
 #[test]

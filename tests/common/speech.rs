@@ -257,3 +257,19 @@ pub fn build_shim(binding: &str, what: &str) -> std::path::PathBuf {
     );
     dir
 }
+
+/// What `espeak-ng -w` writes for `text` (into `dir`): the reference, checked to be at
+/// `rate`.
+pub fn espeak_reference(dir: &Path, text: &str, rate: u32) -> Vec<f32> {
+    let path = dir.join(format!("ref-{}.wav", text.len()));
+    run_ok(
+        std::process::Command::new("espeak-ng")
+            .arg("-w")
+            .arg(&path)
+            .arg(text),
+        "espeak-ng -w",
+    );
+    let (x, got) = read_wav(&path);
+    assert_eq!(got, rate, "espeak-ng's rate");
+    x
+}
