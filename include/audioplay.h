@@ -717,6 +717,12 @@ typedef struct ApMetrics {
    * content; those frames are in no other counter (not in `frames_written`).
    */
   double trimmed_ms;
+  /**
+   * Flushes whose fade was written into what the sound server already held (PulseAudio),
+   * so silence came a few ms after `ap_flush` rather than after the device latency. A
+   * flush not counted here faded behind what the server held.
+   */
+  uint64_t flushes_rewritten;
 } ApMetrics;
 
 /**

@@ -605,6 +605,7 @@ impl Player {
             last_outage_ms: d.outage_ms.load(Relaxed),
             server_reconnects: d.server_reconnects.load(Relaxed),
             trimmed_ms: c.trimmed_us.load(Relaxed) as f64 / 1000.0,
+            flushes_rewritten: c.flushes_rewritten.load(Relaxed),
         }
     }
 

@@ -484,6 +484,7 @@ fn no_allocation_in_a_flush_rewrite() {
         assert!(in_callback(|| s.rewrite(block, bytes, 2_000_000)));
         let (t1, _) = p.render_clock();
         let after_rewrite = p.metrics();
+        assert_eq!(after_rewrite.flushes_rewritten, 1, "{fmt:?}: counted");
         for _ in 0..5 {
             assert!(in_callback(|| s.render(block, bytes)));
         }

@@ -176,6 +176,11 @@ fn barge_in_reaches_silence_within_fade_plus_3_ms_without_a_click() {
     );
     assert!(json_num(&j, "writer_returned_ms") < 100.0, "{j}");
     assert!(json_num(&j, "frames_flushed") > 0.0);
+    assert_eq!(
+        json_num(&j, "flushes_rewritten"),
+        1.0,
+        "the flush was a rewrite: {j}"
+    );
     assert_eq!(json_num(&j, "accounting_ok"), 1.0, "{j}");
     assert_eq!(json_num(&j, "underruns"), 0.0, "{j}");
 }
@@ -370,7 +375,7 @@ fn scenario_child() {
             std::thread::sleep(Duration::from_millis(300));
             let m = p.metrics();
             format!(
-                "{{\"flush_after_start_ms\":{:.2},\"heard_at_flush_ms\":{:.3},\"writer_returned_ms\":{:.2},\"frames_flushed\":{},\"underruns\":{},\"accounting_ok\":{},\"output_latency_ms\":{:.2},\"late_callbacks\":{},\"server_underflows\":{}}}",
+                "{{\"flush_after_start_ms\":{:.2},\"heard_at_flush_ms\":{:.3},\"writer_returned_ms\":{:.2},\"frames_flushed\":{},\"underruns\":{},\"accounting_ok\":{},\"output_latency_ms\":{:.2},\"late_callbacks\":{},\"server_underflows\":{},\"flushes_rewritten\":{}}}",
                 (t - start).as_secs_f64() * 1e3,
                 heard as f64 / 24.0,
                 returned.saturating_duration_since(t).as_secs_f64() * 1e3,
@@ -379,7 +384,8 @@ fn scenario_child() {
                 accounting_holds(&m) as u32,
                 m.output_latency_ns as f64 / 1e6,
                 m.late_callbacks,
-                m.server_underflows
+                m.server_underflows,
+                m.flushes_rewritten
             )
         }
         "drain" => {

@@ -22,6 +22,7 @@ type Metrics struct {
 	GenerationMismatches, ShapeMismatches      uint64
 	ResampleErrors                             uint64
 	MarkersFlushed, EventsDropped              uint64
+	FlushesRewritten                           uint64 // flushes faded inside what the server held (PulseAudio)
 
 	StreamGeneration, Recreates, RecreateFailures, RecreatesRefused uint64
 	DeviceQueryFailures, Outages, ServerReconnects                  uint64
@@ -62,6 +63,7 @@ func (p *Player) Metrics() (Metrics, error) {
 		GenerationMismatches: uint64(m.generation_mismatches),
 		ShapeMismatches:      uint64(m.shape_mismatches), ResampleErrors: uint64(m.resample_errors),
 		MarkersFlushed: uint64(m.markers_flushed), EventsDropped: uint64(m.events_dropped),
+		FlushesRewritten: uint64(m.flushes_rewritten),
 
 		StreamGeneration: uint64(m.stream_generation), Recreates: uint64(m.recreates),
 		RecreateFailures: uint64(m.recreate_failures), RecreatesRefused: uint64(m.recreates_refused),

@@ -178,6 +178,8 @@ export interface Metrics {
   server_underflows: number;
   /** Leading silence dropped at utterance starts, ms. */
   trimmed_ms: number;
+  /** Flushes whose fade was written into what the sound server already held. */
+  flushes_rewritten: number;
 }
 export type MetricName = keyof Metrics;
 

@@ -173,6 +173,8 @@ pub struct Counters {
     /// Leading silence the writer dropped before it entered the ring (issue 16 trim),
     /// microseconds of content. Trimmed frames are not in `frames_written`.
     pub trimmed_us: AtomicU64,
+    /// Flushes whose fade `RenderCore::rewrite` wrote into what the server already held.
+    pub flushes_rewritten: AtomicU64,
     /// Latest device latency estimate from the stream timestamps, nanoseconds.
     pub output_latency_ns: AtomicU64,
     pub callback_time: Histogram,

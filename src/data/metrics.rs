@@ -102,6 +102,11 @@ pub struct Metrics {
     /// Leading silence dropped at utterance starts (`Config::trim_threshold`), ms of
     /// content; those frames are in no other counter.
     pub trimmed_ms: f64,
+    /// Flushes whose fade was written into what the sound server already held (PulseAudio:
+    /// a rewrite of its buffer from the frame about to play), so the fade is heard a few ms
+    /// after the flush instead of after the device's latency. A flush not counted here
+    /// faded behind what the server held (another server, a rewrite that came too late).
+    pub flushes_rewritten: u64,
 }
 
 impl Metrics {

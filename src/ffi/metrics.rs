@@ -192,6 +192,10 @@ pub struct ApMetrics {
     /// Leading silence dropped at utterance starts (`ApConfig.trim_threshold`), ms of
     /// content; those frames are in no other counter (not in `frames_written`).
     pub trimmed_ms: f64,
+    /// Flushes whose fade was written into what the sound server already held (PulseAudio),
+    /// so silence came a few ms after `ap_flush` rather than after the device latency. A
+    /// flush not counted here faded behind what the server held.
+    pub flushes_rewritten: u64,
 }
 
 fn us(ns: u64) -> f64 {
@@ -271,6 +275,7 @@ impl From<&Metrics> for ApMetrics {
             server_reconnects: m.server_reconnects,
             server_underflows: m.server_underflows,
             trimmed_ms: m.trimmed_ms,
+            flushes_rewritten: m.flushes_rewritten,
         };
         copy_str(&m.state.device_id, &mut out.device_id);
         copy_str(&m.state.device_name, &mut out.device_name);

@@ -508,6 +508,7 @@ impl RenderCore {
             st.publish_flush_done(ctl);
             return;
         }
+        c.flushes_rewritten.fetch_add(1, Ordering::Relaxed);
         let ch = st.output.channels;
         let end = from + convert::fade_device(data, from * ch, ch, &mut st.fade);
         if st.flushing.is_some() && st.fade.settled() && st.fade.value == 0.0 {
