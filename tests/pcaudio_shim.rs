@@ -314,6 +314,13 @@ fn words_once(want: &[f32]) -> Starvable<()> {
 fn cancel_mid_sentence_is_silent_after_the_fade() {
     let _g = serial();
     let want = reference(TEXT);
+    rerun_if_starved("espeak_Cancel through the shim", || cancel_once(&want));
+}
+
+/// One cancel mid-sentence through libespeak-ng and the shim, heard against `want`.
+fn cancel_once(want: &[f32]) -> Starvable<()> {
+    // The null sink can rewind what it has mixed, as a hardware sink under PulseAudio's timer
+    // scheduling can: the fade is heard from the frame playing at the flush.
     let server = PulseServer::start(&[S48]);
     let rec = server.record("s48", 48000);
     let trace_path = built().dir.join("trace-cancel");
@@ -349,7 +356,7 @@ fn cancel_mid_sentence_is_silent_after_the_fade() {
     let t_flush: f64 = flush.split_whitespace().next().unwrap().parse().unwrap();
     let heard_frame = field(flush, "heard_frame=");
     let latency = field(flush, "latency_ms=");
-    let (w0, _) = extent(&want).unwrap();
+    let (w0, _) = extent(want).unwrap();
     let (h0, h1) = extent(&heard).expect("nothing was heard");
     // The last content frame heard (the content plays without gaps up to the cancel: the
     // first test checks that), on espeak-ng's 22.05 kHz timeline.
@@ -369,28 +376,40 @@ fn cancel_mid_sentence_is_silent_after_the_fade() {
         t_flush - cancel.0,
         cancel.1 - cancel.0,
     );
-    // From the frame audioplay says was being heard when the flush was asked: what was
-    // already handed to the server (cpal cannot recall it; the recording is the sink's
-    // monitor, which sees audio a sink latency before it is heard) - the device buffer the
-    // library asks for, 20 ms, double-buffered - and up to one 10 ms period until the next
-    // callback starts the fade (as the library's own barge-in test allows,
-    // tests/pulse_speech.rs); then the fade, and silence within 5 ms after it. A flush that
-    // drops nothing lets the 60 ms queue play out on top (about 100 ms).
+    // From the frame audioplay says was being heard when the flush was asked: the fade, and
+    // silence within 5 ms after it (issue 15). That takes the fade written into what the
+    // server holds (`flushes_rewritten`, traced once the player's fade is over); a rewrite that came too late (the
+    // pulse thread not scheduled within 5 ms) fades behind what the server held, 20-40 ms
+    // later: bad luck of a loaded machine, run again. tests/pulse_speech.rs holds the
+    // library to making the rewrite.
     let _ = latency;
-    let held = 2.0 * 20.0 + 10.0;
-    assert!(
-        after_ms - held <= FADE_MS + 5.0,
-        "{after_ms:.1} ms of speech heard after the flush, {:.1} ms past what the device held",
-        after_ms - held
-    );
-    assert!(
-        after_ms >= 0.0,
-        "audio stopped before the flush: {after_ms:.1} ms"
-    );
-    assert!(
-        end < before * 0.5 || before < 0.01,
-        "a cut, not a fade: {end:.4} vs {before:.4}"
-    );
+    let rewritten = trace
+        .lines()
+        .find(|l| l.contains(" closed ") && l.contains("flushes_rewritten="))
+        .map_or(0.0, |l| field(l, "flushes_rewritten="));
+    let starved = starved_in(&trace, "drain ");
+    if after_ms > FADE_MS + 5.0 {
+        return Err((
+            format!(
+                "{after_ms:.1} ms of speech heard after the flush (fade {FADE_MS} ms + 5; \
+                 flushes rewritten: {rewritten})"
+            ),
+            starved || rewritten == 0.0,
+        ));
+    }
+    if after_ms < 0.0 {
+        return Err((
+            format!("audio stopped before the flush: {after_ms:.1} ms"),
+            starved,
+        ));
+    }
+    if !(end < before * 0.5 || before < 0.01) {
+        return Err((
+            format!("a cut, not a fade: {end:.4} vs {before:.4}"),
+            starved,
+        ));
+    }
+    Ok(())
 }
 
 #[test]

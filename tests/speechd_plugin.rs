@@ -249,15 +249,13 @@ fn spd_say_stop_silences_it_with_a_fade() {
 
 /// One stop through speech-dispatcher and the plugin, heard against `want`.
 fn stop_once(want: &[f32]) -> Starvable<()> {
-    // The sink is clocked like hardware, so each sample heard has a time: the stop is timed
-    // from `spd-say -S` to the last sound the listener heard.
-    let server = PulseServer::start(&[common::pulse::Sink {
-        name: "spare",
-        rate: 48000,
-        channels: 2,
-    }]);
-    let clocked = server.add_clocked_sink("hw", 48000);
-    server.set_default("hw");
+    // A null sink, recorded at its monitor: like a hardware sink under PulseAudio (timer
+    // scheduling) it can rewind what it has mixed, so the stop's fade can be heard from the
+    // frame playing at the stop. A sink that cannot (the pipe sink, Bluetooth) plays what it
+    // already mixed first: measured there, 22-39 ms of content past the frame heard at the
+    // stop (its 16-20 ms latency on top of the fade).
+    let server = PulseServer::start(&[S48]);
+    let rec = server.record("s48", 48000);
     let spd = Speechd::start(&server, "stop");
     run_ok(spd.say(&server).arg(TEXT), "spd-say");
     wait_trace(&spd, " begin ");
@@ -267,17 +265,15 @@ fn stop_once(want: &[f32]) -> Starvable<()> {
     let t_stop = mono_ms();
     run_ok(spd.say(&server).arg("-S"), "spd-say -S");
     std::thread::sleep(Duration::from_millis(500));
-    // The next message after a stop is heard whole (the stop holds only until then).
-    let t_again = mono_ms();
+    // The next message after a stop is heard whole (the stop holds only until then). What
+    // was recorded by now (the recorder's 100 ms latency late) is the stopped message.
+    let split = rec.samples_so_far();
     run_ok(
         spd.say(&server).arg("-w").arg(AGAIN),
         "spd-say -w after the stop",
     );
-    let (all, times) = clocked.stop_timed();
-    let split = times
-        .iter()
-        .position(|&t| t >= t_again)
-        .unwrap_or(all.len());
+    let all = rec.stop();
+    let split = split.min(all.len());
     let (heard, again) = (&all[..split], &all[split..]);
     let want_again = reference(AGAIN);
     let (g0, g1) = extent(&want_again).unwrap();
@@ -299,14 +295,19 @@ fn stop_once(want: &[f32]) -> Starvable<()> {
     let t_flush: f64 = stop.split_whitespace().next().unwrap().parse().unwrap();
     let heard_frame = field(stop, "heard_frame=");
     let latency = field(stop, "latency_ms=");
+    // Whether the stop's fade went into what the server held: the player's count, read
+    // after the next message (the plugin traces its metrics at each end).
+    let rewritten = trace
+        .lines()
+        .rfind(|l| l.contains(" end ") && l.contains("flushes_rewritten="))
+        .map_or(0.0, |l| field(l, "flushes_rewritten="));
     let (w0, w1) = extent(want).unwrap();
     let (h0, h1) = extent(heard).expect("nothing was heard");
     // The last content frame heard, on espeak-ng's 22.05 kHz timeline (the content plays
-    // without gaps up to the stop: the first test checks that; the clocked sink's dry spells
-    // are not in `heard`).
+    // without gaps up to the stop: the first test checks that; a starved stream's gaps would
+    // shift it, and such a run is run again).
     let last_content = w0 as f64 + (h1 - h0) as f64 * RATE as f64 / 48000.0;
     let after_ms = (last_content - heard_frame) * 1e3 / RATE as f64;
-    let silent_at = times[h1];
     // Click-free: the gain against the reference (the heard 4 ms against the same 4 ms of
     // `espeak-ng -w`, every 1 ms where the reference is not near silence) falls from full
     // (0.9) to gone (0.1) over the fade, not within one window as a cut does. Gains, not
@@ -337,20 +338,14 @@ fn stop_once(want: &[f32]) -> Starvable<()> {
         });
     eprintln!(
         "spd-say -S at +0: the plugin's stop at +{:.1} ms (speech-dispatcher's own path: \
-         client, server, module, speak queue); the last sound heard at +{:.1} ms, {:.1} ms \
-         after the plugin's stop; {after_ms:.1} ms of content heard past the frame being \
-         heard at the stop (fade {FADE_MS} ms, device latency {latency:.1} ms); gain against \
-         the reference from full to gone in {ramp:?} ms; stopped {:.2} s into {:.2} s of speech\n\
-         stop to silence: {:.1} ms from the plugin's stop (target: fade + 5 = {:.0} ms), \
-         {:.1} ms from spd-say -S\n{trace}",
+         client, server, module, speak queue); {after_ms:.1} ms of content heard past the \
+         frame being heard at the stop (target: fade {FADE_MS} ms + 5; device latency \
+         {latency:.1} ms; flushes rewritten into the server's buffer: {rewritten}); gain \
+         against the reference from full to gone in {ramp:?} ms; stopped {:.2} s into {:.2} \
+         s of speech\n{trace}",
         t_flush - t_stop,
-        silent_at - t_stop,
-        silent_at - t_flush,
         secs((last_content as usize).saturating_sub(w0), RATE),
         secs(w1 - w0, RATE),
-        silent_at - t_flush,
-        FADE_MS + 5.0,
-        silent_at - t_stop,
     );
     assert!(
         last_content + (RATE / 2) as f64 <= w1 as f64,
@@ -358,19 +353,17 @@ fn stop_once(want: &[f32]) -> Starvable<()> {
         secs(last_content as usize, RATE),
         secs(w1, RATE)
     );
-    // As for the pcaudio shim (tests/pcaudio_shim.rs): from the frame audioplay says was
-    // being heard at the flush, what was already handed to the server (the 20 ms device
-    // buffer, double-buffered) and up to one 10 ms period until the next callback starts the
-    // fade; then the fade, and silence within 5 ms after it.
-    let held = 2.0 * 20.0 + 10.0;
-    if after_ms - held > FADE_MS + 5.0 {
+    // From the frame audioplay says was being heard at the stop: the fade, and silence
+    // within 5 ms after it (issue 15). That takes the stop's fade written into what the
+    // server holds; a rewrite that came too late (the pulse thread not scheduled within
+    // 5 ms) fades behind it instead, as bad luck of a loaded machine, run again.
+    if after_ms > FADE_MS + 5.0 {
         return Err((
             format!(
-                "{after_ms:.1} ms of speech heard after the stop, {:.1} ms past what the \
-                 device held",
-                after_ms - held
+                "{after_ms:.1} ms of speech heard after the stop (fade {FADE_MS} ms + 5; \
+                 flushes rewritten: {rewritten})"
             ),
-            starved,
+            starved || rewritten == 0.0,
         ));
     }
     // The frame audioplay says is being heard comes from its latency estimate, a few ms off

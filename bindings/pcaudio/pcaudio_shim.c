@@ -203,6 +203,13 @@ static void close_locked(struct audio_object *o) {
         o->player = NULL;
         o->flushes++;
         wait_for_fade(o, p);
+        ApMetrics m;
+        memset(&m, 0, sizeof m);
+        m.struct_size = sizeof m;
+        ap_metrics(p, &m);
+        /* Whether a flush's fade went into what the server held (heard within the fade of
+         * the call) or behind it (after the device latency). */
+        trace("closed flushes_rewritten=%llu", (unsigned long long)m.flushes_rewritten);
         ap_destroy(p);
     }
     o->carry_len = 0;

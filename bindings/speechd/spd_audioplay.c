@@ -253,9 +253,11 @@ static void metrics_trace(SpdAp *s, const char *what, double t0, int r) {
     memset(&m, 0, sizeof m);
     m.struct_size = sizeof m;
     ap_metrics(s->player, &m);
-    trace("%s %.1f ms %d underruns=%llu late_callbacks=%llu server_underflows=%llu", what,
-          mono_ms() - t0, r, (unsigned long long)m.underruns,
-          (unsigned long long)m.late_callbacks, (unsigned long long)m.server_underflows);
+    trace("%s %.1f ms %d underruns=%llu late_callbacks=%llu server_underflows=%llu "
+          "flushes_rewritten=%llu",
+          what, mono_ms() - t0, r, (unsigned long long)m.underruns,
+          (unsigned long long)m.late_callbacks, (unsigned long long)m.server_underflows,
+          (unsigned long long)m.flushes_rewritten);
 }
 
 static int ap_end(AudioID *id) {
