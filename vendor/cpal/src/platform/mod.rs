@@ -880,6 +880,47 @@ mod platform_impl {
         }
     }
 
+    /// audioplay patch: where the sound server has moved an output stream since it was
+    /// created (PulseAudio, and pipewire-pulse, move the streams on the default sink to a new
+    /// default, without a gap). Cloneable and `Send`; reading takes one uncontended lock.
+    #[derive(Clone, Debug)]
+    pub struct OutputRoute {
+        #[cfg(feature = "pulseaudio")]
+        inner: std::sync::Arc<pulseaudio::StreamRoute>,
+    }
+
+    impl OutputRoute {
+        /// How many times the server has moved the stream.
+        pub fn moves(&self) -> u64 {
+            #[cfg(feature = "pulseaudio")]
+            return self.inner.moves();
+            #[cfg(not(feature = "pulseaudio"))]
+            0
+        }
+
+        /// The id (as `DeviceId::id`) of the output the server moved the stream to last; None
+        /// if it never moved it.
+        pub fn moved_to(&self) -> Option<String> {
+            #[cfg(feature = "pulseaudio")]
+            return self
+                .inner
+                .moved_to()
+                .map(|s| s.to_string_lossy().into_owned());
+            #[cfg(not(feature = "pulseaudio"))]
+            None
+        }
+    }
+
+    /// audioplay patch: the stream's [`OutputRoute`], if its host reports moves (PulseAudio).
+    pub fn output_route(stream: &Stream) -> Option<OutputRoute> {
+        match &stream.0 {
+            #[cfg(feature = "pulseaudio")]
+            StreamInner::PulseAudio(s) => s.route().map(|inner| OutputRoute { inner }),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
     /// audioplay patch: the stream's [`OutputRewriter`], if its host can rewrite (PulseAudio).
     pub fn output_rewriter(stream: &Stream) -> Option<OutputRewriter> {
         match &stream.0 {

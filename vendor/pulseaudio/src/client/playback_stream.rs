@@ -25,6 +25,8 @@ struct InnerPlaybackStream {
     underflows: Arc<AtomicU64>,
     // audioplay patch: a rewrite is asked for (see `request_rewrite`).
     rewrite: Arc<AtomicBool>,
+    // audioplay patch: where the server moved the stream (see `route`).
+    route: Arc<StreamRoute>,
 }
 
 impl std::fmt::Debug for PlaybackStream {
@@ -44,6 +46,7 @@ impl PlaybackStream {
         let (eof_tx, eof_rx) = oneshot::channel();
         let underflows = Arc::new(AtomicU64::new(0));
         let rewrite = Arc::new(AtomicBool::new(false));
+        let route = Arc::new(StreamRoute::default());
         let info = handle
             .insert_playback_stream(
                 params,
@@ -51,6 +54,7 @@ impl PlaybackStream {
                 Some(eof_tx),
                 underflows.clone(),
                 rewrite.clone(),
+                route.clone(),
             )
             .await?;
 
@@ -60,7 +64,14 @@ impl PlaybackStream {
             eof_notify: eof_rx.shared(),
             underflows,
             rewrite,
+            route,
         })))
+    }
+
+    /// audioplay patch: where the server has moved this stream since its creation, as it
+    /// does to streams on the default sink when the default changes (see [`StreamRoute`]).
+    pub fn route(&self) -> Arc<StreamRoute> {
+        self.0.route.clone()
     }
 
     /// audioplay patch: a handle that asks the client's thread to call the source's
@@ -237,5 +248,33 @@ impl RewriteRequester {
     pub fn request(&self) {
         self.flag.store(true, Ordering::Release);
         self.waker.wake();
+    }
+}
+
+/// audioplay patch: the sink the server last moved a playback stream to (its
+/// PLAYBACK_STREAM_MOVED notifications, which upstream ignored). PulseAudio moves the streams
+/// on the default sink when the default changes, without a gap; an owner that knows it can
+/// keep the stream instead of recreating it. Written by the client's thread on a move (rare:
+/// one uncontended lock), read by the owner.
+#[derive(Debug, Default)]
+pub struct StreamRoute {
+    moves: AtomicU64,
+    sink: std::sync::Mutex<Option<CString>>,
+}
+
+impl StreamRoute {
+    /// How many times the server has moved the stream.
+    pub fn moves(&self) -> u64 {
+        self.moves.load(Ordering::Acquire)
+    }
+
+    /// The name of the sink the server moved the stream to last; None if it never moved it.
+    pub fn moved_to(&self) -> Option<CString> {
+        self.sink.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(super) fn moved(&self, sink: &CString) {
+        *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink.clone());
+        self.moves.fetch_add(1, Ordering::AcqRel);
     }
 }

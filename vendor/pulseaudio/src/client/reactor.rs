@@ -33,6 +33,8 @@ struct PlaybackStreamState {
     underflows: Arc<AtomicU64>,
     // audioplay patch: the owner asked for `PlaybackSource::rewrite` to be called.
     rewrite: Arc<AtomicBool>,
+    // audioplay patch: where the server moved the stream.
+    route: Arc<super::StreamRoute>,
 }
 
 pub(super) struct RecordStreamState {
@@ -160,6 +162,7 @@ impl ReactorHandle {
         eof_notify: Option<oneshot::Sender<()>>,
         underflows: Arc<AtomicU64>,
         rewrite: Arc<AtomicBool>,
+        route: Arc<super::StreamRoute>,
     ) -> Result<protocol::CreatePlaybackStreamReply, ClientError> {
         // This is the seq for the CreatePlaybackStream command.
         let seq = self.next_seq();
@@ -182,6 +185,7 @@ impl ReactorHandle {
                     eof_notify,
                     underflows,
                     rewrite,
+                    route,
                 },
             );
 
@@ -543,6 +547,12 @@ impl Reactor {
             protocol::Command::Underflow(protocol::Underflow { channel, .. }) => {
                 if let Some(stream) = state.playback_streams.get(&channel) {
                     stream.underflows.fetch_add(1, atomic::Ordering::Relaxed);
+                }
+            }
+            // audioplay patch: upstream ignored these; the owner keeps a moved stream.
+            protocol::Command::PlaybackStreamMoved(moved) => {
+                if let Some(stream) = state.playback_streams.get(&moved.stream_index) {
+                    stream.route.moved(&moved.device_name);
                 }
             }
             // audioplay patch: upstream ignored these; the client's owner asked to hear them.

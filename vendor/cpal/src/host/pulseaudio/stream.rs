@@ -519,6 +519,15 @@ impl Stream {
         }
     }
 
+    /// audioplay patch: for a playback stream, where the server has moved it (see
+    /// `pulseaudio::StreamRoute`); None for a record stream.
+    pub fn route(&self) -> Option<std::sync::Arc<pulseaudio::StreamRoute>> {
+        match &self.inner {
+            StreamInner::Playback(stream, _, _) => Some(stream.route()),
+            _ => None,
+        }
+    }
+
     /// audioplay patch: whether `rewriter` offers a rewrite (the host decides, after
     /// creation).
     pub(crate) fn set_rewritable(&mut self, yes: bool) {
