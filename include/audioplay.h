@@ -723,6 +723,12 @@ typedef struct ApMetrics {
    * flush not counted here faded behind what the server held.
    */
   uint64_t flushes_rewritten;
+  /**
+   * Route changes the sound server made itself (PulseAudio moves the default sink's
+   * streams to a new default) at the format the stream plays at: the stream was kept,
+   * without a gap, instead of recreated (not in `recreates`).
+   */
+  uint64_t server_moves;
 } ApMetrics;
 
 /**

@@ -606,6 +606,7 @@ impl Player {
             server_reconnects: d.server_reconnects.load(Relaxed),
             trimmed_ms: c.trimmed_us.load(Relaxed) as f64 / 1000.0,
             flushes_rewritten: c.flushes_rewritten.load(Relaxed),
+            server_moves: d.server_moves.load(Relaxed),
         }
     }
 

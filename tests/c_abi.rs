@@ -436,7 +436,7 @@ fn struct_layout_matches_what_a_c_compiler_sees() {
         last_route_gap_ms, recreate_ms_p50, recreate_ms_p95, recreate_ms_max, device_id, device_name,
         frames_flushed, frames_heard, markers_flushed, events_dropped, last_wake_ms, suspended,
         late_callbacks, resample_fallback, output_lost, outages, last_outage_ms, server_reconnects,
-        server_underflows, trimmed_ms, flushes_rewritten);
+        server_underflows, trimmed_ms, flushes_rewritten, server_moves);
     let state = fields!(ApStreamState: struct_size, started, generation, stream_rate, device_rate,
         content_rate, output_channels, recreating, device_format, device_id, device_name);
     let mut c = String::from(

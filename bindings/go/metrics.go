@@ -23,6 +23,7 @@ type Metrics struct {
 	ResampleErrors                             uint64
 	MarkersFlushed, EventsDropped              uint64
 	FlushesRewritten                           uint64 // flushes faded inside what the server held (PulseAudio)
+	ServerMoves                                uint64 // route changes the server made that the stream kept (no recreate)
 
 	StreamGeneration, Recreates, RecreateFailures, RecreatesRefused uint64
 	DeviceQueryFailures, Outages, ServerReconnects                  uint64
@@ -63,7 +64,7 @@ func (p *Player) Metrics() (Metrics, error) {
 		GenerationMismatches: uint64(m.generation_mismatches),
 		ShapeMismatches:      uint64(m.shape_mismatches), ResampleErrors: uint64(m.resample_errors),
 		MarkersFlushed: uint64(m.markers_flushed), EventsDropped: uint64(m.events_dropped),
-		FlushesRewritten: uint64(m.flushes_rewritten),
+		FlushesRewritten: uint64(m.flushes_rewritten), ServerMoves: uint64(m.server_moves),
 
 		StreamGeneration: uint64(m.stream_generation), Recreates: uint64(m.recreates),
 		RecreateFailures: uint64(m.recreate_failures), RecreatesRefused: uint64(m.recreates_refused),

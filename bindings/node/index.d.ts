@@ -180,6 +180,8 @@ export interface Metrics {
   trimmed_ms: number;
   /** Flushes whose fade was written into what the sound server already held. */
   flushes_rewritten: number;
+  /** Route changes the server made itself that the stream kept (no recreate, no gap). */
+  server_moves: number;
 }
 export type MetricName = keyof Metrics;
 

@@ -134,7 +134,7 @@ Object.assign(metricFields, {
   events_dropped: 'uint64', last_wake_ms: 'double', suspended: 'uint32', late_callbacks: 'uint64',
   resample_fallback: 'uint32', output_lost: 'uint32', outages: 'uint64', last_outage_ms: 'uint64',
   server_reconnects: 'uint64', server_underflows: 'uint64', trimmed_ms: 'double',
-  flushes_rewritten: 'uint64',
+  flushes_rewritten: 'uint64', server_moves: 'uint64',
 });
 const ApMetrics = koffi.struct('ApMetrics', metricFields);
 

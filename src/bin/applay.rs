@@ -379,7 +379,7 @@ fn json_str(s: &str) -> String {
 
 fn json(m: &audioplay::Metrics, interrupted: bool) -> String {
     format!(
-        "{{\"frames_written\":{},\"frames_played\":{},\"frames_queued\":{},\"frames_dropped\":{},\"frames_flushed\":{},\"underruns\":{},\"generation_mismatches\":{},\"shape_mismatches\":{},\"callbacks\":{},\"stream_rate\":{},\"device_rate\":{},\"content_rate\":{},\"channels\":{},\"device\":{},\"callback_us_p50\":{:.2},\"callback_us_p99\":{:.2},\"callback_us_max\":{:.2},\"resample_us_p95\":{:.2},\"output_latency_ms\":{:.2},\"recreates\":{},\"recreate_failures\":{},\"frames_replayed\":{},\"last_route_gap_ms\":{:.2},\"recreate_ms_max\":{:.2},\"late_callbacks\":{},\"outages\":{},\"last_outage_ms\":{},\"server_reconnects\":{},\"server_underflows\":{},\"interrupted\":{}}}",
+        "{{\"frames_written\":{},\"frames_played\":{},\"frames_queued\":{},\"frames_dropped\":{},\"frames_flushed\":{},\"underruns\":{},\"generation_mismatches\":{},\"shape_mismatches\":{},\"callbacks\":{},\"stream_rate\":{},\"device_rate\":{},\"content_rate\":{},\"channels\":{},\"device\":{},\"callback_us_p50\":{:.2},\"callback_us_p99\":{:.2},\"callback_us_max\":{:.2},\"resample_us_p95\":{:.2},\"output_latency_ms\":{:.2},\"recreates\":{},\"recreate_failures\":{},\"frames_replayed\":{},\"last_route_gap_ms\":{:.2},\"recreate_ms_max\":{:.2},\"late_callbacks\":{},\"outages\":{},\"last_outage_ms\":{},\"server_reconnects\":{},\"server_underflows\":{},\"flushes_rewritten\":{},\"server_moves\":{},\"interrupted\":{}}}",
         m.frames_written, m.frames_played, m.frames_queued, m.frames_dropped, m.frames_flushed,
         m.underruns, m.generation_mismatches, m.shape_mismatches, m.callbacks,
         m.state.stream_rate, m.state.device_rate, m.state.content_rate, m.state.channels,
@@ -389,7 +389,8 @@ fn json(m: &audioplay::Metrics, interrupted: bool) -> String {
         m.output_latency_ns as f64 / 1e6,
         m.recreates, m.recreate_failures, m.frames_replayed,
         m.last_route_gap_ms.unwrap_or(-1.0), m.recreate_ms.2, m.late_callbacks,
-        m.outages, m.last_outage_ms, m.server_reconnects, m.server_underflows, interrupted,
+        m.outages, m.last_outage_ms, m.server_reconnects, m.server_underflows,
+        m.flushes_rewritten, m.server_moves, interrupted,
     )
 }
 

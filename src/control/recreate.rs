@@ -249,6 +249,11 @@ pub fn recreate(
                 .rewriter
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = cpal::platform::output_rewriter(&stream);
+            *shared
+                .service
+                .route
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = cpal::platform::output_route(&stream);
             slot.install(stream, state, &shared.core, &shared.service.state);
             Ok((msg, stopped_ns, replayed))
         }

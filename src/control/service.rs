@@ -130,6 +130,8 @@ impl Watcher {
                 target,
                 answered: Instant::now(),
                 stream: &stream,
+                moved_to: shared.service.moved_to(),
+                pinned: shared.service.pinned().is_some(),
             },
             &mut self.state,
             &self.limits,
@@ -157,6 +159,7 @@ impl Watcher {
                 ));
             }
             Action::Recreate { reason, target } => self.switch(shared, reason, target),
+            Action::Followed { device } => self.followed(shared, &device),
         }
     }
 
@@ -174,6 +177,31 @@ impl Watcher {
                 heard_ns: shared.core.now_ns(),
             });
         }
+    }
+
+    /// The server moved the stream to the new default itself, at the format it plays at:
+    /// it plays on there (no recreate, no gap); its description and the application follow.
+    fn followed(&mut self, shared: &Arc<Shared>, device: &device::DeviceInfo) {
+        shared.service.lock_slot().moved(
+            &device.id,
+            &device.name,
+            device.rate,
+            &shared.service.state,
+        );
+        shared.stats.server_moves.fetch_add(1, Relaxed);
+        shared.log(
+            LogLevel::Info,
+            &format!(
+                "the server moved the stream to '{}' ({} Hz, {} ch): kept, no recreate",
+                device.id, device.rate, device.channels
+            ),
+        );
+        shared.events.delivery.deliver(Event {
+            kind: EventKind::DeviceChanged,
+            id: shared.service.state.load().generation,
+            frame: shared.core.position(),
+            heard_ns: shared.core.now_ns(),
+        });
     }
 
     /// Route-change gap (M2): from the old stream's stop to the new device's first sound.

@@ -62,6 +62,22 @@ impl StreamSlot {
         self.publish(published);
     }
 
+    /// The server moved the running stream to device `id` (PulseAudio moves the default
+    /// sink's streams to a new default): the same stream plays on, without a gap, so only its
+    /// description changes.
+    pub fn moved(
+        &mut self,
+        id: &str,
+        name: &str,
+        device_rate: u32,
+        published: &ArcSwap<StreamState>,
+    ) {
+        self.state.device_id = id.to_string();
+        self.state.device_name = name.to_string();
+        self.state.device_rate = device_rate;
+        self.publish(published);
+    }
+
     /// R3 when phase 2 failed or timed out: the slot stays empty, readers see no stream (the
     /// rest of the description is the last stream's).
     pub fn mark_stopped(&mut self, published: &ArcSwap<StreamState>) {
@@ -261,6 +277,9 @@ pub struct ServiceOwned {
     /// a barge-in to fade from the frame playing now (issue 14 §6). Set at R3; it does not
     /// keep the stream or its connection alive.
     pub rewriter: Mutex<Option<cpal::platform::OutputRewriter>>,
+    /// Where the server has moved the current stream (PulseAudio moves the default sink's
+    /// streams to a new default, and one pinned elsewhere along with them). Set at R3.
+    pub route: Mutex<Option<cpal::platform::OutputRoute>>,
 }
 
 impl ServiceOwned {
@@ -272,6 +291,7 @@ impl ServiceOwned {
         ServiceOwned {
             server_events: AtomicBool::new(false),
             rewriter: Mutex::new(None),
+            route: Mutex::new(None),
             host: Mutex::new(Arc::new(host)),
             connect,
             slot: Mutex::default(),
@@ -302,6 +322,12 @@ impl ServiceOwned {
             &mut *self.host.lock().unwrap_or_else(|e| e.into_inner()),
             Arc::new(host),
         )
+    }
+
+    /// The output the server moved the current stream to last, if it did.
+    pub fn moved_to(&self) -> Option<String> {
+        let route = self.route.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        route.and_then(|r| r.moved_to())
     }
 
     /// The device the application chose, if any.

@@ -92,6 +92,10 @@ pub struct Observation<'a> {
     pub answered: Instant,
     /// The stream's published state, loaded after the query.
     pub stream: &'a StreamState,
+    /// Where the server moved the stream itself, if it did (`OutputRoute::moved_to`).
+    pub moved_to: Option<String>,
+    /// The application chose the device (`Config::device`, `set_device`).
+    pub pinned: bool,
 }
 
 /// What the thread does with one tick's observation.
@@ -117,6 +121,9 @@ pub enum Action {
     Refused { reason: Reason, recent: usize },
     /// Recreate the stream on device `target` (counted against P1 already).
     Recreate { reason: Reason, target: String },
+    /// The server has already moved the stream to the new target, at the format it plays
+    /// at now: it plays on there, without a gap; only its description changes.
+    Followed { device: DeviceInfo },
 }
 
 /// Whether this tick queries the device (V2: the cooldown after a failed query is skipped
@@ -139,34 +146,26 @@ pub fn decide(
     limits: &Limits,
     now: Instant,
 ) -> Decision {
-    let (observed, query_failed) = match obs.target {
+    let (observed, query_failed) = match &obs.target {
         Ok(info) => {
             st.cooldown_until = None;
             st.last_good = Some(info.clone());
-            (info, None)
+            (info.clone(), None)
         }
         Err(e) => {
             st.cooldown_until = Some(now + limits.cooldown);
             match &st.last_good {
-                Some(c) => (c.clone(), Some(e)),
+                Some(c) => (c.clone(), Some(e.clone())),
                 None => {
                     return Decision {
-                        query_failed: Some(e),
+                        query_failed: Some(e.clone()),
                         action: Action::NoKnownDevice,
                     }
                 }
             }
         }
     };
-    let action = choose(
-        &observed,
-        obs.signals,
-        obs.stream,
-        obs.answered,
-        st,
-        limits,
-        now,
-    );
+    let action = choose(&observed, &obs, st, limits, now);
     Decision {
         query_failed,
         action,
@@ -175,14 +174,36 @@ pub fn decide(
 
 fn choose(
     observed: &DeviceInfo,
-    signals: Signals,
-    stream: &StreamState,
-    answered: Instant,
+    obs: &Observation<'_>,
     st: &mut WatcherState,
     limits: &Limits,
     now: Instant,
 ) -> Action {
+    let (signals, stream, answered) = (obs.signals, obs.stream, obs.answered);
     let (changed, id, rate) = device::detect_change(stream, observed);
+    // PulseAudio (and pipewire-pulse) move the default sink's streams to a new default
+    // themselves, gaplessly, pinned or not: a moved stream is not where its description says.
+    let moved = obs.moved_to.as_deref().filter(|m| *m != stream.device_id);
+    if let Some(m) = moved {
+        if !obs.pinned
+            && !signals.lost
+            && stream.started
+            && m == observed.id
+            && observed.rate == stream.device_rate
+            && observed.channels == stream.channels
+        {
+            // To the new default, at the format it plays at: keep it (recreating it would
+            // cost a 21-24 ms gap for nothing).
+            st.pending = None;
+            return Action::Followed {
+                device: observed.clone(),
+            };
+        }
+    }
+    // A pinned stream the server moved off its device goes back (recreated there); a
+    // following one moved elsewhere than the default (a user's choice in a mixer) stays.
+    let moved_off = obs.pinned && moved.is_some() && stream.started;
+    let changed = changed || moved_off;
     let reason = if signals.lost {
         Reason::StreamLost
     } else if signals.requested && changed {
@@ -192,7 +213,7 @@ fn choose(
         return Action::Unchanged;
     } else if !stream.started {
         Reason::Retry
-    } else if stream.device_id == id {
+    } else if stream.device_id == id && !moved_off {
         Reason::FormatChanged
     } else {
         Reason::DeviceChanged
@@ -312,6 +333,9 @@ mod tests {
         // This tick.
         signals: Signals,
         target: Result<DeviceInfo, &'static str>,
+        /// Where the server moved the stream; whether the application pinned a device.
+        moved_to: Option<&'static str>,
+        pinned: bool,
         now: u64,
         /// How long the query took (`answered` = now + this).
         query_ms: u64,
@@ -338,6 +362,8 @@ mod tests {
             recent: vec![],
             signals: Signals::default(),
             target: Ok(a()),
+            moved_to: None,
+            pinned: false,
             now: NOW,
             query_ms: 1,
             limits: LIMITS,
@@ -365,8 +391,74 @@ mod tests {
             ..Signals::default()
         };
         let full: Vec<u64> = (0..30).map(|i| NOW - 59_000 + i * 100).collect();
+        let a2 = || dev("s48b", 48000, 2);
         vec![
             base("no change"),
+            Case {
+                target: Ok(a2()),
+                moved_to: Some("s48b"),
+                action: Some(Action::Followed { device: a2() }),
+                want_last_good: Some(a2()),
+                ..base("the server moved the stream to the new default at its format: kept")
+            },
+            Case {
+                target: Ok(a2()),
+                moved_to: Some("s48b"),
+                pending: Some((a2(), NOW - 30)),
+                action: Some(Action::Followed { device: a2() }),
+                want_last_good: Some(a2()),
+                ..base("a move the server made needs no debounce: kept at once")
+            },
+            Case {
+                target: Ok(c()),
+                moved_to: Some("s44"),
+                action: Some(Action::DebounceStarted),
+                want_last_good: Some(c()),
+                want_pending: Some((c(), NOW)),
+                ..base("moved to a default at another rate: recreated there, after the debounce")
+            },
+            Case {
+                target: Ok(a2()),
+                moved_to: Some("s44"),
+                action: Some(Action::DebounceStarted),
+                want_last_good: Some(a2()),
+                want_pending: Some((a2(), NOW)),
+                ..base("moved, but not to the new default: recreated on the default")
+            },
+            Case {
+                moved_to: Some("s48"),
+                ..base("moved back to where it was described: nothing to do")
+            },
+            Case {
+                moved_to: Some("s48b"),
+                ..base("a following stream moved off the default (a mixer's choice): it stays")
+            },
+            Case {
+                moved_to: Some("s48b"),
+                pinned: true,
+                action: Some(Action::DebounceStarted),
+                want_pending: Some((a(), NOW)),
+                ..base("a pinned stream the server moved off its device: the debounce starts")
+            },
+            Case {
+                moved_to: Some("s48b"),
+                pinned: true,
+                pending: Some((a(), NOW - 61)),
+                action: recreate(Reason::DeviceChanged, "s48"),
+                want_recent: vec![NOW],
+                ..base("a pinned stream the server moved off its device: recreated on it")
+            },
+            Case {
+                target: Ok(a2()),
+                moved_to: Some("s48b"),
+                pinned: true,
+                action: Some(Action::DebounceStarted),
+                want_last_good: Some(a2()),
+                want_pending: Some((a2(), NOW)),
+                ..base(
+                    "pinned to where the server moved it: recreated, not kept (a pin asked for it)",
+                )
+            },
             Case {
                 target: Ok(b()),
                 action: Some(Action::DebounceStarted),
@@ -735,6 +827,8 @@ mod tests {
                         target: case.target.clone().map_err(str::to_string),
                         answered: now + Duration::from_millis(case.query_ms),
                         stream: &case.stream,
+                        moved_to: case.moved_to.map(str::to_string),
+                        pinned: case.pinned,
                     },
                     &mut st,
                     &case.limits,
@@ -778,6 +872,8 @@ mod tests {
                     target: Ok(target),
                     answered: now,
                     stream: &stream,
+                    moved_to: None,
+                    pinned: false,
                 },
                 &mut st,
                 &LIMITS,

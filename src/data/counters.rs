@@ -202,6 +202,8 @@ pub struct DeviceStats {
     /// total length so far, ms.
     pub outages: AtomicU64,
     pub outage_ms: AtomicU64,
+    /// Route changes the server made itself, at a format the stream kept (no recreate).
+    pub server_moves: AtomicU64,
 }
 
 const RECREATE_HISTORY: usize = 256;
@@ -216,6 +218,7 @@ impl Default for DeviceStats {
             server_reconnects: AtomicU64::new(0),
             outages: AtomicU64::new(0),
             outage_ms: AtomicU64::new(0),
+            server_moves: AtomicU64::new(0),
             last_reason: std::sync::atomic::AtomicU32::new(0),
             last_gap_us: AtomicU64::new(u64::MAX),
             last_wake_us: AtomicU64::new(u64::MAX),

@@ -107,6 +107,10 @@ pub struct Metrics {
     /// after the flush instead of after the device's latency. A flush not counted here
     /// faded behind what the server held (another server, a rewrite that came too late).
     pub flushes_rewritten: u64,
+    /// Route changes the sound server made itself (PulseAudio moves the default sink's
+    /// streams to a new default) at the format the stream plays at: the stream was kept,
+    /// without a gap, instead of recreated. Not in `recreates`.
+    pub server_moves: u64,
 }
 
 impl Metrics {

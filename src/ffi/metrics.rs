@@ -196,6 +196,10 @@ pub struct ApMetrics {
     /// so silence came a few ms after `ap_flush` rather than after the device latency. A
     /// flush not counted here faded behind what the server held.
     pub flushes_rewritten: u64,
+    /// Route changes the sound server made itself (PulseAudio moves the default sink's
+    /// streams to a new default) at the format the stream plays at: the stream was kept,
+    /// without a gap, instead of recreated (not in `recreates`).
+    pub server_moves: u64,
 }
 
 fn us(ns: u64) -> f64 {
@@ -276,6 +280,7 @@ impl From<&Metrics> for ApMetrics {
             server_underflows: m.server_underflows,
             trimmed_ms: m.trimmed_ms,
             flushes_rewritten: m.flushes_rewritten,
+            server_moves: m.server_moves,
         };
         copy_str(&m.state.device_id, &mut out.device_id);
         copy_str(&m.state.device_name, &mut out.device_name);

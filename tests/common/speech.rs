@@ -136,6 +136,9 @@ pub struct AcrossSwitch {
     /// Speech lost: the start, the end, or speech between the parts. Starving plays silence
     /// and drops nothing, so this is the library's, whatever the machine did.
     pub lost: Option<String>,
+    /// Of the reference, ms heard on neither sink (between the parts), and ms heard on both.
+    pub between_ms: f64,
+    pub replayed_ms: f64,
 }
 
 pub fn across_switch(want: &[f32], a: &[f32], b: &[f32], rate: u32) -> AcrossSwitch {
@@ -153,6 +156,8 @@ pub fn across_switch(want: &[f32], a: &[f32], b: &[f32], rate: u32) -> AcrossSwi
                     "after"
                 }
             )),
+            between_ms: f64::NAN,
+            replayed_ms: f64::NAN,
         };
     };
     // Where each part sits in the reference: the first part from the first sound, the second
@@ -217,6 +222,8 @@ pub fn across_switch(want: &[f32], a: &[f32], b: &[f32], rate: u32) -> AcrossSwi
         report,
         misplaced,
         lost,
+        between_ms: secs(between.len(), rate) * 1e3,
+        replayed_ms: secs(end_a.saturating_sub(ob), rate) * 1e3,
     }
 }
 

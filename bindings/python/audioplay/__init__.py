@@ -183,7 +183,7 @@ class ApMetrics(ctypes.Structure):
         + [(n, ctypes.c_uint64) for n in ["outages", "last_outage_ms", "server_reconnects"]]
         + [("server_underflows", ctypes.c_uint64)]
         + [("trimmed_ms", ctypes.c_double)]
-        + [("flushes_rewritten", ctypes.c_uint64)]
+        + [("flushes_rewritten", ctypes.c_uint64), ("server_moves", ctypes.c_uint64)]
     )
 
 
