@@ -4,22 +4,56 @@
 //!
 //!   cargo bench --bench stretch -- SPEECH.wav      (int16 mono WAV, e.g. espeak-ng --stdout)
 //!
-//! Rows (TSV): candidate, speed, ns per output frame (median of 7 runs), added latency (the
-//! most content the stretch held back, ms), output duration over the ideal (input/speed),
-//! pitch change (median pitch of voiced 40 ms frames, out against in, %), and a 440 Hz tone's
-//! SINAD (median over 100 ms windows of the stretched tone, dB).
+//! Candidates: `ours`, and libsonic at both of its quality settings: `libsonic-q0` (its
+//! default, which espeak-ng uses: the pitch-period search runs on a ~4 kHz decimation, then
+//! is refined at full rate around the coarse pick) and `libsonic-q1` (the search at full
+//! rate). All candidates and speeds run interleaved, 7 rounds, so a burst of load on the
+//! machine hits all of them rather than one.
+//!
+//! Output (TSV, for benches/report.py; scripts/bench.sh perf keeps it in
+//! docs/perf-data/stretch.tsv): `meta<TAB>key<TAB>value` lines (the input, the estimator's
+//! self-checks, each tone's SINAD), then one row per candidate and speed: candidate, speed,
+//! ns per output frame (median of the 7 rounds), content held back (the most input the
+//! stretch had taken but not yet output, ms of content), added latency heard (that content
+//! at the output's pace, held / speed, ms), output duration over the ideal (input / speed),
+//! pitch change (%, `pitch_change`), and tone SINAD (dB, the median over five tones of each
+//! tone's median over 100 ms windows of its stretched output).
 //!
 //! Why these quality figures: the promise is speed without pitch change and without join
 //! artefacts. The pitch change says whether the voice's pitch survived (it should be ~0%);
 //! a steady tone is the one input whose ideal stretched output is known exactly (the same
 //! tone), so its SINAD says how much the joins add; the duration ratio says whether the
 //! speed asked for is the speed heard.
+//!
+//! Why these tones (113, 151, 187, 241, 293 Hz): libsonic looks for a pitch period between
+//! 65 and 400 Hz (SONIC_MIN_PITCH, SONIC_MAX_PITCH in sonic.h) and cuts whole periods; a
+//! tone above that range (an earlier version of this bench used 440 Hz) has no period it
+//! can find, so the SINAD measured its search range, not its joins. These are inside every
+//! candidate's range and are a voice's pitch (our search radius covers any period above
+//! 62 Hz). None shares a factor with the sample rate, so no tone repeats exactly within a
+//! second and no candidate's joins can line up exactly by accident: 200 Hz, tried first,
+//! repeats every 441 frames at 22050 Hz, exactly our 20 ms step, and read 153.8 dB for ours
+//! against 27.7-44.9 for libsonic, a coincidence of numbers, not a quality. One tone is not
+//! enough either: libsonic at quality 0 reads 38 dB at 187 Hz and 11-21 dB at 293 Hz, so the
+//! median of five is the figure and each tone's value is in the `meta` lines.
+//!
+//! The pitch figure is checked before it is used (`f0_self_check`): the same speech read 5%
+//! faster and 5% slower (pitch moved by exactly that, content time mapped as a stretch's is)
+//! must read within 0.5 percentage points of it, and each tone must read within 0.2% of its
+//! frequency, or the bench stops.
 
 use std::ffi::{c_int, c_void};
 use std::time::Instant;
 
 use audioplay::internals::quality::measure;
 use audioplay::internals::stretch::Stretch;
+
+const CANDS: [&str; 3] = ["ours", "libsonic-q0", "libsonic-q1"];
+const SPEEDS: [f32; 2] = [1.5, 2.5];
+const ROUNDS: usize = 7;
+/// Tones inside libsonic's pitch range, none sharing a factor with 22050, 44100, 48000 or
+/// 16000 Hz (why: the bench's doc comment).
+const TONES_HZ: [f64; 5] = [113.0, 151.0, 187.0, 241.0, 293.0];
 
 trait Cand {
     /// Takes 10 ms of input, returns output appended to `out`; `end` flushes.
@@ -55,13 +89,17 @@ impl Cand for Ours {
 }
 
 type Create = unsafe extern "C" fn(c_int, c_int) -> *mut c_void;
+type Destroy = unsafe extern "C" fn(*mut c_void);
 type SetF = unsafe extern "C" fn(*mut c_void, f32);
+type SetI = unsafe extern "C" fn(*mut c_void, c_int);
 type Write = unsafe extern "C" fn(*mut c_void, *const f32, c_int) -> c_int;
 type Read = unsafe extern "C" fn(*mut c_void, *mut f32, c_int) -> c_int;
 type Flush = unsafe extern "C" fn(*mut c_void) -> c_int;
 
 struct Sonic {
+    lib: *mut c_void,
     h: *mut c_void,
+    destroy: Destroy,
     write: Write,
     read: Read,
     flush: Flush,
@@ -80,20 +118,28 @@ fn sym<T>(lib: *mut c_void, name: &str) -> T {
 }
 
 impl Sonic {
-    fn new(rate: u32, speed: f32) -> Option<Sonic> {
+    fn new(rate: u32, speed: f32, quality: c_int) -> Option<Sonic> {
         let name = std::ffi::CString::new("libsonic.so.0").unwrap();
-        // SAFETY: dlopen of a system library by name.
+        // SAFETY: dlopen of a system library by name; each Sonic holds its own reference,
+        // released in Drop.
         let lib = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW) };
         if lib.is_null() {
             return None;
         }
         let create: Create = sym(lib, "sonicCreateStream");
-        let set: SetF = sym(lib, "sonicSetSpeed");
-        // SAFETY: libsonic's documented API.
+        let set_speed: SetF = sym(lib, "sonicSetSpeed");
+        let set_quality: SetI = sym(lib, "sonicSetQuality");
+        // SAFETY: libsonic's documented API (sonic.h) on the stream just created.
         let h = unsafe { create(rate as c_int, 1) };
-        unsafe { set(h, speed) };
+        assert!(!h.is_null(), "sonicCreateStream failed");
+        unsafe {
+            set_speed(h, speed);
+            set_quality(h, quality);
+        }
         Some(Sonic {
+            lib,
             h,
+            destroy: sym(lib, "sonicDestroyStream"),
             write: sym(lib, "sonicWriteFloatToStream"),
             read: sym(lib, "sonicReadFloatFromStream"),
             flush: sym(lib, "sonicFlushStream"),
@@ -101,6 +147,18 @@ impl Sonic {
             pushed: 0,
             buf: vec![0.0; 8192],
         })
+    }
+}
+
+impl Drop for Sonic {
+    fn drop(&mut self) {
+        // SAFETY: the stream was created by this library handle and is destroyed once; the
+        // handle's reference is dropped after it (the library stays loaded while others hold
+        // one).
+        unsafe {
+            (self.destroy)(self.h);
+            libc::dlclose(self.lib);
+        }
     }
 }
 
@@ -123,6 +181,8 @@ impl Cand for Sonic {
         self.pushed += x.len() as u64;
     }
     fn held(&self, out_frames: usize) -> f64 {
+        // libsonic reports no positions: the content its output covers is taken to be the
+        // output at the speed asked for.
         self.pushed as f64 - out_frames as f64 * self.speed
     }
 }
@@ -153,51 +213,134 @@ fn make(name: &str, rate: u32, speed: f32) -> Option<Box<dyn Cand>> {
             anchors: Vec::new(),
             covered: 0,
         })),
-        _ => Sonic::new(rate, speed).map(|s| Box::new(s) as Box<dyn Cand>),
+        "libsonic-q0" => Sonic::new(rate, speed, 0).map(|s| Box::new(s) as Box<dyn Cand>),
+        "libsonic-q1" => Sonic::new(rate, speed, 1).map(|s| Box::new(s) as Box<dyn Cand>),
+        _ => unreachable!("unknown candidate {name}"),
     }
 }
 
-/// Median pitch (Hz) of the voiced 40 ms frames of `x` (autocorrelation, 70-400 Hz).
-fn median_f0(x: &[f32], rate: u32) -> f64 {
+/// Pitch track: per 40 ms window, hop 10 ms, the pitch (Hz) or None if unvoiced. Per window,
+/// the lag in 70-400 Hz with the largest autocorrelation (the biased sum, which favours the
+/// shorter of a period and its multiples), refined by a parabola through the normalised
+/// correlation at it and its neighbours, so the figure is not quantised to whole frames of
+/// lag (about 0.5% at 100 Hz and 22050 Hz); voiced = loud enough and that peak above half
+/// the window's energy.
+fn f0_track(x: &[f32], rate: u32) -> Vec<Option<f64>> {
     let w = rate as usize * 40 / 1000;
     let (lo, hi) = (rate as usize / 400, rate as usize / 70);
-    let mut f0s = Vec::new();
-    for f in x.chunks_exact(w).filter(|f| f.len() > hi) {
-        let e: f32 = f.iter().map(|v| v * v).sum();
-        if e / (w as f32) < 1e-3 {
-            continue;
-        }
-        let r =
-            |lag: usize| -> f32 { f[..w - lag].iter().zip(&f[lag..]).map(|(a, b)| a * b).sum() };
-        let (mut best, mut lag) = (0.0, 0);
-        for l in lo..=hi {
-            let v = r(l);
-            if v > best {
-                best = v;
-                lag = l;
+    x.windows(w)
+        .step_by(w / 4)
+        .map(|f| {
+            let e: f32 = f.iter().map(|v| v * v).sum();
+            if e / (w as f32) < 1e-3 {
+                return None;
             }
-        }
-        if best > 0.5 * e && lag > 0 {
-            f0s.push(rate as f64 / lag as f64);
-        }
-    }
-    f0s.sort_by(f64::total_cmp);
-    f0s.get(f0s.len() / 2).copied().unwrap_or(0.0)
+            let r = |lag: usize| -> f32 {
+                f[..w - lag].iter().zip(&f[lag..]).map(|(a, b)| a * b).sum()
+            };
+            let (mut best, mut lag) = (0.0, 0);
+            for l in lo..=hi {
+                let v = r(l);
+                if v > best {
+                    best = v;
+                    lag = l;
+                }
+            }
+            if best <= 0.5 * e || lag <= lo || lag >= hi {
+                return None;
+            }
+            // The biased sum tapers with the lag, which pulls its peak short of the period
+            // (0.4% high at 200 Hz); the refinement uses the normalised correlation, whose
+            // peak is the period itself.
+            let ncc = |lag: usize| -> f64 {
+                let (a, b) = (&f[..w - lag], &f[lag..]);
+                let ea: f32 = a.iter().map(|v| v * v).sum();
+                let eb: f32 = b.iter().map(|v| v * v).sum();
+                r(lag) as f64 / ((ea as f64 * eb as f64).sqrt() + 1e-30)
+            };
+            let (a, b, c) = (ncc(lag - 1), ncc(lag), ncc(lag + 1));
+            let den = a - 2.0 * b + c;
+            let d = if den < 0.0 { 0.5 * (a - c) / den } else { 0.0 };
+            Some(rate as f64 / (lag as f64 + d))
+        })
+        .collect()
 }
 
-fn tone_sinad(name: &str, rate: u32, speed: f32) -> f64 {
-    let x: Vec<f32> = (0..rate as usize * 2)
-        .map(|i| (0.5 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / rate as f64).sin()) as f32)
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Pitch change (%) of `out`, `x` played at `speed`: the median, over the output's voiced
+/// windows, of its pitch over the input's at the same content time (output time x speed).
+/// Comparing window by window, not the two medians, keeps the figure from moving when a
+/// stretch keeps more of the low-pitched stretches of speech than of the high ones.
+fn pitch_change(x: &[f32], out: &[f32], rate: u32, speed: f64) -> f64 {
+    let (tin, tout) = (f0_track(x, rate), f0_track(out, rate));
+    let w = rate as f64 * 0.04;
+    let hop = (rate as usize * 40 / 1000 / 4) as f64;
+    let ratios = tout
+        .iter()
+        .enumerate()
+        .filter_map(|(j, f)| {
+            let centre = (j as f64 * hop + w / 2.0) * speed;
+            let k = ((centre - w / 2.0) / hop).round();
+            let g = tin.get(k as usize).copied().flatten();
+            Some(f.as_ref()? / g?)
+        })
         .collect();
+    (median(ratios) - 1.0) * 100.0
+}
+
+/// `x` read `ratio` times as fast (linear interpolation): every frequency, the pitch
+/// included, scaled by exactly `ratio`.
+fn resampled(x: &[f32], ratio: f64) -> Vec<f32> {
+    let n = ((x.len() - 1) as f64 / ratio) as usize;
+    (0..n)
+        .map(|i| {
+            let p = i as f64 * ratio;
+            let (k, t) = (p as usize, (p - p.floor()) as f32);
+            x[k] + (x[(k + 1).min(x.len() - 1)] - x[k]) * t
+        })
+        .collect()
+}
+
+/// Runs the pitch-change figure on the speech read 5% faster and 5% slower (pitch moved by
+/// exactly that, content time mapped as a stretch's is); returns (expected, read) in percent,
+/// and stops the bench if either is off by more than 0.5 points.
+fn f0_self_check(x: &[f32], rate: u32) -> Vec<(f64, f64)> {
+    [1.05, 1.0 / 1.05]
+        .iter()
+        .map(|&ratio| {
+            let want = (ratio - 1.0) * 100.0;
+            let got = pitch_change(x, &resampled(x, ratio), rate, ratio);
+            assert!(
+                (got - want).abs() <= 0.5,
+                "pitch estimator: a {want:+.2}% shift reads {got:+.2}%"
+            );
+            (want, got)
+        })
+        .collect()
+}
+
+fn tone(rate: u32, hz: f64) -> Vec<f32> {
+    (0..rate as usize * 2)
+        .map(|i| (0.5 * (2.0 * std::f64::consts::PI * hz * i as f64 / rate as f64).sin()) as f32)
+        .collect()
+}
+
+/// SINAD (dB) of a stretched 2 s tone: the median over its 100 ms windows (the first and
+/// last left out), each fitted at the tone's own frequency.
+fn tone_sinad(name: &str, rate: u32, speed: f32, hz: f64) -> f64 {
     let mut c = make(name, rate, speed).unwrap();
-    let (out, _, _) = run(c.as_mut(), &x, rate);
+    let (out, _, _) = run(c.as_mut(), &tone(rate, hz), rate);
     let w = rate as usize / 10;
-    let mut s: Vec<f64> = out[w..out.len() - w]
-        .chunks_exact(w)
-        .map(|b| measure(b, rate, 440.0, 0.5).sinad_db)
-        .collect();
-    s.sort_by(f64::total_cmp);
-    s[s.len() / 2]
+    median(
+        out[w..out.len() - w]
+            .chunks_exact(w)
+            .map(|b| measure(b, rate, hz, 0.5).sinad_db)
+            .collect(),
+    )
 }
 
 fn main() {
@@ -208,37 +351,70 @@ fn main() {
     let (rate, pcm) = audioplay::internals::wav::read_s16_mono(std::path::Path::new(&path))
         .expect("an int16 mono WAV");
     let x: Vec<f32> = pcm.iter().map(|&v| v as f32 / 32768.0).collect();
-    let f0_in = median_f0(&x, rate);
-    println!(
-        "# {path}: {} s at {rate} Hz, median F0 {f0_in:.1} Hz",
-        x.len() as f64 / rate as f64
-    );
-    println!("candidate\tspeed\tns/out frame\tadded latency ms\tduration/ideal\tF0 change %\ttone SINAD dB");
-    for speed in [1.5f32, 2.5] {
-        for name in ["ours", "libsonic"] {
-            if make(name, rate, speed).is_none() {
-                println!("{name}\t{speed}\t(libsonic.so.0 not found)");
-                continue;
+    let f0_in = median(f0_track(&x, rate).into_iter().flatten().collect());
+    println!("meta\tseconds\t{:.2}", x.len() as f64 / rate as f64);
+    println!("meta\trate\t{rate}");
+    println!("meta\tf0_hz\t{f0_in:.1}");
+    for hz in TONES_HZ {
+        let f0 = median(
+            f0_track(&tone(rate, hz), rate)
+                .into_iter()
+                .flatten()
+                .collect(),
+        );
+        println!("meta\tcheck_tone_{hz}_hz_reads\t{f0:.2}");
+        assert!(
+            (f0 / hz - 1.0).abs() < 0.002,
+            "pitch estimator: a {hz} Hz tone reads {f0}"
+        );
+    }
+    for (want, got) in f0_self_check(&x, rate) {
+        println!("meta\tcheck_f0_shift_{want:+.2}_reads\t{got:+.2}");
+    }
+
+    let cands: Vec<&str> = CANDS
+        .into_iter()
+        .filter(|n| {
+            let ok = make(n, rate, 1.5).is_some();
+            if !ok {
+                println!("meta\tmissing\t{n} (libsonic.so.0 not found)");
             }
-            let mut per = Vec::new();
-            let (mut out, mut held) = (Vec::new(), 0.0);
-            for _ in 0..7 {
-                let mut c = make(name, rate, speed).unwrap();
-                let (o, ns, h) = run(c.as_mut(), &x, rate);
-                per.push(ns as f64 / o.len() as f64);
-                (out, held) = (o, h);
-            }
-            per.sort_by(f64::total_cmp);
-            let ideal = x.len() as f64 / speed as f64;
-            let f0 = median_f0(&out, rate);
-            println!(
-                "{name}\t{speed}\t{:.1}\t{:.1}\t{:.4}\t{:+.1}\t{:.1}",
-                per[per.len() / 2],
-                held * 1000.0 / rate as f64,
-                out.len() as f64 / ideal,
-                (f0 / f0_in - 1.0) * 100.0,
-                tone_sinad(name, rate, speed),
-            );
+            ok
+        })
+        .collect();
+    let runs: Vec<(&str, f32)> = SPEEDS
+        .iter()
+        .flat_map(|&s| cands.iter().map(move |&n| (n, s)))
+        .collect();
+    let mut per: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
+    let mut last: Vec<(Vec<f32>, f64)> = vec![(Vec::new(), 0.0); runs.len()];
+    for _ in 0..ROUNDS {
+        for (i, &(name, speed)) in runs.iter().enumerate() {
+            let mut c = make(name, rate, speed).unwrap();
+            let (o, ns, h) = run(c.as_mut(), &x, rate);
+            per[i].push(ns as f64 / o.len() as f64);
+            last[i] = (o, h);
         }
+    }
+    for (i, &(name, speed)) in runs.iter().enumerate() {
+        per[i].sort_by(f64::total_cmp);
+        let (out, held) = &last[i];
+        let ideal = x.len() as f64 / speed as f64;
+        let held_ms = held * 1000.0 / rate as f64;
+        let tones: Vec<f64> = TONES_HZ
+            .iter()
+            .map(|&hz| tone_sinad(name, rate, speed, hz))
+            .collect();
+        let list: Vec<String> = tones.iter().map(|v| format!("{v:.1}")).collect();
+        println!("meta\ttone_sinad_db_{name}_{speed}x\t{}", list.join(" "));
+        println!(
+            "{name}\t{speed}\t{:.1}\t{:.1}\t{:.1}\t{:.4}\t{:+.1}\t{:.1}",
+            per[i][per[i].len() / 2],
+            held_ms,
+            held_ms / speed as f64,
+            out.len() as f64 / ideal,
+            pitch_change(&x, out, rate, speed as f64),
+            median(tones),
+        );
     }
 }
