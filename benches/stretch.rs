@@ -5,9 +5,9 @@
 //!   cargo bench --bench stretch -- SPEECH.wav      (int16 mono WAV, e.g. espeak-ng --stdout)
 //!
 //! Candidates: `ours`, and libsonic at both of its quality settings: `libsonic-q0` (its
-//! default, which espeak-ng uses: the pitch-period search runs on a ~4 kHz decimation, then
-//! is refined at full rate around the coarse pick) and `libsonic-q1` (the search at full
-//! rate). All candidates and speeds run interleaved, 7 rounds, so a burst of load on the
+//! default, "virtually as good as 1, but very much faster" says sonic.h: the pitch-period
+//! search runs on a ~4 kHz decimation, then is refined at full rate around the coarse pick)
+//! and `libsonic-q1` (the search at full rate). All candidates and speeds run interleaved, 7 rounds, so a burst of load on the
 //! machine hits all of them rather than one.
 //!
 //! Output (TSV, for benches/report.py; scripts/bench.sh perf keeps it in
