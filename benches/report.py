@@ -77,7 +77,7 @@ def stretch_section(path, w):
     med = {k: {c: statistics.median(v) for c, v in d.items()} for k, d in rows.items()}
     w("## Speed without pitch change (issue 16 §1)")
     w("")
-    w(f"benches/stretch.rs, {n} processes pinned to CPU 1 (scripts/bench.sh perf runs one per")
+    w(f"benches/stretch.rs, {n} process{'es' if n != 1 else ''} pinned to CPU 1 (scripts/bench.sh perf runs one per")
     w("round, between the render-path runs), each 7 rounds with every candidate and speed")
     w("interleaved: our WSOLA (src/dsp/stretch.rs, on the writing thread) beside libsonic (dlopen,")
     w("linked by nothing) at its two quality settings, on the same espeak-ng speech")
