@@ -298,11 +298,12 @@ fn envelope(x: &[f32], rate: u32) -> Vec<f64> {
         .collect()
 }
 
-/// How far (ms) the content of `out` sits from the nominal place (output time x speed):
-/// the shift, within ±40 ms, that best lines up the output's loudness envelope with the
-/// input's.
-fn content_lag_ms(x: &[f32], out: &[f32], rate: u32, speed: f64) -> f64 {
+/// How far (input frames) the content of `out` sits from the nominal place (output time x
+/// speed): the shift, within ±40 envelope frames (~40 ms), that best lines up the output's
+/// loudness envelope with the input's.
+fn content_lag(x: &[f32], out: &[f32], rate: u32, speed: f64) -> f64 {
     let (ein, eout) = (envelope(x, rate), envelope(out, rate));
+    let frame = (rate as usize / 1000).max(1) as f64;
     let at = |t: f64| -> Option<f64> {
         let (i, fr) = (t.floor(), t - t.floor());
         if i < 0.0 || i as usize + 1 >= ein.len() {
@@ -325,15 +326,15 @@ fn content_lag_ms(x: &[f32], out: &[f32], rate: u32, speed: f64) -> f64 {
     let c: Vec<f64> = lags.iter().map(|&l| corr(l)).collect();
     let k = (0..c.len()).max_by(|&a, &b| c[a].total_cmp(&c[b])).unwrap();
     if k == 0 || k + 1 == c.len() {
-        return lags[k];
+        return lags[k] * frame;
     }
     let den = c[k - 1] - 2.0 * c[k] + c[k + 1];
-    lags[k]
-        + if den < 0.0 {
-            0.25 * (c[k - 1] - c[k + 1]) / den
-        } else {
-            0.0
-        }
+    let d = if den < 0.0 {
+        0.25 * (c[k - 1] - c[k + 1]) / den
+    } else {
+        0.0
+    };
+    (lags[k] + d) * frame
 }
 
 /// Pitch change (%) of `out`, `x` played at `speed`: per voiced 40 ms window of the output
@@ -341,7 +342,7 @@ fn content_lag_ms(x: &[f32], out: &[f32], rate: u32, speed: f64) -> f64 {
 /// median.
 ///
 /// Where it came from: the nominal place (output time x speed) moved by the candidate's
-/// lag (`content_lag_ms`, one figure per candidate and speed, from the loudness envelopes).
+/// lag (`content_lag`, one figure per candidate and speed, from the loudness envelopes).
 /// The nominal place alone is not good enough: within each 20 ms step our output runs
 /// through content at speed 1, then jumps, so its content sits behind the nominal place
 /// (10.5 ms at 1.5x, 26.8 ms at 2.5x, measured; libsonic's runs 1-14 ms ahead), and
@@ -353,8 +354,8 @@ fn content_lag_ms(x: &[f32], out: &[f32], rate: u32, speed: f64) -> f64 {
 fn pitch_change(x: &[f32], out: &[f32], rate: u32, speed: f64) -> (f64, f64) {
     let w = win(rate);
     let hop = w / 4;
-    let lag_ms = content_lag_ms(x, out, rate, speed);
-    let lag = lag_ms * rate as f64 / 1000.0;
+    let lag = content_lag(x, out, rate, speed);
+    let lag_ms = lag * 1000.0 / rate as f64;
     let last = x.len().saturating_sub(w) as f64;
     let ratios = (0..out.len().saturating_sub(w) / hop)
         .filter_map(|j| {
