@@ -2,11 +2,12 @@
 """Aggregates scripts/bench.sh's runs into a table (stdout) and docs/PERFORMANCE.md with two
 PNG plots. Medians over the processes of the run; every figure was measured in this run.
 
-usage: report.py ROWS.tsv LIVE.tsv 'HIST*.tsv' OUT_DIR
+usage: report.py ROWS.tsv LIVE.tsv 'HIST*.tsv' OUT_DIR [STRETCH.tsv]
 
 LIVE.tsv holds `key<TAB>value` lines; the streaming runs' keys are prefixed `streamN:`, and
 their figures are reported per run and as the median over runs. HIST is a glob: the callback
-histograms of all runs are summed.
+histograms of all runs are summed. STRETCH.tsv is benches/stretch.rs's output, one block per
+process: `meta` lines and one row per candidate and speed.
 """
 import glob
 import statistics
@@ -40,6 +41,109 @@ def load(path):
             runs[(f[0], f[1])][c].append(float(v))
     return {k: {c: statistics.median(v) for c, v in d.items()} | {"n": len(d["mean"])}
             for k, d in runs.items()}
+
+
+STRETCH_COLS = ["ns", "held", "lat", "dur", "f0", "sinad"]
+STRETCH_NAMES = {"ours": "audioplay WSOLA", "libsonic-q0": "libsonic, quality 0 (its default)",
+                 "libsonic-q1": "libsonic, quality 1"}
+
+
+def load_stretch(path):
+    """Per (candidate, speed): each column's values over the processes; and the meta lines'
+    values over the processes."""
+    rows = defaultdict(lambda: defaultdict(list))
+    meta = defaultdict(list)
+    for line in open(path):
+        f = line.rstrip("\n").split("\t")
+        if f[0] == "meta" and len(f) == 3:
+            meta[f[1]].append(f[2])
+        elif len(f) == 2 + len(STRETCH_COLS):
+            for c, v in zip(STRETCH_COLS, f[2:]):
+                rows[(f[0], float(f[1]))][c].append(float(v))
+    return rows, meta
+
+
+def vals(v):
+    """One figure if every process gave it, else each process's."""
+    return v[0] if len(set(v)) == 1 else " / ".join(v)
+
+
+def stretch_section(path, w):
+    rows, meta = load_stretch(path)
+    if not rows:
+        return
+    n = max(len(d["ns"]) for d in rows.values())
+    speeds = sorted({s for _, s in rows})
+    med = {k: {c: statistics.median(v) for c, v in d.items()} for k, d in rows.items()}
+    w("## Speed without pitch change (issue 16 §1)")
+    w("")
+    w(f"benches/stretch.rs, {n} process{'es' if n != 1 else ''} pinned to CPU 1 (scripts/bench.sh perf runs one per")
+    w("round, between the render-path runs), each 7 rounds with every candidate and speed")
+    w("interleaved: our WSOLA (src/dsp/stretch.rs, on the writing thread) beside libsonic (dlopen,")
+    w("linked by nothing) at its two quality settings, on the same espeak-ng speech")
+    w(f"({meta['seconds'][0]} s, {meta['rate'][0]} Hz, median pitch {meta['f0_hz'][0]} Hz) "
+      "written 10 ms at a time.")
+    w("")
+    w("ns per output frame: the median over processes of each process's median round (the range")
+    w("over processes in brackets); x ours: each process against ours in it, the median. Content")
+    w("held back: the most input taken but not yet output; added latency heard is that content at")
+    w("the output's pace (held / speed). Pitch change: per voiced 40 ms window of the output, its")
+    w("pitch over the input's where its audio came from, median (checked on speech with a known")
+    w("pitch change, below). Tone SINAD: a 2 s steady tone stretched, median over 100 ms windows,")
+    w("median over five tones (113, 151, 187, 241, 293 Hz: inside libsonic's 65-400 Hz pitch")
+    w("search, none with an exact repeat shorter than a second, so no join lines up by accident);")
+    w("a steady tone's ideal stretched output is the same tone, so its SINAD is what the joins")
+    same = all(len(set(v)) == 1 for d in rows.values() for c, v in d.items() if c != "ns")
+    w("add. " + ("The columns after the timing are the same in every process." if same else
+                 "The columns after the timing are medians over processes (they differed)."))
+    w("")
+    w("| candidate | speed | ns / output frame | x ours | content held back (ms) | added latency heard (ms) | duration / ideal | pitch change | tone SINAD (dB) |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    for s in speeds:
+        for c in STRETCH_NAMES:
+            if (c, s) not in med:
+                continue
+            d, ns = med[(c, s)], rows[(c, s)]["ns"]
+            # Each process against ours in the same process, then the median: a slow process
+            # (this VM has them) slows every candidate in it.
+            ours = rows.get(("ours", s), {}).get("ns", [])
+            x = f"{statistics.median(a / b for a, b in zip(ns, ours)):.1f}" if len(ours) == len(ns) else "-"
+            w(f"| {STRETCH_NAMES[c]} | {s:g}x | {d['ns']:.1f} ({min(ns):.1f}-{max(ns):.1f}) | {x} | "
+              f"{d['held']:.1f} | {d['lat']:.1f} | {d['dur']:.4f} | {d['f0']:+.1f}% | {d['sinad']:.1f} |")
+    w("")
+    tones = [(k.split("_", 3)[3].replace("_", " "), v) for k, v in meta.items()
+             if k.startswith("tone_sinad_db_")]
+    if tones:
+        same = all(len(set(v)) == 1 for _, v in tones)
+        w("Each tone's SINAD (dB; 113 / 151 / 187 / 241 / 293 Hz; "
+          + ("the same in every process):" if same else "the first process; they differ between processes):"))
+        w("")
+        for name, v in tones:
+            w(f"- {name}: {' / '.join(v[0].split())}")
+        w("")
+    lags = [(k.split("_", 3)[3].replace("_", " "), v) for k, v in meta.items()
+            if k.startswith("content_lag_ms_")]
+    if lags:
+        w("Where each output's content sits against the nominal place (output time x speed), ms,")
+        w("found from the loudness envelopes (the pitch change compares each output window with")
+        w("the input there; one figure where every process gave the same): "
+          + "; ".join(f"{n} {vals(v)}" for n, v in lags) + ".")
+        w("")
+    what = {"shift_+5.00": "read 5% faster (pitch +5.00%)", "shift_-4.76": "read 5% slower (-4.76%)",
+            "blocks_dropped_1.5x": "every third 20 ms block left out (1.5x, pitch unmoved, content "
+                                   "behind the nominal place like a stretch's: 0%)",
+            "blocks_dropped_shift_+5.00": "both (+5.00%)"}
+    checks = [(k[len("check_f0_"):-len("_reads")], v) for k, v in meta.items()
+              if k.startswith("check_f0_") and k.endswith("_reads")]
+    if checks:
+        w("The pitch figure, checked in every process before use on the speech altered by a known")
+        w("amount (the bench stops if any reads more than 0.2 points off): "
+          + "; ".join(f"{what.get(n, n)} reads {vals(v)}%" for n, v in checks) + ".")
+        w("")
+    for k, v in meta.items():
+        if k == "missing":
+            w(f"Not measured: {v[0]}.")
+            w("")
 
 
 def verdict(ok):
@@ -120,6 +224,8 @@ def main():
     w("")
     w("![cost against quality](perf-cost-quality.png)")
     w("")
+    if len(sys.argv) > 5:
+        stretch_section(sys.argv[5], w)
 
     def g(c, p=MAIN, k="mean"):
         return r[(c, p)][k]

@@ -11,10 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 export RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
-# Bench-only references: libsamplerate, speexdsp and soxr (Debian -dev packages), matplotlib
-# for the plots.
+# Bench-only references: libsamplerate, speexdsp and soxr (Debian -dev packages), libsonic
+# (benches/stretch.rs loads it with dlopen: the speed-without-pitch-change reference),
+# matplotlib for the plots.
 missing=()
-for pkg in libsamplerate0-dev libspeexdsp-dev libsoxr-dev; do
+for pkg in libsamplerate0-dev libspeexdsp-dev libsoxr-dev libsonic-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2> /dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -58,25 +59,31 @@ route_bench() {
 
 # The render path against the references, then the live figures; writes docs/PERFORMANCE.md.
 perf_bench() {
-  local rounds="${ROUNDS:-5}" bin live
+  local rounds="${ROUNDS:-5}" bin live stretch
   bin=$(ls -t target/release/deps/resample-* | grep -v '\.d$' | head -n 1)
   live=$(ls -t target/release/deps/live-* | grep -v '\.d$' | head -n 1)
+  stretch=$(ls -t target/release/deps/stretch-* | grep -v '\.d$' | head -n 1)
   gcc -O2 -o "$work/refs" benches/refs.c -lsamplerate -lspeexdsp -lsoxr -lm
   local text="The quick brown fox jumps over the lazy dog. Speech synthesis turns text into sound, one phoneme at a time, and a good audio library plays it without a gap or a click. "
   espeak-ng -w "$work/speech.wav" "$text$text$text$text$text$text"
+  # The stretch bench's speech: the same sentences once (10 s), as an engine hands them over.
+  espeak-ng --stdout "$text" > "$work/stretch-speech.wav"
   echo "== render path: $rounds processes per candidate, interleaved, pinned to CPU 1"
   : > "$work/rows.tsv"
+  : > "$work/stretch.tsv"
   local r
   for r in $(seq 1 "$rounds"); do
     # Rotate the order each round so no candidate always runs first or last.
-    local groups=(ours refs numpy rubato) g i
-    for i in 0 1 2 3; do
-      g=${groups[$(((i + r) % 4))]}
+    local groups=(ours refs numpy rubato stretch) g i
+    for i in 0 1 2 3 4; do
+      g=${groups[$(((i + r) % 5))]}
       case $g in
         ours) taskset -c 1 "$bin" "$work/speech.wav" linear high producer producer-high linear-gainpan linear-limiter ;;
         rubato) taskset -c 1 "$bin" "$work/speech.wav" rubato-fft rubato-sinc ;;
         refs) taskset -c 1 "$work/refs" "$work/speech.wav" src-linear src-sinc-medium speex-3 speex-10 soxr-hq ;;
         numpy) taskset -c 1 python3 benches/numpy_block.py "$work/speech.wav" ;;
+        # Ours and libsonic at quality 0 and 1, 1.5x and 2.5x (its own rows, its own file).
+        stretch) taskset -c 1 "$stretch" "$work/stretch-speech.wav" >> "$work/stretch.tsv" ;;
       esac
     done >> "$work/rows.tsv"
     echo "  round $r of $rounds done"
@@ -113,10 +120,10 @@ PY
   } 2> "$work/live.log" > "$work/live.tsv" || { cat "$work/live.log"; return 1; }
   pulse_stop
   # The raw measurements stay beside the report, so it can be checked and regenerated:
-  # python3 benches/report.py docs/perf-data/rows.tsv docs/perf-data/live.tsv 'docs/perf-data/hist*.tsv' docs
+  # python3 benches/report.py docs/perf-data/rows.tsv docs/perf-data/live.tsv 'docs/perf-data/hist*.tsv' docs docs/perf-data/stretch.tsv
   rm -rf docs/perf-data && mkdir -p docs/perf-data
-  cp "$work/rows.tsv" "$work/live.tsv" "$work"/hist*.tsv docs/perf-data/
-  python3 benches/report.py docs/perf-data/rows.tsv docs/perf-data/live.tsv 'docs/perf-data/hist*.tsv' docs
+  cp "$work/rows.tsv" "$work/live.tsv" "$work"/hist*.tsv "$work/stretch.tsv" docs/perf-data/
+  python3 benches/report.py docs/perf-data/rows.tsv docs/perf-data/live.tsv 'docs/perf-data/hist*.tsv' docs docs/perf-data/stretch.tsv
 }
 
 case "$section" in
