@@ -12,21 +12,23 @@ use common::pulse::{PulseServer, Sink, S16, S44, S48};
 use common::speech::{across_switch, espeak_reference};
 use common::{json_num, json_str, serial};
 
-fn spawn_tone(server: &PulseServer, seconds: f64) -> Child {
+/// applay with `args`, printing its JSON metrics (read by `finish`) and nothing else.
+fn spawn_applay<S: AsRef<std::ffi::OsStr>>(server: &PulseServer, args: &[S]) -> Child {
     server
         .command(env!("CARGO_BIN_EXE_applay"))
-        .args([
-            "--tone",
-            "440",
-            "--seconds",
-            &seconds.to_string(),
-            "--json",
-            "--quiet",
-        ])
+        .args(args)
+        .args(["--json", "--quiet"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+fn spawn_tone(server: &PulseServer, seconds: f64) -> Child {
+    spawn_applay(
+        server,
+        &["--tone", "440", "--seconds", &seconds.to_string()],
+    )
 }
 
 /// Waits for applay and returns its JSON metrics line.
@@ -106,15 +108,7 @@ fn a_default_switch_to_a_sink_of_the_same_format_keeps_the_stream() {
     let want = espeak_reference(&server.dir, text, RATE);
     let wav = server.dir.join(format!("ref-{}.wav", text.len()));
     let (rec_a, rec_b) = (server.record("s48", RATE), server.record("s48b", RATE));
-    let child = server
-        .command(env!("CARGO_BIN_EXE_applay"))
-        .arg("--json")
-        .arg("--quiet")
-        .arg(&wav)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_applay(&server, &[wav.as_os_str()]);
     // About 1 s into the speech: mid-sentence, mid-word (a switch in a pause between words
     // would hide a loss in the silence).
     std::thread::sleep(Duration::from_millis(1100));
@@ -153,14 +147,10 @@ fn a_pinned_player_goes_back_to_its_sink_when_the_server_moves_it() {
     let _g = serial();
     let server = PulseServer::start(&[S48, S44]);
     let (rec_a, rec_b) = (server.record("s48", 48000), server.record("s44", 44100));
-    let child = server
-        .command(env!("CARGO_BIN_EXE_applay"))
-        .args(["--device", "s48", "--tone", "440", "--seconds", "6"])
-        .args(["--json", "--quiet"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_applay(
+        &server,
+        &["--device", "s48", "--tone", "440", "--seconds", "6"],
+    );
     std::thread::sleep(Duration::from_secs(2));
     server.set_default("s44");
     let m = finish(child);

@@ -21,7 +21,7 @@ use common::analysis::locate;
 use common::pulse::{mono_ms, PulseServer, S44, S48};
 use common::speech::{
     across_switch, blockwise, build_shim, espeak_reference, extent, median, run_ok, secs,
-    starved_in,
+    starved_in, within_fade_plus_5,
 };
 use common::{rerun_if_starved, serial, Starvable};
 
@@ -354,18 +354,8 @@ fn stop_once(want: &[f32]) -> Starvable<()> {
         secs(w1, RATE)
     );
     // From the frame audioplay says was being heard at the stop: the fade, and silence
-    // within 5 ms after it (issue 15). That takes the stop's fade written into what the
-    // server holds; a rewrite that came too late (the pulse thread not scheduled within
-    // 5 ms) fades behind it instead, as bad luck of a loaded machine, run again.
-    if after_ms > FADE_MS + 5.0 {
-        return Err((
-            format!(
-                "{after_ms:.1} ms of speech heard after the stop (fade {FADE_MS} ms + 5; \
-                 flushes rewritten: {rewritten})"
-            ),
-            starved || rewritten == 0.0,
-        ));
-    }
+    // within 5 ms after it.
+    within_fade_plus_5(after_ms, FADE_MS, rewritten, starved, "stop")?;
     // The frame audioplay says is being heard comes from its latency estimate, a few ms off
     // either way (a run that reported 4.6 ms of device latency heard 5.6 ms past it, fade
     // included); more than 5 ms short of it is audio lost before the stop.

@@ -125,6 +125,30 @@ pub fn starved_in(trace: &str, tag: &str) -> bool {
         .any(|(_, v)| v.parse::<u64>().is_ok_and(|n| n > 0))
 }
 
+/// Issue 15's bound on a stop: `after_ms` of content heard past the frame being heard at the
+/// stop (`what`: "stop", "flush") is the fade and at most 5 ms more. That takes the fade
+/// written into what the server holds (`rewritten`, the player's `flushes_rewritten`); a
+/// rewrite that came too late (the pulse thread not scheduled within 5 ms) fades behind what
+/// the server held instead, 20-40 ms later: bad luck of a loaded machine, like a starved run.
+pub fn within_fade_plus_5(
+    after_ms: f64,
+    fade_ms: f64,
+    rewritten: f64,
+    starved: bool,
+    what: &str,
+) -> Result<(), (String, bool)> {
+    if after_ms > fade_ms + 5.0 {
+        return Err((
+            format!(
+                "{after_ms:.1} ms of speech heard after the {what} (fade {fade_ms} ms + 5; \
+                 flushes rewritten: {rewritten})"
+            ),
+            starved || rewritten == 0.0,
+        ));
+    }
+    Ok(())
+}
+
 /// What a default-sink switch mid-speech did to it, from the part heard on the first sink
 /// (`a`) and the part heard on the second (`b`), against the reference `want` (all at `rate`).
 pub struct AcrossSwitch {
