@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 
-use crate::data::events::{Event, EventSink};
+use crate::data::events::{Event, EventKind, EventSink};
 use crate::thread_role::{debug_assert_not_audio, debug_assert_role};
 
 /// Events kept for `poll` at most; older ones are dropped (and counted) past this.
@@ -36,12 +36,21 @@ impl Delivery {
         }
     }
 
-    pub fn push_pending(&self, e: Event) {
+    /// Queues an event from the callback until it is heard. A `Flushed` event takes the
+    /// markers still waiting past the frame where its fade ended with it: a flush rewritten
+    /// into what the server held (`RenderCore::rewrite`) silenced audio whose markers the
+    /// callbacks had already emitted, and those words are never heard. Returns how many.
+    pub fn push_pending(&self, e: Event) -> u64 {
         debug_assert_not_audio!();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(e);
+        let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut unheard = 0;
+        if e.kind == EventKind::Flushed {
+            let before = p.len();
+            p.retain(|m| !(m.kind == EventKind::Marker && m.frame > e.frame));
+            unheard = (before - p.len()) as u64;
+        }
+        p.push_back(e);
+        unheard
     }
 
     /// The writer queued a command that emits an event when the callbacks reach `at`.
@@ -100,5 +109,44 @@ impl Delivery {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: EventKind, id: u64, frame: u64, heard_ns: u64) -> Event {
+        Event {
+            kind,
+            id,
+            frame,
+            heard_ns,
+        }
+    }
+
+    /// Markers the callbacks emitted for audio a rewrite then silenced are not delivered;
+    /// those heard before the fade's end are, and so is everything else.
+    #[test]
+    fn a_flush_takes_the_markers_past_its_end_with_it() {
+        let d = Delivery::new(None);
+        let _role = crate::thread_role::enter(crate::thread_role::Role::Events);
+        assert_eq!(d.push_pending(ev(EventKind::Marker, 1, 100, 10)), 0);
+        assert_eq!(d.push_pending(ev(EventKind::Marker, 2, 200, 20)), 0);
+        assert_eq!(d.push_pending(ev(EventKind::UtteranceEnd, 0, 300, 30)), 0);
+        assert_eq!(d.push_pending(ev(EventKind::Marker, 3, 300, 30)), 0);
+        assert_eq!(d.push_pending(ev(EventKind::Flushed, 0, 150, 15)), 2);
+        assert_eq!(d.deliver_due(u64::MAX), None);
+        let got: Vec<_> = std::iter::from_fn(|| d.poll())
+            .map(|e| (e.kind, e.id))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (EventKind::Marker, 1),
+                (EventKind::UtteranceEnd, 0),
+                (EventKind::Flushed, 0)
+            ]
+        );
     }
 }

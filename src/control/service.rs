@@ -255,7 +255,8 @@ pub fn deliver(shared: &Shared) -> Option<Duration> {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         while let Ok(e) = q.0.pop() {
-            shared.events.delivery.push_pending(e);
+            let unheard = shared.events.delivery.push_pending(e);
+            shared.counters.markers_flushed.fetch_add(unheard, Relaxed);
         }
         while let Ok(buf) = q.1.pop() {
             drop(buf);
