@@ -45,7 +45,7 @@ EDGE_S = 0.5
 BLOCK_MS = 20.0
 SUB_MS = 2.0
 QUIET = 0.003  # a block this quiet (rms) is not placed by correlation on its own
-GOOD = 0.97  # a block placed at r >= this (clean playback reads 0.99+; voiced speech matches
+GOOD = 0.93  # a block placed at r >= this (clean playback reads 0.95-0.99; voiced speech matches
 # itself a pitch period or two away at 0.9)
 AROUND_MS = 100.0  # each switch's reading: the reference this far either side of it
 NEAR_MS = 5.0  # reference sound this close to a cut: the cut fell inside sound, not a pause
@@ -166,9 +166,10 @@ def main():
                 continue
             for _, at, n in pieces:
                 count[max(at, 0) : max(at + n, 0)] += 1
-            first = next(at - s + a for s, at, n in pieces)
+            # Where the period's placed audio starts and ends in the reference (sound at its
+            # edges that matched nowhere is not counted as played).
+            first = pieces[0][1]
             last = pieces[-1][1] + pieces[-1][2] - 1
-            # The period's own sound edges, in the reference.
             covered.append((first, last, sink))
     covered.sort()
     # A pause in the speech longer than PERIOD_GAP_S splits one period in two: the same sink
@@ -199,7 +200,9 @@ def main():
         rep_ms = float(rep_f[f0:f1].sum()) * fr / rate * 1e3
         # Was the reference sounding where the old sink stopped or the new one started? A
         # switch inside a pause between words hides loss and repetition in the silence.
-        mid = bool(loud[end_old + 1 : end_old + 1 + near].any()
+        # Sound anywhere between them counts too: a change in a pause that also lost the
+        # next word's onset is not hidden.
+        mid = bool(loud[end_old + 1 : max(start_new, end_old + 1 + near)].any()
                    or loud[max(start_new - near, 0) : start_new].any())
         notes.append(f"{old[2]}>{new[2]}@{end_old / rate:.2f}s:lost={lost_ms:.1f}"
                      f",rep={rep_ms:.1f}{'' if mid else ',pause'}")
