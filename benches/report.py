@@ -2,13 +2,22 @@
 """Aggregates scripts/bench.sh's runs into a table (stdout) and docs/PERFORMANCE.md with two
 PNG plots. Medians over the processes of the run; every figure was measured in this run.
 
-usage: report.py ROWS.tsv LIVE.tsv 'HIST*.tsv' OUT_DIR [STRETCH.tsv]
+usage: report.py ROWS.tsv LIVE.tsv 'HIST*.tsv' OUT_DIR [STRETCH.tsv [ROUTE.tsv]]
+       report.py --route ROUTE.tsv PERFORMANCE.md
+
+The second form puts the route section into an existing PERFORMANCE.md, in place of the one
+there or before the targets, and leaves the rest as it is (`bench.sh route` on its own, which
+must not regenerate the perf sections, nor drop what was written into them by hand).
 
 LIVE.tsv holds `key<TAB>value` lines; the streaming runs' keys are prefixed `streamN:`, and
 their figures are reported per run and as the median over runs. HIST is a glob: the callback
 histograms of all runs are summed. STRETCH.tsv is benches/stretch.rs's output, one block per
-process: `meta` lines and one row per candidate and speed.
+process: `meta` lines and one row per candidate and speed. ROUTE.tsv is scripts/bench.sh
+route's table (benches/route_loss.py's rows, then `meta` lines); without the argument, the
+route.tsv beside ROWS.tsv if there is one: `bench.sh perf` and `bench.sh route` are run
+apart, and each must render the other's section as it was.
 """
+import os
 import glob
 import statistics
 import sys
@@ -146,11 +155,106 @@ def stretch_section(path, w):
             w("")
 
 
+ROUTE_CASES = {
+    "same-format-switch": "default switch, 48 kHz <-> 48 kHz stereo",
+    "other-rate-switch": "default switch, 48 kHz <-> 44.1 kHz stereo",
+    "unplug-same-format": "unplug (sink in use unloaded), 48 kHz <-> 48 kHz",
+    "unplug-other-rate": "unplug (sink in use unloaded), 48 kHz <-> 44.1 kHz",
+}
+
+
+def route_section(path, w):
+    rows, meta = [], {}
+    lines = open(path).read().splitlines()
+    header = lines[0].split("\t")
+    for line in lines[1:]:
+        f = line.split("\t")
+        if f[0] == "meta" and len(f) == 3:
+            meta[f[1]] = f[2]
+        elif len(f) == len(header):
+            rows.append(dict(zip(header, f)))
+    if not rows:
+        return
+    w("## Route changes (issue 14 §2)")
+    w("")
+    w(f"`scripts/bench.sh route`, measured {meta.get('date', '?')}: on a private PulseAudio server")
+    w("(null sinks, each with a keep-alive stream as hardware would have), `applay --json -v` plays")
+    w(f"{meta.get('speech_s', '?')} s of espeak-ng speech (22050 Hz mono, no sentence repeated) while")
+    w("the route changes every 3 s, and every sink's monitor is recorded at 22050 Hz (parecord,")
+    w("10 ms latency). A default switch is `pactl set-default-sink` to the other sink; an unplug")
+    w("unloads the sink the speech plays on (the server rescues its streams to the other sink),")
+    w("makes the remaining sink the default and loads the unplugged one again for a later round.")
+    w("benches/route_loss.py splits each recording into playing periods and follows each through")
+    w("the reference 20 ms at a time by cross-correlation below 4 kHz (2 ms at a time across a")
+    w("jump in the content), which counts how many times each part of the reference was played;")
+    w("around each change it reads the reference's sound that no sink played (lost) and that was")
+    w("played twice or more, on both sinks or twice on one (repeated).")
+    w("")
+    w("| case | changes (found) | in sound | kept (server moves) | recreated | route gap (ms) median / max | lost (ms) median / max | repeated (ms) median / max | frames replayed | underruns |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
+    for d in rows:
+        w(f"| {ROUTE_CASES.get(d['case'], d['case'])} | {d['switches']} ({d['switches_found']}) | "
+          f"{d['mid_sound']} | {d['server_moves']} | {d['recreates']} | "
+          f"{d['gap_ms_median']} / {d['gap_ms_max']} | {d['lost_ms_median']} / {d['lost_ms_max']} | "
+          f"{d['repeated_ms_median']} / {d['repeated_ms_max']} | {d['frames_replayed']} | {d['underruns']} |")
+    w("")
+    w("What the columns measure:")
+    w("")
+    w("- changes (found): route changes made, and the changes found in the recordings (one")
+    w("  sink's playing period giving way to the other's).")
+    w("- in sound: the changes where the reference sounds within 5 ms of where the old sink")
+    w("  stopped or the new one started, or anywhere between. The lost and repeated figures are")
+    w("  over these only: a change inside a pause between words hides whatever was lost or")
+    w("  repeated of the pause in its silence, and reads 0 whatever happened.")
+    w("- kept / recreated: from applay's JSON, `server_moves`, and `recreates` less the first")
+    w("  open.")
+    w("- route gap: wall-clock, from the library's log (`route change gap N ms`: from the old")
+    w("  stream's stop to the new stream's first sound); only a recreate has one.")
+    w("- lost and repeated: positions in the content, not wall-clock time, in 1 ms frames of the")
+    w("  reference with a sample above 1% of full scale, within 100 ms of the change. A kept stream")
+    w("  can read 0 / 0 and still have been silent for a moment while the server moved it: the")
+    w("  recordings share no clock, so that silence is not measured here. An unloaded sink's")
+    w("  monitor loses what it had captured but not yet sent (up to the recorder's 10 ms), which")
+    w("  would read as lost for an unplug. They resolve 1-2 ms (1 ms frames, 2 ms placement")
+    w("  across a jump); audio at a change that matches the reference nowhere well enough to be")
+    w("  placed (correlation below 0.93 over 20 ms) counts as not played.")
+    w("")
+    w("Per change (old > new sink, at the second of the reference where the old sink stopped:")
+    w("lost, repeated ms; `pause`: in a pause between words, not in the figures above):")
+    w("")
+    for d in rows:
+        w(f"- {d['case']}: {d['per_switch']}")
+    w("")
+    if "uptime" in meta:
+        w(f"Machine load at the end of the run (shared 2-vCPU VM): `{meta['uptime'].strip()}`.")
+        w("")
+
+
 def verdict(ok):
     return "met" if ok else "**missed**"
 
 
+def splice_route(route, doc):
+    lines = []
+    route_section(route, lines.append)
+    text = open(doc).read()
+    head = "## Route changes (issue 14 §2)"
+    if head in text:
+        a = text.index(head)
+        b = text.find("\n## ", a + len(head))
+        rest = text[b + 1 :] if b >= 0 else ""
+        text = text[:a] + "\n".join(lines) + "\n" + rest
+    else:
+        at = text.find("## Targets (issue 5)")
+        at = at if at >= 0 else len(text)
+        text = text[:at] + "\n".join(lines) + "\n" + text[at:]
+    open(doc, "w").write(text)
+
+
 def main():
+    if sys.argv[1] == "--route":
+        splice_route(sys.argv[2], sys.argv[3])
+        return
     rows, live_path, hist_path, out = sys.argv[1:5]
     r = load(rows)
     live = {}
@@ -226,6 +330,9 @@ def main():
     w("")
     if len(sys.argv) > 5:
         stretch_section(sys.argv[5], w)
+    route = sys.argv[6] if len(sys.argv) > 6 else os.path.join(os.path.dirname(rows), "route.tsv")
+    if os.path.exists(route):
+        route_section(route, w)
 
     def g(c, p=MAIN, k="mean"):
         return r[(c, p)][k]
