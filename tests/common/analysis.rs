@@ -215,13 +215,14 @@ pub struct Heard {
 }
 
 /// `Heard` for `rec` against `content` (both at `rate`, `content` from `noise`). The
-/// recording's sound is cut at its silences (1 ms blocks under 1% RMS: the noise never is) into stretches; each
-/// stretch is located in 20 ms blocks, the first block of the first stretch within `radius`
-/// of `hint` in the content, every later block where the previous one's lag puts it (within
-/// 2 samples: a path through two resamplers shifts by a fraction of one), or, if it is not
-/// there, afresh within 300 ms of it. A stretch then starts and ends in the content at its
-/// ends' lags: the content between one stretch's end and the next one's start is lost (or,
-/// negative, played twice); inside a stretch, a lag change is. `None`: no sound.
+/// recording's sound is cut at its silences (1 ms blocks under 1% RMS: the noise never is)
+/// into stretches; each stretch is located in 20 ms blocks (a shorter one as one block), the
+/// first block of the first stretch within `radius` of `hint` in the content, every later
+/// block where the previous one's lag puts it (within 2 samples: a path through two
+/// resamplers shifts by a fraction of one), or, if it is not there, afresh within 300 ms of
+/// it. A stretch then starts and ends in the content at its ends' lags: the content between
+/// one stretch's end and the next one's start is lost (or, negative, played twice); inside a
+/// stretch, a lag change is. `None`: no sound.
 pub fn heard_in(
     rec: &[f32],
     content: &[f32],
