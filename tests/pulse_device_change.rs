@@ -1,5 +1,8 @@
-//! Real audio across output-device changes on a private PulseAudio server (issue 3
-//! acceptance; SPEC A1-A3): a route change, an unplug, a headset appearing, and a storm.
+//! Real audio across output-device changes on a private PulseAudio server, or PipeWire
+//! (issue 3 acceptance; SPEC A1-A3; issue 14 §1): a route change, an unplug, a headset
+//! appearing, and a storm. What was heard on each sink is a noise matched against what was
+//! written by cross-correlation, so audio lost or played twice at the change shows, not only
+//! a count of frames.
 
 mod common;
 
@@ -7,10 +10,25 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::accounting::{assert_accounting_unflushed, assert_all_played};
-use common::analysis::tone_stats;
-use common::pulse::{PulseServer, Sink, S16, S44, S48};
+use common::analysis::{heard_in, noise, tone_stats, Heard};
+use common::pulse::{per_server, PulseServer, Sink, S16, S44, S48};
 use common::speech::{across_switch, espeak_reference};
 use common::{json_num, json_str, serial};
+
+/// The content: noise below 4 kHz at 22050 Hz (what TTS engines write, so every sink
+/// resamples; inside the 16 kHz headset's band too).
+const RATE: u32 = 22050;
+
+/// Writes `seconds` of the noise as the WAV applay plays; its s16 samples as floats.
+fn noise_wav(server: &PulseServer, seconds: f64) -> (std::path::PathBuf, Vec<f32>) {
+    let s16: Vec<i16> = noise(seconds, RATE)
+        .iter()
+        .map(|&v| audioplay::internals::convert::f32_to_s16(v))
+        .collect();
+    let path = server.dir.join(format!("noise-{seconds}.wav"));
+    audioplay::internals::wav::write_s16(&path, RATE, 1, &s16).unwrap();
+    (path, s16.iter().map(|&v| v as f32 / 32768.0).collect())
+}
 
 /// applay with `args`, printing its JSON metrics (read by `finish`) and nothing else.
 fn spawn_applay<S: AsRef<std::ffi::OsStr>>(server: &PulseServer, args: &[S]) -> Child {
@@ -24,11 +42,87 @@ fn spawn_applay<S: AsRef<std::ffi::OsStr>>(server: &PulseServer, args: &[S]) -> 
         .unwrap()
 }
 
-fn spawn_tone(server: &PulseServer, seconds: f64) -> Child {
-    spawn_applay(
-        server,
-        &["--tone", "440", "--seconds", &seconds.to_string()],
-    )
+/// Plays `seconds` of the noise with applay on the default sink; the content written.
+fn spawn_noise(server: &PulseServer, seconds: f64) -> (Child, Vec<f32>) {
+    let (wav, content) = noise_wav(server, seconds);
+    (spawn_applay(server, &[wav.as_os_str()]), content)
+}
+
+/// What crossed a device change: ms of content lost and ms played twice, over every seam
+/// in what was heard. What each sink's monitor played (recorded at the content's rate) is
+/// located in the content by cross-correlation (`heard_in`): the first part must start at
+/// the content's start, the second end at its end; a seam is where the second part starts
+/// against where the first stopped, or a jump inside either (on both servers the new sink
+/// first plays a few tens of ms of the old stream, which the server moved there, then a
+/// gap, then the new stream: two seams). Silence between seams is a gap in time, not a loss.
+struct Splice {
+    lost_ms: f64,
+    twice_ms: f64,
+    a: Heard,
+    b: Heard,
+}
+
+fn splice(content: &[f32], a: &[f32], b: &[f32]) -> Splice {
+    let r = RATE as usize;
+    let a = heard_in(a, content, RATE, 0, r / 20).expect("nothing heard on the first sink");
+    // The second part starts near where the first stopped: within the replay bound (200 ms)
+    // before it, or a loss after it.
+    let b = heard_in(b, content, RATE, a.end.max(0) as usize, r * 3 / 10)
+        .expect("nothing heard on the second sink");
+    let ms = |n: i64| n as f64 * 1e3 / RATE as f64;
+    let seams: Vec<i64> = std::iter::once(b.start - a.end)
+        .chain(a.jumps.iter().chain(&b.jumps).map(|j| j.1))
+        .collect();
+    let lost_ms = ms(seams.iter().filter(|&&d| d > 0).sum());
+    let twice_ms = -ms(seams.iter().filter(|&&d| d < 0).sum());
+    eprintln!(
+        "first sink: content {:.1}..{:.1} ms (worst r {:.3}); second: {:.1}..{:.1} ms (worst \
+         r {:.3}) of {:.1} ms; seams {:?} samples: {lost_ms:.2} ms lost, {twice_ms:.2} ms \
+         played twice; longest silence on the second {:.1} ms\n(recording offset, content \
+         offset, samples) {:?} / {:?}; unmatched {:?} / {:?}",
+        ms(a.start),
+        ms(a.end),
+        a.worst_r,
+        ms(b.start),
+        ms(b.end),
+        b.worst_r,
+        ms(content.len() as i64),
+        seams,
+        b.longest_silence * 1e3,
+        a.stretches,
+        b.stretches,
+        a.unmatched,
+        b.unmatched,
+    );
+    assert!(
+        a.worst_r >= 0.9 && b.worst_r >= 0.9,
+        "not the content: {a:?} {b:?}"
+    );
+    // Sound that is none of the content (at most a 20 ms block of a fade's edge).
+    let stray: usize = a.unmatched.iter().chain(&b.unmatched).map(|u| u.1).sum();
+    assert!(
+        stray <= r / 50,
+        "{stray} samples heard that are not the content"
+    );
+    // The content's first and last sample above 1% of full scale are within a few samples of
+    // its ends.
+    assert!(
+        ms(a.start) <= 1.0,
+        "the start was lost: first heard at {:.1} ms",
+        ms(a.start)
+    );
+    assert!(
+        ms(content.len() as i64 - b.end) <= 1.0,
+        "the end was lost: heard to {:.1} of {:.1} ms",
+        ms(b.end),
+        ms(content.len() as i64)
+    );
+    Splice {
+        lost_ms,
+        twice_ms,
+        a,
+        b,
+    }
 }
 
 /// Waits for applay and returns its JSON metrics line.
@@ -43,46 +137,76 @@ fn finish(child: Child) -> String {
     stdout.lines().last().unwrap_or_default().to_string()
 }
 
+/// Content lost over a device change, as `splice` measures it, at most: ms.
+///
+/// PulseAudio 16: each seam's edges are fades whose last 1% is not sound, so a seam reads a
+/// fraction of a ms lost and the next about as much played twice: measured 0.18-0.77 ms lost
+/// and 0.32-0.91 ms played twice over 10 changes (route, unplug, headset). Nothing is lost
+/// beyond that.
+///
+/// PipeWire 0.3.65 (pipewire-pulse) LOSES AUDIO, a defect this bound only keeps from growing:
+/// the server moves the library's stream to the new default itself (it follows the default),
+/// the new sink plays 16-24 ms of it, then a 36-76 ms gap, and the stream the library then
+/// opens starts further on in the content than the moved one stopped: 7.7-23.7 ms lost at
+/// that seam in 16 of 17 changes (once 5.1 ms played twice instead); its replay
+/// (`frames_replayed`) falls short. Measured in total per change (the seams summed): route
+/// 0, 14.5, 14.7, 17.4, 23.6 ms; headset 14.8, 23.4, 25.1, 25.3, 25.4 ms; unplug 26.6, 34.5,
+/// 34.5, 37.1 ms (the unplug's first seam is 10.7-19.0 ms on its own: the old sink's end).
+const LOST_MS_PULSEAUDIO: f64 = 2.0;
+const LOST_MS_PIPEWIRE: f64 = 50.0;
+
+/// The PipeWire run's lengths, for CI's time budget (scripts/test.sh runs these suites on
+/// both servers): the route change's content (the switch still at 5 s) and the storm. The
+/// suites took 118-119 s on PipeWire with PulseAudio's 20 s and 30 s, 93 s with these.
+const ROUTE_SECONDS_PIPEWIRE: f64 = 10.0;
+const STORM_SECONDS_PIPEWIRE: u64 = 15;
+
+fn assert_nothing_lost(s: &Splice, m: &str) {
+    let bound = per_server(LOST_MS_PULSEAUDIO, LOST_MS_PIPEWIRE);
+    assert!(
+        s.lost_ms <= bound,
+        "{:.2} ms of content lost at the change: {m}",
+        s.lost_ms
+    );
+    // The library replays what the old stream had not played, at most its replay bound
+    // (applay's default max_replay_ms, 200 ms).
+    assert!(
+        s.twice_ms <= 200.0,
+        "{:.2} ms played twice at the change: {m}",
+        s.twice_ms
+    );
+}
+
 #[test]
 fn route_change_to_a_44k_sink_mid_utterance() {
     let _g = serial();
     let server = PulseServer::start(&[S48, S44]);
-    let rec48 = server.record("s48", 48000);
-    let rec44 = server.record("s44", 44100);
-    let child = spawn_tone(&server, 20.0);
+    let rec48 = server.record("s48", RATE);
+    let rec44 = server.record("s44", RATE);
+    let (child, content) = spawn_noise(&server, per_server(20.0, ROUTE_SECONDS_PIPEWIRE));
     std::thread::sleep(Duration::from_secs(5));
     server.set_default("s44");
     let m = finish(child);
     let (a, b) = (rec48.stop(), rec44.stop());
-    let a = tone_stats(&a, 48000).expect("nothing on the first sink");
-    let b = tone_stats(&b, 44100).expect("nothing on the second sink");
-    eprintln!("before: {a:?}\nafter: {b:?}\n{m}");
+    let s = splice(&content, &a, &b);
+    eprintln!("{m}");
     assert_eq!(json_str(&m, "device"), "s44");
     assert_eq!(
         json_num(&m, "stream_rate"),
         44100.0,
         "re-opened at the new sink's rate"
     );
-    assert!(
-        (a.freq - 440.0).abs() <= 1.0 && (b.freq - 440.0).abs() <= 1.0,
-        "{} / {}",
-        a.freq,
-        b.freq
-    );
-    let total = a.duration + b.duration;
-    assert!(
-        (total - 20.0).abs() <= 0.4,
-        "heard {total:.3} s of 20 s across both sinks"
-    );
-    assert!(a.duration > 4.5 && a.duration < 6.0, "{}", a.duration);
+    let before = s.a.end as f64 / RATE as f64;
+    assert!(before > 4.5 && before < 6.0, "{before} s on the first sink");
     let gap = json_num(&m, "last_route_gap_ms");
     assert!(gap > 0.0 && gap < 150.0, "route-change gap {gap} ms");
     // One splice where the stream is closed and reopened (the gap above), nothing else.
     assert!(
-        b.longest_gap < 0.150,
+        s.b.longest_silence < 0.150,
         "dropout of {:.1} ms on the new sink",
-        b.longest_gap * 1e3
+        s.b.longest_silence * 1e3
     );
+    assert_nothing_lost(&s, &m);
     assert_eq!(json_num(&m, "underruns"), 0.0, "{m}");
     assert_eq!(json_num(&m, "recreates"), 2.0, "{m}");
     assert_all_played(&m);
@@ -175,20 +299,25 @@ fn unplugging_the_sink_in_use_moves_playback_at_the_new_sinks_rate() {
     let _g = serial();
     let server = PulseServer::start(&[S48, S44]);
     let module = server.module_of("s48");
-    let rec44 = server.record("s44", 44100);
-    let child = spawn_tone(&server, 8.0);
+    // At 10 ms: what the unplugged sink's monitor had captured but not yet sent is lost with
+    // it (a 100 ms recorder lost 56-92 ms of it on PipeWire, read as audio lost).
+    let rec48 = server.record_with("s48", RATE, 10);
+    let rec44 = server.record("s44", RATE);
+    let (child, content) = spawn_noise(&server, 8.0);
     std::thread::sleep(Duration::from_secs(3));
     server.unload_module(module);
     let m = finish(child);
-    let heard = tone_stats(&rec44.stop(), 44100).expect("nothing on the remaining sink");
-    eprintln!("{heard:?}\n{m}");
+    let (a, b) = (rec48.stop(), rec44.stop());
+    let s = splice(&content, &a, &b);
+    eprintln!("{m}");
     // The library recreated on the remaining sink itself (the server's rescue would keep the
     // old rate and channel count).
     assert_eq!(json_str(&m, "device"), "s44");
     assert_eq!(json_num(&m, "stream_rate"), 44100.0);
     assert!(json_num(&m, "recreates") >= 2.0);
-    assert!((heard.freq - 440.0).abs() <= 1.0, "{}", heard.freq);
-    assert!(heard.duration > 4.5, "{}", heard.duration);
+    let after = (s.b.end - s.b.start) as f64 / RATE as f64;
+    assert!(after > 4.5, "{after} s on the remaining sink");
+    assert_nothing_lost(&s, &m);
     assert_all_played(&m);
 }
 
@@ -196,21 +325,24 @@ fn unplugging_the_sink_in_use_moves_playback_at_the_new_sinks_rate() {
 fn a_16k_mono_headset_appears_and_becomes_default() {
     let _g = serial();
     let mut server = PulseServer::start(&[S48]);
-    let child = spawn_tone(&server, 10.0);
+    let rec48 = server.record("s48", RATE);
+    let (child, content) = spawn_noise(&server, 10.0);
     std::thread::sleep(Duration::from_secs(1));
     server.add_sink(&S16); // returns once the new sink runs at low latency (~2 s)
-    let rec16 = server.record("s16", 16000);
+    let rec16 = server.record("s16", RATE);
     server.set_default("s16");
     let m = finish(child);
-    let heard = tone_stats(&rec16.stop(), 16000).expect("nothing on the headset");
-    eprintln!("{heard:?}\n{m}");
+    let (a, b) = (rec48.stop(), rec16.stop());
+    let s = splice(&content, &a, &b);
+    eprintln!("{m}");
     assert_eq!(json_str(&m, "device"), "s16");
     assert_eq!(
         (json_num(&m, "stream_rate"), json_num(&m, "channels")),
         (16000.0, 1.0)
     );
-    assert!((heard.freq - 440.0).abs() <= 1.0, "{}", heard.freq);
-    assert!(heard.duration > 3.0, "{}", heard.duration);
+    let after = (s.b.end - s.b.start) as f64 / RATE as f64;
+    assert!(after > 3.0, "{after} s on the headset");
+    assert_nothing_lost(&s, &m);
     assert_eq!(json_num(&m, "underruns"), 0.0, "{m}");
     assert_all_played(&m);
 }
@@ -221,7 +353,7 @@ fn a_16k_mono_headset_appears_and_becomes_default() {
 fn storm_of_device_changes() {
     let _g = serial();
     let mut server = PulseServer::start(&[S48, S44]);
-    let seconds = 30;
+    let seconds = per_server(30, STORM_SECONDS_PIPEWIRE);
     let child = server
         .command(std::env::current_exe().unwrap())
         .args([

@@ -5,7 +5,7 @@ mod common;
 
 use common::accounting::assert_all_played;
 use common::analysis::{sine_max_step, tone_stats};
-use common::pulse::{PulseServer, Sink, S16, S44, S48};
+use common::pulse::{starved, PulseServer, Sink, S16, S44, S48};
 use common::{json_num, json_str, rerun_if_starved, serial, Starvable};
 
 const SECONDS: f64 = 3.0;
@@ -64,7 +64,10 @@ fn tone_once(sink: Sink, rate: u32, format: &str, channels: u16) -> Starvable<()
     let m = &format!("{m}\n{log}");
     eprintln!("{} <- {rate} Hz {format} x{channels}: {s:?}", sink.name);
     assert!((s.freq - 440.0).abs() <= 1.0, "pitch {:.2} Hz", s.freq);
-    let starved = json_num(m, "server_underflows") + json_num(m, "late_callbacks") > 0.0;
+    let starved = starved(
+        json_num(m, "late_callbacks"),
+        json_num(m, "server_underflows"),
+    );
     if (s.duration - SECONDS).abs() > SECONDS * 0.02 {
         return Err((format!("duration {:.4} s\n{m}", s.duration), starved));
     }

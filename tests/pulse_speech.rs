@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use audioplay::{Config, Event, EventKind, InputFormat, Player};
 use common::accounting::accounting_holds;
 use common::analysis::{sine, sine_max_step, tone_stats, ToneStats};
-use common::pulse::{PulseServer, S48};
+use common::pulse::{per_server, starved, PulseServer, S48};
 use common::{json_num, rerun_if_starved, serial};
 
 /// Runs `scenario` in a child process while recording s48; returns (child JSON, samples).
@@ -53,8 +53,10 @@ fn run_unstarved_for(
     rerun_if_starved(scenario, || {
         let (j, heard) = run(scenario);
         let s = tone_stats(&heard, 48000).expect("nothing heard");
-        let starved =
-            json_num(&j, "late_callbacks") > 0.0 || json_num(&j, "server_underflows") > 0.0;
+        let starved = starved(
+            json_num(&j, "late_callbacks"),
+            json_num(&j, "server_underflows"),
+        );
         match fine(&s, &heard, &j) {
             Ok(()) => Ok((j, heard, s)),
             Err(why) => Err((format!("{why}; {s:?}; {j}"), starved)),
@@ -98,6 +100,7 @@ fn flush_timing(s: &ToneStats, heard: &[f32], j: &str) -> Result<(), String> {
     let heard_at = json_num(j, "heard_at_flush_ms") / 1000.0;
     let flush_after = json_num(j, "flush_after_start_ms") / 1000.0;
     let fade = 0.010f64;
+    let slack = per_server(FLUSH_SLACK_PULSEAUDIO, FLUSH_SLACK_PIPEWIRE);
     let late = s.duration - heard_at;
     // The fade as heard: from the last sample at 90% of the tone's peak to silence.
     let end = (((s.onset + s.duration) * 48000.0) as usize).min(heard.len());
@@ -116,7 +119,7 @@ fn flush_timing(s: &ToneStats, heard: &[f32], j: &str) -> Result<(), String> {
         (s.duration - flush_after) * 1e3,
         fade_heard * 1e3,
     );
-    if late > fade + 0.003 {
+    if late > fade + slack {
         return Err(format!("silence {:.1} ms after the flush", late * 1e3));
     }
     // A fade, not a cut: a cut leaves ~0 ms here. A linear 10 ms fade measures 6.9-7.9 ms:
@@ -130,6 +133,20 @@ fn flush_timing(s: &ToneStats, heard: &[f32], j: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// How long past the fade a flush may take to reach silence at the sink. PulseAudio: 3 ms
+/// (the library rewrites what the server holds, so the fade starts on the frame playing at the
+/// call). PipeWire: pipewire-pulse has no rewrite (the library asks for it only from a server
+/// named "pulseaudio"), so what the server holds plays first, then the fade: measured on
+/// PipeWire 0.3.65 with a 10 ms fade, silence 29.1-36.1 ms after the frame `flush` reported
+/// heard over 8 runs (19.1-26.1 ms past the fade; output latency 15.6-18.7 ms).
+const FLUSH_SLACK_PULSEAUDIO: f64 = 0.003;
+const FLUSH_SLACK_PIPEWIRE: f64 = 0.030;
+
+/// How far from the last frame heard `drain` may return. PipeWire: measured 37.7-42.1 ms
+/// late over 6 runs on PipeWire 0.3.65 (the drain scenario's 2 s tone).
+const DRAIN_SLACK_PULSEAUDIO: f64 = 0.030;
+const DRAIN_SLACK_PIPEWIRE: f64 = 0.050;
 
 /// Runs of |x| < 1% of full scale, in seconds, in order: the silences in a recording.
 fn silences(x: &[f32], rate: u32, min_s: f64) -> Vec<(f64, f64)> {
@@ -156,6 +173,7 @@ fn silences(x: &[f32], rate: u32, min_s: f64) -> Vec<(f64, f64)> {
 /// and every frame accounted for. Measured with a 10 ms fade: 8.8-10.0 ms; the code before
 /// the rewrite (which waited for the next period and played what the server held first)
 /// measured 18.9-26.3 ms here (16.6-17.5 ms by the event clock this test used to use).
+/// On PipeWire, which has no rewrite: within fade + `FLUSH_SLACK_PIPEWIRE`, none counted.
 #[test]
 fn barge_in_reaches_silence_within_fade_plus_3_ms_without_a_click() {
     let Some((j, heard, s)) = run_unstarved("flush") else {
@@ -176,10 +194,11 @@ fn barge_in_reaches_silence_within_fade_plus_3_ms_without_a_click() {
     );
     assert!(json_num(&j, "writer_returned_ms") < 100.0, "{j}");
     assert!(json_num(&j, "frames_flushed") > 0.0);
+    // PipeWire: no rewrite is asked for (see FLUSH_SLACK_PIPEWIRE), and none is counted.
     assert_eq!(
         json_num(&j, "flushes_rewritten"),
-        1.0,
-        "the flush was a rewrite: {j}"
+        per_server(1.0, 0.0),
+        "the flush was a rewrite on PulseAudio, not on PipeWire: {j}"
     );
     assert_eq!(json_num(&j, "accounting_ok"), 1.0, "{j}");
     assert_eq!(json_num(&j, "underruns"), 0.0, "{j}");
@@ -196,7 +215,7 @@ fn drain_returns_when_the_last_frame_is_heard() {
         s.duration, returned
     );
     assert!(
-        (returned - s.duration).abs() <= 0.030,
+        (returned - s.duration).abs() <= per_server(DRAIN_SLACK_PULSEAUDIO, DRAIN_SLACK_PIPEWIRE),
         "drain returned {:.1} ms off the end",
         (returned - s.duration) * 1e3
     );

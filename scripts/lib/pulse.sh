@@ -25,8 +25,22 @@
 # or source when the default changes, so the helpers are created while an unused sink is the
 # default (unloaded afterwards, so the server never falls back to it), and the default source
 # stays pinned to a null source no recorder uses.
+#
+# With AUDIOPLAY_TEST_SERVER=pipewire the same steps run a private PipeWire 0.3 instead, its
+# clients served by pipewire-pulse on the same socket ($XDG_RUNTIME_DIR/pulse/native), as most
+# Linux desktops run it (shared/NOTES.md, "PipeWire 0.3.65 (Debian 12) headless"): `daemon` is
+# a private session bus, pipewire, wireplumber and pipewire-pulse, with their configuration
+# and state under XDG_RUNTIME_DIR; every sink is module-null-sink loaded through pactl (so an
+# unplug is unload-module on either server). PipeWire needs no keep-alive (a null sink there
+# starts at its quantum, not with PulseAudio's 1.9 s first block) and no helper sink: there a
+# default change moves every stream without a target, so recorders are pinned instead
+# (tests/common/pulse.rs, record_with).
 
 PULSE_PIDS=()
+
+pulse_is_pipewire() {
+  [ "${AUDIOPLAY_TEST_SERVER:-pulseaudio}" = pipewire ]
+}
 
 # module-null-sink's arguments for a SINK.
 pulse_null_sink_args() {
@@ -35,8 +49,40 @@ pulse_null_sink_args() {
   echo "module-null-sink sink_name=$name rate=$rate channels=$ch"
 }
 
+# The private PipeWire: its processes are this shell's children, killed with it (the Rust
+# harness kills the whole process group).
+pipewire_daemon() {
+  local p
+  for p in pipewire wireplumber pipewire-pulse dbus-daemon; do
+    command -v "$p" > /dev/null \
+      || { echo "$p must be installed (scripts/deps.sh installs it)" >&2; exit 127; }
+  done
+  export XDG_CONFIG_HOME="$XDG_RUNTIME_DIR/config" XDG_STATE_HOME="$XDG_RUNTIME_DIR/state"
+  export DBUS_SESSION_BUS_ADDRESS="unix:path=$XDG_RUNTIME_DIR/bus"
+  mkdir -p "$XDG_CONFIG_HOME/pipewire/pipewire.conf.d" "$XDG_STATE_HOME"
+  # The graph may run at each sink's rate (the default allows 48 kHz only), and a VM must not
+  # raise the minimum quantum to 1024 (vm.overrides, 21 ms at 48 kHz).
+  cat > "$XDG_CONFIG_HOME/pipewire/pipewire.conf.d/harness.conf" << 'CONF'
+context.properties = {
+  default.clock.allowed-rates = [ 48000 44100 16000 ]
+  vm.overrides = { }
+}
+CONF
+  trap 'kill $(jobs -p) 2> /dev/null; exit 0' TERM INT
+  dbus-daemon --session --address="$DBUS_SESSION_BUS_ADDRESS" --nofork --nopidfile &
+  for p in $(seq 1 200); do [ -S "$XDG_RUNTIME_DIR/bus" ] && break; sleep 0.01; done
+  pipewire &
+  wireplumber &
+  pipewire-pulse &
+  wait
+}
+
 pulse_daemon() {
   unset PULSE_SERVER PULSE_RUNTIME_PATH
+  if pulse_is_pipewire; then
+    pipewire_daemon
+    return
+  fi
   command -v pulseaudio > /dev/null \
     || { echo "pulseaudio must be installed (scripts/deps.sh installs it)" >&2; exit 127; }
   local args=(-n --daemonize=no --exit-idle-time=-1 --disable-shm=yes --log-target=stderr
@@ -57,14 +103,16 @@ pulse_prepare() {
     sleep 0.05
   done
   if ! pactl info > /dev/null 2>&1; then
-    echo "pulseaudio did not come up:" >&2
+    echo "${AUDIOPLAY_TEST_SERVER:-pulseaudio} did not come up:" >&2
     cat "$XDG_RUNTIME_DIR/pulse.log" >&2 2> /dev/null
     return 1
   fi
+  pulse_is_pipewire && return 0
   pactl set-default-sink harness_idle && pactl set-default-source harness_source
 }
 
 pulse_keepalive() {
+  pulse_is_pipewire && exit 0
   local name rate ch
   IFS=: read -r name rate ch <<< "$1"
   exec pacat --device="$name" --latency-msec=5 --raw --format=s16le --rate="$rate" \
@@ -72,6 +120,17 @@ pulse_keepalive() {
 }
 
 pulse_settle() {
+  if pulse_is_pipewire; then
+    local spec
+    for spec in "$@"; do
+      pulse_add_sink "$spec" > /dev/null || return 1
+    done
+    if [ $# -gt 0 ]; then
+      pactl set-default-sink "${1%%:*}" || return 1
+    fi
+    pulse_wait_low_latency "${@%%:*}"
+    return
+  fi
   if [ $# -gt 0 ]; then
     pactl set-default-sink "${1%%:*}" || return 1
   fi
@@ -110,6 +169,21 @@ pulse_module_of() {
 # A new null sink starts with ~1.9 s of latency (its first idle block), which drains in real
 # time; only then does the keep-alive hold it at ~1 ms. A stream opened before then stalls.
 pulse_wait_low_latency() {
+  if pulse_is_pipewire; then
+    # A new sink is usable once the server lists it (no latency ramp there).
+    local i name ok
+    for i in $(seq 1 300); do
+      ok=1
+      for name in "$@"; do
+        pactl list short sinks | awk -v n="$name" '$2 == n { f = 1 } END { exit !f }' || ok=0
+      done
+      [ "$ok" = 1 ] && return 0
+      sleep 0.05
+    done
+    echo "sinks $* never appeared:" >&2
+    pactl list short sinks >&2
+    return 1
+  fi
   local i settled
   for i in $(seq 1 300); do
     settled=$(pactl list sinks | awk -v names=" $* " '

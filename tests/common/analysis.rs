@@ -1,4 +1,5 @@
-//! What was heard: pitch, duration, gaps and clicks of a recorded tone.
+//! What was heard: pitch, duration, gaps and clicks of a recorded tone; where a recorded chirp
+//! sits in what was written (a noise, by cross-correlation).
 
 #[derive(Debug, Clone, Copy)]
 pub struct ToneStats {
@@ -170,4 +171,174 @@ pub fn chirp_offset(block: &[f32], content: &[f32], f0: f64, f1: f64, rate: u32)
     let guess = mid.saturating_sub(block.len() / 2);
     let err = rate as f64 / (2.0 * block.len() as f64) / (f1 - f0) * secs * rate as f64;
     locate(block, content, guess, err as usize + rate as usize / 50)
+}
+
+/// Band-limited noise (white, through the 4 kHz low-pass of `speech::lowpass`), peak 0.5:
+/// unlike a tone or a slow chirp, a 20 ms block of it matches exactly one place, to the
+/// sample, even after two resamplers (a chirp's neighbouring periods correlate within 0.1%).
+pub fn noise(secs: f64, rate: u32) -> Vec<f32> {
+    let n = (secs * rate as f64).round() as usize;
+    let mut x = 0x2545f4914f6cdd1du64;
+    let white: Vec<f32> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect();
+    let y = super::speech::lowpass(&white, rate);
+    let peak = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    y.iter().map(|v| v * 0.5 / peak).collect()
+}
+
+/// Which part of `content` a recording of it played, found by cross-correlation: where the
+/// recording's sound starts and ends in the content, every jump in it (audio lost or played
+/// twice, across a silence or not), its longest silence, and sound that is not the content.
+#[derive(Debug, Clone)]
+pub struct Heard {
+    /// Content offset of the recording's first sound sample (samples).
+    pub start: i64,
+    /// Content offset just past its last sound sample.
+    pub end: i64,
+    /// The lowest correlation of a located block.
+    pub worst_r: f64,
+    /// (recording offset, content samples skipped: > 0 lost, < 0 played twice) per jump.
+    pub jumps: Vec<(usize, i64)>,
+    /// The longest silence (1 ms blocks under 1% RMS) between sounds, seconds.
+    pub longest_silence: f64,
+    /// (recording offset, samples) of each stretch of sound that matched no place in the
+    /// content (correlation < 0.9).
+    pub unmatched: Vec<(usize, usize)>,
+    /// (recording offset, content offset, samples) of each stretch of sound located.
+    pub stretches: Vec<(usize, i64, usize)>,
+}
+
+/// `Heard` for `rec` against `content` (both at `rate`, `content` from `noise`). The
+/// recording's sound is cut at its silences (1 ms blocks under 1% RMS: the noise never is)
+/// into stretches; each stretch is located in 20 ms blocks (a shorter one as one block), the
+/// first block of the first stretch within `radius` of `hint` in the content, every later
+/// block where the previous one's lag puts it (within 2 samples: a path through two
+/// resamplers shifts by a fraction of one), or, if it is not there, afresh within 300 ms of
+/// it. A stretch then starts and ends in the content at its ends' lags: the content between
+/// one stretch's end and the next one's start is lost (or, negative, played twice); inside a
+/// stretch, a lag change is. `None`: no sound.
+pub fn heard_in(
+    rec: &[f32],
+    content: &[f32],
+    rate: u32,
+    hint: usize,
+    radius: usize,
+) -> Option<Heard> {
+    let q = rate as usize / 1000;
+    let b = rate as usize / 50;
+    let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();
+    // Stretches of sound: (first sample, end sample).
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (k, blk) in rec.chunks(q).enumerate() {
+        if rms(blk) >= 0.01 {
+            let (s, e) = (k * q, k * q + blk.len());
+            match runs.last_mut() {
+                Some(r) if r.1 == s => r.1 = e,
+                _ => runs.push((s, e)),
+            }
+        }
+    }
+    // A stretch's ends to the sample: its first and last sample above 1% of full scale.
+    for r in runs.iter_mut() {
+        let seg = &rec[r.0..r.1];
+        let first = seg.iter().position(|v| v.abs() > 0.01).unwrap_or(0);
+        let last = seg
+            .iter()
+            .rposition(|v| v.abs() > 0.01)
+            .unwrap_or(seg.len() - 1);
+        *r = (r.0 + first, r.0 + last + 1);
+    }
+    let mut lag: Option<i64> = None;
+    let mut guess = hint;
+    let (mut worst_r, mut jumps, mut unmatched) = (1.0f64, Vec::new(), Vec::new());
+    let mut stretches = Vec::new();
+    let (mut start, mut end, mut longest, mut last_end) =
+        (None::<i64>, None::<i64>, 0usize, None::<usize>);
+    for (rs, re) in runs {
+        // A stretch shorter than a block is one block (under 5 ms it is too short to
+        // place reliably).
+        let bl = (re - rs).min(b);
+        if bl < 5 * q {
+            unmatched.push((rs, re - rs));
+            continue;
+        }
+        let mut starts: Vec<usize> = (rs..=re - bl).step_by(bl).collect();
+        if *starts.last().unwrap() != re - bl {
+            starts.push(re - bl);
+        }
+        let mut run_lag: Option<(i64, i64)> = None; // (first, latest)
+        for at in starts {
+            let block = &rec[at..at + bl];
+            let (off, r) = match (run_lag, lag) {
+                (Some((_, l)), _) => {
+                    let g = (at as i64 + l).max(0) as usize;
+                    let near = locate(block, content, g, 2);
+                    if near.1 >= 0.9 {
+                        near
+                    } else {
+                        locate(block, content, g, rate as usize * 3 / 10)
+                    }
+                }
+                (None, Some(l)) => locate(
+                    block,
+                    content,
+                    (at as i64 + l).max(0) as usize,
+                    rate as usize * 3 / 10,
+                ),
+                (None, None) => locate(block, content, guess, radius),
+            };
+            if r < 0.9 {
+                unmatched.push((at, bl));
+                continue;
+            }
+            worst_r = worst_r.min(r);
+            let l = off as i64 - at as i64;
+            match run_lag {
+                None => {
+                    // Across the silence before it (or from the previous stretch).
+                    if let Some(e) = end {
+                        let skipped = rs as i64 + l - e;
+                        if skipped.abs() > 2 {
+                            jumps.push((rs, skipped));
+                        }
+                    }
+                    run_lag = Some((l, l));
+                    if start.is_none() {
+                        start = Some(rs as i64 + l);
+                    }
+                }
+                Some((f, p)) => {
+                    if (l - p).abs() > 2 {
+                        jumps.push((at, l - p));
+                    }
+                    run_lag = Some((f, l));
+                }
+            }
+            lag = Some(l);
+        }
+        if let Some((f, l)) = run_lag {
+            stretches.push((rs, rs as i64 + f, re - rs));
+            if let Some(le) = last_end {
+                longest = longest.max(rs - le);
+            }
+            last_end = Some(re);
+            end = Some(re as i64 + l);
+            guess = (re as i64 + l).max(0) as usize;
+        }
+    }
+    Some(Heard {
+        start: start?,
+        end: end?,
+        worst_r,
+        jumps,
+        longest_silence: longest as f64 / rate as f64,
+        unmatched,
+        stretches,
+    })
 }
