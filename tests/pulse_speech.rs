@@ -144,9 +144,12 @@ const FLUSH_SLACK_PULSEAUDIO: f64 = 0.003;
 const FLUSH_SLACK_PIPEWIRE: f64 = 0.030;
 
 /// How far from the last frame heard `drain` may return. PipeWire: measured 37.7-42.1 ms
-/// late over 6 runs on PipeWire 0.3.65 (the drain scenario's 2 s tone).
+/// late over 6 runs on PipeWire 0.3.65 (the drain scenario's 2 s tone), 50.3 ms on a loaded
+/// CI run (two busy loops): its heard clock runs about 35 ms behind what is heard, and the
+/// rest is scheduling. The bound there catches a drain that waits for nothing or for the
+/// timeout, not its precision, which is a benchmark's (open: the heard clock on PipeWire).
 const DRAIN_SLACK_PULSEAUDIO: f64 = 0.030;
-const DRAIN_SLACK_PIPEWIRE: f64 = 0.050;
+const DRAIN_SLACK_PIPEWIRE: f64 = 0.100;
 
 /// Runs of |x| < 1% of full scale, in seconds, in order: the silences in a recording.
 fn silences(x: &[f32], rate: u32, min_s: f64) -> Vec<(f64, f64)> {
