@@ -28,15 +28,20 @@ cargo build --locked --lib --bins
 # Real-audio tests start their own servers; they must not inherit one from the caller.
 env -u PULSE_SERVER cargo test --locked --all-targets 2>&1 | tee "${TMPDIR:-/tmp}/audioplay-cargo-test.log"
 
-echo "== real audio on PipeWire (playback, device changes and the storm, speech control)"
 # Most Linux desktops run PipeWire with pipewire-pulse: the same suites again, each server a
 # private PipeWire 0.3 (scripts/lib/pulse.sh). The server faults, the underflow counting and
-# the pipe sink are PulseAudio's mechanisms and stay on PulseAudio.
-pw_start=$SECONDS
-AUDIOPLAY_TEST_SERVER=pipewire env -u PULSE_SERVER cargo test --locked \
-  --test pulse_playback --test pulse_device_change --test pulse_speech 2>&1 \
-  | tee -a "${TMPDIR:-/tmp}/audioplay-cargo-test.log"
-echo "PipeWire run: $((SECONDS - pw_start)) s"
+# the pipe sink are PulseAudio's mechanisms and stay on PulseAudio. Opt-in for now
+# (AUDIOPLAY_TEST_PIPEWIRE=1): on a loaded machine PipeWire drops audio (8 ms gaps) that the
+# player is never told of (no underflow, no late callback), so those runs fail on the
+# machine, not the library; CI on shared machines leaves them out until that is told apart.
+if [ "${AUDIOPLAY_TEST_PIPEWIRE:-0}" = 1 ]; then
+  echo "== real audio on PipeWire (playback, device changes and the storm, speech control)"
+  pw_start=$SECONDS
+  AUDIOPLAY_TEST_SERVER=pipewire env -u PULSE_SERVER cargo test --locked \
+    --test pulse_playback --test pulse_device_change --test pulse_speech 2>&1 \
+    | tee -a "${TMPDIR:-/tmp}/audioplay-cargo-test.log"
+  echo "PipeWire run: $((SECONDS - pw_start)) s"
+fi
 
 echo "== install and C examples"
 work="$(mktemp -d "${TMPDIR:-/tmp}/audioplay-test.XXXXXX")"
