@@ -85,18 +85,10 @@ pub fn per_server<T>(pulseaudio: T, pipewire_value: T) -> T {
     }
 }
 
-/// Late callbacks one stream counts on PipeWire when nothing starved it: through
-/// pipewire-pulse a stream opened on a sink that is already running (a recorder on its
-/// monitor) counts one at its start, a stream on a suspended sink none. Measured with
-/// `applay --tone` on a private PipeWire 0.3.65: 1, 1, 1 with a recorder running (0.3, 1 and
-/// 3 s tones), 0 without; the recording of such runs has no gap over 2 ms (pulse_playback).
-/// The library's lateness check (src/realtime/render.rs, `begin`) sees the server's first
-/// request come later than the latency it knew of; reported, not the tests' to fix.
-pub const PIPEWIRE_STARTUP_LATE_CALLBACKS: f64 = 1.0;
-
 /// Whether a one-stream run's player reports the machine starved it: a server underflow or a
 /// late callback. Asked only of a run that failed. On PipeWire that makes nearly every failing
-/// run starvable (the startup late callback above), and a run that still fails after three
+/// run starvable (pipewire-pulse counts one late callback at the start of a stream on a running
+/// sink, measured 1, 1, 1 with a recorder running, with no gap heard), and a run that still fails after three
 /// is inconclusive, not failed: a weaker check there, taken because discounting that one
 /// callback failed a loaded CI run whose 5.3 ms dropout came with exactly one late callback,
 /// a real one. The fix belongs in the library's lateness check on PipeWire (open).

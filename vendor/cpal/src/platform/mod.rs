@@ -890,14 +890,6 @@ mod platform_impl {
     }
 
     impl OutputRoute {
-        /// How many times the server has moved the stream.
-        pub fn moves(&self) -> u64 {
-            #[cfg(feature = "pulseaudio")]
-            return self.inner.moves();
-            #[cfg(not(feature = "pulseaudio"))]
-            0
-        }
-
         /// The id (as `DeviceId::id`) of the output the server moved the stream to last; None
         /// if it never moved it.
         pub fn moved_to(&self) -> Option<String> {

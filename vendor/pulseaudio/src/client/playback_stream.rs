@@ -258,16 +258,10 @@ impl RewriteRequester {
 /// one uncontended lock), read by the owner.
 #[derive(Debug, Default)]
 pub struct StreamRoute {
-    moves: AtomicU64,
     sink: std::sync::Mutex<Option<CString>>,
 }
 
 impl StreamRoute {
-    /// How many times the server has moved the stream.
-    pub fn moves(&self) -> u64 {
-        self.moves.load(Ordering::Acquire)
-    }
-
     /// The name of the sink the server moved the stream to last; None if it never moved it.
     pub fn moved_to(&self) -> Option<CString> {
         self.sink.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -275,6 +269,5 @@ impl StreamRoute {
 
     pub(super) fn moved(&self, sink: &CString) {
         *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink.clone());
-        self.moves.fetch_add(1, Ordering::AcqRel);
     }
 }
