@@ -194,21 +194,8 @@ pub fn across_switch(want: &[f32], a: &[f32], b: &[f32], rate: u32) -> AcrossSwi
     let (rs_a, slip_a) = blockwise(&want[..covered], part_a, oa, 0, rate);
     let ra = median(&rs_a);
     let end_a = (oa as i64 + part_a.len() as i64 - slip_a).max(0) as usize;
-    // The second part's head, located near where the first stopped: 200 ms, or shorter where
-    // that does not correlate. The new sink can first play a few tens of ms of the old stream
-    // (the server moved it there) and then, after a gap, the new one: a head spanning both
-    // correlates poorly (0.41 on a loaded run) and was placed 0.3 s off.
-    let (mut ob, mut rb_head) = (end_a, f64::MIN);
-    for len in [r / 5, r / 10, r / 20] {
-        let head_b = &b[b0..(b0 + len).min(b1)];
-        let (o, rr) = locate(head_b, want, end_a, r / 2);
-        if rr > rb_head {
-            (ob, rb_head) = (o, rr);
-        }
-        if rr >= 0.8 {
-            break;
-        }
-    }
+    let head_b = &b[b0..(b0 + r / 5).min(b1)];
+    let (ob, rb_head) = locate(head_b, want, end_a, r / 2);
     let part_b = &b[b0..=b1];
     // The second part block by block too (the new stream may start with a gap of its own).
     let (rs_b, slip_b) = blockwise(want, part_b, ob, 0, rate);
