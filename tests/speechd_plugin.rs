@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use common::analysis::locate;
 use common::pulse::{mono_ms, PulseServer, S44, S48};
 use common::speech::{
-    across_switch, blockwise, build_shim, espeak_reference, extent, median, run_ok, secs,
-    starved_in, within_fade_plus_5,
+    across_switch, blockwise, build_shim, espeak_reference, extent, fade_ramp_ms, median, run_ok,
+    secs, starved_in, within_fade_plus_5, StopTimeline,
 };
 use common::{rerun_if_starved, serial, Starvable};
 
@@ -303,47 +303,24 @@ fn stop_once(want: &[f32]) -> Starvable<()> {
         .map_or(0.0, |l| field(l, "flushes_rewritten="));
     let (w0, w1) = extent(want).unwrap();
     let (h0, h1) = extent(heard).expect("nothing was heard");
-    // The last content frame heard, on espeak-ng's 22.05 kHz timeline (the content plays
-    // without gaps up to the stop: the first test checks that; a starved stream's gaps would
-    // shift it, and such a run is run again).
-    let last_content = w0 as f64 + (h1 - h0) as f64 * RATE as f64 / 48000.0;
+    // The last content frame heard, on espeak-ng's 22.05 kHz timeline: from where the speech
+    // just before the fade sits in the reference (a server underflow earlier played a gap,
+    // which counting from the first sound would add to it).
+    let tl = StopTimeline::new(want, heard, w0, h0, h1, RATE);
+    let last_content = tl.content(h1);
     let after_ms = (last_content - heard_frame) * 1e3 / RATE as f64;
-    // Click-free: the gain against the reference (the heard 4 ms against the same 4 ms of
-    // `espeak-ng -w`, every 1 ms where the reference is not near silence) falls from full
-    // (0.9) to gone (0.1) over the fade, not within one window as a cut does. Gains, not
-    // levels: speech has quiet moments of its own, and where they fall at the stop the ramp
-    // is not seen (`ramp` None: said, not asserted).
-    let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();
-    let content = |i: usize| (w0 as f64 + (i - h0) as f64 * RATE as f64 / 48000.0) as usize;
-    let at_stop = h0 + ((heard_frame - w0 as f64).max(0.0) * 48000.0 / RATE as f64) as usize;
-    let envelope: Vec<(usize, f64)> = (at_stop.saturating_sub(960).max(h0)..)
-        .step_by(48)
-        .take_while(|&i| i + 192 <= heard.len() && content(i) + 88 <= want.len())
-        .take(200)
-        .filter_map(|i| {
-            let r = rms(&want[content(i)..content(i) + 88]);
-            (r >= 0.02).then(|| (i, (rms(&heard[i..i + 192]) / r) as f64))
-        })
-        .collect();
-    let ramp = envelope
-        .iter()
-        .position(|&(_, g)| g <= 0.1)
-        .and_then(|gone| {
-            let full = envelope[..gone].iter().rposition(|&(_, g)| g >= 0.9)?;
-            // Every 1 ms between them seen (no quiet stretch hiding the shape of the fall).
-            let seen = envelope[full..=gone]
-                .windows(2)
-                .all(|w| w[1].0 - w[0].0 <= 48);
-            seen.then(|| (envelope[gone].0 - envelope[full].0) as f64 / 48.0)
-        });
+    // Click-free: the gain against the reference falls over the fade, not within 1 ms.
+    let ramp = fade_ramp_ms(want, heard, &tl, heard_frame);
     eprintln!(
         "spd-say -S at +0: the plugin's stop at +{:.1} ms (speech-dispatcher's own path: \
          client, server, module, speak queue); {after_ms:.1} ms of content heard past the \
          frame being heard at the stop (target: fade {FADE_MS} ms + 5; device latency \
          {latency:.1} ms; flushes rewritten into the server's buffer: {rewritten}); gain \
-         against the reference from full to gone in {ramp:?} ms; stopped {:.2} s into {:.2} \
-         s of speech\n{trace}",
+         against the reference from full to gone in {ramp:?} ms; the end located at correlation \
+         {:.3}, {:.1} ms of gaps before it; stopped {:.2} s into {:.2} s of speech\n{trace}",
         t_flush - t_stop,
+        tl.r,
+        tl.shift * 1e3 / RATE as f64,
         secs((last_content as usize).saturating_sub(w0), RATE),
         secs(w1 - w0, RATE),
     );

@@ -149,6 +149,118 @@ pub fn within_fade_plus_5(
     Ok(())
 }
 
+/// Where a stop's last sound sits in the reference: `heard` (48 kHz) against `want` (at
+/// `rate`), anchored on the 100 ms heard just before the fade (which ends at `h1`, the last
+/// sample above 1%), found by cross-correlation below 4 kHz near where counting from the
+/// first sounds (`w0`, `h0`) puts it. Counting alone assumes the speech played without a gap
+/// up to the stop; a server underflow on the way (silence played, nothing lost) shifted it by
+/// the gap: a run on an idle VM read 27.6 ms of speech past the stop's frame, 17 of them a
+/// gap, with the fade 10 ms.
+pub struct StopTimeline {
+    /// A heard index and the reference frame (at the reference's rate) heard there.
+    pub anchor_heard: usize,
+    pub anchor_content: f64,
+    /// The anchor block's correlation (1.0 = the same samples), and how far the anchor moved
+    /// the counted timeline (reference frames; > 0: the heard speech was delayed by gaps).
+    pub r: f64,
+    pub shift: f64,
+    rate: u32,
+}
+
+impl StopTimeline {
+    pub fn new(want: &[f32], heard: &[f32], w0: usize, h0: usize, h1: usize, rate: u32) -> Self {
+        let ratio = rate as f64 / 48000.0;
+        let counted = |i: usize| w0 as f64 + (i as f64 - h0 as f64) * ratio;
+        // The block ends 12 ms before the last sound: ahead of a 10 ms fade.
+        let end = h1.saturating_sub(576).max(h0);
+        let start = end.saturating_sub(4800).max(h0);
+        let fallback = StopTimeline {
+            anchor_heard: h0,
+            anchor_content: w0 as f64,
+            r: 0.0,
+            shift: 0.0,
+            rate,
+        };
+        if end - start < 2400 {
+            return fallback;
+        }
+        // Both at 48 kHz (the reference by linear interpolation: espeak-ng's output holds
+        // nothing above 11 kHz, and the comparison is below 4 kHz) and low-passed.
+        let want48: Vec<f32> = (0..(want.len() as f64 / ratio) as usize)
+            .map(|j| {
+                let x = j as f64 * ratio;
+                let k = x as usize;
+                let f = (x - k as f64) as f32;
+                let b = want.get(k + 1).copied().unwrap_or(0.0);
+                want[k] * (1.0 - f) + b * f
+            })
+            .collect();
+        let (want48, heard) = (lowpass(&want48, 48000), lowpass(&heard[..end], 48000));
+        let guess = (counted(start) / ratio).max(0.0) as usize;
+        // Gaps delay what follows them; a loss would advance it: look 300 ms either way.
+        let (at, r) = locate(&heard[start..end], &want48, guess, 14400);
+        if r < 0.8 {
+            return StopTimeline { r, ..fallback };
+        }
+        let anchor_content = at as f64 * ratio;
+        StopTimeline {
+            anchor_heard: start,
+            anchor_content,
+            r,
+            shift: counted(start) - anchor_content,
+            rate,
+        }
+    }
+
+    /// The reference frame heard at heard index `i` (past the anchor, no gap between).
+    pub fn content(&self, i: usize) -> f64 {
+        self.anchor_content + (i as f64 - self.anchor_heard as f64) * self.rate as f64 / 48000.0
+    }
+
+    /// The heard index of reference frame `frame`.
+    pub fn heard(&self, frame: f64) -> usize {
+        let i =
+            self.anchor_heard as f64 + (frame - self.anchor_content) * 48000.0 / self.rate as f64;
+        i.max(0.0) as usize
+    }
+}
+
+/// How long a stop's fade took as heard, in ms: the gain of `heard` (48 kHz) against the
+/// reference `want` (on `tl`'s timeline) over the same 4 ms, every 1 ms from 20 ms before the
+/// reference frame `heard_frame` where the reference is not near silence, from the last
+/// window at full gain (0.9) to the first gone (0.1). A cut reads under 1 ms; a 10 ms fade
+/// about 8. Gains, not levels: speech has loud and quiet moments of its own, and a level
+/// compared with the level 10 ms earlier read a fade as a cut where the speech grew louder
+/// under it (a CI run: 0.047 at the end against 0.035). None where the speech is near silence
+/// at the stop (the ramp is not seen) or it never went.
+pub fn fade_ramp_ms(
+    want: &[f32],
+    heard: &[f32],
+    tl: &StopTimeline,
+    heard_frame: f64,
+) -> Option<f64> {
+    let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();
+    let win = (0.004 * tl.rate as f64) as usize;
+    let at_stop = tl.heard(heard_frame);
+    let envelope: Vec<(usize, f64)> = (at_stop.saturating_sub(960).max(tl.anchor_heard)..)
+        .step_by(48)
+        .take_while(|&i| i + 192 <= heard.len() && tl.content(i) as usize + win <= want.len())
+        .take(200)
+        .filter_map(|i| {
+            let c = tl.content(i) as usize;
+            let r = rms(&want[c..c + win]);
+            (r >= 0.02).then(|| (i, (rms(&heard[i..i + 192]) / r) as f64))
+        })
+        .collect();
+    let gone = envelope.iter().position(|&(_, g)| g <= 0.1)?;
+    let full = envelope[..gone].iter().rposition(|&(_, g)| g >= 0.9)?;
+    // Every 1 ms between them seen (no quiet stretch hiding the shape of the fall).
+    let seen = envelope[full..=gone]
+        .windows(2)
+        .all(|w| w[1].0 - w[0].0 <= 48);
+    seen.then(|| (envelope[gone].0 - envelope[full].0) as f64 / 48.0)
+}
+
 /// What a default-sink switch mid-speech did to it, from the part heard on the first sink
 /// (`a`) and the part heard on the second (`b`), against the reference `want` (all at `rate`).
 pub struct AcrossSwitch {
