@@ -3,7 +3,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc, Condvar, Mutex,
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 #[cfg(not(target_has_atomic = "64"))]
@@ -306,7 +306,7 @@ impl Stream {
                 };
 
                 let poll_since_epoch =
-                    Instant::now().saturating_duration_since(start).as_micros() as u64;
+                    poll_sampled_at(timing_info.local_time, timing_info.remote_time, start);
                 timing.store_poll(
                     poll_since_epoch,
                     timing_info.sink_usec,
@@ -478,7 +478,7 @@ impl Stream {
                 };
 
                 let poll_since_epoch =
-                    Instant::now().saturating_duration_since(start).as_micros() as u64;
+                    poll_sampled_at(timing_info.local_time, timing_info.remote_time, start);
                 poll_clone.store(poll_since_epoch, Ordering::Relaxed);
 
                 store_latency(
@@ -587,6 +587,24 @@ impl PlaybackTiming {
         Duration::from_micros(self.sink_usec.load(Ordering::Relaxed))
             + spec.bytes_to_duration(queued as usize)
     }
+}
+
+/// audioplay patch: when the server sampled a timing reply's read index, in microseconds
+/// since `start`, by libpulse's rule: the server's own timestamp when its clock agrees with
+/// ours (`local <= remote <= now`, one machine), else the midpoint of the round trip. Taking
+/// the reply's arrival instead made the read index seem sampled later than it was by however
+/// long this thread took to run after the reply: under load the estimate of what the server
+/// had mixed then lagged by more than a rewrite's margin, and a flush's fade started on
+/// frames already heard (heard over 4.5 ms instead of 7-8, a loaded CI run).
+fn poll_sampled_at(local: SystemTime, remote: SystemTime, start: Instant) -> u64 {
+    let wall = SystemTime::now();
+    let elapsed = Instant::now().saturating_duration_since(start);
+    let age = if local <= remote && remote <= wall {
+        wall.duration_since(remote).unwrap_or_default()
+    } else {
+        wall.duration_since(local).unwrap_or_default() / 2
+    };
+    elapsed.saturating_sub(age).as_micros() as u64
 }
 
 fn store_latency(
