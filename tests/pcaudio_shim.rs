@@ -381,7 +381,6 @@ fn cancel_once(want: &[f32]) -> Starvable<()> {
     // silence within 5 ms after it, the fade written into what the server holds
     // (`flushes_rewritten`, traced once the player's fade is over). tests/pulse_speech.rs
     // holds the library to making the rewrite.
-    let _ = latency;
     let rewritten = trace
         .lines()
         .find(|l| l.contains(" closed ") && l.contains("flushes_rewritten="))
