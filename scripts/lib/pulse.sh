@@ -107,7 +107,17 @@ pulse_prepare() {
     cat "$XDG_RUNTIME_DIR/pulse.log" >&2 2> /dev/null
     return 1
   fi
-  pulse_is_pipewire && return 0
+  if pulse_is_pipewire; then
+    # pipewire-pulse answers before wireplumber has made the "default" metadata, and until
+    # then every set-default-sink fails with "Not supported" (2 of 12 servers started four at
+    # a time): wait for it.
+    for i in $(seq 1 300); do
+      pw-cli ls Metadata 2> /dev/null | grep -q 'metadata.name = "default"' && return 0
+      sleep 0.05
+    done
+    echo "wireplumber made no default metadata within 15 s" >&2
+    return 1
+  fi
   pactl set-default-sink harness_idle && pactl set-default-source harness_source
 }
 
