@@ -72,6 +72,10 @@ CONF
   dbus-daemon --session --address="$DBUS_SESSION_BUS_ADDRESS" --nofork --nopidfile &
   for p in $(seq 1 200); do [ -S "$XDG_RUNTIME_DIR/bus" ] && break; sleep 0.01; done
   pipewire &
+  # wireplumber started before pipewire's socket exists exits ("Failed to connect to
+  # PipeWire"), leaving no session manager: no default metadata, and every set-default-sink
+  # then fails with "Not supported" (4 of 12 servers started four at a time).
+  for p in $(seq 1 500); do [ -S "$XDG_RUNTIME_DIR/pipewire-0" ] && break; sleep 0.01; done
   wireplumber &
   pipewire-pulse &
   wait
@@ -108,9 +112,8 @@ pulse_prepare() {
     return 1
   fi
   if pulse_is_pipewire; then
-    # pipewire-pulse answers before wireplumber has made the "default" metadata, and until
-    # then every set-default-sink fails with "Not supported" (2 of 12 servers started four at
-    # a time): wait for it.
+    # pipewire-pulse can answer before wireplumber has made the "default" metadata, and
+    # until then every set-default-sink fails with "Not supported": wait for it.
     for i in $(seq 1 300); do
       pw-cli ls Metadata 2> /dev/null | grep -q 'metadata.name = "default"' && return 0
       sleep 0.05
